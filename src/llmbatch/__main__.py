@@ -1,0 +1,5 @@
+"""``python -m llmbatch``: the CLI."""
+
+from llmbatch.cli.main import main
+
+main()

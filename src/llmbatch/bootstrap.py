@@ -1,0 +1,46 @@
+"""Composition root: config -> engine -> unit of work -> provider registry -> publisher.
+
+Every entry point (CLI, worker, API) builds one ``Runtime`` and hands it to the services.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from llmbatch.config import AppConfig
+from llmbatch.db.engine import make_engine
+from llmbatch.providers.registry import ProviderRegistry
+from llmbatch.service_layer.unit_of_work import NullPublisher, Publisher, UnitOfWork
+
+__all__ = ["Runtime", "build_runtime", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything a service needs, built once per process."""
+
+    config: AppConfig
+    engine: Engine
+    registry: ProviderRegistry
+    publisher: Publisher = field(default_factory=NullPublisher)
+    clock: Callable[[], datetime] = utcnow
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.publisher)
+
+
+def build_runtime(config: AppConfig, publisher: Publisher | None = None) -> Runtime:
+    """Build the runtime for ``config``; the engine connects lazily."""
+    return Runtime(config=config, engine=make_engine(config.database),
+                   registry=ProviderRegistry(config), publisher=publisher or NullPublisher())

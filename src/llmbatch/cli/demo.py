@@ -1,0 +1,133 @@
+"""``llmbatch demo``: the whole path on one machine with nothing installed.
+
+Starts the emulator in this process, writes a config pointing every provider at it (SQLite
+database, SQLite broker), starts an embedded worker, submits a job of prompts per provider,
+shows progress, prints a few outputs and one summary line per provider, and stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from llmbatch.bootstrap import build_runtime
+from llmbatch.cli.embedded import EmbeddedWorker
+from llmbatch.cli.progress import finished_items
+from llmbatch.config import load_config
+from llmbatch.db.migrate import upgrade
+from llmbatch.domain.states import ItemStatus, JobStatus, is_terminal
+from llmbatch.emulator.server import EmulatorServer
+from llmbatch.emulator.settings import load_profile
+from llmbatch.service_layer.jobs import create_job, iter_result_records
+
+__all__ = ["DEMO_PROVIDERS", "run_demo"]
+
+# provider -> (model, path prefix of its emulator)
+DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("gpt-4o-mini", "/openai/v1"),
+}
+DEMO_KEY = "demo-key"
+TOPICS = ["photosynthesis", "the Roman road network", "TCP congestion control", "sourdough",
+          "plate tectonics", "the B-tree", "jazz harmony", "vaccines", "tides", "compilers",
+          "the printing press", "black holes", "coral reefs", "double-entry bookkeeping"]
+
+
+def _write_config(workdir: Path, emulator_url: str) -> Path:
+    config: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{workdir / 'llmbatch.db'}"},
+        "broker": {"url": f"sqla+sqlite:///{workdir / 'broker.db'}",
+                   "polling_interval_s": 0.1},
+        "worker": {"tick_interval_s": 0.5, "lease_s": 30},
+        "polling": {"strategy": "adaptive", "min_s": 0.3, "max_s": 2.0},
+        "providers": {
+            name: {"base_url": emulator_url + prefix, "api_key": DEMO_KEY,
+                   "models": [{"name": model}]}
+            for name, (model, prefix) in DEMO_PROVIDERS.items()
+        },
+    }
+    path = workdir / "llm_config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _write_prompts(path: Path, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            topic = rng.choice(TOPICS)
+            body = {"messages": [
+                {"role": "system", "content": "You explain things in two sentences."},
+                {"role": "user", "content": f"Explain {topic} to a curious twelve-year-old."}],
+                "max_tokens": 120, "temperature": 0.2}
+            out.write(json.dumps({"custom_id": f"demo-{i:03d}", "body": body}) + "\n")
+
+
+def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
+             timeout_s: float = 300.0) -> int:
+    """Run the demo; 0 when every provider's job succeeded."""
+    workdir = keep or Path(tempfile.mkdtemp(prefix="llmbatch-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        with EmulatorServer(load_profile("fast")) as emulator:
+            console.print(f"[bold]emulator[/bold] {emulator.url}  (providers: "
+                          f"{', '.join(DEMO_PROVIDERS)})")
+            config_path = _write_config(workdir, emulator.url)
+            rt = build_runtime(load_config(config_path))
+            from llmbatch.worker.app import CeleryPublisher, make_celery
+
+            rt.publisher = CeleryPublisher(make_celery(rt.config))
+            upgrade(rt.engine)
+            job_ids: dict[str, str] = {}
+            for n, (name, (model, _)) in enumerate(DEMO_PROVIDERS.items()):
+                prompts = workdir / f"prompts-{name}.jsonl"
+                _write_prompts(prompts, items, seed=n)
+                job_ids[name], _ = create_job(rt, prompts, provider=name, model=model,
+                                              name=f"demo-{name}")
+                console.print(f"submitted {items} prompts to {name}: job {job_ids[name]}")
+            with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
+                jobs = _watch(rt, job_ids, console, timeout_s)
+            _show_outputs(rt, job_ids, console)
+            for name, job in jobs.items():
+                done = job.counts.get(ItemStatus.SUCCEEDED, 0)
+                console.print(f"{name} {job.id} {job.status} {done}/{job.item_count} succeeded",
+                              highlight=False)
+            ok = all(j.status is JobStatus.SUCCEEDED for j in jobs.values())
+            return 0 if ok else 1
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _watch(rt: Any, job_ids: dict[str, str], console: Console, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    columns = (TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[state]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        bars = {name: bar.add_task(name, total=1, state="pending") for name in job_ids}
+        while True:
+            jobs = {}
+            with rt.uow() as uow:
+                for name, job_id in job_ids.items():
+                    jobs[name] = uow.repo.get_job(job_id)
+            for name, job in jobs.items():
+                bar.update(bars[name], total=job.item_count, completed=finished_items(job),
+                           state=str(job.status))
+            if all(is_terminal(j.status) for j in jobs.values()) or time.monotonic() > deadline:
+                return jobs
+            time.sleep(0.3)
+
+
+def _show_outputs(rt: Any, job_ids: dict[str, str], console: Console) -> None:
+    for name, job_id in job_ids.items():
+        for record in list(iter_result_records(rt, job_id))[:2]:
+            text = (record["output_text"] or json.dumps(record["error"]))[:100]
+            console.print(f"  [dim]{name}[/dim] {record['custom_id']}: {text}", highlight=False)

@@ -1,0 +1,213 @@
+"""Configuration: ``llm_config.yaml`` validated into frozen pydantic models.
+
+Loaded once at start-up (``load_config``) and passed down; nothing reads it at import time.
+Unknown keys are errors. Environment variables override the database URL
+(``LLMBATCH_DATABASE_URL``), the broker URL (``LLMBATCH_BROKER_URL``) and each provider's API
+key (the variable named by ``providers.<name>.api_key_env``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from llmbatch.errors import ConfigError
+
+__all__ = [
+    "AppConfig",
+    "BrokerConfig",
+    "DatabaseConfig",
+    "ModelConfig",
+    "PollingConfig",
+    "ProviderConfig",
+    "ProviderLimits",
+    "RetryConfig",
+    "WorkerConfig",
+    "format_validation_error",
+    "load_config",
+]
+
+DEFAULT_DATA_DIR = Path(".llmbatch")
+CONFIG_ENV = "LLMBATCH_CONFIG"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Frozen):
+    """Where jobs live. SQLite (embedded default) or PostgreSQL (scale-out)."""
+
+    url: str = f"sqlite:///{DEFAULT_DATA_DIR}/llmbatch.db"
+    echo: bool = False
+    busy_timeout_ms: int = Field(30_000, gt=0)
+
+
+class BrokerConfig(_Frozen):
+    """Celery broker. The embedded default is kombu's SQLAlchemy transport on SQLite."""
+
+    url: str = f"sqla+sqlite:///{DEFAULT_DATA_DIR}/broker.db"
+    polling_interval_s: float = Field(0.2, gt=0)
+
+
+class WorkerConfig(_Frozen):
+    """Worker behaviour shared by every process."""
+
+    lease_s: float = Field(120.0, gt=0, description="How long a task owns a batch")
+    tick_interval_s: float = Field(2.0, gt=0, description="Beat period of the scheduler tick")
+    fetch_chunk_size: int = Field(1000, gt=0, description="Result lines written per transaction")
+    build_chunk_size: int = Field(2000, gt=0, description="Items read per query for a file")
+
+
+class ProviderLimits(_Frozen):
+    """Per-batch limits. They can only lower the provider's own (checked at start-up)."""
+
+    max_requests: int | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+
+
+class ModelConfig(_Frozen):
+    """A model a provider may be asked for, with optional per-model limits and prices."""
+
+    name: str = Field(min_length=1)
+    max_requests: int | None = Field(None, gt=0)
+    enqueued_token_limit: int | None = Field(None, gt=0)
+    input_usd_per_mtok: float | None = Field(None, ge=0)
+    output_usd_per_mtok: float | None = Field(None, ge=0)
+    cached_input_usd_per_mtok: float | None = Field(None, ge=0)
+
+
+class ProviderConfig(_Frozen):
+    """One provider's connection settings, limits and models."""
+
+    enabled: bool = True
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    sdk_max_retries: int = Field(0, ge=0, description="SDK retries; tasks retry on their own")
+    limits: ProviderLimits = ProviderLimits()
+    models: tuple[ModelConfig, ...] = ()
+    allow_unlisted_models: bool = False
+    completion_window: str = "24h"
+    delete_files_after_fetch: bool = False
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> ProviderConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model listed twice: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        """The configured entry for ``name``, if any."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def resolved_api_key(self) -> str | None:
+        """The API key: from the environment variable named in config, else the literal."""
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+class PollingConfig(_Frozen):
+    """How often batches are polled. ``adaptive`` backs off between ``min_s`` and ``max_s``."""
+
+    strategy: Literal["adaptive", "fixed"] = "adaptive"
+    interval_s: float = Field(30.0, gt=0, description="Interval of the fixed strategy")
+    min_s: float = Field(1.0, gt=0)
+    max_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PollingConfig:
+        if self.min_s > self.max_s:
+            raise ValueError("min_s must be <= max_s")
+        return self
+
+
+class RetryConfig(_Frozen):
+    """Retries of provider API calls made by tasks (not items)."""
+
+    max_attempts: int = Field(5, gt=0)
+    base_delay_s: float = Field(1.0, gt=0)
+    max_delay_s: float = Field(60.0, gt=0)
+    item_max_attempts: int = Field(3, gt=0, description="Provider batches an item may ride in")
+
+
+class AppConfig(_Frozen):
+    """The whole configuration file."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    broker: BrokerConfig = BrokerConfig()
+    worker: WorkerConfig = WorkerConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    polling: PollingConfig = PollingConfig()
+    retry: RetryConfig = RetryConfig()
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The provider's config; a provider absent from the file gets the defaults."""
+        return self.providers.get(name, ProviderConfig())
+
+
+def format_validation_error(exc: ValidationError, root: str = "") -> list[str]:
+    """Turn pydantic's errors into ``path.to[2].field: message`` lines."""
+    lines = []
+    for err in exc.errors():
+        path = root
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        lines.append(f"{path or '<root>'}: {msg}")
+    return lines
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    if env.get("LLMBATCH_DATABASE_URL"):
+        data.setdefault("database", {})["url"] = env["LLMBATCH_DATABASE_URL"]
+    if env.get("LLMBATCH_BROKER_URL"):
+        data.setdefault("broker", {})["url"] = env["LLMBATCH_BROKER_URL"]
+    return data
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Read, override from the environment and validate. Raises ``ConfigError`` listing problems.
+
+    ``path`` defaults to ``$LLMBATCH_CONFIG``, then ``./llm_config.yaml`` if present, else the
+    built-in defaults.
+    """
+    env = os.environ if env is None else env
+    if path is None:
+        default = Path("llm_config.yaml")
+        path = env.get(CONFIG_ENV) or (default if default.exists() else None)
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping")
+        data = loaded or {}
+    data = _apply_env(data, env)
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid configuration",
+                          format_validation_error(exc)) from exc

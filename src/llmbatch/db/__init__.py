@@ -1,0 +1,1 @@
+"""Database adapter: SQLAlchemy Core tables, repositories, unit of work, Alembic migrations."""

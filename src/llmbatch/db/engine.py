@@ -1,0 +1,45 @@
+"""Engine construction. SQLite gets WAL, a busy timeout and foreign keys, because several
+processes (CLI, workers, beat) share one file in the embedded mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from llmbatch.config import DatabaseConfig
+
+__all__ = ["make_engine"]
+
+
+def make_engine(config: DatabaseConfig) -> Engine:
+    """An engine for ``config.url``; creates the SQLite file's directory when needed."""
+    url = make_url(config.url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=config.echo,
+                               connect_args={"timeout": config.busy_timeout_ms / 1000})
+        _configure_sqlite(engine, config.busy_timeout_ms)
+        return engine
+    return create_engine(url, echo=config.echo, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy issue BEGIN itself so transactions start where we say.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrades later.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,358 @@
+"""Repository: intention-named queries over the tables, in bulk where items are concerned.
+
+Every status change is a conditional UPDATE (``WHERE status IN (<allowed sources>)``), so a late
+or duplicated task cannot move anything backwards, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+
+from llmbatch.db.tables import events, items, jobs, provider_batches
+from llmbatch.domain.models import Endpoint, Event, Job, ProviderBatch, Usage
+from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, sources_of
+from llmbatch.errors import NotFoundError
+
+__all__ = ["AnyRow", "Repository"]
+
+AnyRow = Row[*tuple[Any, ...]]
+
+OPEN_BATCH_STATES = (BatchStatus.PLANNED, BatchStatus.SUBMITTING, BatchStatus.IN_PROGRESS,
+                     BatchStatus.CANCELLING, BatchStatus.ENDED)
+
+_BATCH_FIELDS = [c.name for c in provider_batches.columns if c.name not in {"fetched_at",
+                                                                          "updated_at"}]
+
+
+def _job_from_row(row: AnyRow) -> Job:
+    m = row._mapping
+    return Job(
+        id=m["id"], name=m["name"], provider=m["provider"], model=m["model"],
+        endpoint=Endpoint(m["endpoint"]), status=JobStatus(m["status"]),
+        item_count=m["item_count"], created_at=m["created_at"], tenant=m["tenant"],
+        idempotency_key=m["idempotency_key"], parent_job_id=m["parent_job_id"],
+        submitted_at=m["submitted_at"], completed_at=m["completed_at"], error=m["error"],
+        metadata=dict(m["metadata"] or {}),
+    )
+
+
+def _batch_from_row(row: AnyRow) -> ProviderBatch:
+    m = row._mapping
+    values = {k: m[k] for k in _BATCH_FIELDS}
+    values["status"] = BatchStatus(values["status"])
+    values["result_refs"] = dict(values["result_refs"] or {})
+    values["request_counts"] = dict(values["request_counts"] or {})
+    return ProviderBatch(**values)
+
+
+class Repository:
+    """Queries and bulk writes on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # ---- jobs -----------------------------------------------------------------------------
+    def add_job(self, job: Job, *, content_hash: str | None,
+                config_snapshot: dict[str, Any]) -> None:
+        self.conn.execute(insert(jobs).values(
+            id=job.id, tenant=job.tenant, name=job.name, provider=job.provider, model=job.model,
+            endpoint=str(job.endpoint), status=str(job.status), item_count=job.item_count,
+            idempotency_key=job.idempotency_key, content_hash=content_hash,
+            parent_job_id=job.parent_job_id, config_snapshot=config_snapshot,
+            metadata=job.metadata, created_at=job.created_at, updated_at=job.created_at,
+        ))
+
+    def finish_ingest(self, job_id: str, *, item_count: int, content_hash: str) -> None:
+        """Totals known only once the whole input was read."""
+        self.conn.execute(update(jobs).where(jobs.c.id == job_id)
+                          .values(item_count=item_count, content_hash=content_hash))
+
+    def get_job(self, job_id: str) -> Job:
+        """The job with its item counts and usage totals; ``NotFoundError`` if absent."""
+        row = self.conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        job = _job_from_row(row)
+        job.counts = self.item_counts(job_id)
+        job.usage = self.usage_totals(job_id)
+        return job
+
+    def find_job_by_idempotency_key(self, tenant: str, key: str) -> tuple[str, str | None] | None:
+        """``(job_id, content_hash)`` of the job created with this key, if any."""
+        row = self.conn.execute(select(jobs.c.id, jobs.c.content_hash).where(
+            jobs.c.tenant == tenant, jobs.c.idempotency_key == key)).first()
+        return (row.id, row.content_hash) if row else None
+
+    def list_jobs(self, *, limit: int = 50, status: JobStatus | None = None) -> list[Job]:
+        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == str(status))
+        result = []
+        for row in self.conn.execute(query).all():
+            job = _job_from_row(row)
+            job.counts = self.item_counts(job.id)
+            result.append(job)
+        return result
+
+    def move_job(self, job_id: str, to: JobStatus, now: datetime, **values: Any) -> bool:
+        """Conditional status change; False if the job was not in a status that may move."""
+        sources = [str(s) for s in sources_of(to)]
+        res = self.conn.execute(update(jobs).where(jobs.c.id == job_id,
+                                                   jobs.c.status.in_(sources))
+                                .values(status=str(to), updated_at=now, **values))
+        return res.rowcount == 1
+
+    def config_snapshot(self, job_id: str) -> dict[str, Any]:
+        snap = self.conn.execute(select(jobs.c.config_snapshot).where(jobs.c.id == job_id))
+        return dict(snap.scalar_one() or {})
+
+    def idle_running_jobs(self, limit: int) -> list[str]:
+        """Running or cancelling jobs with no open batch: finalize should look at them."""
+        b = provider_batches.c
+        open_states = [str(s) for s in OPEN_BATCH_STATES]
+        busy = select(b.id).where(b.job_id == jobs.c.id, b.status.in_(open_states)).exists()
+        query = select(jobs.c.id).where(
+            jobs.c.status.in_([str(JobStatus.RUNNING), str(JobStatus.CANCELLING)]), ~busy)
+        return list(self.conn.execute(query.limit(limit)).scalars())
+
+    def jobs_in_status(self, statuses: Iterable[JobStatus], limit: int) -> list[str]:
+        query = select(jobs.c.id).where(jobs.c.status.in_([str(s) for s in statuses]))
+        return list(self.conn.execute(query.order_by(jobs.c.created_at).limit(limit)).scalars())
+
+    # ---- items ----------------------------------------------------------------------------
+    def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
+        wire_bytes."""
+        if rows:
+            self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
+                              list(rows))
+
+    def item_counts(self, job_id: str) -> dict[ItemStatus, int]:
+        query = (select(items.c.status, func.count()).where(items.c.job_id == job_id)
+                 .group_by(items.c.status))
+        return {ItemStatus(s): n for s, n in self.conn.execute(query).all()}
+
+    def usage_totals(self, job_id: str) -> Usage:
+        row = self.conn.execute(select(
+            func.coalesce(func.sum(items.c.input_tokens), 0),
+            func.coalesce(func.sum(items.c.output_tokens), 0),
+            func.coalesce(func.sum(items.c.cached_tokens), 0),
+            func.coalesce(func.sum(items.c.reasoning_tokens), 0),
+        ).where(items.c.job_id == job_id)).one()
+        return Usage(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int]]:
+        """``(seq, wire_bytes)`` of pending items in input order: the planner's input."""
+        query = (select(items.c.seq, items.c.wire_bytes)
+                 .where(items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING))
+                 .order_by(items.c.seq))
+        for row in self.conn.execute(query):
+            yield row.seq, row.wire_bytes
+
+    def queue_items(self, job_id: str, batch_id: str, first_seq: int, last_seq: int) -> int:
+        """Put the pending items with ``first_seq <= seq <= last_seq`` into a planned batch."""
+        res = self.conn.execute(update(items).where(
+            items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING),
+            items.c.seq.between(first_seq, last_seq),
+        ).values(status=str(ItemStatus.QUEUED), batch_id=batch_id))
+        return res.rowcount
+
+    def batch_requests_after(self, batch_id: str, after_seq: int,
+                             limit: int) -> list[AnyRow]:
+        """``seq, custom_id, provider_key, request`` of a batch's next ``limit`` items
+        (keyset pagination, so a reader never holds a long transaction)."""
+        return list(self.conn.execute(
+            select(items.c.seq, items.c.custom_id, items.c.provider_key, items.c.request)
+            .where(items.c.batch_id == batch_id, items.c.seq > after_seq)
+            .order_by(items.c.seq).limit(limit)).all())
+
+    def mark_items_submitted(self, batch_id: str) -> int:
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.SUBMITTED), attempts=items.c.attempts + 1))
+        return res.rowcount
+
+    def release_queued_items(self, batch_id: str) -> int:
+        """A batch that will not be sent: its queued items go back to pending."""
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.PENDING), batch_id=None))
+        return res.rowcount
+
+    def record_results(self, batch_id: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Bulk-apply result rows (keyed by ``b_provider_key``) to the batch's submitted items.
+
+        Rows for items that already moved on are ignored, so re-running a fetch is harmless.
+        Each row: b_provider_key, status, batch_id (None when sent back to pending), response,
+        output_text, finish_reason, input/output/cached/reasoning_tokens, error, completed_at.
+        """
+        if not rows:
+            return 0
+        stmt = update(items).where(
+            items.c.batch_id == batch_id,
+            items.c.provider_key == bindparam("b_provider_key"),
+            items.c.status == str(ItemStatus.SUBMITTED),
+        )
+        res = self.conn.execute(stmt, list(rows))
+        return res.rowcount
+
+    def settle_unreported_items(self, batch_id: str, final: ItemStatus,
+                                error: dict[str, Any] | None, now: datetime,
+                                retry_below_attempts: int | None = None) -> int:
+        """Items the provider returned no line for. Those with fewer than
+        ``retry_below_attempts`` attempts go back to pending; the rest get ``final``."""
+        b = items.c
+        base = [b.batch_id == batch_id, b.status == str(ItemStatus.SUBMITTED)]
+        moved = 0
+        if retry_below_attempts is not None:
+            moved += self.conn.execute(update(items).where(
+                *base, b.attempts < retry_below_attempts,
+            ).values(status=str(ItemStatus.PENDING), batch_id=None, error=error)).rowcount
+        moved += self.conn.execute(update(items).where(*base).values(
+            status=str(final), error=error, completed_at=now)).rowcount
+        return moved
+
+    def attempts_of(self, batch_id: str, provider_keys: Sequence[str]) -> dict[str, int]:
+        """``provider_key -> attempts`` for submitted items of a batch."""
+        query = select(items.c.provider_key, items.c.attempts).where(
+            items.c.batch_id == batch_id, items.c.provider_key.in_(list(provider_keys)),
+            items.c.status == str(ItemStatus.SUBMITTED))
+        return {r.provider_key: r.attempts for r in self.conn.execute(query).all()}
+
+    def cancel_unsent_items(self, job_id: str, now: datetime) -> int:
+        """Pending and queued items of a cancelled job become cancelled."""
+        res = self.conn.execute(update(items).where(
+            items.c.job_id == job_id,
+            items.c.status.in_([str(ItemStatus.PENDING), str(ItemStatus.QUEUED)]),
+        ).values(status=str(ItemStatus.CANCELLED), completed_at=now,
+                 error={"type": "cancelled", "code": "cancelled_by_user",
+                        "message": "job cancelled before this item was sent",
+                        "retryable": False}))
+        return res.rowcount
+
+    def fail_unsent_items(self, batch_id: str, error: dict[str, Any], now: datetime) -> int:
+        """Queued items of a batch the provider refused for good."""
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
+        return res.rowcount
+
+    def job_results_after(self, job_id: str, after_seq: int, limit: int) -> list[AnyRow]:
+        """The next ``limit`` items of a job after ``after_seq``, in input order."""
+        return list(self.conn.execute(
+            select(items).where(items.c.job_id == job_id, items.c.seq > after_seq)
+            .order_by(items.c.seq).limit(limit)).all())
+
+    # ---- provider batches -----------------------------------------------------------------
+    def add_batch(self, batch: ProviderBatch) -> None:
+        values = {k: getattr(batch, k) for k in _BATCH_FIELDS}
+        values["status"] = str(batch.status)
+        self.conn.execute(insert(provider_batches).values(updated_at=batch.created_at, **values))
+
+    def get_batch(self, batch_id: str) -> ProviderBatch:
+        row = self.conn.execute(select(provider_batches)
+                                .where(provider_batches.c.id == batch_id)).first()
+        if row is None:
+            raise NotFoundError(f"no provider batch {batch_id!r}")
+        return _batch_from_row(row)
+
+    def batches_of_job(self, job_id: str) -> list[ProviderBatch]:
+        query = (select(provider_batches).where(provider_batches.c.job_id == job_id)
+                 .order_by(provider_batches.c.created_at, provider_batches.c.id))
+        return [_batch_from_row(r) for r in self.conn.execute(query).all()]
+
+    def claim_batch(self, batch_id: str, statuses: Iterable[BatchStatus], owner: str,
+                    now: datetime, lease_s: float) -> ProviderBatch | None:
+        """Take the lease on a batch in one of ``statuses`` whose lease is free or expired.
+
+        A single conditional UPDATE: atomic on SQLite and PostgreSQL, so two workers can never
+        both own a batch.
+        """
+        res = self.conn.execute(update(provider_batches).where(
+            provider_batches.c.id == batch_id,
+            provider_batches.c.status.in_([str(s) for s in statuses]),
+            or_(provider_batches.c.lease_until.is_(None), provider_batches.c.lease_until < now),
+        ).values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s),
+                 updated_at=now))
+        return self.get_batch(batch_id) if res.rowcount == 1 else None
+
+    def update_batch(self, batch_id: str, owner: str, now: datetime, *,
+                     to: BatchStatus | None = None, release: bool = True,
+                     **values: Any) -> bool:
+        """Write fields (and optionally a status change) of a batch this owner holds."""
+        conds = [provider_batches.c.id == batch_id, provider_batches.c.lease_owner == owner]
+        if to is not None:
+            conds.append(provider_batches.c.status.in_([str(s) for s in sources_of(to)]))
+            values["status"] = str(to)
+        if release:
+            values.update(lease_owner=None, lease_until=None)
+        res = self.conn.execute(update(provider_batches).where(and_(*conds))
+                                .values(updated_at=now, **values))
+        return res.rowcount == 1
+
+    def move_unleased_batches(self, job_id: str, frm: BatchStatus, to: BatchStatus,
+                              now: datetime) -> list[str]:
+        """Move a job's batches in ``frm`` that nobody holds; returns their ids."""
+        free = or_(provider_batches.c.lease_until.is_(None), provider_batches.c.lease_until < now)
+        ids = list(self.conn.execute(select(provider_batches.c.id).where(
+            provider_batches.c.job_id == job_id, provider_batches.c.status == str(frm), free,
+        )).scalars())
+        if ids:
+            self.conn.execute(update(provider_batches).where(
+                provider_batches.c.id.in_(ids), provider_batches.c.status == str(frm),
+            ).values(status=str(to), updated_at=now))
+        return ids
+
+    def due_batches(self, now: datetime, redispatch_before: datetime,
+                    limit: int) -> list[tuple[str, BatchStatus]]:
+        """Batches some task should act on now, lease free and not dispatched recently:
+        planned (submit), in progress or cancelling and due for a poll, ended (fetch)."""
+        b = provider_batches.c
+        free = or_(b.lease_until.is_(None), b.lease_until < now)
+        not_dispatched = or_(b.dispatched_at.is_(None), b.dispatched_at < redispatch_before)
+        due = or_(b.next_poll_at.is_(None), b.next_poll_at <= now)
+        query = select(b.id, b.status).where(free, not_dispatched, or_(
+            and_(b.status.in_([str(BatchStatus.PLANNED), str(BatchStatus.IN_PROGRESS),
+                               str(BatchStatus.CANCELLING)]), due),
+            b.status == str(BatchStatus.ENDED),
+        )).order_by(b.next_poll_at).limit(limit)
+        return [(r.id, BatchStatus(r.status)) for r in self.conn.execute(query).all()]
+
+    def mark_dispatched(self, batch_ids: Sequence[str], now: datetime) -> None:
+        """Remember that work was enqueued, so the next tick does not enqueue it again."""
+        if batch_ids:
+            self.conn.execute(update(provider_batches)
+                              .where(provider_batches.c.id.in_(list(batch_ids)))
+                              .values(dispatched_at=now))
+
+    def stale_submissions(self, now: datetime, limit: int) -> list[str]:
+        """Batches left in SUBMITTING by a worker whose lease ran out (it probably died)."""
+        b = provider_batches.c
+        query = select(b.id).where(b.status == str(BatchStatus.SUBMITTING),
+                                   or_(b.lease_until.is_(None), b.lease_until < now))
+        return list(self.conn.execute(query.limit(limit)).scalars())
+
+    def open_batch_count(self, job_id: str) -> int:
+        b = provider_batches.c
+        open_states = [str(s) for s in OPEN_BATCH_STATES]
+        query = select(func.count()).where(b.job_id == job_id, b.status.in_(open_states))
+        return int(self.conn.execute(query).scalar_one())
+
+    # ---- events ---------------------------------------------------------------------------
+    def add_events(self, evs: Sequence[Event]) -> None:
+        if evs:
+            self.conn.execute(insert(events), [
+                {"job_id": e.job_id, "batch_id": e.batch_id, "type": e.type,
+                 "from_status": e.from_status, "to_status": e.to_status, "at": e.at,
+                 "data": e.data} for e in evs])
+
+    def events_of_job(self, job_id: str, limit: int = 1000) -> list[Event]:
+        query = (select(events).where(events.c.job_id == job_id).order_by(events.c.id)
+                 .limit(limit))
+        return [Event(job_id=r.job_id, type=r.type, at=r.at, batch_id=r.batch_id,
+                      from_status=r.from_status, to_status=r.to_status, data=dict(r.data or {}))
+                for r in self.conn.execute(query).all()]

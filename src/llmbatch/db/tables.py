@@ -1,0 +1,162 @@
+"""SQLAlchemy 2 Core tables. The schema is owned by Alembic (``db/migrations``); these
+definitions are what the repository queries and what autogenerate compares against.
+
+Core, not ORM: items are read and written in bulk (executemany), never one object at a time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["events", "items", "jobs", "metadata", "provider_batches"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant", String(100), nullable=False, default="default"),
+    Column("name", String(200)),
+    Column("provider", String(50), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(20), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("content_hash", String(64)),
+    Column("parent_job_id", String(40), ForeignKey("jobs.id")),
+    Column("config_snapshot", JSONType, nullable=False, default=dict),
+    Column("metadata", JSONType, nullable=False, default=dict),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("submitted_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
+    Index("ix_jobs_status_created", "status", "created_at"),
+)
+
+provider_batches = Table(
+    "provider_batches", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(50), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("item_count", Integer, nullable=False),
+    Column("byte_count", BigInteger, nullable=False),
+    Column("provider_batch_id", String(200)),
+    Column("provider_status", String(50)),
+    Column("input_file_id", String(200)),
+    Column("result_refs", JSONType, nullable=False, default=dict),
+    Column("request_counts", JSONType, nullable=False, default=dict),
+    Column("lease_owner", String(200)),
+    Column("lease_until", UTCDateTime),
+    Column("next_poll_at", UTCDateTime),  # also "not before" for a delayed (re)submission
+    Column("dispatched_at", UTCDateTime),  # when the tick last enqueued work for it
+    Column("poll_count", Integer, nullable=False, default=0),
+    Column("submit_attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("error_code", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("submitted_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("fetched_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_provider_batches_job_id", "job_id"),
+    Index("ix_provider_batches_status_next_poll_at", "status", "next_poll_at"),
+)
+
+items = Table(
+    "items", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("custom_id", String(500), nullable=False),
+    Column("provider_key", String(500), nullable=False),
+    Column("request", JSONType, nullable=False),
+    Column("wire_bytes", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("batch_id", String(40), ForeignKey("provider_batches.id")),
+    Column("response", JSONType),
+    Column("output_text", Text),
+    Column("finish_reason", String(50)),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float),
+    Column("error", JSONType),
+    Column("completed_at", UTCDateTime),
+    UniqueConstraint("job_id", "seq", name="uq_items_job_id_seq"),
+    UniqueConstraint("job_id", "custom_id", name="uq_items_job_id_custom_id"),
+    Index("ix_items_job_id_status", "job_id", "status"),
+    Index("ix_items_batch_id_provider_key", "batch_id", "provider_key"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("batch_id", String(40)),
+    Column("type", String(100), nullable=False),
+    Column("from_status", String(30)),
+    Column("to_status", String(30)),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", JSONType, nullable=False, default=dict),
+    Index("ix_events_job_id_id", "job_id", "id"),
+)

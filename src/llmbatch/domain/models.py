@@ -1,0 +1,187 @@
+"""Domain objects: Job, ProviderBatch, Event, and the provider-neutral values adapters return.
+
+Items are handled in bulk by the repository (a job may hold hundreds of thousands), so they
+appear here only as the values that cross layers: ``RequestLine`` going in, ``ItemResult``
+coming out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
+
+__all__ = [
+    "BatchProgress",
+    "Endpoint",
+    "Event",
+    "ItemError",
+    "ItemResult",
+    "Job",
+    "ProviderBatch",
+    "ProviderState",
+    "RequestLine",
+    "SubmittedBatch",
+    "Usage",
+]
+
+
+class Endpoint(StrEnum):
+    """What kind of request every line of a job is."""
+
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+@dataclass(frozen=True)
+class RequestLine:
+    """One validated input line. ``body`` is the neutral (OpenAI-style) body without ``model``;
+    ``native`` is a provider-native body passed through untouched."""
+
+    index: int
+    custom_id: str
+    body: dict[str, Any] | None
+    native: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one item, provider-neutral."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens}
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why an item did not succeed. ``retryable`` means another batch could succeed."""
+
+    type: str
+    message: str
+    code: str | None = None
+    retryable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "code": self.code, "message": self.message,
+                "retryable": self.retryable}
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One result line, keyed by the id we sent to the provider."""
+
+    provider_key: str
+    status: ItemStatus
+    response: dict[str, Any] | None = None
+    output_text: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: ItemError | None = None
+
+
+class ProviderState(StrEnum):
+    """Where a provider batch is, in neutral terms."""
+
+    RUNNING = "running"  # not terminal at the provider
+    ENDED = "ended"  # terminal: results (possibly partial or none) can be fetched
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """What a poll learns. ``provider_status`` is the provider's own word, kept for humans."""
+
+    state: ProviderState
+    provider_status: str
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    # Provider-specific ids needed to fetch results (e.g. OpenAI output/error file ids).
+    result_refs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # batch-level failure, e.g. validation errors
+    error_code: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubmittedBatch:
+    """What the provider said when it accepted (or we adopted) a batch."""
+
+    provider_batch_id: str
+    provider_status: str
+    input_file_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """A user's submission."""
+
+    id: str
+    name: str | None
+    provider: str
+    model: str
+    endpoint: Endpoint
+    status: JobStatus
+    item_count: int
+    created_at: datetime
+    tenant: str = "default"
+    idempotency_key: str | None = None
+    parent_job_id: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    counts: dict[ItemStatus, int] = field(default_factory=dict)
+    usage: Usage = Usage()
+
+
+@dataclass
+class ProviderBatch:
+    """One submission to a provider: a slice of a job's items."""
+
+    id: str
+    job_id: str
+    provider: str
+    model: str
+    status: BatchStatus
+    attempt: int
+    item_count: int
+    byte_count: int
+    created_at: datetime
+    provider_batch_id: str | None = None
+    provider_status: str | None = None
+    input_file_id: str | None = None
+    result_refs: dict[str, str] = field(default_factory=dict)
+    request_counts: dict[str, int] = field(default_factory=dict)
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    next_poll_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    poll_count: int = 0
+    submit_attempts: int = 0
+    submitted_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the append-only timeline."""
+
+    job_id: str
+    type: str
+    at: datetime
+    batch_id: str | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)

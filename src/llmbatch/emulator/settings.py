@@ -1,0 +1,136 @@
+"""Emulator settings: one frozen model, loadable from a YAML profile.
+
+A profile file is simply these settings as YAML (every key optional), so one file sets
+timing, limits, accepted keys and the faults active at start. Bundled profiles live in
+``llmbatch/emulator/profiles/`` and can be named without a path (``fast``, ``default``,
+``chaos``).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmbatch.config import format_validation_error
+from llmbatch.emulator.faults import FaultProfile
+from llmbatch.errors import ConfigError
+
+__all__ = [
+    "EmulatorSettings",
+    "OpenAISettings",
+    "TimingSettings",
+    "bundled_profiles",
+    "load_profile",
+]
+
+MiB = 1024 * 1024
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimingSettings(_Frozen):
+    """How long each phase of a batch lasts, in seconds (shared by all providers).
+
+    Run time is ``run_base_s + run_per_item_s * requests`` so large batches take longer, as
+    they do for real; progress counters grow linearly over it.
+    """
+
+    validate_s: float = Field(2.0, ge=0)
+    run_base_s: float = Field(8.0, ge=0)
+    run_per_item_s: float = Field(0.0002, ge=0)
+    finalize_s: float = Field(1.0, ge=0)
+    cancel_s: float = Field(1.0, ge=0, description="How long 'cancelling' lasts")
+    completion_window_s: float = Field(
+        86_400.0, gt=0, description="Deadline after creation; running batches then expire"
+    )
+
+    def run_s(self, requests: int) -> float:
+        """Time the in-progress phase of a batch of ``requests`` takes."""
+        return self.run_base_s + self.run_per_item_s * requests
+
+
+class OpenAISettings(_Frozen):
+    """Limits and behaviour of the OpenAI emulator (defaults are the real service's)."""
+
+    max_requests: int = Field(50_000, gt=0, description="Over it: batch fails, too_many_tasks")
+    max_batch_bytes: int = Field(200 * MiB, gt=0, description="Batch input file size limit")
+    max_file_bytes: int = Field(512 * MiB, gt=0, description="Upload size limit (any purpose)")
+    enqueued_token_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Enqueued prompt tokens allowed per model ('*' = any model); none if empty",
+    )
+    token_limit_mode: Literal["async", "sync"] = Field(
+        "async", description="async: batch fails (token_limit_exceeded); sync: create gets 429"
+    )
+    embedding_dim: int = Field(8, gt=0, le=4096, description="Default embedding vector size")
+    cancelled_requests: Literal["error_file", "omit"] = Field(
+        "error_file",
+        description="Unstarted requests of a cancelled batch: batch_cancelled lines, or absent",
+    )
+    max_reported_errors: int = Field(100, gt=0, description="Validation errors listed at most")
+
+
+class EmulatorSettings(_Frozen):
+    """Everything the emulator can be told at start."""
+
+    timing: TimingSettings = TimingSettings()
+    openai: OpenAISettings = OpenAISettings()
+    faults: FaultProfile = FaultProfile()
+    api_keys: tuple[str, ...] | None = Field(
+        None, description="Accepted API keys; None accepts any non-empty key"
+    )
+    seed: int = Field(0, description="Seeds ids and output shuffling (outputs depend on bodies)")
+    data_dir: Path | None = Field(
+        None, description="Where file bytes live; None = a temp dir removed at shutdown"
+    )
+
+
+def bundled_profiles() -> list[str]:
+    """Names of the profiles shipped with the package."""
+    root = resources.files("llmbatch.emulator") / "profiles"
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def _read_profile(profile: str | Path) -> tuple[str, str]:
+    path = Path(profile)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read emulator profile: {exc.strerror}") from exc
+    bundled = resources.files("llmbatch.emulator") / "profiles" / f"{profile}.yaml"
+    if not bundled.is_file():
+        names = ", ".join(bundled_profiles())
+        raise ConfigError(f"{profile}: no such emulator profile file or bundled profile ({names})")
+    return f"<bundled {profile}>", bundled.read_text(encoding="utf-8")
+
+
+def load_profile(profile: str | Path | None, **overrides: Any) -> EmulatorSettings:
+    """Settings from a YAML file or a bundled profile name, then ``overrides`` on top.
+
+    Raises ``ConfigError`` naming each bad key by its path, like ``llmbatch config validate``.
+    """
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if profile is not None:
+        source, text = _read_profile(profile)
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping")
+        data = loaded or {}
+    data.update(overrides)
+    try:
+        return EmulatorSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid emulator profile",
+                          format_validation_error(exc)) from exc

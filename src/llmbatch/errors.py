@@ -1,0 +1,152 @@
+"""The project's exception tree.
+
+    LLMBatchError
+    ├── ConfigError                 configuration file or environment is invalid
+    ├── InputError                  a submitted JSONL file is bad (names file, line, field)
+    ├── NotFoundError               a job or batch id that does not exist
+    ├── ConflictError               idempotency-key reuse with other content, illegal transition
+    │   └── InvalidTransition       a status change the transition table forbids
+    └── ProviderError               anything a provider adapter raises
+        ├── TransientProviderError  network trouble, timeouts, 5xx: retry with backoff
+        │   └── RateLimitedError    429 / overloaded: retry after ``retry_after`` seconds
+        ├── PermanentProviderError  4xx the provider will never accept: do not retry
+        └── AuthenticationError     401/403: credentials are wrong; retrying cannot help
+
+Every exception pickles with its arguments (Celery ships them between processes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConflictError",
+    "InputError",
+    "InvalidTransition",
+    "LLMBatchError",
+    "NotFoundError",
+    "PermanentProviderError",
+    "ProviderError",
+    "RateLimitedError",
+    "TransientProviderError",
+]
+
+
+class LLMBatchError(Exception):
+    """Root of every error llmbatch raises on purpose."""
+
+
+class ConfigError(LLMBatchError):
+    """The configuration is invalid; ``problems`` lists ``path: message`` strings."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message, problems or [])
+        self.message = message
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+class InputError(LLMBatchError):
+    """A submitted input is invalid. Carries where: file, line (1-based) and field."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, file, line, field)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_input_error, (self.message, self.file, self.line, self.field))
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
+        field = f" field '{self.field}'" if self.field else ""
+        prefix = f"{where}:{field} " if where else (f"{field.strip()}: " if field else "")
+        return f"{prefix}{self.message}"
+
+
+def _rebuild_input_error(
+    message: str, file: str | None, line: int | None, field: str | None
+) -> InputError:
+    return InputError(message, file=file, line=line, field=field)
+
+
+class NotFoundError(LLMBatchError):
+    """A job, batch or item id that does not exist."""
+
+
+class ConflictError(LLMBatchError):
+    """The request conflicts with stored state."""
+
+
+class InvalidTransition(ConflictError):
+    """A status change that the transition table does not allow."""
+
+
+class ProviderError(LLMBatchError):
+    """Base of errors coming from a provider adapter.
+
+    ``retryable`` tells the retry policy whether a second attempt can help.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_provider_error,
+                (type(self), self.message, self.provider, self.status_code, self.code,
+                 getattr(self, "retry_after", None)))
+
+    def __str__(self) -> str:
+        bits = [b for b in (self.provider, str(self.status_code or ""), self.code or "") if b]
+        return f"[{' '.join(bits)}] {self.message}" if bits else self.message
+
+
+class TransientProviderError(ProviderError):
+    """A failure that may go away: connection errors, timeouts, 5xx."""
+
+    retryable = True
+
+
+class RateLimitedError(TransientProviderError):
+    """The provider asked us to slow down; ``retry_after`` is in seconds, if it said."""
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = 429,
+                 code: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, provider=provider, status_code=status_code, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """The provider will never accept this request as it is."""
+
+
+class AuthenticationError(PermanentProviderError):
+    """Credentials are missing or wrong."""
+
+
+def _rebuild_provider_error(
+    cls: type[ProviderError], message: str, provider: str, status_code: int | None,
+    code: str | None, retry_after: float | None,
+) -> ProviderError:
+    if issubclass(cls, RateLimitedError):
+        return cls(message, provider=provider, status_code=status_code, code=code,
+                   retry_after=retry_after)
+    return cls(message, provider=provider, status_code=status_code, code=code)

@@ -1,0 +1,1 @@
+"""Provider adapters: one module per vendor, found through the ``llmbatch.providers`` group."""

@@ -1,0 +1,98 @@
+"""The contract every provider adapter fulfils.
+
+An adapter is constructed with its ``ProviderConfig`` (key, base URL, timeouts, SDK retries);
+it never reads the environment. It speaks provider-neutral values (``domain.models``) to the
+service layer and translates its SDK's exceptions into ``llmbatch.errors`` in one place.
+Limits and capabilities are class attributes; config can only lower them (``effective_limits``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from llmbatch.config import ProviderConfig
+from llmbatch.domain.models import BatchProgress, Endpoint, ItemResult, RequestLine, SubmittedBatch
+
+__all__ = ["BatchLimits", "BatchProvider", "EncodedLine"]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """What one provider batch may hold."""
+
+    max_requests: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class EncodedLine:
+    """One item in the provider's wire format, with the key the provider will echo back."""
+
+    provider_key: str
+    data: bytes  # one JSON object, no trailing newline
+
+
+class BatchProvider(abc.ABC):
+    """Base class of provider adapters."""
+
+    name: ClassVar[str]
+    max_requests: ClassVar[int]
+    max_bytes: ClassVar[int]
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    def effective_limits(self, model: str) -> BatchLimits:
+        """Provider limits, lowered (never raised) by config."""
+        max_requests = self.max_requests
+        max_bytes = self.max_bytes
+        if self.config.limits.max_requests:
+            max_requests = min(max_requests, self.config.limits.max_requests)
+        if self.config.limits.max_bytes:
+            max_bytes = min(max_bytes, self.config.limits.max_bytes)
+        model_cfg = self.config.model(model)
+        if model_cfg and model_cfg.max_requests:
+            max_requests = min(max_requests, model_cfg.max_requests)
+        return BatchLimits(max_requests=max_requests, max_bytes=max_bytes)
+
+    def check_request(self, request: RequestLine, *, endpoint: Endpoint, model: str,
+                      file: str, line: int) -> None:
+        """Raise ``InputError`` if this provider cannot run ``request`` faithfully.
+
+        Called for every line at submit time, before anything is stored. The default accepts
+        what ``encode`` accepts; adapters with translation rules override it.
+        """
+        self.encode(request, endpoint=endpoint, model=model)
+
+    @abc.abstractmethod
+    def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
+        """The request in the provider's batch-line format."""
+
+    @abc.abstractmethod
+    def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+               model: str) -> SubmittedBatch:
+        """Send one batch (``lines`` are ``EncodedLine.data`` values, streamed) tagged with
+        ``tag`` so that ``find_by_tag`` can adopt it after a crash."""
+
+    @abc.abstractmethod
+    def find_by_tag(self, tag: str) -> SubmittedBatch | None:
+        """The provider's batch carrying ``tag``, if one exists."""
+
+    @abc.abstractmethod
+    def poll(self, provider_batch_id: str) -> BatchProgress:
+        """Status and progress of a provider batch."""
+
+    @abc.abstractmethod
+    def iter_results(self, provider_batch_id: str, progress: BatchProgress) -> Iterator[ItemResult]:
+        """Stream the results of an ended batch, one item at a time, never all in memory."""
+
+    @abc.abstractmethod
+    def cancel(self, provider_batch_id: str) -> BatchProgress:
+        """Ask the provider to cancel; partial results stay fetchable."""
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
+        """Delete provider-side files after results are stored (when configured). Optional."""

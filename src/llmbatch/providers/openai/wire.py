@@ -1,0 +1,299 @@
+"""The OpenAI batch wire format, as plain functions: request lines out, batch objects and result
+lines in. No SDK, no I/O.
+
+Kept apart from the client code so the format rules (what a success is, which failures are
+worth another batch, how usage maps) read in one place and are tested without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from llmbatch.domain.models import (
+    BatchProgress,
+    Endpoint,
+    ItemError,
+    ItemResult,
+    ProviderState,
+    RequestLine,
+    Usage,
+)
+from llmbatch.domain.requests import ENDPOINT_URLS
+from llmbatch.domain.states import ItemStatus
+from llmbatch.errors import InputError
+from llmbatch.providers.base import EncodedLine
+
+__all__ = [
+    "ENDED_STATUSES",
+    "RUNNING_STATUSES",
+    "classify_item_failure",
+    "encode_line",
+    "parse_result_line",
+    "progress_from_batch",
+    "split_lines",
+    "usage_from_body",
+]
+
+RUNNING_STATUSES: Final = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+ENDED_STATUSES: Final = frozenset({"completed", "failed", "expired", "cancelled"})
+
+# Codes that say "the batch machinery or capacity failed, not your request": another batch can
+# succeed. ``insufficient_quota`` arrives as a 429 but is a billing state, not a burst: retrying
+# it only burns attempts, so it is permanent until a user runs ``llmbatch retry``.
+RETRYABLE_CODES: Final = frozenset({
+    "batch_expired", "batch_cancelled", "rate_limit_exceeded", "server_error", "internal_error",
+    "timeout", "service_unavailable", "engine_overloaded", "overloaded",
+})
+PERMANENT_CODES: Final = frozenset({"insufficient_quota"})
+RETRYABLE_HTTP: Final = frozenset({408, 409, 429})
+
+_MAX_BATCH_ERRORS: Final = 20
+# Reads the custom_id out of a line that is not valid JSON as a whole (e.g. cut short).
+_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
+                max_line_bytes: int) -> EncodedLine:
+    """One OpenAI batch line as compact UTF-8 JSON (no newline); ``provider_key`` = custom_id.
+
+    A ``native`` body is sent as given, with only ``model`` added when absent. Anything OpenAI
+    would refuse for the whole file (another model, streaming, a line over the file limit) is an
+    ``InputError`` naming the field, so it is caught at submit time and not 24 h later.
+    """
+    url = ENDPOINT_URLS.get(endpoint)
+    if url is None:
+        raise InputError(f"OpenAI batches do not support the {endpoint!r} endpoint",
+                         field="endpoint")
+    if not isinstance(request.custom_id, str) or not request.custom_id:
+        raise InputError("must be a non-empty string", field="custom_id")
+    field, source = ("native", request.native) if request.native is not None else (
+        "body", request.body)
+    if not isinstance(source, Mapping):
+        raise InputError("missing or not a JSON object", field=field)
+    body = dict(source)
+    given = body.setdefault("model", model)
+    if given != model:
+        raise InputError(f"model {given!r} differs from the job's model {model!r}; "
+                         "an OpenAI batch runs one model", field=f"{field}.model")
+    if body.get("stream"):
+        raise InputError("streaming is not possible in a batch", field=f"{field}.stream")
+
+    line = {"custom_id": request.custom_id, "method": "POST", "url": url, "body": body}
+    try:
+        text = json.dumps(line, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # NaN/Infinity, non-JSON values, cycles
+        raise InputError(f"cannot be written as JSON: {exc}", field=field) from exc
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800") is a legal JSON escape but not UTF-8: keep it escaped.
+        data = json.dumps(line, separators=(",", ":"), allow_nan=False).encode("ascii")
+    if len(data) + 1 > max_line_bytes:
+        raise InputError(f"the request is {len(data) + 1} bytes encoded; an OpenAI batch file "
+                         f"holds at most {max_line_bytes}", field=field)
+    return EncodedLine(provider_key=request.custom_id, data=data)
+
+
+def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
+    """A Batch object (as JSON) in neutral terms.
+
+    A status this code does not know counts as running: polling a little longer is harmless,
+    fetching before the result files are final would lose results.
+    """
+    status = str(batch.get("status") or "")
+    counts = batch.get("request_counts")
+    counts = counts if isinstance(counts, Mapping) else {}
+    refs = {key: value for key in ("input_file_id", "output_file_id", "error_file_id")
+            if isinstance(value := batch.get(key), str) and value}  # "" means absent
+    error = code = None
+    if status == "failed":
+        error, code = _batch_errors(batch.get("errors"))
+    return BatchProgress(
+        state=ProviderState.ENDED if status in ENDED_STATUSES else ProviderState.RUNNING,
+        provider_status=status,
+        total=_count(counts.get("total")),
+        completed=_count(counts.get("completed")),
+        failed=_count(counts.get("failed")),
+        result_refs=refs,
+        error=error,
+        error_code=code,
+        raw=dict(batch),
+    )
+
+
+def _batch_errors(errors: Any) -> tuple[str, str | None]:
+    data = errors.get("data") if isinstance(errors, Mapping) else None
+    entries = [e for e in data if isinstance(e, Mapping)] if isinstance(data, list) else []
+    if not entries:
+        return "the batch failed at validation (OpenAI gave no details)", None
+    parts = []
+    for entry in entries[:_MAX_BATCH_ERRORS]:
+        where = f"line {entry['line']}: " if entry.get("line") is not None else ""
+        code = f" ({entry['code']})" if entry.get("code") else ""
+        parts.append(f"{where}{entry.get('message') or 'no message'}{code}")
+    if len(entries) > _MAX_BATCH_ERRORS:
+        parts.append(f"... and {len(entries) - _MAX_BATCH_ERRORS} more")
+    first_code = next((str(e["code"]) for e in entries if e.get("code")), None)
+    return "; ".join(parts), first_code
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Bytes chunks -> lines, split on ``\\n`` only.
+
+    httpx's ``iter_lines`` follows ``str.splitlines`` and also breaks on U+2028, U+0085 and
+    friends, which JSON allows unescaped inside strings (model output contains them), so it
+    would cut valid result lines in two. Splitting bytes on ``\\n`` is exact for UTF-8 JSONL.
+    """
+    buffer = bytearray()
+    for chunk in chunks:
+        scan = len(buffer)
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", scan)) >= 0:
+            yield bytes(buffer[start:end]).rstrip(b"\r")
+            start = scan = end + 1
+        del buffer[:start]
+    if buffer:
+        yield bytes(buffer).rstrip(b"\r")
+
+
+def parse_result_line(raw: bytes) -> ItemResult | None:
+    """One line of an output or error file. ``None`` when not even the custom_id is readable.
+
+    A line is a success only if ``error`` is null and ``response.status_code`` is 2xx. Both
+    failure shapes (top-level ``error`` for non-HTTP failures such as ``batch_expired``; a
+    non-2xx ``response`` carrying the endpoint's error body) become a failed ``ItemResult``.
+    A line that is readable only in part fails its item as retryable: the provider garbled the
+    answer, the request was never shown to be bad.
+    """
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        match = _CUSTOM_ID_RE.search(raw)
+        if match is None:
+            return None
+        try:
+            custom_id = json.loads(b'"' + match.group(1) + b'"')
+        except ValueError:
+            return None
+        return _malformed(custom_id, "the line is not valid JSON")
+    custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
+    if not isinstance(custom_id, str) or not custom_id:
+        return None
+
+    error, response = obj.get("error"), obj.get("response")
+    if error is not None:
+        if not isinstance(error, Mapping):
+            return _malformed(custom_id, "'error' is not an object")
+        body = response.get("body") if isinstance(response, Mapping) else None
+        return _failure(custom_id, status_code=None, error=error, body=body)
+    if not isinstance(response, Mapping):
+        return _malformed(custom_id, "neither 'response' nor 'error' is given")
+    status_code, body = response.get("status_code"), response.get("body")
+    if not isinstance(status_code, int) or isinstance(status_code, bool):
+        return _malformed(custom_id, "'response.status_code' is not an integer")
+    if 200 <= status_code < 300:
+        if not isinstance(body, dict):
+            return _malformed(custom_id, "a 2xx response without a JSON body")
+        return _success(custom_id, body)
+    http_error = body.get("error") if isinstance(body, Mapping) else None
+    return _failure(custom_id, status_code=status_code,
+                    error=http_error if isinstance(http_error, Mapping) else {}, body=body)
+
+
+def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
+    output_text = finish_reason = None
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, Mapping) else None
+        output_text = content if isinstance(content, str) else None
+        reason = choices[0].get("finish_reason")
+        finish_reason = reason if isinstance(reason, str) else None
+    # Embeddings have no text: the vectors stay in ``response``.
+    return ItemResult(provider_key=custom_id, status=ItemStatus.SUCCEEDED, response=body,
+                      output_text=output_text, finish_reason=finish_reason,
+                      usage=usage_from_body(body))
+
+
+def _failure(custom_id: str, *, status_code: int | None, error: Mapping[str, Any],
+             body: Any) -> ItemResult:
+    code = str(error["code"]) if error.get("code") is not None else None
+    if status_code is None:  # non-HTTP failure: the batch machinery, not the endpoint
+        kind = {"batch_expired": "expired", "batch_cancelled": "cancelled"}.get(code or "",
+                                                                                "batch_error")
+    elif isinstance(error.get("type"), str):
+        kind = error["type"]
+    else:
+        kind = ("rate_limit_error" if status_code == 429
+                else "server_error" if status_code >= 500 else "invalid_request_error")
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"HTTP {status_code}" if status_code is not None else "request failed"
+    status = {"batch_expired": ItemStatus.EXPIRED,
+              "batch_cancelled": ItemStatus.CANCELLED}.get(code or "", ItemStatus.FAILED)
+    return ItemResult(
+        provider_key=custom_id, status=status,
+        response=body if isinstance(body, dict) else None,
+        error=ItemError(type=kind, message=message, code=code,
+                        retryable=classify_item_failure(status_code, code)),
+    )
+
+
+def _malformed(custom_id: str, reason: str) -> ItemResult:
+    return ItemResult(
+        provider_key=custom_id, status=ItemStatus.FAILED,
+        error=ItemError(type="invalid_result_line", code="malformed_result_line",
+                        message=f"OpenAI's result line could not be read: {reason}",
+                        retryable=True),
+    )
+
+
+def classify_item_failure(status_code: int | None, code: str | None) -> bool:
+    """Whether an item that failed this way can succeed in another batch.
+
+    Codes decide first (a 429 ``insufficient_quota`` is permanent); then HTTP: 408/409/429 and
+    5xx are retryable, other 4xx (invalid request, content policy) are not. A non-HTTP failure
+    with an unknown code is retryable: OpenAI reserves that shape for failures of the batch
+    machinery, not rejections of the request, and ``retry.item_max_attempts`` bounds the cost
+    of being wrong.
+    """
+    if code in PERMANENT_CODES:
+        return False
+    if code in RETRYABLE_CODES:
+        return True
+    if status_code is None:
+        return not (code or "").startswith("invalid")
+    return status_code in RETRYABLE_HTTP or status_code >= 500
+
+
+def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
+    """Token usage of a chat or embeddings body, as OpenAI counts it.
+
+    ``input_tokens`` includes ``cached_tokens`` and ``output_tokens`` includes
+    ``reasoning_tokens`` (OpenAI's convention); pricing subtracts the cached part.
+    Embeddings report only ``prompt_tokens``. Responses-style names are read too, so a native
+    body from another endpoint does not lose its usage.
+    """
+    usage = body.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    return Usage(
+        input_tokens=_count(prompt),
+        output_tokens=_count(completion),
+        cached_tokens=_count(in_details.get("cached_tokens")
+                             if isinstance(in_details, Mapping) else None),
+        reasoning_tokens=_count(out_details.get("reasoning_tokens")
+                                if isinstance(out_details, Mapping) else None),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -1,0 +1,56 @@
+"""Finding provider classes by name through the ``llmbatch.providers`` entry-point group.
+
+Built-in providers register through the same group a third-party package would use, so adding
+a provider is one module plus one line in its package's ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from llmbatch.config import AppConfig
+from llmbatch.errors import ConfigError, InputError
+from llmbatch.providers.base import BatchProvider
+
+__all__ = ["ENTRY_POINT_GROUP", "ProviderRegistry", "available_providers"]
+
+ENTRY_POINT_GROUP = "llmbatch.providers"
+
+
+def available_providers() -> dict[str, str]:
+    """Installed provider names and the ``module:Class`` they point to."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+class ProviderRegistry:
+    """Builds and caches one adapter per provider from the app config."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self._config = config
+        self._instances: dict[str, BatchProvider] = {}
+
+    def names(self) -> list[str]:
+        return sorted(available_providers())
+
+    def get(self, name: str) -> BatchProvider:
+        """The adapter for ``name``; refuses unknown and disabled providers clearly."""
+        if name in self._instances:
+            return self._instances[name]
+        eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        if name not in eps:
+            known = ", ".join(sorted(eps)) or "none installed"
+            raise InputError(f"unknown provider {name!r} (known: {known})", field="provider")
+        provider_config = self._config.provider(name)
+        if not provider_config.enabled:
+            raise InputError(f"provider {name!r} is disabled in the configuration "
+                             f"(providers.{name}.enabled)", field="provider")
+        try:
+            cls = eps[name].load()
+        except ImportError as exc:
+            raise ConfigError(f"provider {name!r} needs an extra: pip install 'llmbatch[{name}]' "
+                              f"({exc})") from exc
+        if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
+            raise ConfigError(f"entry point {name!r} does not name a BatchProvider subclass")
+        instance = cls(provider_config)
+        self._instances[name] = instance
+        return instance

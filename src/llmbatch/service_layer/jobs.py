@@ -1,0 +1,178 @@
+"""Use cases a user starts: create a job from a JSONL file, cancel it, read its results."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.ids import new_id
+from llmbatch.domain.models import Endpoint, Event, Job, RequestLine
+from llmbatch.domain.requests import parse_request_line
+from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
+from llmbatch.errors import ConflictError, InputError
+from llmbatch.service_layer import tasks
+
+__all__ = ["cancel_job", "create_job", "iter_result_records", "request_from_stored"]
+
+INSERT_CHUNK = 2000
+
+
+def _check_model(rt: Runtime, provider: str, model: str) -> None:
+    pconf = rt.config.provider(provider)
+    if pconf.model(model) is None and not pconf.allow_unlisted_models:
+        known = ", ".join(m.name for m in pconf.models) or "none configured"
+        raise InputError(f"unknown model {model!r} for provider {provider!r} (configured: "
+                         f"{known}; set providers.{provider}.allow_unlisted_models to allow any)",
+                         field="model")
+
+
+def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> RequestLine:
+    """Rebuild a ``RequestLine`` from the ``request`` column."""
+    return RequestLine(index=index, custom_id=custom_id, body=stored.get("body"),
+                       native=stored.get("native"))
+
+
+def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
+               endpoint: Endpoint = Endpoint.CHAT, name: str | None = None,
+               idempotency_key: str | None = None, tenant: str = "default",
+               metadata: dict[str, Any] | None = None) -> tuple[str, bool]:
+    """Validate and store a job from a JSONL file in one transaction; plan it.
+
+    Streams the file: items are inserted in chunks, so memory does not grow with the file. Any
+    bad line raises ``InputError`` (file, line, field) and rolls everything back. Returns
+    ``(job_id, created)``; ``created`` is False when the idempotency key named an existing job
+    with the same content.
+    """
+    adapter = rt.registry.get(provider)
+    _check_model(rt, provider, model)
+    if endpoint not in adapter.endpoints:
+        raise InputError(f"provider {provider!r} has no {endpoint} batches", field="endpoint")
+    limits = adapter.effective_limits(model)
+    file = str(path)
+    digest = hashlib.sha256(f"{provider}\0{model}\0{endpoint}\0".encode())
+    now = rt.clock()
+    job = Job(id=new_id("job"), name=name, provider=provider, model=model, endpoint=endpoint,
+              status=JobStatus.PENDING, item_count=0, created_at=now, tenant=tenant,
+              idempotency_key=idempotency_key, metadata=metadata or {})
+    snapshot = rt.config.provider(provider).model_dump(mode="json", exclude={"api_key"})
+    seen_ids: set[str] = set()
+    seen_keys: set[str] = set()
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", file=file) from exc
+    with rt.uow() as uow, handle:
+        uow.repo.add_job(job, content_hash=None, config_snapshot=snapshot)
+        rows: list[dict[str, Any]] = []
+        index = 0
+        for line_no, raw in enumerate(handle, start=1):
+            digest.update(raw.rstrip(b"\r\n") + b"\n")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError("not valid UTF-8", file=file, line=line_no) from exc
+            if not text.strip():
+                continue
+            req = parse_request_line(text, line=line_no, index=index, file=file,
+                                     endpoint=endpoint, model=model)
+            if req.custom_id in seen_ids:
+                raise InputError(f"duplicate custom_id {req.custom_id!r}", file=file,
+                                 line=line_no, field="custom_id")
+            seen_ids.add(req.custom_id)
+            try:
+                encoded = adapter.encode(req, endpoint=endpoint, model=model)
+            except InputError as exc:
+                raise InputError(exc.message, file=file, line=line_no, field=exc.field) from exc
+            if encoded.provider_key in seen_keys:
+                raise InputError(f"two lines map to the provider id {encoded.provider_key!r}",
+                                 file=file, line=line_no, field="custom_id")
+            seen_keys.add(encoded.provider_key)
+            if len(encoded.data) + 1 > limits.max_bytes:
+                raise InputError(f"request is {len(encoded.data)} bytes, over the "
+                                 f"{limits.max_bytes}-byte batch limit of {provider}",
+                                 file=file, line=line_no, field="body")
+            stored = {"native": req.native} if req.native is not None else {"body": req.body}
+            rows.append({"job_id": job.id, "seq": index, "custom_id": req.custom_id,
+                         "provider_key": encoded.provider_key, "request": stored,
+                         "wire_bytes": len(encoded.data)})
+            index += 1
+            if len(rows) >= INSERT_CHUNK:
+                uow.repo.add_items(rows)
+                rows = []
+        uow.repo.add_items(rows)
+        if index == 0:
+            raise InputError("the file holds no requests", file=file)
+        content_hash = digest.hexdigest()
+        if idempotency_key is not None:
+            existing = uow.repo.find_job_by_idempotency_key(tenant, idempotency_key)
+            if existing is not None:
+                uow.rollback()
+                if existing[1] != content_hash:
+                    raise ConflictError(f"idempotency key {idempotency_key!r} was used for job "
+                                        f"{existing[0]} with different content")
+                return existing[0], False
+        uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash)
+        uow.record(Event(job_id=job.id, type="job.created", at=now, to_status=str(job.status),
+                         data={"items": index, "provider": provider, "model": model}))
+        uow.publish_after_commit(tasks.PLAN, job.id)
+        uow.commit()
+    return job.id, True
+
+
+def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
+    """Cancel a job: unsent work is cancelled now; batches at the provider are cancelled by
+    their next poll, which then fetches the partial results the provider keeps."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        job = uow.repo.get_job(job_id)
+        if is_terminal(job.status) or job.status is JobStatus.CANCELLING:
+            return job.status
+        uow.repo.move_job(job_id, JobStatus.CANCELLING, now)
+        planned = uow.repo.move_unleased_batches(job_id, BatchStatus.PLANNED,
+                                                 BatchStatus.CANCELLED, now)
+        for batch_id in planned:
+            uow.repo.release_queued_items(batch_id)
+        cancelled = uow.repo.cancel_unsent_items(job_id, now)
+        uow.record(Event(job_id=job_id, type="job.cancel_requested", at=now,
+                         from_status=str(job.status), to_status=str(JobStatus.CANCELLING),
+                         data={"unsent_items_cancelled": cancelled}))
+        for batch in uow.repo.batches_of_job(job_id):
+            if batch.status is BatchStatus.IN_PROGRESS:
+                uow.publish_after_commit(tasks.POLL, batch.id)
+        uow.publish_after_commit(tasks.FINALIZE, job_id)
+        uow.commit()
+    return JobStatus.CANCELLING
+
+
+def iter_result_records(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
+    """One output record per input line, in input order (DESIGN §1), streamed from the
+    database in chunks."""
+    with rt.uow() as uow:
+        job = uow.repo.get_job(job_id)
+    chunk_last = -1
+    while True:
+        with rt.uow() as uow:
+            rows = uow.repo.job_results_after(job_id, chunk_last, limit=2000)
+        if not rows:
+            return
+        for row in rows:
+            status = ItemStatus(row.status)
+            yield {
+                "custom_id": row.custom_id,
+                "status": str(status),
+                "output_text": row.output_text,
+                "finish_reason": row.finish_reason,
+                "response": row.response,
+                "usage": {"input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+                          "cached_tokens": row.cached_tokens,
+                          "reasoning_tokens": row.reasoning_tokens},
+                "cost_usd": row.cost_usd,
+                "error": row.error,
+                "provider": job.provider,
+                "model": job.model,
+                "attempts": row.attempts,
+            }
+        chunk_last = rows[-1].seq

@@ -1,0 +1,236 @@
+"""Poll, fetch and finalize: from a batch at the provider to final items and a final job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
+from llmbatch.domain.outcomes import job_outcome, settle_result
+from llmbatch.domain.polling import next_poll_delay
+from llmbatch.domain.retry import retry_delay
+from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
+from llmbatch.errors import PermanentProviderError, ProviderError
+from llmbatch.service_layer import tasks
+
+__all__ = ["fetch_batch", "finalize_job", "poll_batch"]
+
+log = structlog.get_logger("llmbatch.progress")
+
+# Batch-level failure codes that mean "try again later", not "this input is bad".
+RETRYABLE_BATCH_CODES = frozenset({"token_limit_exceeded", "provider_lost_batch"})
+
+
+def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
+    """Ask the provider how a batch is doing; cancel it there first if its job is cancelling."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        batch = uow.repo.claim_batch(batch_id, [BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING],
+                                     rt.worker_id, now, rt.config.worker.lease_s)
+        if batch is None:
+            return None
+        cancelling = uow.repo.get_job(batch.job_id).status is JobStatus.CANCELLING
+        uow.commit()
+    assert batch.provider_batch_id is not None
+    adapter = rt.registry.get(batch.provider)
+    try:
+        if cancelling and batch.status is BatchStatus.IN_PROGRESS:
+            progress = adapter.cancel(batch.provider_batch_id)
+            _record_cancel_sent(rt, batch)
+            batch.status = BatchStatus.CANCELLING
+        else:
+            progress = adapter.poll(batch.provider_batch_id)
+    except PermanentProviderError as exc:
+        # The provider no longer knows the batch: end it; its items are re-batched.
+        progress = BatchProgress(state=ProviderState.ENDED, provider_status="lost",
+                                 error=str(exc), error_code="provider_lost_batch")
+    except ProviderError as exc:
+        return _poll_failed(rt, batch, exc)
+    return _record_progress(rt, batch, progress)
+
+
+def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> None:
+    now = rt.clock()
+    with rt.uow() as uow:
+        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.CANCELLING,
+                              release=False)
+        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.cancel_sent",
+                         at=now, from_status=str(BatchStatus.IN_PROGRESS),
+                         to_status=str(BatchStatus.CANCELLING)))
+        uow.commit()
+
+
+def _poll_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+    now = rt.clock()
+    delay = retry_delay(exc, 1, rt.config.retry)
+    with rt.uow() as uow:
+        uow.repo.update_batch(batch.id, rt.worker_id, now, error=str(exc),
+                              next_poll_at=now + timedelta(seconds=delay), dispatched_at=None)
+        uow.commit()
+    log.warning("llmbatch.batch.poll_failed", batch_id=batch.id, error=str(exc))
+    return batch.status
+
+
+def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress) -> BatchStatus:
+    now = rt.clock()
+    counts = {"total": progress.total, "completed": progress.completed, "failed": progress.failed}
+    with rt.uow() as uow:
+        if progress.state is ProviderState.RUNNING:
+            elapsed = (now - (batch.submitted_at or batch.created_at)).total_seconds()
+            delay = next_poll_delay(rt.config.polling, elapsed_s=elapsed,
+                                    done=progress.completed + progress.failed,
+                                    total=progress.total)
+            uow.repo.update_batch(batch.id, rt.worker_id, now,
+                                  provider_status=progress.provider_status,
+                                  request_counts=counts, poll_count=batch.poll_count + 1,
+                                  next_poll_at=now + timedelta(seconds=delay),
+                                  dispatched_at=None)
+            uow.commit()
+            return batch.status
+        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.ENDED,
+                              provider_status=progress.provider_status, request_counts=counts,
+                              result_refs=progress.result_refs, error=progress.error,
+                              error_code=progress.error_code, poll_count=batch.poll_count + 1,
+                              ended_at=now, dispatched_at=None)
+        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.ended", at=now,
+                         from_status=str(batch.status), to_status=str(BatchStatus.ENDED),
+                         data={"provider_status": progress.provider_status, **counts,
+                               **({"error": progress.error} if progress.error else {})}))
+        uow.publish_after_commit(tasks.FETCH, batch.id)
+        uow.commit()
+    log.info("llmbatch.batch.ended", batch_id=batch.id, provider_status=progress.provider_status)
+    return BatchStatus.ENDED
+
+
+def _result_row(result: ItemResult, status: ItemStatus, batch_id: str,
+                now: Any) -> dict[str, Any]:
+    usage = result.usage
+    return {
+        "b_provider_key": result.provider_key,
+        "status": str(status),
+        "batch_id": None if status is ItemStatus.PENDING else batch_id,
+        "response": result.response,
+        "output_text": result.output_text,
+        "finish_reason": result.finish_reason,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "error": result.error.as_dict() if result.error else None,
+        "completed_at": None if status is ItemStatus.PENDING else now,
+    }
+
+
+def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
+    """Stream an ended batch's results into its items, a chunk per transaction.
+
+    Re-running after a crash is harmless: only items still SUBMITTED take a result.
+    """
+    now = rt.clock()
+    lease_s = rt.config.worker.lease_s
+    with rt.uow() as uow:
+        batch = uow.repo.claim_batch(batch_id, [BatchStatus.ENDED], rt.worker_id, now, lease_s)
+        if batch is None:
+            return None
+        cancelling = uow.repo.get_job(batch.job_id).status is JobStatus.CANCELLING
+        uow.commit()
+    assert batch.provider_batch_id is not None
+    adapter = rt.registry.get(batch.provider)
+    progress = BatchProgress(state=ProviderState.ENDED, provider_status=batch.provider_status or "",
+                             result_refs=batch.result_refs, error=batch.error,
+                             error_code=batch.error_code)
+    max_attempts = rt.config.retry.item_max_attempts
+    chunk: list[ItemResult] = []
+    stored = 0
+
+    def flush() -> None:
+        nonlocal stored
+        moment = rt.clock()
+        with rt.uow() as uow:
+            attempts = uow.repo.attempts_of(batch_id, [r.provider_key for r in chunk])
+            rows = [_result_row(r, settle_result(r, attempts=attempts[r.provider_key],
+                                                 max_attempts=max_attempts,
+                                                 cancelling=cancelling), batch_id, moment)
+                    for r in chunk if r.provider_key in attempts]
+            stored += uow.repo.record_results(batch_id, rows)
+            uow.repo.update_batch(batch_id, rt.worker_id, moment, release=False,
+                                  lease_until=moment + timedelta(seconds=lease_s))
+            uow.commit()
+        chunk.clear()
+
+    if progress.provider_status != "lost":
+        try:
+            for result in adapter.iter_results(batch.provider_batch_id, progress):
+                chunk.append(result)
+                if len(chunk) >= rt.config.worker.fetch_chunk_size:
+                    flush()
+            if chunk:
+                flush()
+        except ProviderError as exc:
+            return _poll_failed(rt, batch, exc)  # lease released; the tick will try again
+    now = rt.clock()
+    with rt.uow() as uow:
+        unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)
+        uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.FETCHED,
+                              fetched_at=now)
+        uow.record(Event(job_id=batch.job_id, batch_id=batch_id, type="batch.fetched", at=now,
+                         from_status=str(BatchStatus.ENDED), to_status=str(BatchStatus.FETCHED),
+                         data={"results": stored, "without_result": unreported}))
+        uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
+        uow.commit()
+    if rt.config.provider(batch.provider).delete_files_after_fetch:
+        try:
+            adapter.cleanup(batch.provider_batch_id, progress)
+        except ProviderError as exc:
+            log.warning("llmbatch.batch.cleanup_failed", batch_id=batch_id, error=str(exc))
+    return BatchStatus.FETCHED
+
+
+def _settle_unreported(uow: Any, batch: ProviderBatch, cancelling: bool, max_attempts: int,
+                       now: Any) -> int:
+    """Items with no result line: cancelled, re-batched, or failed with the batch's error."""
+    if cancelling:
+        error = {"type": "cancelled", "code": "batch_cancelled",
+                 "message": "cancelled before the provider ran it", "retryable": False}
+        return int(uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now))
+    code = batch.error_code
+    retryable = code is None or code in RETRYABLE_BATCH_CODES
+    message = batch.error or f"the provider returned no result (status {batch.provider_status})"
+    error = {"type": "batch_failed" if batch.error else "missing_result", "code": code,
+             "message": message, "retryable": retryable}
+    return int(uow.repo.settle_unreported_items(
+        batch.id, ItemStatus.FAILED, error, now,
+        retry_below_attempts=max_attempts if retryable else None))
+
+
+def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
+    """Close a job whose items are all final; send pending ones back to plan."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        job = uow.repo.get_job(job_id)
+        if is_terminal(job.status) or uow.repo.open_batch_count(job_id):
+            return None
+        cancelling = job.status is JobStatus.CANCELLING
+        if cancelling:
+            uow.repo.cancel_unsent_items(job_id, now)
+        elif job.counts.get(ItemStatus.PENDING, 0) or job.counts.get(ItemStatus.QUEUED, 0):
+            uow.publish_after_commit(tasks.PLAN, job_id)
+            uow.commit()
+            return None
+        counts = uow.repo.item_counts(job_id)
+        batches = uow.repo.batches_of_job(job_id)
+        never_accepted = bool(batches) and all(b.provider_batch_id is None for b in batches)
+        outcome = job_outcome(counts, cancelling=cancelling, never_accepted=never_accepted)
+        failed = [b.error for b in batches if b.status is BatchStatus.FAILED and b.error]
+        error = failed[0] if outcome is JobStatus.FAILED and failed else None
+        if not uow.repo.move_job(job_id, outcome, now, completed_at=now, error=error):
+            return None
+        uow.record(Event(job_id=job_id, type="job.completed", at=now,
+                         from_status=str(job.status), to_status=str(outcome),
+                         data={str(k): v for k, v in counts.items()}))
+        uow.commit()
+    log.info("llmbatch.job.completed", job_id=job_id, status=str(outcome))
+    return outcome

@@ -1,0 +1,61 @@
+"""The beat tick: enqueue whatever is due, and repair what a dead worker left behind.
+
+Celery messages are only wake-up calls; the tick is what makes a lost message harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.models import Event
+from llmbatch.domain.states import BatchStatus, JobStatus
+from llmbatch.service_layer import tasks
+
+__all__ = ["TickReport", "tick"]
+
+log = structlog.get_logger("llmbatch.scheduler")
+
+_TASK_FOR = {BatchStatus.PLANNED: tasks.SUBMIT, BatchStatus.IN_PROGRESS: tasks.POLL,
+             BatchStatus.CANCELLING: tasks.POLL, BatchStatus.ENDED: tasks.FETCH}
+
+
+class TickReport(dict[str, int]):
+    """How many things of each kind the tick enqueued or repaired."""
+
+
+def tick(rt: Runtime, limit: int = 500) -> TickReport:
+    """One scheduler pass. Safe to run from several processes at once."""
+    now = rt.clock()
+    report = TickReport(repaired=0, planned=0, dispatched=0, finalized=0)
+    redispatch_before = now - timedelta(seconds=rt.config.worker.lease_s)
+    with rt.uow() as uow:
+        for batch_id in uow.repo.stale_submissions(now, limit):
+            batch = uow.repo.get_batch(batch_id)
+            # Back to PLANNED with submit_attempts > 0: the next submit adopts the provider's
+            # copy by tag if the dead worker got that far, and only then sends a new one.
+            if uow.repo.claim_batch(batch_id, [BatchStatus.SUBMITTING], rt.worker_id, now, 1.0):
+                uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.PLANNED)
+                uow.record(Event(job_id=batch.job_id, batch_id=batch_id,
+                                 type="batch.submit_interrupted", at=now,
+                                 from_status=str(BatchStatus.SUBMITTING),
+                                 to_status=str(BatchStatus.PLANNED),
+                                 data={"lease_owner": batch.lease_owner}))
+                report["repaired"] += 1
+        for job_id in uow.repo.jobs_in_status([JobStatus.PENDING], limit):
+            uow.publish_after_commit(tasks.PLAN, job_id)
+            report["planned"] += 1
+        due = uow.repo.due_batches(now, redispatch_before, limit)
+        uow.repo.mark_dispatched([batch_id for batch_id, _ in due], now)
+        for batch_id, status in due:
+            uow.publish_after_commit(_TASK_FOR[status], batch_id)
+        report["dispatched"] = len(due)
+        for job_id in uow.repo.idle_running_jobs(limit):
+            uow.publish_after_commit(tasks.FINALIZE, job_id)
+            report["finalized"] += 1
+        uow.commit()
+    if any(report.values()):
+        log.debug("llmbatch.tick", **report)
+    return report

@@ -1,0 +1,172 @@
+"""Plan and submit: from pending items to provider batches the provider has accepted.
+
+Submission is crash-safe. The batch moves to SUBMITTING (committed) before any provider call;
+every later attempt first asks the provider for a batch carrying our tag and adopts it, so a
+worker killed between "provider created it" and "we recorded it" never causes a second batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import structlog
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.ids import new_id
+from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
+from llmbatch.domain.planning import pack_items
+from llmbatch.domain.retry import retry_delay, should_retry
+from llmbatch.domain.states import BatchStatus, JobStatus
+from llmbatch.errors import ProviderError
+from llmbatch.service_layer import tasks
+from llmbatch.service_layer.jobs import request_from_stored
+
+__all__ = ["plan_job", "submit_batch"]
+
+log = structlog.get_logger("llmbatch.submission")
+
+
+def plan_job(rt: Runtime, job_id: str) -> list[str]:
+    """Pack the job's pending items into new PLANNED batches; returns their ids."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        job = uow.repo.get_job(job_id)
+        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+            return []
+        adapter = rt.registry.get(job.provider)
+        limits = adapter.effective_limits(job.model)
+        plans = list(pack_items(uow.repo.iter_pending_sizes(job_id),
+                                max_requests=limits.max_requests, max_bytes=limits.max_bytes))
+        attempt = len(uow.repo.batches_of_job(job_id)) + 1
+        batch_ids = []
+        for plan in plans:
+            batch = ProviderBatch(
+                id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
+                status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
+                byte_count=plan.byte_count, created_at=now)
+            uow.repo.add_batch(batch)
+            uow.repo.queue_items(job_id, batch.id, plan.first_seq, plan.last_seq)
+            uow.record(Event(job_id=job_id, batch_id=batch.id, type="batch.planned", at=now,
+                             to_status=str(BatchStatus.PLANNED),
+                             data={"items": plan.item_count, "bytes": plan.byte_count}))
+            uow.publish_after_commit(tasks.SUBMIT, batch.id)
+            batch_ids.append(batch.id)
+        if job.status is JobStatus.PENDING and uow.repo.move_job(job_id, JobStatus.RUNNING, now,
+                                                                 submitted_at=now):
+            uow.record(Event(job_id=job_id, type="job.running", at=now,
+                             from_status=str(JobStatus.PENDING),
+                             to_status=str(JobStatus.RUNNING), data={"batches": len(plans)}))
+        if not plans:
+            uow.publish_after_commit(tasks.FINALIZE, job_id)
+        uow.commit()
+    return batch_ids
+
+
+def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
+    """The batch's requests in the provider's format, read in short transactions."""
+    with rt.uow() as uow:
+        job = uow.repo.get_job(batch.job_id)
+    adapter = rt.registry.get(batch.provider)
+    last = -1
+    chunk = rt.config.worker.build_chunk_size
+    while True:
+        with rt.uow() as uow:
+            rows = uow.repo.batch_requests_after(batch.id, last, chunk)
+        if not rows:
+            return
+        for row in rows:
+            req = request_from_stored(row.seq, row.custom_id, row.request)
+            yield adapter.encode(req, endpoint=job.endpoint, model=job.model).data
+        last = rows[-1].seq
+
+
+def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
+    """Send one PLANNED batch to its provider (or adopt the copy an earlier attempt made)."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        batch = uow.repo.claim_batch(batch_id, [BatchStatus.PLANNED], rt.worker_id, now,
+                                     rt.config.worker.lease_s)
+        if batch is None:
+            return None
+        if batch.next_poll_at is not None and batch.next_poll_at > now:
+            uow.repo.update_batch(batch_id, rt.worker_id, now)  # backing off: not yet
+            uow.commit()
+            return None
+        job = uow.repo.get_job(batch.job_id)
+        if job.status is JobStatus.CANCELLING:
+            uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.CANCELLED)
+            uow.repo.release_queued_items(batch_id)
+            uow.repo.cancel_unsent_items(job.id, now)
+            uow.publish_after_commit(tasks.FINALIZE, job.id)
+            uow.commit()
+            return BatchStatus.CANCELLED
+        uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.SUBMITTING,
+                              release=False, submit_attempts=batch.submit_attempts + 1)
+        uow.commit()
+    adapter = rt.registry.get(batch.provider)
+    log.info("llmbatch.batch.submitting", batch_id=batch_id, job_id=batch.job_id,
+             attempt=batch.submit_attempts + 1)
+    try:
+        found = adapter.find_by_tag(batch_id) if batch.submit_attempts > 0 else None
+        submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
+                                            endpoint=job.endpoint, model=job.model)
+    except ProviderError as exc:
+        return _submit_failed(rt, batch, exc)
+    return _submit_succeeded(rt, batch, submitted, adopted=found is not None)
+
+
+def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBatch, *,
+                      adopted: bool) -> BatchStatus:
+    now = rt.clock()
+    with rt.uow() as uow:
+        moved = uow.repo.update_batch(
+            batch.id, rt.worker_id, now, to=BatchStatus.IN_PROGRESS,
+            provider_batch_id=submitted.provider_batch_id,
+            provider_status=submitted.provider_status, input_file_id=submitted.input_file_id,
+            submitted_at=now, next_poll_at=now, error=None, error_code=None)
+        if not moved:
+            # Our lease expired and repair took the batch; the provider copy carries our tag,
+            # so whoever holds it now will adopt it. Nothing to write.
+            log.warning("llmbatch.batch.lease_lost", batch_id=batch.id)
+            return BatchStatus.SUBMITTING
+        uow.repo.mark_items_submitted(batch.id)
+        uow.record(Event(job_id=batch.job_id, batch_id=batch.id,
+                         type="batch.adopted" if adopted else "batch.submitted", at=now,
+                         from_status=str(BatchStatus.SUBMITTING),
+                         to_status=str(BatchStatus.IN_PROGRESS),
+                         data={"provider_batch_id": submitted.provider_batch_id}))
+        uow.commit()
+    log.info("llmbatch.batch.submitted", batch_id=batch.id,
+             provider_batch_id=submitted.provider_batch_id, adopted=adopted)
+    return BatchStatus.IN_PROGRESS
+
+
+def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+    now = rt.clock()
+    attempts = batch.submit_attempts + 1
+    with rt.uow() as uow:
+        if should_retry(exc, attempts, rt.config.retry):
+            delay = retry_delay(exc, attempts, rt.config.retry)
+            uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
+                                  error=str(exc), error_code=exc.code,
+                                  next_poll_at=now + timedelta(seconds=delay))
+            uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_retry",
+                             at=now, from_status=str(BatchStatus.SUBMITTING),
+                             to_status=str(BatchStatus.PLANNED),
+                             data={"error": str(exc), "retry_in_s": round(delay, 3)}))
+            uow.commit()
+            return BatchStatus.PLANNED
+        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.FAILED,
+                              error=str(exc), error_code=exc.code, ended_at=now)
+        uow.repo.fail_unsent_items(batch.id, {
+            "type": type(exc).__name__, "code": exc.code, "message": str(exc),
+            "retryable": exc.retryable}, now)
+        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_failed",
+                         at=now, from_status=str(BatchStatus.SUBMITTING),
+                         to_status=str(BatchStatus.FAILED), data={"error": str(exc)}))
+        uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
+        uow.commit()
+    log.warning("llmbatch.batch.submit_failed", batch_id=batch.id, error=str(exc))
+    return BatchStatus.FAILED
+

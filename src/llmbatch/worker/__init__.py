@@ -1,0 +1,1 @@
+"""Celery entry points: the app, the lifecycle tasks, the beat schedule. Thin by design."""

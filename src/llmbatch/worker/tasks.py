@@ -1,0 +1,52 @@
+"""The lifecycle tasks. Each takes ids, calls one service, and returns.
+
+Nothing here decides anything: retries, backoff and "has this already happened" live in the
+services and the database, so a duplicated or replayed message changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+
+from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.config import AppConfig
+from llmbatch.service_layer import tasks as names
+from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
+from llmbatch.service_layer.scheduler import tick
+from llmbatch.service_layer.submission import plan_job, submit_batch
+
+__all__ = ["register_tasks"]
+
+
+def register_tasks(app: Celery, config: AppConfig) -> None:
+    """Bind the service functions to task names on ``app``."""
+    state: dict[str, Any] = {}
+
+    def runtime() -> Runtime:
+        # One runtime per process: engines and SDK clients must not cross a fork.
+        if state.get("pid") != os.getpid():
+            from llmbatch.worker.app import CeleryPublisher
+
+            state["runtime"] = build_runtime(config, CeleryPublisher(app))
+            state["pid"] = os.getpid()
+        rt: Runtime = state["runtime"]
+        return rt
+
+    def bind(name: str, service: Callable[[Runtime, str], Any]) -> None:
+        @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
+        def _task(entity_id: str) -> str:
+            return str(service(runtime(), entity_id))
+
+    bind(names.PLAN, plan_job)
+    bind(names.SUBMIT, submit_batch)
+    bind(names.POLL, poll_batch)
+    bind(names.FETCH, fetch_batch)
+    bind(names.FINALIZE, finalize_job)
+
+    @app.task(name=names.TICK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def _tick() -> dict[str, int]:
+        return dict(tick(runtime()))
