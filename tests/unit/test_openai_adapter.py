@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-openai = pytest.importorskip("openai")
-httpx2 = pytest.importorskip("httpx2")
+pytest.importorskip("openai")  # the llmbatch[openai] extra
 
-from llmbatch.config import ProviderConfig, ProviderLimits  # noqa: E402
-from llmbatch.domain.models import Endpoint, ProviderState, RequestLine, Usage  # noqa: E402
-from llmbatch.domain.states import ItemStatus  # noqa: E402
-from llmbatch.errors import (  # noqa: E402
+import httpx2
+import openai
+
+from llmbatch.config import ProviderConfig, ProviderLimits
+from llmbatch.domain.models import Endpoint, ProviderState, RequestLine, Usage
+from llmbatch.domain.states import ItemStatus
+from llmbatch.errors import (
     AuthenticationError,
     InputError,
     PermanentProviderError,
@@ -25,17 +27,17 @@ from llmbatch.errors import (  # noqa: E402
     RateLimitedError,
     TransientProviderError,
 )
-from llmbatch.providers.openai import OpenAIProvider, parse_retry_after, translate_error  # noqa: E402
-from llmbatch.providers.openai.errors import calling  # noqa: E402
-from llmbatch.providers.openai.provider import DEFAULT_BASE_URL  # noqa: E402
-from llmbatch.providers.openai.wire import (  # noqa: E402
+from llmbatch.providers.openai import OpenAIProvider, parse_retry_after, translate_error
+from llmbatch.providers.openai.errors import calling
+from llmbatch.providers.openai.provider import DEFAULT_BASE_URL
+from llmbatch.providers.openai.wire import (
     classify_item_failure,
     parse_result_line,
     progress_from_batch,
     split_lines,
     usage_from_body,
 )
-from llmbatch.providers.registry import available_providers  # noqa: E402
+from llmbatch.providers.registry import available_providers
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}
 
@@ -88,18 +90,30 @@ def test_the_client_follows_the_config_and_not_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://elsewhere.invalid/v1")
     monkeypatch.setenv("LLMBATCH_TEST_OPENAI_KEY", "sk-from-env")
-    client = provider(api_key_env="LLMBATCH_TEST_OPENAI_KEY", timeout_s=12,
-                      connect_timeout_s=3).client
+    adapter = provider(api_key_env="LLMBATCH_TEST_OPENAI_KEY", timeout_s=12, connect_timeout_s=3)
+    client = adapter.client
+    assert adapter.client is client  # built once
     assert str(client.base_url).rstrip("/") == DEFAULT_BASE_URL
     assert client.api_key == "sk-from-env"
     assert client.max_retries == 0
     assert isinstance(client.timeout, httpx2.Timeout)
     assert (client.timeout.read, client.timeout.connect) == (12, 3)
+    adapter.close()
+    assert adapter._client is None
 
     custom = provider(api_key="sk-literal", base_url="http://127.0.0.1:1/openai/v1",
-                      sdk_max_retries=2).client
-    assert str(custom.base_url) == "http://127.0.0.1:1/openai/v1/"
-    assert custom.max_retries == 2
+                      sdk_max_retries=2)
+    assert str(custom.client.base_url) == "http://127.0.0.1:1/openai/v1/"
+    assert custom.client.max_retries == 2
+    custom.close()
+
+
+def test_closing_leaves_an_injected_client_to_its_owner() -> None:
+    with openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1") as client:
+        adapter = OpenAIProvider(ProviderConfig(), client=client)
+        adapter.close()
+        assert adapter.client is client
+        assert not client.is_closed()
 
 
 # --- encode ----------------------------------------------------------------------------------
@@ -170,14 +184,19 @@ def test_a_line_larger_than_the_batch_file_limit_is_refused() -> None:
     assert err.value.field == "body"
 
 
-def test_submit_refuses_an_empty_batch_before_any_network_call() -> None:
-    client = openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", max_retries=0)
-    with pytest.raises(ValueError, match="at least one line"):
-        OpenAIProvider(ProviderConfig(), client=client).submit(
-            [], tag="t", endpoint=Endpoint.CHAT, model="m")
-    with pytest.raises(ValueError, match="newline"):
-        OpenAIProvider(ProviderConfig(), client=client).submit(
-            [b'{"a":1}\n{"b":2}'], tag="t", endpoint=Endpoint.CHAT, model="m")
+def test_submit_refuses_a_malformed_batch_before_any_network_call() -> None:
+    # port 9 (discard) is never answered: reaching the network would fail differently
+    with openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", max_retries=0) as client:
+        adapter = OpenAIProvider(ProviderConfig(limits=ProviderLimits(max_requests=2)),
+                                 client=client)
+        with pytest.raises(ValueError, match="at least one line"):
+            adapter.submit([], tag="t", endpoint=Endpoint.CHAT, model="m")
+        with pytest.raises(ValueError, match="newline"):
+            adapter.submit([b'{"a":1}\n{"b":2}'], tag="t", endpoint=Endpoint.CHAT, model="m")
+        with pytest.raises(ValueError, match="exceeds"):
+            adapter.submit([b"{}"] * 3, tag="t", endpoint=Endpoint.CHAT, model="m")
+        with pytest.raises(ValueError, match="512"):
+            adapter.submit([b"{}"], tag="t" * 513, endpoint=Endpoint.CHAT, model="m")
 
 
 # --- result lines ----------------------------------------------------------------------------
@@ -499,6 +518,6 @@ def test_calling_raises_the_translation_from_the_sdk_exception() -> None:
 
 
 def test_cleanup_does_nothing_unless_configured() -> None:
-    client = openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", max_retries=0)
     progress = progress_from_batch(batch(status="completed", output_file_id="file-out"))
-    OpenAIProvider(ProviderConfig(), client=client).cleanup("batch_1", progress)
+    with openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", max_retries=0) as client:
+        OpenAIProvider(ProviderConfig(), client=client).cleanup("batch_1", progress)

@@ -28,7 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
 console = Console()
-err = Console(stderr=True)
+# Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)")]

@@ -66,10 +66,13 @@ class Repository:
             metadata=job.metadata, created_at=job.created_at, updated_at=job.created_at,
         ))
 
-    def finish_ingest(self, job_id: str, *, item_count: int, content_hash: str) -> None:
-        """Totals known only once the whole input was read."""
+    def finish_ingest(self, job_id: str, *, item_count: int, content_hash: str,
+                      idempotency_key: str | None = None) -> None:
+        """Totals known only once the whole input was read, and the idempotency key that
+        names them."""
         self.conn.execute(update(jobs).where(jobs.c.id == job_id)
-                          .values(item_count=item_count, content_hash=content_hash))
+                          .values(item_count=item_count, content_hash=content_hash,
+                                  idempotency_key=idempotency_key))
 
     def get_job(self, job_id: str) -> Job:
         """The job with its item counts and usage totals; ``NotFoundError`` if absent."""

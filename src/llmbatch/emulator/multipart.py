@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 __all__ = ["FilePart", "FormData", "MultipartError", "boundary_of", "read_form"]
 
@@ -80,7 +80,7 @@ class _Buffer:
 async def read_form(
     chunks: AsyncIterator[bytes],
     boundary: bytes,
-    open_file: Callable[[FilePart], BinaryIO],
+    open_file: Callable[[FilePart], IO[bytes]],
     *,
     max_file_bytes: int,
     max_field_bytes: int = 64 * 1024,
@@ -126,10 +126,10 @@ async def read_form(
                 await _copy_part(buf, separator, sink.write, part, max_file_bytes)
             form.files[name] = part
         else:
-            value = bytearray()
+            text = bytearray()
             probe = FilePart(name, "", None)
-            await _copy_part(buf, separator, value.extend, probe, max_field_bytes)
-            form.fields[name] = value.decode("utf-8", "replace")
+            await _copy_part(buf, separator, text.extend, probe, max_field_bytes)
+            form.fields[name] = text.decode("utf-8", "replace")
 
 
 async def _copy_part(

@@ -20,6 +20,7 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._in_flight: Counter[str] = Counter()
         self.reset()
 
     def reset(self) -> None:
@@ -30,7 +31,6 @@ class Stats:
             self._auth_failures: Counter[str] = Counter()
             self._batches: Counter[str] = Counter()
             self._tags: Counter[tuple[str, str]] = Counter()
-            self._in_flight: Counter[str] = getattr(self, "_in_flight", Counter())
             self._max_in_flight: Counter[str] = Counter(self._in_flight)
             self._max_total = sum(self._in_flight.values())
 

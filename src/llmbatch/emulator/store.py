@@ -33,13 +33,13 @@ class BlobStore:
     """
 
     def __init__(self, root: Path | None = None) -> None:
+        self._finalizer: weakref.finalize[[Path, bool], BlobStore] | None = None
         if root is None:
             self.root = Path(tempfile.mkdtemp(prefix="llmbatch-emulator-"))
             self._finalizer = weakref.finalize(self, shutil.rmtree, self.root, True)
         else:
             self.root = Path(root)
             self.root.mkdir(parents=True, exist_ok=True)
-            self._finalizer = weakref.finalize(self, lambda: None)
 
     def path(self, blob_id: str) -> Path:
         """Path of a blob (whether or not it exists yet)."""
@@ -77,7 +77,8 @@ class BlobStore:
 
     def close(self) -> None:
         """Remove the directory if this store created it."""
-        self._finalizer()
+        if self._finalizer is not None:
+            self._finalizer()
 
 
 class IdFactory:

@@ -3,7 +3,7 @@
 Everything here is a pure function of the request body (through ``digest``), so the same
 request yields the same reply in any batch, on any run, on any provider emulator: tests can
 assert exact outputs and re-runs compare equal. Token counts are plausible rather than exact:
-about four characters per prompt token, replies of 8 to ~130 tokens capped by the request's
+about four characters per prompt token, replies of 8 to 64 tokens capped by the request's
 own limit, prompt caching only past 1,024 tokens (as the real services do).
 """
 
@@ -28,11 +28,13 @@ __all__ = [
 ]
 
 _WORDS = (
-    "the model answers with a short and plausible reply about data batch emulator test value "
-    "result token request response clear simple steady careful quick offline local fixed "
-    "order signal queue window limit share cost price half stream line file record sample "
-    "check again later result ready done well noted summary point detail example context"
-).split()
+    "the", "model", "answers", "with", "a", "short", "and", "plausible", "reply", "about",
+    "data", "batch", "emulator", "test", "value", "result", "token", "request", "response",
+    "clear", "simple", "steady", "careful", "quick", "offline", "local", "fixed", "order",
+    "signal", "queue", "window", "limit", "share", "cost", "price", "half", "stream", "line",
+    "file", "record", "sample", "check", "again", "later", "ready", "done", "well", "noted",
+    "summary", "point", "detail", "example", "context", "number", "answer", "moment", "plain",
+)
 CACHE_MIN_TOKENS = 1024
 CACHE_BLOCK = 128
 
@@ -88,7 +90,7 @@ def cached_tokens(seed: bytes, prompt_tokens: int) -> int:
 
 def reply_length(seed: bytes, max_tokens: int | None) -> tuple[int, bool]:
     """Reply tokens and whether the request's limit cut it short (finish reason 'length')."""
-    wanted = 8 + int.from_bytes(stream(seed, 2, "len"), "big") % 123
+    wanted = 8 + int.from_bytes(stream(seed, 2, "len"), "big") % 57
     if max_tokens is not None and max_tokens < wanted:
         return max(max_tokens, 1), True
     return wanted, False

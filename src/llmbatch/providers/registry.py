@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from llmbatch.config import AppConfig
+from llmbatch.config import AppConfig, ProviderConfig
 from llmbatch.errors import ConfigError, InputError
 from llmbatch.providers.base import BatchProvider
 
@@ -32,18 +32,22 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         return sorted(available_providers())
 
+    def register(self, name: str, instance: BatchProvider) -> None:
+        """Use ``instance`` for ``name`` instead of building one from the entry point: the seam
+        through which tests and embedding applications inject an adapter."""
+        self._instances[name] = instance
+
     def get(self, name: str) -> BatchProvider:
         """The adapter for ``name``; refuses unknown and disabled providers clearly."""
+        provider_config = self._config.provider(name)
         if name in self._instances:
+            self._check_enabled(name, provider_config)
             return self._instances[name]
         eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if name not in eps:
             known = ", ".join(sorted(eps)) or "none installed"
             raise InputError(f"unknown provider {name!r} (known: {known})", field="provider")
-        provider_config = self._config.provider(name)
-        if not provider_config.enabled:
-            raise InputError(f"provider {name!r} is disabled in the configuration "
-                             f"(providers.{name}.enabled)", field="provider")
+        self._check_enabled(name, provider_config)
         try:
             cls = eps[name].load()
         except ImportError as exc:
@@ -54,3 +58,9 @@ class ProviderRegistry:
         instance = cls(provider_config)
         self._instances[name] = instance
         return instance
+
+    @staticmethod
+    def _check_enabled(name: str, provider_config: ProviderConfig) -> None:
+        if not provider_config.enabled:
+            raise InputError(f"provider {name!r} is disabled in the configuration "
+                             f"(providers.{name}.enabled)", field="provider")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     except OSError as exc:
         raise InputError(f"cannot read input: {exc.strerror}", file=file) from exc
     with rt.uow() as uow, handle:
-        uow.repo.add_job(job, content_hash=None, config_snapshot=snapshot)
+        # The key is set only once the content hash is known (``finish_ingest``): stored now,
+        # the lookup below would find this very job, and a second create would hit the unique
+        # constraint before it could compare contents.
+        uow.repo.add_job(replace(job, idempotency_key=None), content_hash=None,
+                         config_snapshot=snapshot)
         rows: list[dict[str, Any]] = []
         index = 0
         for line_no, raw in enumerate(handle, start=1):
@@ -114,7 +119,8 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                     raise ConflictError(f"idempotency key {idempotency_key!r} was used for job "
                                         f"{existing[0]} with different content")
                 return existing[0], False
-        uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash)
+        uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash,
+                               idempotency_key=idempotency_key)
         uow.record(Event(job_id=job.id, type="job.created", at=now, to_status=str(job.status),
                          data={"items": index, "provider": provider, "model": model}))
         uow.publish_after_commit(tasks.PLAN, job.id)

@@ -124,7 +124,8 @@ def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBat
             batch.id, rt.worker_id, now, to=BatchStatus.IN_PROGRESS,
             provider_batch_id=submitted.provider_batch_id,
             provider_status=submitted.provider_status, input_file_id=submitted.input_file_id,
-            submitted_at=now, next_poll_at=now, error=None, error_code=None)
+            submitted_at=now, next_poll_at=now, error=None, error_code=None,
+            dispatched_at=None)  # the first poll is due now, not a lease after the dispatch
         if not moved:
             # Our lease expired and repair took the batch; the provider copy carries our tag,
             # so whoever holds it now will adopt it. Nothing to write.
@@ -150,7 +151,8 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Bat
             delay = retry_delay(exc, attempts, rt.config.retry)
             uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
                                   error=str(exc), error_code=exc.code,
-                                  next_poll_at=now + timedelta(seconds=delay))
+                                  next_poll_at=now + timedelta(seconds=delay),
+                                  dispatched_at=None)  # due again after the backoff
             uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_retry",
                              at=now, from_status=str(BatchStatus.SUBMITTING),
                              to_status=str(BatchStatus.PLANNED),

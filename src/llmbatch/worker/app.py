@@ -20,6 +20,8 @@ from llmbatch.service_layer import tasks as task_names
 __all__ = ["CeleryPublisher", "make_celery"]
 
 QUEUE = "llmbatch"
+SQLA_PREFIX = "sqla+"
+SQLA_TRANSPORT = "llmbatch.worker.sqla_broker:SQLAlchemyTransport"
 
 
 class CeleryPublisher:
@@ -42,8 +44,13 @@ def _ensure_sqlite_dir(broker_url: str) -> None:
 def make_celery(config: AppConfig) -> Celery:
     """A Celery app wired to ``config``'s broker, with the lifecycle tasks registered."""
     _ensure_sqlite_dir(config.broker.url)
-    app = Celery("llmbatch", broker=config.broker.url, set_as_current=False)
+    broker_url, transport = config.broker.url, None
+    if broker_url.startswith(SQLA_PREFIX):
+        # kombu's own SQLAlchemy transport cannot take polling_interval (see sqla_broker).
+        broker_url, transport = broker_url.removeprefix(SQLA_PREFIX), SQLA_TRANSPORT
+    app = Celery("llmbatch", broker=broker_url, set_as_current=False)
     app.conf.update(
+        broker_transport=transport,
         task_default_queue=QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,

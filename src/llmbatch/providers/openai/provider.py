@@ -73,7 +73,7 @@ class OpenAIProvider(BatchProvider):
         """``client`` injects a ready SDK client (tests, custom transports); otherwise one is
         built from ``config`` on first use."""
         super().__init__(config)
-        self._client = client
+        self._client = self._injected = client
         self._client_lock = threading.Lock()
 
     @property
@@ -85,6 +85,16 @@ class OpenAIProvider(BatchProvider):
                 if self._client is None:
                     self._client = self._build_client()
         return self._client
+
+    def close(self) -> None:
+        """Close the SDK client this adapter built (an injected one belongs to its owner).
+
+        Long-lived workers keep one adapter per process; whoever builds short-lived ones
+        (tests, one-off CLI commands) closes them so pooled connections are not leaked."""
+        with self._client_lock:
+            client, self._client = self._client, self._injected
+        if client is not None and client is not self._injected:
+            client.close()
 
     def _build_client(self) -> openai.OpenAI:
         key = self.config.resolved_api_key()

@@ -1,0 +1,224 @@
+"""What each emulated endpoint answers for one request body.
+
+An endpoint can *reject* a body the way the real endpoint would (HTTP 400 with an OpenAI error
+body, which lands in the batch's error file) and otherwise *respond* with a body shaped like
+the real one (spec ``CreateChatCompletionResponse`` / ``CreateEmbeddingResponse``), whose
+content and token counts are derived from the request body alone (see ``synth``).
+Supported: ``/v1/chat/completions`` and ``/v1/embeddings``; other batch endpoints of the real
+API are refused at batch creation with a message saying the emulator lacks them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llmbatch.emulator import synth
+
+__all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage"]
+
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A 4xx the endpoint gives a body, as an OpenAI error."""
+
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+    type: str = "invalid_request_error"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one response, in the batch aggregate's terms."""
+
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+
+class Endpoint(Protocol):
+    """One emulated endpoint."""
+
+    def reject(self, body: Mapping[str, Any]) -> Rejection | None:
+        """The 4xx this body would get from the real endpoint, if any."""
+        ...
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int:
+        """Input tokens (also what counts against the enqueued-token limit)."""
+        ...
+
+    def respond(
+        self, body: Mapping[str, Any], *, created: int, response_id: str, default_dim: int
+    ) -> tuple[dict[str, Any], Usage]:
+        """The 200 response body and its usage."""
+        ...
+
+
+def _positive_int(body: Mapping[str, Any], name: str) -> Rejection | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return Rejection(400, f"Invalid type for '{name}': expected an integer, but got "
+                         f"{type(value).__name__} instead.", name, "invalid_type")
+    if value < 1:
+        return Rejection(400, f"Invalid '{name}': integer below minimum value. Expected a "
+                         f"value >= 1, but got {value} instead.", name, "integer_below_min_value")
+    return None
+
+
+class ChatCompletions:
+    """``/v1/chat/completions``."""
+
+    def reject(self, body: Mapping[str, Any]) -> Rejection | None:
+        """Missing messages, bad token limits, bad ``n``, streaming."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return Rejection(400, "Missing required parameter: 'messages'.", "messages",
+                             "missing_required_parameter")
+        for name in ("max_tokens", "max_completion_tokens", "n"):
+            if problem := _positive_int(body, name):
+                return problem
+        if body.get("stream") is True:
+            return Rejection(400, "Streaming is not supported in the Batch API.", "stream",
+                             "invalid_value")
+        return None
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int:
+        """Message text tokens plus framing."""
+        return synth.chat_prompt_tokens(body.get("messages"))
+
+    def respond(
+        self, body: Mapping[str, Any], *, created: int, response_id: str, default_dim: int
+    ) -> tuple[dict[str, Any], Usage]:
+        """A chat completion with ``n`` choices of deterministic text (or JSON)."""
+        seed = synth.digest(body)
+        model = str(body.get("model", ""))
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        reasoning_model = model.startswith(_REASONING_PREFIXES)
+        choices, output, reasoning = [], 0, 0
+        for index in range(int(body.get("n") or 1)):
+            choice_seed = synth.stream(seed, 32, f"choice:{index}")
+            length, cut = synth.reply_length(choice_seed, limit if isinstance(limit, int) else
+                                             None)
+            thought = length // 2 if reasoning_model and length > 1 else 0
+            visible = max(length - thought, 1)
+            content, structured = self._content(body, choice_seed, visible)
+            if structured:
+                visible = max(synth.estimate_tokens(content), 1)
+            output += thought + visible
+            reasoning += thought
+            choices.append({
+                "index": index,
+                "message": {"role": "assistant", "content": content, "refusal": None,
+                            "annotations": []},
+                "logprobs": None,
+                "finish_reason": "length" if cut else "stop",
+            })
+        prompt = self.prompt_tokens(body)
+        cached = synth.cached_tokens(seed, prompt)
+        response = {
+            "id": f"chatcmpl-{response_id}",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": output,
+                "total_tokens": prompt + output,
+                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": reasoning,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_emulator",
+        }
+        return response, Usage(input=prompt, cached=cached, output=output, reasoning=reasoning)
+
+    @staticmethod
+    def _content(body: Mapping[str, Any], seed: bytes, words: int) -> tuple[str, bool]:
+        """Plain words, or JSON (flagged True) when the request asks for JSON or a schema."""
+        fmt = body.get("response_format")
+        if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+            spec = fmt.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, Mapping) else None
+            return json.dumps(synth.json_instance(schema, seed)), True
+        if isinstance(fmt, Mapping) and fmt.get("type") == "json_object":
+            return json.dumps({"answer": synth.reply_words(seed, words)}), True
+        return synth.reply_words(seed, words), False
+
+
+def _embedding_inputs(value: Any) -> list[Any] | None:
+    """The list of inputs, or None when the shape is not one the API takes."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return [value]
+        if all(isinstance(v, str) for v in value) or all(isinstance(v, list) for v in value):
+            return list(value)
+    return None
+
+
+class Embeddings:
+    """``/v1/embeddings``: deterministic unit vectors, ``dimensions`` or the configured size."""
+
+    def reject(self, body: Mapping[str, Any]) -> Rejection | None:
+        """Missing or empty input, bad dimensions."""
+        if "input" not in body:
+            return Rejection(400, "Missing required parameter: 'input'.", "input",
+                             "missing_required_parameter")
+        inputs = _embedding_inputs(body["input"])
+        if inputs is None or any(item in ("", []) for item in inputs):
+            return Rejection(400, "'$.input' is invalid. Please check the API reference: "
+                             "https://platform.openai.com/docs/api-reference.", "input",
+                             "invalid_value")
+        return _positive_int(body, "dimensions")
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int:
+        """Text tokens of string inputs, list length of token-array inputs."""
+        total = 0
+        for item in _embedding_inputs(body.get("input")) or []:
+            total += len(item) if isinstance(item, list) else synth.estimate_tokens(item)
+        return total
+
+    def respond(
+        self, body: Mapping[str, Any], *, created: int, response_id: str, default_dim: int
+    ) -> tuple[dict[str, Any], Usage]:
+        """One vector per input; base64 (float32 little-endian) when asked."""
+        dim = body.get("dimensions") or default_dim
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, item in enumerate(_embedding_inputs(body.get("input")) or []):
+            vector: Any = synth.embedding(synth.digest(item), int(dim))
+            if as_base64:
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        prompt = self.prompt_tokens(body)
+        response = {
+            "object": "list",
+            "data": data,
+            "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        }
+        return response, Usage(input=prompt)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "/v1/chat/completions": ChatCompletions(),
+    "/v1/embeddings": Embeddings(),
+}

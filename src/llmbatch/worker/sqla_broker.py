@@ -1,0 +1,42 @@
+"""kombu's SQLAlchemy transport, minus the bug that makes ``polling_interval`` unusable with it.
+
+kombu passes every transport option it does not know to ``sqlalchemy.create_engine``, and
+``polling_interval`` (read by kombu's own virtual transport) is not among those it removes, so
+setting it, which the embedded mode needs to react in tenths of a second rather than in a
+second, makes the first publish fail with "Invalid argument(s) 'polling_interval' sent to
+create_engine()". This channel removes kombu's own options before building the engine.
+
+``make_celery`` selects it for ``sqla+`` broker URLs through the explicit ``broker_transport``
+setting (URL-derived transport names may not name modules).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import Engine, create_engine
+
+__all__ = ["SQLAlchemyChannel", "SQLAlchemyTransport"]
+
+# Transport options kombu reads itself; the rest are create_engine() arguments.
+_KOMBU_OPTIONS = frozenset({
+    "queue_tablename", "message_tablename", "callback", "errback", "max_retries",
+    "interval_start", "interval_step", "interval_max", "retry_errors", "polling_interval",
+})
+
+
+class SQLAlchemyChannel(kombu_sqla.Channel):  # type: ignore[misc]
+    """Builds the broker's engine from the engine options only."""
+
+    def _engine_from_config(self) -> Engine:
+        conninfo: Any = self.connection.client
+        options = {k: v for k, v in conninfo.transport_options.items()
+                   if k not in _KOMBU_OPTIONS}
+        return create_engine(conninfo.hostname, **options)
+
+
+class SQLAlchemyTransport(kombu_sqla.Transport):  # type: ignore[misc]
+    """kombu's SQLAlchemy transport with ``SQLAlchemyChannel``."""
+
+    Channel = SQLAlchemyChannel

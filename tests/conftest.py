@@ -1,0 +1,118 @@
+"""Shared fixtures: a running provider emulator and clients pointed at it.
+
+``emulator`` is one server for the whole session (fast timing: a batch completes in about a
+second) so tests pay the start-up once; ``emu`` is the same server with faults and counters
+reset around each test, which is what most tests want. State (files, batches) is kept across
+tests: tests look at their own ids, never at totals. A test that needs its own settings or a
+fake clock starts its own ``EmulatorServer``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from llmbatch.emulator import EmulatorServer, load_profile
+
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+TEST_API_KEY = "sk-emulator-test"
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    """The session's emulator: bundled ``fast`` profile, any non-empty API key accepted."""
+    with EmulatorServer(load_profile("fast")) as server:
+        yield server
+
+
+@pytest.fixture
+def emu(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The session emulator with its faults back to the profile and its stats zeroed."""
+    emulator.reset(faults=True, stats=True)
+    yield emulator
+    emulator.reset(faults=True, stats=True)
+
+
+@pytest.fixture
+def openai_client(emu: EmulatorServer) -> Iterator[Any]:
+    """An official ``openai.OpenAI`` client on the emulator (SDK retries left at default)."""
+    import openai
+
+    client = openai.OpenAI(base_url=emu.openai_base_url, api_key=TEST_API_KEY, timeout=30)
+    yield client
+    client.close()
+
+
+def _chat_lines(
+    n: int,
+    *,
+    model: str = "gpt-4o-mini",
+    prefix: str = "req",
+    max_tokens: int | None = 64,
+    url: str = "/v1/chat/completions",
+) -> list[dict[str, Any]]:
+    lines = []
+    for i in range(n):
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        lines.append({"custom_id": f"{prefix}-{i}", "method": "POST", "url": url, "body": body})
+    return lines
+
+
+def _to_jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+@pytest.fixture
+def chat_lines() -> Callable[..., list[dict[str, Any]]]:
+    """``chat_lines(n, model=..., prefix=..., max_tokens=..., url=...)``: batch input lines."""
+    return _chat_lines
+
+
+@pytest.fixture
+def to_jsonl() -> Callable[[list[dict[str, Any]]], bytes]:
+    """``to_jsonl(lines)``: JSONL bytes, one object per line, each ending in a newline."""
+    return _to_jsonl
+
+
+@pytest.fixture
+def submit_batch(openai_client: Any) -> Callable[..., Any]:
+    """``submit_batch(lines, endpoint=..., metadata=...)``: upload through the SDK, create."""
+
+    def submit(
+        lines: list[dict[str, Any]],
+        *,
+        endpoint: str = "/v1/chat/completions",
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        uploaded = openai_client.files.create(file=("input.jsonl", _to_jsonl(lines)),
+                                              purpose="batch")
+        return openai_client.batches.create(input_file_id=uploaded.id, endpoint=endpoint,
+                                            completion_window="24h", metadata=metadata)
+
+    return submit
+
+
+@pytest.fixture
+def wait_for_batch(openai_client: Any) -> Callable[..., Any]:
+    """``wait_for_batch(batch_id, until=TERMINAL, timeout=10)``: poll until a status is hit."""
+
+    def wait(batch_id: str, until: tuple[str, ...] = TERMINAL, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = openai_client.batches.retrieve(batch_id)
+            if batch.status in until:
+                return batch
+            if time.monotonic() > deadline:
+                raise AssertionError(f"batch {batch_id} still {batch.status} after {timeout}s")
+            time.sleep(0.05)
+
+    return wait

@@ -1,0 +1,1 @@
+"""Integration tests: real PostgreSQL, Redis, worker processes and the emulator."""

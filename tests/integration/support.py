@@ -1,0 +1,266 @@
+"""What the integration tests share besides fixtures: service access, child processes, config
+and input files, and waiting for jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import pytest
+import yaml
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.models import Job
+from llmbatch.domain.states import is_terminal
+
+PG_HOST = os.environ.get("LLMBATCH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("LLMBATCH_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("LLMBATCH_TEST_PG_USER", "postgres")
+REDIS_HOST = os.environ.get("LLMBATCH_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("LLMBATCH_TEST_REDIS_PORT", "6379"))
+
+MODEL = "gpt-4o-mini"
+API_KEY = "integration-key"
+QUEUE = "llmbatch"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def service_missing(what: str) -> NoReturn:
+    """Skip locally; fail under CI, where every service is required."""
+    if in_ci():
+        pytest.fail(f"CI=true and {what}", pytrace=False)
+    pytest.skip(what)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+
+class PostgresServer:
+    """Creates and drops uniquely named databases on the test server."""
+
+    def __init__(self) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            service_missing("psycopg is not installed (pip install 'llmbatch[postgres]')")
+        self._psycopg = psycopg
+        self._admin = (f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname=postgres "
+                       "connect_timeout=3")
+        try:
+            psycopg.connect(self._admin, autocommit=True).close()
+        except psycopg.OperationalError as exc:
+            service_missing(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {exc}")
+
+    def create_database(self, purpose: str) -> tuple[str, str]:
+        """``(name, SQLAlchemy URL)`` of a new empty database."""
+        name = f"llmbatch_it_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with self._psycopg.connect(self._admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name, f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+    def drop_database(self, name: str) -> None:
+        with self._psycopg.connect(self._admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---- Redis -----------------------------------------------------------------------------------
+
+@dataclass
+class RedisDb:
+    """One Redis database number reserved for a session."""
+
+    number: int
+    client: Any
+
+    @property
+    def url(self) -> str:
+        return f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.number}"
+
+    def queue_idle(self) -> bool:
+        """No message waiting in the llmbatch queue, and none delivered but not yet acked
+        (kombu keeps those in the ``unacked`` hash until the task finishes: we ack late)."""
+        return int(self.client.llen(QUEUE)) == 0 and int(self.client.hlen("unacked")) == 0
+
+
+# ---- child processes -------------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    """A child process in its own process group, its output in a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left of it."""
+        if self.popen.poll() is None:
+            signal_group(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=timeout)
+        # Pool children can outlive their parent; the group reaches them too.
+        signal_group(self.popen.pid, signal.SIGKILL)
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=5)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def child_env() -> dict[str, str]:
+    """Our environment without the variables that would point a child somewhere else."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LLMBATCH_DATABASE_URL", "LLMBATCH_BROKER_URL", "LLMBATCH_CONFIG",
+                        "OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def llmbatch_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "llmbatch", *args]
+
+
+@dataclass
+class Processes:
+    """Starts ``python -m llmbatch ...`` children and stops every one of them."""
+
+    workdir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, *args: str) -> Proc:
+        log = self.workdir / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(llmbatch_cmd(*args), stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=self.workdir, env=child_env())
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def check_alive(self) -> None:
+        """Fail, showing its log, if any child has exited."""
+        for proc in self.procs:
+            if not proc.alive():
+                pytest.fail(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}",
+                            pytrace=False)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+
+# ---- files -----------------------------------------------------------------------------------
+
+def write_config(path: Path, *, database_url: str, broker_url: str, emulator_url: str,
+                 max_requests: int | None = None) -> Path:
+    """A config with fast timing: ticks and polls every few tenths of a second."""
+    openai: dict[str, Any] = {"base_url": f"{emulator_url}/openai/v1", "api_key": API_KEY,
+                              "timeout_s": 30, "models": [{"name": MODEL}]}
+    if max_requests is not None:
+        openai["limits"] = {"max_requests": max_requests}
+    config = {
+        "database": {"url": database_url},
+        "broker": {"url": broker_url, "polling_interval_s": 0.1},
+        "worker": {"tick_interval_s": 0.3, "lease_s": 30},
+        "polling": {"strategy": "fixed", "interval_s": 0.3},
+        "retry": {"base_delay_s": 0.2, "max_delay_s": 1.0},
+        "providers": {"openai": openai},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_prompts(path: Path, count: int, *, prefix: str) -> Path:
+    """``count`` chat requests whose custom_ids are ``{prefix}-{i:05d}``."""
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            body = {"messages": [{"role": "user",
+                                  "content": f"Say something about {prefix} number {i}."}],
+                    "max_tokens": 20}
+            out.write(json.dumps({"custom_id": f"{prefix}-{i:05d}", "body": body}) + "\n")
+    return path
+
+
+# ---- waiting and looking ---------------------------------------------------------------------
+
+def wait_for_jobs(rt: Runtime, job_ids: list[str], *, timeout: float,
+                  alive: Callable[[], None] | None = None) -> dict[str, Job]:
+    """Poll the database until every job is terminal; fail with their state on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with rt.uow() as uow:
+            jobs = {job_id: uow.repo.get_job(job_id) for job_id in job_ids}
+        if all(is_terminal(job.status) for job in jobs.values()):
+            return jobs
+        if alive is not None:
+            alive()
+        if time.monotonic() > deadline:
+            states = {j.id: (str(j.status), {str(k): v for k, v in j.counts.items()})
+                      for j in jobs.values()}
+            pytest.fail(f"jobs not terminal after {timeout}s: {states}", pytrace=False)
+        time.sleep(0.1)
+
+
+def emulator_stats(base_url: str) -> dict[str, Any]:
+    """``GET /_emulator/stats`` over HTTP, as any client would see it."""
+    response = httpx.get(f"{base_url}/_emulator/stats", timeout=10)
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+@dataclass
+class Cluster:
+    """PostgreSQL + Redis + two prefork workers + one beat, and a runtime to drive them."""
+
+    rt: Runtime
+    config_path: Path
+    redis: RedisDb
+    emulator_url: str
+    processes: Processes
+
+    def wait(self, job_ids: list[str], timeout: float = 60.0) -> dict[str, Job]:
+        return wait_for_jobs(self.rt, job_ids, timeout=timeout,
+                             alive=self.processes.check_alive)
+
+    def wait_queue_idle(self, timeout: float = 30.0, settle_s: float = 1.0) -> None:
+        """Until the queue has stayed empty (nothing waiting, nothing unacked) for
+        ``settle_s``: every message published before the call has been handled."""
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        while time.monotonic() < deadline:
+            self.processes.check_alive()
+            if self.redis.queue_idle():
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= settle_s:
+                    return
+            else:
+                idle_since = None
+            time.sleep(0.05)
+        pytest.fail(f"the {QUEUE} queue did not drain in {timeout}s", pytrace=False)

@@ -1,0 +1,117 @@
+"""The synchronous lifecycle harness: a hand-moved clock and a ``Driver`` that plays the part
+of the Celery worker and beat by calling the services, message by message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from fakes import FakeProvider
+from llmbatch.bootstrap import Runtime
+from llmbatch.db import tables
+from llmbatch.domain.models import Job, ProviderBatch
+from llmbatch.domain.states import is_terminal
+from llmbatch.service_layer import tasks
+from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
+from llmbatch.service_layer.scheduler import tick
+from llmbatch.service_layer.submission import plan_job, submit_batch
+from llmbatch.service_layer.unit_of_work import RecordingPublisher
+
+MODEL = "fake-model"
+START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+SERVICES: dict[str, Callable[[Runtime, str], Any]] = {
+    tasks.PLAN: plan_job, tasks.SUBMIT: submit_batch, tasks.POLL: poll_batch,
+    tasks.FETCH: fetch_batch, tasks.FINALIZE: finalize_job,
+}
+
+
+class Clock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Driver:
+    """Runs the lifecycle the way a worker and a beat would, one message at a time."""
+
+    rt: Runtime
+    publisher: RecordingPublisher
+    clock: Clock
+    fake: FakeProvider
+    deliveries: int = 1  # how many times each message is delivered
+    handled: list[str] = field(default_factory=list)
+
+    def drain(self, max_messages: int = 500) -> None:
+        """Deliver published messages (each ``deliveries`` times) until none are left."""
+        for _ in range(max_messages):
+            if not self.publisher.messages:
+                return
+            task, args = self.publisher.messages.pop(0)
+            for _ in range(self.deliveries):
+                SERVICES[task](self.rt, *args)
+            self.handled.append(task)
+        raise AssertionError(f"still busy after {max_messages} messages")
+
+    def tick(self, advance_s: float = 0.0) -> None:
+        """Move the clock, run the beat tick and deliver what it enqueued."""
+        self.clock.advance(advance_s)
+        for _ in range(self.deliveries):
+            tick(self.rt)
+        self.drain()
+
+    def run(self, job_id: str, max_ticks: int = 50) -> Job:
+        """Drive ``job_id`` to a terminal status, ticking (400 s apart) when idle."""
+        self.drain()
+        for _ in range(max_ticks):
+            job = self.job(job_id)
+            if is_terminal(job.status):
+                return job
+            self.tick(400)
+        raise AssertionError(f"job {job_id} not finished: {self.job(job_id).status}, "
+                             f"provider: {self.fake.describe()}")
+
+    def job(self, job_id: str) -> Job:
+        with self.rt.uow() as uow:
+            return uow.repo.get_job(job_id)
+
+    def batches(self, job_id: str) -> list[ProviderBatch]:
+        with self.rt.uow() as uow:
+            return uow.repo.batches_of_job(job_id)
+
+    def events(self, job_id: str) -> list[str]:
+        with self.rt.uow() as uow:
+            return [e.type for e in uow.repo.events_of_job(job_id)]
+
+    def items(self, job_id: str) -> list[Any]:
+        with self.rt.engine.connect() as conn:
+            return list(conn.execute(select(tables.items).where(tables.items.c.job_id == job_id)
+                                     .order_by(tables.items.c.seq)).all())
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table: what "nothing was stored" is checked against."""
+    with engine.connect() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in tables.metadata.sorted_tables}
+
+
+def chat_line(custom_id: str | None, text: str = "hello", **extra: Any) -> str:
+    line: dict[str, Any] = {"body": {"messages": [{"role": "user", "content": text}],
+                                     "max_tokens": 20}, **extra}
+    if custom_id is not None:
+        line["custom_id"] = custom_id
+    return json.dumps(line)

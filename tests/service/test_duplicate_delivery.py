@@ -1,0 +1,111 @@
+"""Celery messages are only wake-up calls: delivering each twice, replaying them after the job
+ended, or losing them all must leave the same job behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from llmbatch.config import ModelConfig, ProviderConfig
+from llmbatch.db import tables
+from llmbatch.domain.states import JobStatus, is_terminal
+from llmbatch.service_layer import tasks
+from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.scheduler import tick
+
+from .harness import MODEL, SERVICES, Driver
+
+Writer = Callable[..., Path]
+SPLIT = ProviderConfig(models=(ModelConfig(name=MODEL, max_requests=2),))
+
+
+def scripted(driver: Driver) -> Driver:
+    """The same story for every run: one retryable and one permanent failure."""
+    driver.fake.outcomes.update({"q-1": ["retryable", "ok"], "q-4": ["permanent"]})
+    driver.fake.polls_to_finish = 1
+    return driver
+
+
+def outcome(driver: Driver, job_id: str) -> dict[str, Any]:
+    """Everything a user can see about a finished job, minus ids and times."""
+    job = driver.job(job_id)
+    events = driver.events(job_id)
+    return {
+        "status": job.status,
+        "counts": job.counts,
+        "usage": job.usage,
+        "records": [{k: v for k, v in r.items()} for r in iter_result_records(driver.rt, job_id)],
+        "provider_batches": driver.fake.batch_keys(),
+        "batches": sorted((str(b.status), b.item_count) for b in driver.batches(job_id)),
+        "events": sorted(events),
+    }
+
+
+def test_every_message_delivered_twice_changes_nothing(make_driver: Callable[..., Driver],
+                                                       write_jsonl: Writer) -> None:
+    path = write_jsonl(5)
+    runs = []
+    for deliveries in (1, 2):
+        driver = scripted(make_driver(SPLIT))
+        driver.deliveries = deliveries
+        job_id, _ = create_job(driver.rt, path, provider="fake", model=MODEL)
+        driver.run(job_id)
+        runs.append(outcome(driver, job_id))
+        assert set(driver.handled) == set(SERVICES)  # every kind of task was delivered
+
+    once, twice = runs
+    assert once["status"] is JobStatus.COMPLETED_WITH_FAILURES
+    assert twice == once
+
+
+def test_replaying_every_message_after_the_job_ended_changes_no_row(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = scripted(make_driver(SPLIT))
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    driver.run(job_id)
+    before = dump(driver)
+
+    for batch in driver.batches(job_id):
+        for task in (tasks.SUBMIT, tasks.POLL, tasks.FETCH):
+            SERVICES[task](driver.rt, batch.id)
+    for task in (tasks.PLAN, tasks.FINALIZE):
+        SERVICES[task](driver.rt, job_id)
+    driver.tick(400)
+
+    assert dump(driver) == before
+    assert len(driver.fake.batches) == 4
+
+
+def test_a_job_finishes_when_every_message_is_lost_the_first_time_it_is_sent(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = scripted(make_driver(SPLIT))
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    lost: set[tuple[str, tuple[Any, ...]]] = set()
+
+    for _ in range(40):
+        while driver.publisher.messages:
+            message = driver.publisher.messages.pop(0)
+            if message in lost:
+                task, args = message
+                SERVICES[task](driver.rt, *args)
+            else:
+                lost.add(message)  # the tick has to send it again
+        if is_terminal(driver.job(job_id).status):
+            break
+        driver.clock.advance(400)
+        tick(driver.rt)
+
+    assert driver.job(job_id).status is JobStatus.COMPLETED_WITH_FAILURES
+    statuses = [r["status"] for r in iter_result_records(driver.rt, job_id)]
+    assert statuses == ["succeeded"] * 4 + ["failed"]
+    assert {task for task, _ in lost} == set(SERVICES)
+
+
+def dump(driver: Driver) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, for before/after comparisons."""
+    with driver.rt.engine.connect() as conn:
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key))]
+                for t in tables.metadata.sorted_tables}

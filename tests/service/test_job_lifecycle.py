@@ -1,0 +1,240 @@
+"""A job from create to a terminal status, driven message by message through the services,
+with the fake provider deciding each item's fate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from llmbatch.config import ModelConfig, ProviderConfig, ProviderLimits, RetryConfig
+from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
+from llmbatch.errors import TransientProviderError
+from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.progress import poll_batch
+from llmbatch.service_layer.submission import plan_job, submit_batch
+
+from .harness import MODEL, Driver, chat_line
+
+Writer = Callable[..., Path]
+
+
+def ids(n: int) -> list[str]:
+    return [f"q-{i}" for i in range(n)]
+
+
+def test_a_job_succeeds_with_one_result_per_line_in_input_order(
+        driver: Driver, write_jsonl: Writer) -> None:
+    custom_ids = ["zeta", "alpha", "mid-7", "beta", "10", "2"]
+    path = write_jsonl([chat_line(c, f"question {c}") for c in custom_ids])
+
+    job_id, created = create_job(driver.rt, path, provider="fake", model=MODEL)
+    job = driver.run(job_id)
+
+    assert created
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.counts == {ItemStatus.SUCCEEDED: 6}
+    assert job.completed_at is not None and job.submitted_at is not None
+    assert (job.usage.input_tokens, job.usage.output_tokens) == (60, 30)
+    records = list(iter_result_records(driver.rt, job_id))
+    assert [r["custom_id"] for r in records] == custom_ids
+    assert [r["output_text"] for r in records] == [f"answer to {c}" for c in custom_ids]
+    assert {r["status"] for r in records} == {"succeeded"}
+    assert all(r["attempts"] == 1 and r["error"] is None for r in records)
+    assert records[0]["usage"] == {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0,
+                                   "reasoning_tokens": 0}
+    assert (records[0]["provider"], records[0]["model"]) == ("fake", MODEL)
+    assert [b.status for b in driver.batches(job_id)] == [BatchStatus.FETCHED]
+    assert driver.events(job_id) == ["job.created", "batch.planned", "job.running",
+                                     "batch.submitted", "batch.ended", "batch.fetched",
+                                     "job.completed"]
+
+
+def test_the_provider_receives_the_requests_it_was_given(driver: Driver,
+                                                         write_jsonl: Writer) -> None:
+    line = chat_line("only", "what is 2+2?", method="POST", url="/v1/chat/completions")
+    job_id, _ = create_job(driver.rt, write_jsonl([line]), provider="fake", model=MODEL)
+    driver.run(job_id)
+
+    stored = driver.items(job_id)[0].request
+    assert stored == {"body": {"messages": [{"role": "user", "content": "what is 2+2?"}],
+                               "max_tokens": 20}}
+    assert driver.fake.batch_keys() == [["only"]]
+
+
+def test_items_are_split_into_batches_of_at_most_max_requests(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = make_driver(ProviderConfig(models=(ModelConfig(name=MODEL, max_requests=3),)))
+    job_id, _ = create_job(driver.rt, write_jsonl(8), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(8)[0:3], ids(8)[3:6], ids(8)[6:8]]
+    batches = driver.batches(job_id)
+    # Batches planned together share a timestamp; their listing order is not the plan order.
+    assert sorted(b.item_count for b in batches) == [2, 3, 3]
+    assert {b.status for b in batches} == {BatchStatus.FETCHED}
+    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(8)
+
+
+def test_items_are_split_by_the_byte_limit_too(make_driver: Callable[..., Driver],
+                                               write_jsonl: Writer) -> None:
+    probe = make_driver().fake
+    line_bytes = len(probe.encode(RequestLine(0, "q-0", {"messages": [
+        {"role": "user", "content": "question 0"}], "max_tokens": 20}),
+        endpoint=Endpoint.CHAT, model=MODEL).data) + 1
+    driver = make_driver(ProviderConfig(models=(ModelConfig(name=MODEL),),
+                                        limits=ProviderLimits(max_bytes=2 * line_bytes + 1)))
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+    assert [len(k) for k in driver.fake.batch_keys()] == [2, 2, 1]
+
+
+def test_a_permanent_item_failure_completes_the_job_with_failures(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.outcomes["q-2"] = ["permanent"]
+    job_id, _ = create_job(driver.rt, write_jsonl(4), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.COMPLETED_WITH_FAILURES
+    assert job.counts == {ItemStatus.SUCCEEDED: 3, ItemStatus.FAILED: 1}
+    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    assert records["q-2"]["status"] == "failed"
+    assert records["q-2"]["output_text"] is None
+    assert records["q-2"]["error"] == {"type": "invalid_request_error", "code": "invalid_value",
+                                       "message": "the request is invalid", "retryable": False}
+    assert records["q-2"]["attempts"] == 1
+    assert len(driver.fake.batches) == 1  # a permanent failure is never re-sent
+
+
+def test_a_retryable_item_failure_is_rebatched_and_then_succeeds(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.outcomes["q-1"] = ["retryable", "ok"]
+    job_id, _ = create_job(driver.rt, write_jsonl(4), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(4), ["q-1"]]
+    attempts = {r["custom_id"]: r["attempts"] for r in iter_result_records(driver.rt, job_id)}
+    assert attempts == {"q-0": 1, "q-1": 2, "q-2": 1, "q-3": 1}
+    batches = driver.batches(job_id)
+    assert [(b.status, b.item_count) for b in batches] == [(BatchStatus.FETCHED, 4),
+                                                           (BatchStatus.FETCHED, 1)]
+    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(4)
+
+
+def test_a_retryable_failure_becomes_final_when_attempts_run_out(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = make_driver(retry=RetryConfig(item_max_attempts=2))
+    driver.fake.outcomes["q-0"] = ["retryable"]
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.COMPLETED_WITH_FAILURES
+    assert driver.fake.batch_keys() == [["q-0", "q-1"], ["q-0"]]
+    first = next(iter_result_records(driver.rt, job_id))
+    assert (first["status"], first["attempts"]) == ("failed", 2)
+    assert first["error"]["retryable"] is True
+
+
+def test_items_the_provider_returned_no_line_for_are_rebatched(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.outcomes["q-2"] = ["missing", "ok"]
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(3), ["q-2"]]
+
+
+def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.batch_failures.append(("Enqueued token limit reached", "token_limit_exceeded"))
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(3), ids(3)]
+    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [2, 2, 2]
+
+
+def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.batch_failures.append(("line 1: bad body", "invalid_file"))
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    # The provider accepted the batch, then failed it: a job of failed items, not a job-level
+    # failure (that is reserved for jobs no provider batch was ever accepted for).
+    assert job.status is JobStatus.COMPLETED_WITH_FAILURES
+    assert job.counts == {ItemStatus.FAILED: 2}
+    errors = [r["error"] for r in iter_result_records(driver.rt, job_id)]
+    assert errors == [{"type": "batch_failed", "code": "invalid_file",
+                       "message": "line 1: bad body", "retryable": False}] * 2
+    assert len(driver.fake.batches) == 1
+
+
+def test_a_batch_the_provider_lost_is_sent_again(driver: Driver, write_jsonl: Writer) -> None:
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+    plan_job(driver.rt, job_id)
+    (batch,) = driver.batches(job_id)
+    submit_batch(driver.rt, batch.id)
+    driver.fake.batches.clear()  # the provider forgot it: polls now answer 404
+    driver.publisher.messages.clear()
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(2)]  # the second submission
+    assert [b.status for b in driver.batches(job_id)] == [BatchStatus.FETCHED] * 2
+
+
+def test_a_transient_poll_error_is_retried_later(driver: Driver, write_jsonl: Writer) -> None:
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+    plan_job(driver.rt, job_id)
+    (batch,) = driver.batches(job_id)
+    submit_batch(driver.rt, batch.id)
+    driver.fake.poll_errors.append(TransientProviderError("connection reset", provider="fake"))
+
+    assert poll_batch(driver.rt, batch.id) is BatchStatus.IN_PROGRESS
+
+    (after,) = driver.batches(job_id)
+    assert after.status is BatchStatus.IN_PROGRESS
+    assert after.error is not None and "connection reset" in after.error
+    assert after.next_poll_at is not None and after.next_poll_at > driver.clock()
+    assert after.lease_owner is None
+    driver.publisher.messages.clear()
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_batch_still_running_is_polled_again_later(driver: Driver,
+                                                     write_jsonl: Writer) -> None:
+    driver.fake.polls_to_finish = 2
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+    driver.drain()
+    driver.tick()  # the first poll is due at once
+
+    (batch,) = driver.batches(job_id)
+    assert batch.status is BatchStatus.IN_PROGRESS
+    assert batch.poll_count == 1
+    assert batch.next_poll_at is not None and batch.next_poll_at > driver.clock()
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+    (batch,) = driver.batches(job_id)
+    assert batch.poll_count == 3
+    assert batch.request_counts == {"total": 2, "completed": 2, "failed": 0}
+
+
+def test_embeddings_jobs_run_like_chat_jobs(driver: Driver, write_jsonl: Writer) -> None:
+    path = write_jsonl(['{"custom_id": "e-1", "body": {"input": "some text"}}',
+                        '{"custom_id": "e-2", "method": "POST", "url": "/v1/embeddings", '
+                        '"body": {"input": ["a", "b"]}}'])
+    job_id, _ = create_job(driver.rt, path, provider="fake", model=MODEL,
+                           endpoint=Endpoint.EMBEDDINGS)
+
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [["e-1", "e-2"]]
