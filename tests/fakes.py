@@ -78,6 +78,8 @@ class FakeProvider(BatchProvider):
     # ``WorkerCrashed`` among submit errors is a worker dying before the provider got anything.
     submit_errors: list[Exception] = field(default_factory=list)
     poll_errors: list[ProviderError] = field(default_factory=list)
+    # The next result downloads break off: (lines delivered first, error raised then).
+    fetch_errors: list[tuple[int, Exception]] = field(default_factory=list)
     # The next N submissions create the batch and then kill the worker.
     crash_after_create: int = 0
     # Batch-level failures the next ended batches report: (message, code).
@@ -148,10 +150,15 @@ class FakeProvider(BatchProvider):
         if batch.status == "failed":
             return
         keys = batch.keys if batch.kept is None else batch.keys[:batch.kept]
+        break_after, error = self.fetch_errors.pop(0) if self.fetch_errors else (None, None)
+        delivered = 0
         for key in keys:
+            if delivered == break_after:
+                raise error  # type: ignore[misc]
             outcome = self._outcome(key, batch.attempt_of[key])
             if outcome == "missing":
                 continue
+            delivered += 1
             yield self._result(key, outcome)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:

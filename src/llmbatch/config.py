@@ -96,6 +96,12 @@ class ProviderConfig(_Frozen):
     models: tuple[ModelConfig, ...] = ()
     allow_unlisted_models: bool = False
     completion_window: str = "24h"
+    api_version: str | None = Field(
+        None, description="Provider API version (Anthropic: anthropic-version; Gemini: v1beta/v1)")
+    default_max_tokens: int = Field(
+        1024, gt=0, description="max_tokens for requests without one, where the provider needs it")
+    inline_max_bytes: int | None = Field(
+        None, gt=0, description="Gemini: largest request sent inline; above it, the Files API")
     delete_files_after_fetch: bool = False
 
     @model_validator(mode="after")
@@ -173,10 +179,14 @@ def format_validation_error(exc: ValidationError, root: str = "") -> list[str]:
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    if env.get("LLMBATCH_DATABASE_URL"):
-        data.setdefault("database", {})["url"] = env["LLMBATCH_DATABASE_URL"]
-    if env.get("LLMBATCH_BROKER_URL"):
-        data.setdefault("broker", {})["url"] = env["LLMBATCH_BROKER_URL"]
+    for section, var in (("database", "LLMBATCH_DATABASE_URL"), ("broker", "LLMBATCH_BROKER_URL")):
+        if env.get(var):
+            current = data.get(section)
+            if current is None:  # absent, or a YAML key whose children are all commented out
+                data[section] = {"url": env[var]}
+            elif isinstance(current, dict):
+                data[section] = {**current, "url": env[var]}
+            # anything else is left for validation to report with its path
     return data
 
 

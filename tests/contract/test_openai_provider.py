@@ -434,7 +434,7 @@ def test_a_failed_create_deletes_the_uploaded_file(openai_harness: ProviderHarne
     assert h.calls("delete_file") == deletes + 1
 
 
-def test_find_by_tag_pages_back_and_stops_at_the_page_cap(
+def test_find_by_tag_pages_back_and_stops_at_the_page_cap_or_the_horizon(
         openai_harness: ProviderHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     from llmbatch.providers.openai import provider as module
 
@@ -452,6 +452,12 @@ def test_find_by_tag_pages_back_and_stops_at_the_page_cap(
 
     monkeypatch.setattr(module, "FIND_BY_TAG_MAX_PAGES", 2)
     assert h.adapter.find_by_tag(oldest) is None
+
+    monkeypatch.setattr(module, "FIND_BY_TAG_MAX_PAGES", 50)
+    monkeypatch.setattr(module, "FIND_BY_TAG_HORIZON_S", -10**9)  # every batch is "too old"
+    lists = h.calls("list")
+    assert h.adapter.find_by_tag(oldest) is None
+    assert h.calls("list") - lists == 1  # a page entirely past the horizon ends the search
 
 
 def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness) -> None:

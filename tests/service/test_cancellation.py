@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from fakes import WorkerCrashed
 from llmbatch.config import ModelConfig, ProviderConfig
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.service_layer.jobs import cancel_job, create_job, iter_result_records
-from llmbatch.service_layer.submission import plan_job
+from llmbatch.service_layer.submission import plan_job, submit_batch
 
 from .harness import MODEL, Driver, row_counts
 
@@ -140,3 +143,39 @@ def test_cancelling_twice_is_the_same_as_once(driver: Driver, write_jsonl: Write
     assert cancel_job(driver.rt, job_id) is JobStatus.CANCELLING
     assert driver.run(job_id).status is JobStatus.CANCELLED
     assert driver.events(job_id).count("job.cancel_requested") == 1
+
+
+def test_a_provider_copy_left_by_a_dead_worker_is_cancelled_with_its_job(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.polls_to_finish = None
+    driver.fake.crash_after_create = 1
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    (batch_id,) = plan_job(driver.rt, job_id)
+    driver.publisher.messages.clear()
+    with pytest.raises(WorkerCrashed):
+        submit_batch(driver.rt, batch_id)
+
+    cancel_job(driver.rt, job_id)  # the batch is still SUBMITTING under the dead worker's lease
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.CANCELLED
+    assert job.counts == {ItemStatus.CANCELLED: 3}
+    assert [b.status for b in driver.fake.batches.values()] == ["cancelled"]
+
+
+def test_a_submission_interrupted_before_the_provider_got_it_is_not_sent_after_a_cancel(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.submit_errors.append(WorkerCrashed("killed before the upload"))
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    (batch_id,) = plan_job(driver.rt, job_id)
+    driver.publisher.messages.clear()
+    with pytest.raises(WorkerCrashed):
+        submit_batch(driver.rt, batch_id)
+
+    cancel_job(driver.rt, job_id)
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.CANCELLED
+    assert job.counts == {ItemStatus.CANCELLED: 3}
+    assert driver.fake.batches == {}
+    assert driver.batches(job_id)[0].status is BatchStatus.CANCELLED

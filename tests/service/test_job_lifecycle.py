@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from llmbatch.config import ModelConfig, ProviderConfig, ProviderLimits, RetryConfig
+import pytest
+
+from fakes import WorkerCrashed
+from llmbatch.config import (
+    ModelConfig,
+    ProviderConfig,
+    ProviderLimits,
+    RetryConfig,
+    WorkerConfig,
+)
 from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import TransientProviderError
@@ -238,3 +247,34 @@ def test_embeddings_jobs_run_like_chat_jobs(driver: Driver, write_jsonl: Writer)
 
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [["e-1", "e-2"]]
+
+
+@pytest.mark.parametrize("error", [
+    TransientProviderError("connection reset while downloading", provider="fake"),
+    WorkerCrashed("worker killed while downloading"),
+], ids=["transient", "crash"])
+def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
+        make_driver: Callable[..., Driver], write_jsonl: Writer, error: Exception) -> None:
+    driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
+    driver.fake.fetch_errors.append((3, error))
+    driver.fake.outcomes["q-1"] = ["retryable", "ok"]
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    driver.drain()
+
+    try:
+        driver.tick()  # poll, then the fetch breaks off after three lines
+    except WorkerCrashed:
+        pass
+    (batch,) = driver.batches(job_id)
+    assert batch.status is BatchStatus.ENDED
+    counts = driver.job(job_id).counts
+    assert counts[ItemStatus.SUCCEEDED] == 1  # the first chunk (q-0, q-1) was stored
+    assert counts[ItemStatus.PENDING] == 1  # q-1, to be re-batched
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(5), ["q-1"]]
+    attempts = [r["attempts"] for r in iter_result_records(driver.rt, job_id)]
+    assert attempts == [1, 2, 1, 1, 1]
+    assert driver.events(job_id).count("batch.fetched") == 2

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
 import pytest
+import structlog.testing
 
 pytest.importorskip("openai")  # the llmbatch[openai] extra
 
@@ -521,3 +523,62 @@ def test_cleanup_does_nothing_unless_configured() -> None:
     progress = progress_from_batch(batch(status="completed", output_file_id="file-out"))
     with openai.OpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", max_retries=0) as client:
         OpenAIProvider(ProviderConfig(), client=client).cleanup("batch_1", progress)
+
+
+def test_a_result_file_with_damaged_lines_still_yields_every_readable_result() -> None:
+    """Served through a mock transport: the SDK's streaming download, our line splitting and
+    parsing, without a server. Unreadable lines are skipped (and logged), never fatal."""
+    good = json.loads(result_line("ok-1", body=CHAT_BODY))
+    good["response"]["body"]["choices"][0]["message"]["content"] = "line\u2028separator"
+    output = (json.dumps(good, ensure_ascii=False).encode() + b"\n"
+              + b"%%% not json at all %%%\n\n"
+              + b'{"id": "batch_req_2", "custom_id": "cut-1", "response": {"status_co\n')
+    errors = result_line("exp-1", status=None, error={"code": "batch_expired", "message": "late"})
+    files = {"/v1/files/file-out/content": output, "/v1/files/file-err/content": errors}
+
+    def serve(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=files[request.url.path])
+
+    progress = progress_from_batch(batch(status="expired", output_file_id="file-out",
+                                         error_file_id="file-err"))
+    with openai.OpenAI(api_key="sk-x", base_url="http://openai.test/v1", max_retries=0,
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(serve))) as client:
+        adapter = OpenAIProvider(ProviderConfig(), client=client)
+        with structlog.testing.capture_logs() as logs:
+            results = {r.provider_key: r for r in adapter.iter_results("batch_1", progress)}
+
+    assert list(results) == ["ok-1", "cut-1", "exp-1"]
+    assert [(e["event"], e["file_id"], e["line"]) for e in logs if e["log_level"] == "error"] == [
+        ("llmbatch.openai.result_line_unreadable", "file-out", 2)]
+    assert results["ok-1"].output_text == "line\u2028separator"
+    assert results["cut-1"].error is not None and results["cut-1"].error.retryable
+    assert results["exp-1"].status is ItemStatus.EXPIRED
+
+
+def test_a_batch_that_failed_validation_downloads_nothing() -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise AssertionError(f"unexpected request {request.url}")
+
+    progress = progress_from_batch(batch(status="failed", error_file_id="file-err"))
+    with openai.OpenAI(api_key="sk-x", base_url="http://openai.test/v1", max_retries=0,
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(refuse))) as client:
+        assert list(OpenAIProvider(ProviderConfig(), client=client)
+                    .iter_results("batch_1", progress)) == []
+
+
+def test_a_connection_that_breaks_mid_download_is_transient() -> None:
+    def broken_stream() -> Iterator[bytes]:
+        yield result_line("a-1", body=CHAT_BODY) + b"\n"
+        raise httpx2.ReadError("connection reset by peer")
+
+    def serve(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=broken_stream())
+
+    progress = progress_from_batch(batch(status="completed", output_file_id="file-out"))
+    with openai.OpenAI(api_key="sk-x", base_url="http://openai.test/v1", max_retries=0,
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(serve))) as client:
+        stream = OpenAIProvider(ProviderConfig(), client=client).iter_results("b", progress)
+        with pytest.raises(TransientProviderError) as err:
+            list(stream)
+    assert err.value.code == "connection_error"
+    assert isinstance(err.value.__cause__, httpx2.ReadError)

@@ -7,6 +7,7 @@ shows progress, prints a few outputs and one summary line per provider, and stop
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -35,6 +36,10 @@ __all__ = ["DEMO_PROVIDERS", "run_demo"]
 DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("gpt-4o-mini", "/openai/v1"),
 }
+# Illustrative synchronous list prices (USD per million tokens: input, cached input, output).
+DEMO_PRICES: dict[str, tuple[float, float, float]] = {
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+}
 DEMO_KEY = "demo-key"
 TOPICS = ["photosynthesis", "the Roman road network", "TCP congestion control", "sourdough",
           "plate tectonics", "the B-tree", "jazz harmony", "vaccines", "tides", "compilers",
@@ -50,13 +55,22 @@ def _write_config(workdir: Path, emulator_url: str) -> Path:
         "polling": {"strategy": "adaptive", "min_s": 0.3, "max_s": 2.0},
         "providers": {
             name: {"base_url": emulator_url + prefix, "api_key": DEMO_KEY,
-                   "models": [{"name": model}]}
+                   "models": [_model_entry(model)]}
             for name, (model, prefix) in DEMO_PROVIDERS.items()
         },
     }
     path = workdir / "llm_config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _model_entry(model: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": model}
+    if model in DEMO_PRICES:
+        price_in, price_cached, price_out = DEMO_PRICES[model]
+        entry.update(input_usd_per_mtok=price_in, cached_input_usd_per_mtok=price_cached,
+                     output_usd_per_mtok=price_out)
+    return entry
 
 
 def _write_prompts(path: Path, count: int, seed: int) -> None:
@@ -96,6 +110,8 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
             with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
                 jobs = _watch(rt, job_ids, console, timeout_s)
             _show_outputs(rt, job_ids, console)
+            cost = sum(j.cost_usd or 0.0 for j in jobs.values())
+            console.print(f"batch cost of the demo: ${cost:.6f} (half the synchronous price)")
             for name, job in jobs.items():
                 done = job.counts.get(ItemStatus.SUCCEEDED, 0)
                 console.print(f"{name} {job.id} {job.status} {done}/{job.item_count} succeeded",
@@ -128,6 +144,6 @@ def _watch(rt: Any, job_ids: dict[str, str], console: Console, timeout_s: float)
 
 def _show_outputs(rt: Any, job_ids: dict[str, str], console: Console) -> None:
     for name, job_id in job_ids.items():
-        for record in list(iter_result_records(rt, job_id))[:2]:
+        for record in itertools.islice(iter_result_records(rt, job_id), 2):
             text = (record["output_text"] or json.dumps(record["error"]))[:100]
             console.print(f"  [dim]{name}[/dim] {record['custom_id']}: {text}", highlight=False)

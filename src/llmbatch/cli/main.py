@@ -16,7 +16,7 @@ from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
-from llmbatch.errors import LLMBatchError
+from llmbatch.errors import ConfigError, LLMBatchError
 
 __all__ = ["app", "main"]
 
@@ -111,7 +111,8 @@ def status(job_id: str, config: ConfigOpt = None,
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
         "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
         "counts": {str(k): v for k, v in sorted(job.counts.items())},
-        "usage": job.usage.as_dict(), "created_at": job.created_at.isoformat(),
+        "usage": job.usage.as_dict(), "cost_usd": job.cost_usd,
+        "parent_job_id": job.parent_job_id, "created_at": job.created_at.isoformat(),
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,
         "error": job.error,
         "batches": [{"id": b.id, "status": str(b.status), "provider_batch_id":
@@ -125,7 +126,8 @@ def status(job_id: str, config: ConfigOpt = None,
     console.print(f"[bold]{job.id}[/bold] {job.status}  {job.provider}/{job.model}  "
                   f"{job.item_count} items")
     console.print("  " + "  ".join(f"{k}={v}" for k, v in data["counts"].items()))
-    console.print(f"  usage: {data['usage']}")
+    console.print(f"  usage: {data['usage']}  cost: "
+                  f"{'-' if job.cost_usd is None else f'${job.cost_usd:.6f}'}")
     if job.error:
         console.print(f"  error: {job.error}")
     table = Table("batch", "status", "provider id", "provider status", "items", "polls")
@@ -143,11 +145,12 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
     rt = _runtime(config)
     with rt.uow() as uow:
         rows = uow.repo.list_jobs(limit=limit, status=status)
-    table = Table("job", "status", "provider", "model", "items", "succeeded", "created")
+    table = Table("status", "provider", "model", "items", "succeeded", "created")
+    table.add_column("job", no_wrap=True)
     for job in rows:
-        table.add_row(job.id, str(job.status), job.provider, job.model, str(job.item_count),
+        table.add_row(str(job.status), job.provider, job.model, str(job.item_count),
                       str(job.counts.get(ItemStatus.SUCCEEDED, 0)),
-                      job.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+                      job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.id)
     console.print(table)
 
 
@@ -178,6 +181,22 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
 
     new_status = cancel_job(_runtime(config, publish=True), job_id)
     console.print(f"job {job_id}: {new_status}")
+
+
+@app.command()
+def retry(job_id: str, config: ConfigOpt = None,
+          wait: Annotated[bool, typer.Option(help="Show progress until the new job ends")] = False,
+          worker: Annotated[bool | None, typer.Option(
+              help="Start an embedded worker while waiting")] = None) -> None:
+    """Start a child job of JOB's failed and expired items (after you fixed the cause)."""
+    from llmbatch.service_layer.jobs import retry_job
+
+    rt = _runtime(config, publish=True)
+    child_id, count = retry_job(rt, job_id)
+    console.print(f"created job [bold]{child_id}[/bold] retrying {count} item(s) of {job_id}")
+    if wait:
+        start_worker = _is_embedded(rt.config) if worker is None else worker
+        sys.exit(_wait_and_report(rt, child_id, config, start_worker))
 
 
 @app.command()
@@ -260,7 +279,15 @@ def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
 @config_app.command("validate")
 def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Check a config file; print each problem with its path."""
-    cfg = load_config(file)
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        # One unwrapped ``path: message`` line per problem, so it can be grepped; exit 2 like
+        # every other llmbatch error (sys.exit: main() drops typer.Exit codes).
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     console.print(f"ok: {len(cfg.providers)} provider(s): {', '.join(cfg.providers) or '-'}")
 
 

@@ -10,7 +10,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from llmbatch.db.tables import events, items, jobs, provider_batches
 from llmbatch.domain.models import Endpoint, Event, Job, ProviderBatch, Usage
@@ -74,6 +85,13 @@ class Repository:
                           .values(item_count=item_count, content_hash=content_hash,
                                   idempotency_key=idempotency_key))
 
+    def lock_job(self, job_id: str) -> None:
+        """Hold the job's row until the transaction ends, so that the job-level steps of one
+        job (plan, finalize) run one at a time even when their messages arrive together.
+        PostgreSQL: ``SELECT ... FOR UPDATE``; SQLite renders no lock clause and needs none,
+        since ``BEGIN IMMEDIATE`` already serialises writers."""
+        pass
+
     def get_job(self, job_id: str) -> Job:
         """The job with its item counts and usage totals; ``NotFoundError`` if absent."""
         row = self.conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
@@ -82,6 +100,7 @@ class Repository:
         job = _job_from_row(row)
         job.counts = self.item_counts(job_id)
         job.usage = self.usage_totals(job_id)
+        job.cost_usd = self.cost_total(job_id)
         return job
 
     def find_job_by_idempotency_key(self, tenant: str, key: str) -> tuple[str, str | None] | None:
@@ -138,6 +157,25 @@ class Repository:
         query = (select(items.c.status, func.count()).where(items.c.job_id == job_id)
                  .group_by(items.c.status))
         return {ItemStatus(s): n for s, n in self.conn.execute(query).all()}
+
+    def cost_total(self, job_id: str) -> float | None:
+        """Sum of item costs (None when no item has a price)."""
+        total = self.conn.execute(select(func.sum(items.c.cost_usd))
+                                  .where(items.c.job_id == job_id)).scalar_one()
+        return None if total is None else float(total)
+
+    def copy_items_for_retry(self, parent_id: str, child_id: str,
+                             statuses: Iterable[ItemStatus]) -> int:
+        """Copy a job's items in ``statuses`` into a new job as fresh pending items (one
+        INSERT ... SELECT, keeping ``seq`` so the child's results keep the input order)."""
+        src = select(
+            literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
+            items.c.request, items.c.wire_bytes, literal(str(ItemStatus.PENDING)), literal(0),
+        ).where(items.c.job_id == parent_id, items.c.status.in_([str(s) for s in statuses]))
+        res = self.conn.execute(insert(items).from_select(
+            ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes", "status",
+             "attempts"], src))
+        return res.rowcount
 
     def usage_totals(self, job_id: str) -> Usage:
         row = self.conn.execute(select(

@@ -142,6 +142,7 @@ class Job:
     metadata: dict[str, Any] = field(default_factory=dict)
     counts: dict[ItemStatus, int] = field(default_factory=dict)
     usage: Usage = Usage()
+    cost_usd: float | None = None
 
 
 @dataclass

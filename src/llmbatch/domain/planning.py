@@ -29,6 +29,9 @@ class ItemTooLarge(ValueError):
         super().__init__(f"item {seq} is {size} bytes, over the batch limit of {limit}")
         self.seq, self.size, self.limit = seq, size, limit
 
+    def __reduce__(self) -> tuple[type[ItemTooLarge], tuple[int, int, int]]:
+        return (type(self), (self.seq, self.size, self.limit))  # args differ from __init__'s
+
 
 def pack_items(sizes: Iterable[tuple[int, int]], *, max_requests: int,
                max_bytes: int) -> Iterator[BatchPlan]:

@@ -2,8 +2,8 @@
 
 ``fixed``: every ``interval_s``. ``adaptive``: a quarter of the time elapsed since submission
 (fast at first, slower as a batch proves long), shortened towards the completion the observed
-progress predicts, clamped to ``[min_s, max_s]``, with ±10% jitter so polls of batches submitted
-together spread out.
+progress predicts, clamped to ``[min_s, max_s]``, with ±10% jitter (kept inside those bounds)
+so polls of batches submitted together spread out.
 """
 
 from __future__ import annotations
@@ -27,4 +27,5 @@ def next_poll_delay(policy: PollingConfig, *, elapsed_s: float, done: int, total
         remaining = (total - done) / rate
         delay = min(delay, remaining / 2) if remaining > 0 else delay
     delay = min(max(delay, policy.min_s), policy.max_s)
-    return delay * rng.uniform(0.9, 1.1)
+    # Jitter inside the bounds: they are limits the operator set, not suggestions.
+    return rng.uniform(max(delay * 0.9, policy.min_s), min(delay * 1.1, policy.max_s))

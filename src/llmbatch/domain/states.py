@@ -21,6 +21,7 @@ __all__ = [
     "can_transition",
     "check_transition",
     "is_terminal",
+    "sources_of",
 ]
 
 

@@ -16,7 +16,13 @@ from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_termin
 from llmbatch.errors import ConflictError, InputError
 from llmbatch.service_layer import tasks
 
-__all__ = ["cancel_job", "create_job", "iter_result_records", "request_from_stored"]
+__all__ = [
+    "cancel_job",
+    "create_job",
+    "iter_result_records",
+    "request_from_stored",
+    "retry_job",
+]
 
 INSERT_CHUNK = 2000
 
@@ -182,3 +188,35 @@ def iter_result_records(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
                 "attempts": row.attempts,
             }
         chunk_last = rows[-1].seq
+
+
+RETRYABLE_BY_USER = (ItemStatus.FAILED, ItemStatus.EXPIRED)
+
+
+def retry_job(rt: Runtime, job_id: str, *, name: str | None = None) -> tuple[str, int]:
+    """Start a child job of the items that ended failed or expired, for when the user fixed
+    the cause. Returns ``(child_job_id, item_count)``; ``ConflictError`` if the job is still
+    running or nothing failed."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        parent = uow.repo.get_job(job_id)
+        if not is_terminal(parent.status):
+            raise ConflictError(f"job {job_id} is {parent.status}; retry it once it has ended")
+        child = Job(id=new_id("job"), name=name or f"retry of {parent.name or parent.id}",
+                    provider=parent.provider, model=parent.model, endpoint=parent.endpoint,
+                    status=JobStatus.PENDING, item_count=0, created_at=now,
+                    tenant=parent.tenant, parent_job_id=parent.id, metadata=parent.metadata)
+        uow.repo.add_job(child, content_hash=None,
+                         config_snapshot=uow.repo.config_snapshot(parent.id))
+        count = uow.repo.copy_items_for_retry(parent.id, child.id, RETRYABLE_BY_USER)
+        if count == 0:
+            raise ConflictError(f"job {job_id} has no failed or expired items to retry")
+        uow.repo.finish_ingest(child.id, item_count=count, content_hash="")
+        uow.record(Event(job_id=child.id, type="job.created", at=now,
+                         to_status=str(JobStatus.PENDING),
+                         data={"items": count, "parent_job_id": parent.id}))
+        uow.record(Event(job_id=parent.id, type="job.retried", at=now,
+                         data={"child_job_id": child.id, "items": count}))
+        uow.publish_after_commit(tasks.PLAN, child.id)
+        uow.commit()
+    return child.id, count

@@ -8,9 +8,11 @@ from typing import Any
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.config import ModelConfig
 from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
+from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import retry_delay
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.errors import PermanentProviderError, ProviderError
@@ -105,8 +107,8 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
     return BatchStatus.ENDED
 
 
-def _result_row(result: ItemResult, status: ItemStatus, batch_id: str,
-                now: Any) -> dict[str, Any]:
+def _result_row(result: ItemResult, status: ItemStatus, batch_id: str, now: Any,
+                model: ModelConfig | None) -> dict[str, Any]:
     usage = result.usage
     return {
         "b_provider_key": result.provider_key,
@@ -120,6 +122,7 @@ def _result_row(result: ItemResult, status: ItemStatus, batch_id: str,
         "cached_tokens": usage.cached_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
         "error": result.error.as_dict() if result.error else None,
+        "cost_usd": item_cost_usd(usage, model),
         "completed_at": None if status is ItemStatus.PENDING else now,
     }
 
@@ -143,6 +146,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                              result_refs=batch.result_refs, error=batch.error,
                              error_code=batch.error_code)
     max_attempts = rt.config.retry.item_max_attempts
+    prices = rt.config.provider(batch.provider).model(batch.model)
     chunk: list[ItemResult] = []
     stored = 0
 
@@ -153,7 +157,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             attempts = uow.repo.attempts_of(batch_id, [r.provider_key for r in chunk])
             rows = [_result_row(r, settle_result(r, attempts=attempts[r.provider_key],
                                                  max_attempts=max_attempts,
-                                                 cancelling=cancelling), batch_id, moment)
+                                                 cancelling=cancelling), batch_id, moment,
+                                    prices)
                     for r in chunk if r.provider_key in attempts]
             stored += uow.repo.record_results(batch_id, rows)
             uow.repo.update_batch(batch_id, rt.worker_id, moment, release=False,
@@ -210,6 +215,7 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
     """Close a job whose items are all final; send pending ones back to plan."""
     now = rt.clock()
     with rt.uow() as uow:
+        uow.repo.lock_job(job_id)  # one finalize (or plan) of a job at a time
         job = uow.repo.get_job(job_id)
         if is_terminal(job.status) or uow.repo.open_batch_count(job_id):
             return None

@@ -8,7 +8,7 @@ worker killed between "provider created it" and "we recorded it" never causes a 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -21,6 +21,7 @@ from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
+from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
 
@@ -31,6 +32,9 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
     """Pack the job's pending items into new PLANNED batches; returns their ids."""
     now = rt.clock()
     with rt.uow() as uow:
+        # Two plans of one job at once (the create's message and a tick's, or a redelivery)
+        # would both pack the same pending items into batches, one of them left empty.
+        uow.repo.lock_job(job_id)
         job = uow.repo.get_job(job_id)
         if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
             return []
@@ -94,11 +98,11 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             uow.commit()
             return None
         job = uow.repo.get_job(batch.job_id)
-        if job.status is JobStatus.CANCELLING:
-            uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.CANCELLED)
-            uow.repo.release_queued_items(batch_id)
-            uow.repo.cancel_unsent_items(job.id, now)
-            uow.publish_after_commit(tasks.FINALIZE, job.id)
+        cancelling = job.status is JobStatus.CANCELLING
+        # An earlier attempt may have left a copy at the provider: look for it (below) even
+        # when cancelling, so that it is adopted and then cancelled, not left running.
+        if cancelling and batch.submit_attempts == 0:
+            _cancel_unsent(uow, rt, batch, now)
             uow.commit()
             return BatchStatus.CANCELLED
         uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.SUBMITTING,
@@ -109,11 +113,24 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
              attempt=batch.submit_attempts + 1)
     try:
         found = adapter.find_by_tag(batch_id) if batch.submit_attempts > 0 else None
+        if found is None and cancelling:
+            with rt.uow() as uow:
+                _cancel_unsent(uow, rt, batch, rt.clock())
+                uow.commit()
+            return BatchStatus.CANCELLED
         submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
                                             endpoint=job.endpoint, model=job.model)
     except ProviderError as exc:
         return _submit_failed(rt, batch, exc)
     return _submit_succeeded(rt, batch, submitted, adopted=found is not None)
+
+
+def _cancel_unsent(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, now: datetime) -> None:
+    """The job is being cancelled and the provider has nothing of this batch: drop it."""
+    uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.CANCELLED)
+    uow.repo.release_queued_items(batch.id)
+    uow.repo.cancel_unsent_items(batch.job_id, now)
+    uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
 
 
 def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBatch, *,

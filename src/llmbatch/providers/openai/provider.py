@@ -125,11 +125,12 @@ class OpenAIProvider(BatchProvider):
                model: str) -> SubmittedBatch:
         """Spool ``lines`` to a temporary file, upload it and create a batch tagged ``tag``.
 
-        The file is spooled to disk, never memory, and uploaded in chunks by the SDK. If the
-        create call fails, the uploaded file is deleted: besides tidiness, when the failure was
-        a timeout after OpenAI did create the batch, a missing input file makes that phantom
-        batch fail validation instead of running (and billing) next to the retry. Callers must
-        still ``find_by_tag`` before re-submitting after an ambiguous (transient) failure.
+        The file is spooled to disk (``TMPDIR``), never memory, and the SDK uploads it in 64 KiB
+        chunks. If the create call fails, the uploaded file is deleted: besides tidiness, when
+        the failure was a timeout after OpenAI did create the batch, a vanished input file may
+        make that phantom batch fail validation rather than run next to the retry (whether
+        OpenAI reads the file before answering is not documented). So callers must still
+        ``find_by_tag`` before re-submitting after an ambiguous (transient) failure.
         """
         if len(tag) > _METADATA_VALUE_MAX:
             raise ValueError(f"tag longer than {_METADATA_VALUE_MAX} characters: {tag[:40]}...")
@@ -170,9 +171,10 @@ class OpenAIProvider(BatchProvider):
                 for batch in page.data:
                     if (batch.metadata or {}).get(TAG_METADATA_KEY) == tag:
                         return _submitted(batch)
-                    if batch.created_at < horizon:
-                        return None
-                if not page.has_next_page():
+                # The list is newest first (observed; the API reference does not promise it),
+                # so only a page made entirely of old batches ends the search: a page that is
+                # not strictly ordered cannot stop it early.
+                if not page.has_next_page() or all(b.created_at < horizon for b in page.data):
                     return None
                 page = page.get_next_page()
         log.warning("llmbatch.openai.find_by_tag_capped", tag=tag,

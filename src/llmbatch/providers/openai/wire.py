@@ -74,8 +74,10 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
     if not isinstance(source, Mapping):
         raise InputError("missing or not a JSON object", field=field)
     body = dict(source)
-    given = body.setdefault("model", model)
-    if given != model:
+    if body.get("model") is None:
+        body["model"] = model
+    elif body["model"] != model:
+        given = body["model"]
         raise InputError(f"model {given!r} differs from the job's model {model!r}; "
                          "an OpenAI batch runs one model", field=f"{field}.model")
     if body.get("stream"):

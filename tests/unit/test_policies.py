@@ -1,0 +1,204 @@
+"""The pure policies: when to poll next, when and how long to wait before retrying a provider
+call, and what an item and a job become once results are in."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from llmbatch.config import PollingConfig, RetryConfig
+from llmbatch.domain.models import ItemError, ItemResult
+from llmbatch.domain.outcomes import job_outcome, settle_result
+from llmbatch.domain.polling import next_poll_delay
+from llmbatch.domain.retry import retry_delay, should_retry
+from llmbatch.domain.states import ItemStatus, JobStatus
+from llmbatch.errors import (
+    AuthenticationError,
+    PermanentProviderError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+
+
+class Midpoint(random.Random):
+    """Jitter switched off: ``uniform`` answers the middle of its range."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+class JitterRange(random.Random):
+    """Remembers the range the policy drew its jitter from."""
+
+    range: tuple[float, float] = (0.0, 0.0)
+
+    def uniform(self, a: float, b: float) -> float:
+        self.range = (a, b)
+        return a
+
+
+def jitter_range(policy: PollingConfig, *, elapsed_s: float, done: int,
+                 total: int) -> tuple[float, float]:
+    rng = JitterRange()
+    next_poll_delay(policy, elapsed_s=elapsed_s, done=done, total=total, rng=rng)
+    return rng.range
+
+
+# ---- polling ------------------------------------------------------------------------------
+ADAPTIVE = PollingConfig(strategy="adaptive", min_s=2.0, max_s=300.0)
+
+
+@pytest.mark.parametrize("elapsed", [0, 5, 60, 3600, 86_400])
+def test_the_fixed_strategy_waits_its_interval_whatever_happened(elapsed: float) -> None:
+    policy = PollingConfig(strategy="fixed", interval_s=45.0)
+    for done, total in [(0, 0), (0, 100), (50, 100), (100, 100)]:
+        assert next_poll_delay(policy, elapsed_s=elapsed, done=done, total=total) == 45.0
+
+
+@pytest.mark.parametrize(("elapsed", "expected"), [
+    (-10, 2.0),  # a clock step backwards: never below the minimum
+    (0, 2.0),
+    (4, 2.0),
+    (40, 10.0),  # a quarter of the time elapsed
+    (400, 100.0),
+    (1200, 300.0),
+    (86_400, 300.0),  # capped
+])
+def test_the_adaptive_strategy_waits_a_quarter_of_the_elapsed_time_within_bounds(
+        elapsed: float, expected: float) -> None:
+    low, high = jitter_range(ADAPTIVE, elapsed_s=elapsed, done=0, total=100)
+    # ±10% around the delay, cut at the bounds.
+    assert low == pytest.approx(max(expected * 0.9, ADAPTIVE.min_s))
+    assert high == pytest.approx(min(expected * 1.1, ADAPTIVE.max_s))
+
+
+def test_observed_progress_shortens_the_wait_towards_the_predicted_end() -> None:
+    # 90 of 100 done after 400 s: the rest should take ~44 s; wait half of that.
+    delay = next_poll_delay(ADAPTIVE, elapsed_s=400, done=90, total=100, rng=Midpoint())
+    assert delay == pytest.approx(10 / (90 / 400) / 2)  # 22.2 s, well inside the bounds
+    # No progress yet, or all done: the elapsed-time rule alone.
+    for done in (0, 100):
+        assert next_poll_delay(ADAPTIVE, elapsed_s=400, done=done, total=100,
+                               rng=Midpoint()) == pytest.approx(100.0)
+
+
+def test_adaptive_jitter_spreads_polls_by_up_to_ten_percent() -> None:
+    delays = [next_poll_delay(ADAPTIVE, elapsed_s=400, done=0, total=0, rng=random.Random(s))
+              for s in range(300)]
+    assert all(90.0 <= d <= 110.0 for d in delays)
+    assert min(delays) < 92 and max(delays) > 108  # really spread, not constant
+
+
+@pytest.mark.parametrize("elapsed", [0, 1, 4, 8, 1199, 1200, 1300, 10**6])
+def test_adaptive_delays_never_leave_the_configured_bounds_even_with_jitter(
+        elapsed: float) -> None:
+    for seed in range(200):
+        delay = next_poll_delay(ADAPTIVE, elapsed_s=elapsed, done=0, total=10,
+                                rng=random.Random(seed))
+        assert ADAPTIVE.min_s <= delay <= ADAPTIVE.max_s
+
+
+def test_polls_at_the_cap_are_still_spread() -> None:
+    delays = {round(next_poll_delay(ADAPTIVE, elapsed_s=10**6, done=0, total=0,
+                                    rng=random.Random(s)), 3) for s in range(50)}
+    assert len(delays) > 40
+
+
+# ---- retry of provider calls -------------------------------------------------------------
+RETRY = RetryConfig(max_attempts=4, base_delay_s=1.0, max_delay_s=30.0)
+TRANSIENT = TransientProviderError("502", provider="p", status_code=502)
+
+
+@pytest.mark.parametrize(("error", "retryable"), [
+    (TransientProviderError("timeout"), True),
+    (RateLimitedError("429", retry_after=3), True),
+    (RateLimitedError("429"), True),
+    (PermanentProviderError("400", status_code=400), False),
+    (AuthenticationError("401", status_code=401), False),
+    (ProviderError("unclassified"), False),
+], ids=["transient", "rate-limited", "rate-limited-no-hint", "permanent", "auth", "base"])
+def test_only_retryable_errors_are_retried_and_only_while_attempts_remain(
+        error: ProviderError, retryable: bool) -> None:
+    assert [should_retry(error, attempt, RETRY) for attempt in (1, 2, 3, 4, 5)] == (
+        [True, True, True, False, False] if retryable else [False] * 5)
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 0.5, 7.0, 30.0])
+def test_retry_after_is_honoured_exactly(retry_after: float) -> None:
+    error = RateLimitedError("slow down", retry_after=retry_after)
+    for attempt in (1, 3):
+        assert retry_delay(error, attempt, RETRY, rng=random.Random(1)) == retry_after
+
+
+def test_a_negative_retry_after_means_now() -> None:
+    assert retry_delay(RateLimitedError("x", retry_after=-5), 1, RETRY) == 0.0
+
+
+def test_a_rate_limit_without_retry_after_backs_off_like_any_transient_error() -> None:
+    error = RateLimitedError("slow down")
+    assert retry_delay(error, 3, RETRY, rng=Midpoint()) == retry_delay(TRANSIENT, 3, RETRY,
+                                                                        rng=Midpoint())
+
+
+def test_backoff_doubles_per_attempt_until_the_cap() -> None:
+    ceilings = [2 * retry_delay(TRANSIENT, a, RETRY, rng=Midpoint()) / 1.5 for a in range(1, 9)]
+    assert ceilings == pytest.approx([1, 2, 4, 8, 16, 30, 30, 30])
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 5, 10])
+def test_backoff_is_jittered_between_half_and_all_of_its_ceiling(attempt: int) -> None:
+    ceiling = min(RETRY.max_delay_s, RETRY.base_delay_s * 2 ** (attempt - 1))
+    delays = [retry_delay(TRANSIENT, attempt, RETRY, rng=random.Random(s)) for s in range(200)]
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert max(delays) - min(delays) > ceiling / 4
+
+
+# ---- outcomes ----------------------------------------------------------------------------
+def result(status: ItemStatus, retryable: bool | None = None) -> ItemResult:
+    error = None if retryable is None else ItemError(type="t", message="m", retryable=retryable)
+    return ItemResult(provider_key="k", status=status, error=error)
+
+
+S, F, E, P, C = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.EXPIRED,
+                 ItemStatus.PENDING, ItemStatus.CANCELLED)
+
+
+@pytest.mark.parametrize(("status", "retryable", "attempts", "cancelling", "expected"), [
+    (S, None, 1, False, S),
+    (S, None, 3, True, S),  # a result that made it is kept, even for a cancelled job
+    (F, True, 1, False, P),  # retryable with attempts left: back to plan
+    (F, True, 2, False, P),
+    (F, True, 3, False, F),  # attempts used up
+    (F, True, 4, False, F),
+    (F, False, 1, False, F),  # permanent: final at once
+    (F, None, 1, False, F),  # no error detail: not retryable
+    (E, True, 1, False, P),
+    (E, True, 3, False, E),
+    (F, True, 1, True, C),  # a cancelled job re-batches nothing
+    (E, True, 1, True, C),
+    (F, False, 1, True, F),  # a permanent failure stays a failure
+])
+def test_settle_result(status: ItemStatus, retryable: bool | None, attempts: int,
+                       cancelling: bool, expected: ItemStatus) -> None:
+    settled = settle_result(result(status, retryable), attempts=attempts, max_attempts=3,
+                            cancelling=cancelling)
+    assert settled is expected
+
+
+@pytest.mark.parametrize(("counts", "cancelling", "never_accepted", "expected"), [
+    ({S: 5}, False, False, JobStatus.SUCCEEDED),
+    ({S: 4, F: 1}, False, False, JobStatus.COMPLETED_WITH_FAILURES),
+    ({S: 4, E: 1}, False, False, JobStatus.COMPLETED_WITH_FAILURES),
+    ({S: 4, C: 1}, False, False, JobStatus.COMPLETED_WITH_FAILURES),
+    ({F: 5}, False, False, JobStatus.COMPLETED_WITH_FAILURES),  # accepted, every item failed
+    ({F: 5}, False, True, JobStatus.FAILED),  # the provider never took a batch
+    ({S: 2, F: 3}, False, True, JobStatus.COMPLETED_WITH_FAILURES),
+    ({S: 5}, True, False, JobStatus.CANCELLED),  # cancelled says so even if all finished
+    ({S: 2, C: 3}, True, False, JobStatus.CANCELLED),
+    ({C: 5}, True, True, JobStatus.CANCELLED),
+])
+def test_job_outcome(counts: dict[ItemStatus, int], cancelling: bool, never_accepted: bool,
+                     expected: JobStatus) -> None:
+    assert job_outcome(counts, cancelling=cancelling, never_accepted=never_accepted) is expected
