@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench clean
+.PHONY: demo test test-unit lint bench polling-sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) polling-sim
 	$(BIN)/python benchmarks/bench_openai_path.py
+
+polling-sim: $(STAMP)
+	$(BIN)/python benchmarks/polling_simulation.py
 
 clean:
 	rm -rf $(VENV) .llmbatch .pytest_cache .mypy_cache .ruff_cache

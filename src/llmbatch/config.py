@@ -22,6 +22,7 @@ __all__ = [
     "AppConfig",
     "BrokerConfig",
     "DatabaseConfig",
+    "LatencyPrior",
     "ModelConfig",
     "PollingConfig",
     "ProviderConfig",
@@ -123,13 +124,62 @@ class ProviderConfig(_Frozen):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
+class LatencyPrior(_Frozen):
+    """What a provider's batches usually take: a log-normal of the time to completion.
+
+    The adaptive poller leans on it while a batch shows no progress (always, for providers
+    whose counters stay still until the end). See ``docs/polling.md`` for the defaults' sources.
+    """
+
+    median_s: float = Field(gt=0, description="Median time from submission to completion")
+    sigma: float = Field(gt=0, le=4, description="Spread: standard deviation of ln(time)")
+    finalize_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="Time after the counters are full (e.g. OpenAI finalizing), as a fraction of "
+                    "the time elapsed")
+    counts_live: bool = Field(True, description="Whether the done/total counts move while running")
+    budget_scale: float = Field(
+        1.0, gt=0, description="Multiplies polling.delay_budget_s for this provider")
+
+
+DEFAULT_LATENCY_PRIORS: dict[str, LatencyPrior] = {
+    "openai": LatencyPrior(median_s=1200, sigma=1.1, finalize_fraction=0.05),
+    "anthropic": LatencyPrior(median_s=2400, sigma=0.9, counts_live=False),
+    # Long queued phases read no progress: a smaller budget keeps Gemini's mean delay near 15 s.
+    "gemini": LatencyPrior(median_s=7200, sigma=1.0, finalize_fraction=0.01, budget_scale=0.2),
+}
+GENERIC_LATENCY_PRIOR = LatencyPrior(median_s=1800, sigma=1.2, finalize_fraction=0.05)
+
+
 class PollingConfig(_Frozen):
-    """How often batches are polled. ``adaptive`` backs off between ``min_s`` and ``max_s``."""
+    """How often batches are polled. ``adaptive`` backs off between ``min_s`` and ``max_s``.
+
+    The adaptive knobs are explained in ``docs/polling.md``; the defaults come from the
+    simulation in ``benchmarks/polling_simulation.py``.
+    """
 
     strategy: Literal["adaptive", "fixed"] = "adaptive"
     interval_s: float = Field(30.0, gt=0, description="Interval of the fixed strategy")
     min_s: float = Field(1.0, gt=0)
     max_s: float = Field(300.0, gt=0)
+    delay_budget_s: float = Field(
+        0.5, gt=0, description="Expected detection delay one poll may buy (adaptive)")
+    growth: float = Field(
+        2.0, gt=0, description="Early cap: wait at most growth x the time elapsed (adaptive)")
+    jitter: float = Field(0.1, ge=0, lt=1, description="±fraction of random spread (adaptive)")
+    progress_sigma: float = Field(
+        0.35, gt=0, le=4, description="Uncertainty (ln-space) of a progress extrapolation")
+    cancel_median_s: float = Field(
+        120.0, gt=0, description="Typical time a provider takes to finish cancelling")
+    priors: dict[str, LatencyPrior] = Field(
+        default_factory=dict, description="Per-provider priors; override the built-in ones")
+
+    def prior(self, provider: str | None) -> LatencyPrior:
+        """The latency prior of ``provider``: configured, else built in, else generic."""
+        if provider is None:
+            return GENERIC_LATENCY_PRIOR
+        return self.priors.get(provider) or DEFAULT_LATENCY_PRIORS.get(
+            provider, GENERIC_LATENCY_PRIOR)
 
     @model_validator(mode="after")
     def _ordered(self) -> PollingConfig:

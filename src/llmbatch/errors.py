@@ -101,6 +101,11 @@ class ProviderError(LLMBatchError):
 
     retryable: bool = False
 
+    @property
+    def not_found(self) -> bool:
+        """The provider does not know the object (HTTP 404): it is gone, not unreachable."""
+        return self.status_code == 404
+
     def __init__(self, message: str, *, provider: str = "", status_code: int | None = None,
                  code: str | None = None) -> None:
         super().__init__(message)

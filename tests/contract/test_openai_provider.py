@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,12 @@ class ProviderHarness:
     tag_match: Callable[[str], dict[str, str]]
     operations: dict[str, str]
     item_error_shapes: tuple[str, ...] = ("response",)
+    item_error_codes: tuple[str, ...] = ("server_error", "rate_limit_exceeded")
+    expired_status: str = "expired"
+    batch_failure: bool = True  # the provider can fail a whole batch at validation
+    invalid_field: str = "max_tokens"  # named in the error of a request with max_tokens 0
+    # Ties a submit to its tag on the emulator side, for providers without batch metadata.
+    tag_context: Callable[[str], AbstractContextManager[None]] | None = None
     adapter: BatchProvider = field(init=False)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -99,7 +106,8 @@ class ProviderHarness:
         """Encode and submit, streaming the lines as the service layer does."""
         adapter, model = adapter or self.adapter, model or self.model
         lines = (adapter.encode(r, endpoint=endpoint, model=model).data for r in requests)
-        return adapter.submit(lines, tag=tag, endpoint=endpoint, model=model)
+        with self.tag_context(tag) if self.tag_context else nullcontext():
+            return adapter.submit(lines, tag=tag, endpoint=endpoint, model=model)
 
     def fault(self, kind: str, *, tag: str | None = None, operation: str | None = None,
               **fields: Any) -> None:
@@ -169,7 +177,101 @@ def _build_openai(emulator: EmulatorServer) -> ProviderHarness:
     )
 
 
-BUILDERS: dict[str, Callable[[EmulatorServer], ProviderHarness]] = {"openai": _build_openai}
+class _TagHeader:
+    """Sends the harness's current tag to the Anthropic emulator as ``x-emulator-tags`` (its
+    batches have no metadata to carry a tag; real Anthropic never sees this header)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def hook(self, request: Any) -> None:
+        if self.current is not None and request.method == "POST":
+            request.headers["x-emulator-tags"] = f"llmbatch_tag={self.current}"
+
+    def bind(self, tag: str) -> AbstractContextManager[None]:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def bound() -> Iterator[None]:
+            self.current = tag
+            try:
+                yield
+            finally:
+                self.current = None
+
+        return bound()
+
+
+def _anthropic_adapter(emulator: EmulatorServer, tagger: _TagHeader, *, transport: Any = None,
+                       **config: Any) -> tuple[BatchProvider, Callable[[], None]]:
+    """The adapter on an injected SDK client (for the tag hook; ``transport`` swaps the HTTP
+    transport); timeouts come from the same config the registry would use."""
+    import anthropic
+
+    from llmbatch.providers.anthropic import AnthropicProvider
+
+    base_url = f"{emulator.url}/anthropic"
+    provider_config = ProviderConfig(**{"base_url": base_url, "api_key": SecretStr(TEST_API_KEY),
+                                        "timeout_s": 30.0, "sdk_max_retries": 0, **config})
+    http = httpx2.Client(transport=transport or httpx2.HTTPTransport(),
+                         event_hooks={"request": [tagger.hook]})
+    client = anthropic.Anthropic(
+        api_key=TEST_API_KEY, base_url=base_url, max_retries=0, http_client=http,
+        timeout=anthropic.Timeout(provider_config.timeout_s,
+                                  connect=provider_config.connect_timeout_s))
+    return AnthropicProvider(provider_config, client=client), client.close
+
+
+def _build_anthropic(emulator: EmulatorServer) -> ProviderHarness:
+    pytest.importorskip("anthropic")
+    tagger = _TagHeader()
+    return ProviderHarness(
+        name="anthropic", emulator=emulator, model="claude-haiku-4-5",
+        build_adapter=lambda **options: _anthropic_adapter(emulator, tagger, **options),
+        tag_match=lambda tag: {"llmbatch_tag": tag},
+        operations={"create": "batches.create", "poll": "batches.retrieve",
+                    "cancel": "batches.cancel", "list": "batches.list",
+                    "download": "batches.results"},
+        item_error_codes=("api_error", "rate_limit_error"),
+        expired_status="ended",
+        batch_failure=False,
+        tag_context=tagger.bind,
+    )
+
+
+def _gemini_adapter(emulator: EmulatorServer, *, transport: Any = None,
+                    **config: Any) -> tuple[BatchProvider, Callable[[], None]]:
+    """The adapter as the registry builds it. With ``transport`` (only the large-result
+    scenario swaps it) the batch goes through the Files API, whose result file is streamed;
+    otherwise small batches go inline, as they would for real."""
+    pytest.importorskip("google.genai")
+    from llmbatch.providers.gemini import GeminiProvider
+
+    if transport is not None:
+        config.setdefault("inline_max_bytes", 1024)
+    provider_config = ProviderConfig(**{"base_url": f"{emulator.url}/gemini",
+                                        "api_key": SecretStr(TEST_API_KEY), "timeout_s": 30.0,
+                                        "sdk_max_retries": 0, **config})
+    adapter = GeminiProvider(provider_config, transport=transport)
+    return adapter, adapter.close
+
+
+def _build_gemini(emulator: EmulatorServer) -> ProviderHarness:
+    return ProviderHarness(
+        name="gemini", emulator=emulator, model="gemini-2.5-flash",
+        build_adapter=lambda **options: _gemini_adapter(emulator, **options),
+        tag_match=lambda tag: {"displayName": tag},
+        operations={"upload": "files.upload", "create": "batches.create",
+                    "poll": "batches.get", "cancel": "batches.cancel", "list": "batches.list",
+                    "download": "files.download", "delete_file": "files.delete"},
+        item_error_shapes=("error",),
+        item_error_codes=("INTERNAL", "RESOURCE_EXHAUSTED"),
+        invalid_field="max_output_tokens",
+    )
+
+
+BUILDERS: dict[str, Callable[[EmulatorServer], ProviderHarness]] = {
+    "openai": _build_openai, "anthropic": _build_anthropic, "gemini": _build_gemini}
 
 
 @pytest.fixture(params=sorted(BUILDERS))
@@ -251,7 +353,7 @@ def test_a_partly_failed_batch_separates_permanent_and_retryable_failures(
     assert bad.status is ItemStatus.FAILED and bad.error is not None
     assert bad.error.retryable is False
     assert bad.error.type == "invalid_request_error"
-    assert "max_tokens" in bad.error.message
+    assert harness.invalid_field in bad.error.message
 
 
 @pytest.mark.parametrize("status", [500, 429])
@@ -269,7 +371,7 @@ def test_per_item_provider_errors_are_retryable_in_every_error_shape(
         for result in results.values():
             assert result.status is ItemStatus.FAILED, shape
             assert result.error is not None and result.error.retryable, (shape, result.error)
-            assert result.error.code in ("server_error", "rate_limit_exceeded"), result.error
+            assert result.error.code in harness.item_error_codes, result.error
             assert result.output_text is None and result.usage is None
 
 
@@ -366,7 +468,7 @@ def test_expiry_keeps_the_partial_results(harness: ProviderHarness) -> None:
     harness.fault("expire", tag=tag, at_fraction=0.5)
     submitted = harness.submit(harness.requests(n), tag=tag)
     progress = harness.run_to_end(submitted.provider_batch_id, n)
-    assert progress.provider_status == "expired"
+    assert progress.provider_status == harness.expired_status
 
     results = harness.results(submitted.provider_batch_id, progress)
     done = [r for r in results.values() if r.status is ItemStatus.SUCCEEDED]
@@ -380,6 +482,8 @@ def test_expiry_keeps_the_partial_results(harness: ProviderHarness) -> None:
 
 def test_a_batch_that_fails_validation_reports_why_and_yields_no_results(
         harness: ProviderHarness) -> None:
+    if not harness.batch_failure:
+        pytest.skip(f"{harness.name} has no batch-level failure (errors are per request)")
     tag = harness.new_tag()
     harness.fault("fail_batch", tag=tag, code="token_limit_exceeded",
                   message="Enqueued token limit reached for gpt-4o-mini.")

@@ -56,7 +56,7 @@ def test_three_jobs_split_into_provider_batches_all_succeed_in_input_order(
     job_ids = {prefix: submit_prompts(cluster, tmp_path, prefix, n)
                for prefix, n in sizes.items()}
 
-    jobs = cluster.wait(list(job_ids.values()), timeout=90)
+    jobs = cluster.wait(list(job_ids.values()), timeout=45)
 
     after = emulator_stats(cluster.emulator_url)
     all_batches = []
@@ -110,7 +110,7 @@ def test_duplicated_task_messages_change_nothing(cluster: Cluster, tmp_path: Pat
     replayer = threading.Thread(target=keep_replaying, name="replayer", daemon=True)
     replayer.start()
     try:
-        job = cluster.wait([job_id], timeout=90)[job_id]
+        job = cluster.wait([job_id], timeout=45)[job_id]
     finally:
         stop.set()
         replayer.join(timeout=10)

@@ -3,6 +3,7 @@ with the fake provider deciding each item's fate."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from llmbatch.config import (
 )
 from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.errors import TransientProviderError
+from llmbatch.errors import AuthenticationError, TransientProviderError
 from llmbatch.service_layer.jobs import create_job, iter_result_records
 from llmbatch.service_layer.progress import poll_batch
 from llmbatch.service_layer.submission import plan_job, submit_batch
@@ -261,10 +262,8 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
     job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
     driver.drain()
 
-    try:
+    with contextlib.suppress(WorkerCrashed):
         driver.tick()  # poll, then the fetch breaks off after three lines
-    except WorkerCrashed:
-        pass
     (batch,) = driver.batches(job_id)
     assert batch.status is BatchStatus.ENDED
     counts = driver.job(job_id).counts
@@ -278,3 +277,53 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
     attempts = [r["attempts"] for r in iter_result_records(driver.rt, job_id)]
     assert attempts == [1, 2, 1, 1, 1]
     assert driver.events(job_id).count("batch.fetched") == 2
+
+
+def test_an_authentication_error_on_poll_does_not_send_the_batch_again(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.poll_errors.append(AuthenticationError("key revoked", provider="fake",
+                                                       status_code=401))
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+
+    driver.run(job_id)
+
+    assert len(driver.fake.batches) == 1  # the first batch was never lost
+
+
+def test_each_result_is_priced_at_the_batch_rate_and_the_job_sums_them(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    priced = ModelConfig(name=MODEL, input_usd_per_mtok=1.0, output_usd_per_mtok=4.0)
+    driver = make_driver(ProviderConfig(models=(priced,)))
+    driver.fake.outcomes["q-2"] = ["permanent"]
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    # 10 input and 5 output tokens per success, half the synchronous price.
+    per_item = (10 * 1.0 + 5 * 4.0) / 1_000_000 * 0.5
+    costs = [r["cost_usd"] for r in iter_result_records(driver.rt, job_id)]
+    assert costs[:2] == [pytest.approx(per_item)] * 2
+    assert costs[2] in (None, 0.0)  # a failure without usage costs nothing
+    assert job.cost_usd == pytest.approx(2 * per_item)
+
+
+def test_without_prices_nothing_is_priced(driver: Driver, write_jsonl: Writer) -> None:
+    job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+
+    assert driver.run(job_id).cost_usd is None
+    assert [r["cost_usd"] for r in iter_result_records(driver.rt, job_id)] == [None, None]
+
+
+def test_reading_and_writing_in_small_chunks_keeps_every_item_in_order(
+        make_driver: Callable[..., Driver], write_jsonl: Writer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmbatch.service_layer.jobs as jobs_service
+
+    monkeypatch.setattr(jobs_service, "INSERT_CHUNK", 3)
+    driver = make_driver(worker=WorkerConfig(build_chunk_size=2, fetch_chunk_size=3))
+    driver.fake.outcomes["q-5"] = ["retryable", "ok"]
+    job_id, _ = create_job(driver.rt, write_jsonl(11), provider="fake", model=MODEL)
+
+    assert driver.run(job_id).status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(11), ["q-5"]]
+    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(11)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -284,3 +287,39 @@ def test_advancing_the_clock_expires_a_stuck_batch(chat_lines: Lines, to_jsonl: 
         errors = client.files.content(expired.error_file_id).text.splitlines()
         assert [json.loads(e)["error"]["code"] for e in errors] == ["batch_expired"] * 2
         client.close()
+
+
+def test_serve_runs_the_emulator_in_the_foreground_from_a_profile(tmp_path: Any) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("api_keys: [sk-cli]\ntiming: {validate_s: 0.1}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = ("from llmbatch.emulator import serve; "
+            f"serve('127.0.0.1', {port}, {str(profile)!r}, log_level='warning')")
+    process = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                settings = httpx.get(f"{base}/_emulator/settings").json()
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert settings["api_keys"] == ["sk-cli"]
+        assert settings["timing"]["validate_s"] == 0.1
+        denied = httpx.get(f"{base}/openai/v1/batches", headers={"Authorization": "Bearer x"})
+        assert denied.status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_server_runs_once() -> None:
+    server = EmulatorServer()
+    with server:
+        assert httpx.get(f"{server.url}/_emulator/health").status_code == 200
+    with pytest.raises(RuntimeError, match="runs once"):
+        server.start()

@@ -35,10 +35,14 @@ __all__ = ["DEMO_PROVIDERS", "run_demo"]
 # provider -> (model, path prefix of its emulator)
 DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("gpt-4o-mini", "/openai/v1"),
+    "anthropic": ("claude-haiku-4-5", "/anthropic"),
+    "gemini": ("gemini-2.5-flash", "/gemini"),
 }
 # Illustrative synchronous list prices (USD per million tokens: input, cached input, output).
 DEMO_PRICES: dict[str, tuple[float, float, float]] = {
     "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "claude-haiku-4-5": (1.00, 0.10, 5.00),
+    "gemini-2.5-flash": (0.30, 0.03, 2.50),
 }
 DEMO_KEY = "demo-key"
 TOPICS = ["photosynthesis", "the Roman road network", "TCP congestion control", "sourdough",
@@ -81,7 +85,7 @@ def _write_prompts(path: Path, count: int, seed: int) -> None:
             body = {"messages": [
                 {"role": "system", "content": "You explain things in two sentences."},
                 {"role": "user", "content": f"Explain {topic} to a curious twelve-year-old."}],
-                "max_tokens": 120, "temperature": 0.2}
+                "max_tokens": 120}
             out.write(json.dumps({"custom_id": f"demo-{i:03d}", "body": body}) + "\n")
 
 

@@ -305,7 +305,7 @@ def demo(
 def main() -> None:
     """Entry point: run the CLI and turn llmbatch errors into a message and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except LLMBatchError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
@@ -320,3 +320,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

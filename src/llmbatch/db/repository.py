@@ -90,7 +90,7 @@ class Repository:
         job (plan, finalize) run one at a time even when their messages arrive together.
         PostgreSQL: ``SELECT ... FOR UPDATE``; SQLite renders no lock clause and needs none,
         since ``BEGIN IMMEDIATE`` already serialises writers."""
-        pass
+        self.conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
 
     def get_job(self, job_id: str) -> Job:
         """The job with its item counts and usage totals; ``NotFoundError`` if absent."""
@@ -356,11 +356,9 @@ class Repository:
         free = or_(b.lease_until.is_(None), b.lease_until < now)
         not_dispatched = or_(b.dispatched_at.is_(None), b.dispatched_at < redispatch_before)
         due = or_(b.next_poll_at.is_(None), b.next_poll_at <= now)
-        query = select(b.id, b.status).where(free, not_dispatched, or_(
-            and_(b.status.in_([str(BatchStatus.PLANNED), str(BatchStatus.IN_PROGRESS),
-                               str(BatchStatus.CANCELLING)]), due),
-            b.status == str(BatchStatus.ENDED),
-        )).order_by(b.next_poll_at).limit(limit)
+        query = select(b.id, b.status).where(free, not_dispatched, due, b.status.in_([
+            str(BatchStatus.PLANNED), str(BatchStatus.IN_PROGRESS), str(BatchStatus.CANCELLING),
+            str(BatchStatus.ENDED)])).order_by(b.next_poll_at).limit(limit)
         return [(r.id, BatchStatus(r.status)) for r in self.conn.execute(query).all()]
 
     def mark_dispatched(self, batch_ids: Sequence[str], now: datetime) -> None:

@@ -107,6 +107,7 @@ provider_batches = Table(
     Column("dispatched_at", UTCDateTime),  # when the tick last enqueued work for it
     Column("poll_count", Integer, nullable=False, default=0),
     Column("submit_attempts", Integer, nullable=False, default=0),
+    Column("call_failures", Integer, nullable=False, default=0),  # in a row, for backoff
     Column("error", Text),
     Column("error_code", String(100)),
     Column("created_at", UTCDateTime, nullable=False),

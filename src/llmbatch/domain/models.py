@@ -169,6 +169,7 @@ class ProviderBatch:
     dispatched_at: datetime | None = None
     poll_count: int = 0
     submit_attempts: int = 0
+    call_failures: int = 0
     submitted_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None

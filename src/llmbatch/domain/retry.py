@@ -18,9 +18,12 @@ def should_retry(error: ProviderError, attempt: int, policy: RetryConfig) -> boo
 
 def retry_delay(error: ProviderError, attempt: int, policy: RetryConfig,
                 rng: random.Random | None = None) -> float:
-    """Seconds before the next try: Retry-After when given, else capped exponential jitter."""
+    """Seconds before the next try: Retry-After when given, else capped exponential backoff
+    with "equal jitter" (uniform in the upper half of the step), so retries spread out but
+    still grow."""
     if isinstance(error, RateLimitedError) and error.retry_after is not None:
-        return min(max(error.retry_after, 0.0), policy.max_delay_s)
+        # The provider said how long; waiting less only earns another 429.
+        return max(error.retry_after, 0.0)
     rng = rng or random.Random()
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** max(attempt - 1, 0))
     return rng.uniform(ceiling / 2, ceiling)

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmbatch.emulator import anthropic as anthropic_emulator
+from llmbatch.emulator import gemini as gemini_emulator
 from llmbatch.emulator import openai as openai_emulator
 from llmbatch.emulator.clock import Clock
 from llmbatch.emulator.control import build_control_router
@@ -33,6 +35,8 @@ ProviderInstaller = Callable[[FastAPI, EmulatorRuntime], object]
 #: (``/gemini``) join here as sibling modules.
 PROVIDERS: dict[str, tuple[str, ProviderInstaller]] = {
     "openai": ("/openai/", openai_emulator.install),
+    "anthropic": ("/anthropic/", anthropic_emulator.install),
+    "gemini": ("/gemini/", gemini_emulator.install),
 }
 
 

@@ -118,7 +118,6 @@ FaultRule = Annotated[
     HttpFault | DelayFault | ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault,
     Field(discriminator="kind"),
 ]
-_CallRule = HttpFault | DelayFault
 _BatchRule = ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault
 _RULES_ADAPTER: TypeAdapter[list[FaultRule]] = TypeAdapter(list[FaultRule])
 
@@ -155,11 +154,6 @@ class BatchFaults:
     fail: FailBatchFault | None = None
     expire: ExpireFault | None = None
     stuck: StuckFault | None = None
-
-    @property
-    def any(self) -> bool:
-        """Whether anything was drawn."""
-        return any((self.item_errors, self.fail, self.expire, self.stuck))
 
 
 def _operation_matches(pattern: str, operation: str) -> bool:

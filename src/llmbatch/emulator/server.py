@@ -38,7 +38,8 @@ class EmulatorServer:
     """The emulator on ``127.0.0.1`` in a daemon thread; use as a context manager.
 
     ``url`` is the server root (``http://127.0.0.1:54321``); ``openai_base_url`` is what to
-    give the OpenAI SDK.
+    give the OpenAI SDK. A server runs once: stopping it deletes its files, so make a new
+    one to start again.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._url: str | None = None
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -72,8 +74,8 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Bind, start serving in a thread, and wait until the server is up."""
-        if self._thread is not None:
-            raise RuntimeError("the emulator is already running")
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("an EmulatorServer runs once; create a new one to restart")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
@@ -105,6 +107,7 @@ class EmulatorServer:
             self._socket.close()
         self._server, self._thread, self._socket = None, None, None
         self._url = None
+        self._stopped = True
         self.runtime.close()
 
     def __enter__(self) -> EmulatorServer:

@@ -20,7 +20,9 @@ from llmbatch.emulator.faults import FaultProfile
 from llmbatch.errors import ConfigError
 
 __all__ = [
+    "AnthropicSettings",
     "EmulatorSettings",
+    "GeminiSettings",
     "OpenAISettings",
     "TimingSettings",
     "bundled_profiles",
@@ -76,11 +78,38 @@ class OpenAISettings(_Frozen):
     max_reported_errors: int = Field(100, gt=0, description="Validation errors listed at most")
 
 
+class AnthropicSettings(_Frozen):
+    """Limits and behaviour of the Anthropic emulator (defaults are the real service's)."""
+
+    max_requests: int = Field(100_000, gt=0, description="Requests per batch (400 over it)")
+    max_body_bytes: int = Field(256 * 1000 * 1000, gt=0,
+                                description="Create body size limit (413 over it)")
+    api_versions: tuple[str, ...] = Field(
+        ("2023-06-01", "2026-10-21"), description="Accepted anthropic-version values")
+
+
+class GeminiSettings(_Frozen):
+    """Limits and behaviour of the Gemini emulator (defaults are the real service's)."""
+
+    max_inline_bytes: int = Field(20 * MiB, gt=0, description="Largest inline create request")
+    max_file_bytes: int = Field(2 * 1024 * MiB, gt=0, description="Files API upload limit")
+    model_prefixes: tuple[str, ...] = Field(
+        ("gemini-", "gemma-"), description="Model ids accepted (others: 404 NOT_FOUND)")
+    expire_after_s: float = Field(
+        172_800.0, gt=0, description="Pending/running batches expire after this (48 h)")
+    file_retention_s: float = Field(172_800.0, gt=0, description="Uploaded files live 48 h")
+    result_retention_s: float = Field(42 * 86_400.0, gt=0, description="Result files: 6 weeks")
+    unfinished_requests: Literal["error", "omit"] = Field(
+        "error", description="Requests cut off by cancel/expiry: an error entry, or absent")
+
+
 class EmulatorSettings(_Frozen):
     """Everything the emulator can be told at start."""
 
     timing: TimingSettings = TimingSettings()
     openai: OpenAISettings = OpenAISettings()
+    anthropic: AnthropicSettings = AnthropicSettings()
+    gemini: GeminiSettings = GeminiSettings()
     faults: FaultProfile = FaultProfile()
     api_keys: tuple[str, ...] | None = Field(
         None, description="Accepted API keys; None accepts any non-empty key"

@@ -59,18 +59,14 @@ class BatchProvider(abc.ABC):
             max_requests = min(max_requests, model_cfg.max_requests)
         return BatchLimits(max_requests=max_requests, max_bytes=max_bytes)
 
-    def check_request(self, request: RequestLine, *, endpoint: Endpoint, model: str,
-                      file: str, line: int) -> None:
-        """Raise ``InputError`` if this provider cannot run ``request`` faithfully.
-
-        Called for every line at submit time, before anything is stored. The default accepts
-        what ``encode`` accepts; adapters with translation rules override it.
-        """
-        self.encode(request, endpoint=endpoint, model=model)
-
     @abc.abstractmethod
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
-        """The request in the provider's batch-line format."""
+        """The request in the provider's batch-line format.
+
+        Called for every line when a job is created, before anything is stored (and again
+        when the batch file is built): anything that cannot be sent faithfully raises
+        ``InputError`` naming the field, and the caller adds file and line.
+        """
 
     @abc.abstractmethod
     def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,

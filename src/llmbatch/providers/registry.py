@@ -37,17 +37,20 @@ class ProviderRegistry:
         through which tests and embedding applications inject an adapter."""
         self._instances[name] = instance
 
-    def get(self, name: str) -> BatchProvider:
-        """The adapter for ``name``; refuses unknown and disabled providers clearly."""
+    def get(self, name: str, *, for_new_job: bool = False) -> BatchProvider:
+        """The adapter for ``name``; refuses unknown providers clearly, and disabled ones when
+        ``for_new_job`` (work a provider already accepted still runs to its end)."""
         provider_config = self._config.provider(name)
         if name in self._instances:
-            self._check_enabled(name, provider_config)
+            if for_new_job:
+                self._check_enabled(name, provider_config)
             return self._instances[name]
         eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if name not in eps:
             known = ", ".join(sorted(eps)) or "none installed"
             raise InputError(f"unknown provider {name!r} (known: {known})", field="provider")
-        self._check_enabled(name, provider_config)
+        if for_new_job:
+            self._check_enabled(name, provider_config)
         try:
             cls = eps[name].load()
         except ImportError as exc:

@@ -53,7 +53,7 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     ``(job_id, created)``; ``created`` is False when the idempotency key named an existing job
     with the same content.
     """
-    adapter = rt.registry.get(provider)
+    adapter = rt.registry.get(provider, for_new_job=True)
     _check_model(rt, provider, model)
     if endpoint not in adapter.endpoints:
         raise InputError(f"provider {provider!r} has no {endpoint} batches", field="endpoint")

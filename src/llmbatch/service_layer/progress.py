@@ -15,7 +15,7 @@ from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import retry_delay
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
-from llmbatch.errors import PermanentProviderError, ProviderError
+from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
 
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
@@ -45,12 +45,14 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             batch.status = BatchStatus.CANCELLING
         else:
             progress = adapter.poll(batch.provider_batch_id)
-    except PermanentProviderError as exc:
+    except ProviderError as exc:
+        if not exc.not_found:
+            # Includes 401/403: the batch still runs at the provider, so never re-send it;
+            # back off and keep asking (the error is on the batch for an operator to see).
+            return _call_failed(rt, batch, exc)
         # The provider no longer knows the batch: end it; its items are re-batched.
         progress = BatchProgress(state=ProviderState.ENDED, provider_status="lost",
                                  error=str(exc), error_code="provider_lost_batch")
-    except ProviderError as exc:
-        return _poll_failed(rt, batch, exc)
     return _record_progress(rt, batch, progress)
 
 
@@ -65,14 +67,19 @@ def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> None:
         uow.commit()
 
 
-def _poll_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+def _call_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+    """A poll, cancel or fetch call failed: keep the status, back off (growing with the
+    failures in a row, Retry-After honoured) and let the tick try again."""
     now = rt.clock()
-    delay = retry_delay(exc, 1, rt.config.retry)
+    failures = batch.call_failures + 1
+    delay = retry_delay(exc, failures, rt.config.retry)
     with rt.uow() as uow:
         uow.repo.update_batch(batch.id, rt.worker_id, now, error=str(exc),
+                              call_failures=failures,
                               next_poll_at=now + timedelta(seconds=delay), dispatched_at=None)
         uow.commit()
-    log.warning("llmbatch.batch.poll_failed", batch_id=batch.id, error=str(exc))
+    log.warning("llmbatch.batch.call_failed", batch_id=batch.id, status=str(batch.status),
+                failures=failures, retry_in_s=round(delay, 3), error=str(exc))
     return batch.status
 
 
@@ -84,19 +91,21 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
             elapsed = (now - (batch.submitted_at or batch.created_at)).total_seconds()
             delay = next_poll_delay(rt.config.polling, elapsed_s=elapsed,
                                     done=progress.completed + progress.failed,
-                                    total=progress.total)
+                                    total=progress.total, provider=batch.provider,
+                                    provider_status=progress.provider_status)
             uow.repo.update_batch(batch.id, rt.worker_id, now,
                                   provider_status=progress.provider_status,
                                   request_counts=counts, poll_count=batch.poll_count + 1,
                                   next_poll_at=now + timedelta(seconds=delay),
-                                  dispatched_at=None)
+                                  dispatched_at=None, call_failures=0)
             uow.commit()
             return batch.status
         uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.ENDED,
                               provider_status=progress.provider_status, request_counts=counts,
                               result_refs=progress.result_refs, error=progress.error,
                               error_code=progress.error_code, poll_count=batch.poll_count + 1,
-                              ended_at=now, dispatched_at=None)
+                              ended_at=now, dispatched_at=None, call_failures=0,
+                              next_poll_at=now)
         uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.ended", at=now,
                          from_status=str(batch.status), to_status=str(BatchStatus.ENDED),
                          data={"provider_status": progress.provider_status, **counts,
@@ -175,7 +184,10 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             if chunk:
                 flush()
         except ProviderError as exc:
-            return _poll_failed(rt, batch, exc)  # lease released; the tick will try again
+            if not exc.not_found:
+                return _call_failed(rt, batch, exc)  # lease released; the tick retries
+            # The result files are gone: what was not stored counts as unreported below.
+            log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
     now = rt.clock()
     with rt.uow() as uow:
         unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)

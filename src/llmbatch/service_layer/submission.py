@@ -42,7 +42,8 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
         limits = adapter.effective_limits(job.model)
         plans = list(pack_items(uow.repo.iter_pending_sizes(job_id),
                                 max_requests=limits.max_requests, max_bytes=limits.max_bytes))
-        attempt = len(uow.repo.batches_of_job(job_id)) + 1
+        # Batches planned together form one round; a re-batch of failures is the next.
+        attempt = max((b.attempt for b in uow.repo.batches_of_job(job_id)), default=0) + 1
         batch_ids = []
         for plan in plans:
             batch = ProviderBatch(

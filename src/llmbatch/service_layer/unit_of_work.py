@@ -85,11 +85,11 @@ class UnitOfWork:
         messages, self._messages = self._messages, []
         for task, args, countdown in messages:
             self._publisher.publish(task, *args, countdown=countdown)
-        self._conn.begin()
+        # No eager BEGIN: the connection begins on its next statement, so a unit of work
+        # that committed holds no (SQLite write) lock while it does other things.
 
     def rollback(self) -> None:
         assert self._conn is not None
         self._conn.rollback()
         self._events = []
         self._messages = []
-        self._conn.begin()

@@ -94,7 +94,8 @@ def write_results(
     start = snap.times[Phase.RUNNING]
     run_s = batch.schedule.run_s
     total = batch.schedule.total
-    made_at = max(snap.times.values())
+    # Files date from when results were prepared, whichever poll first saw them.
+    made_at = snap.times.get(Phase.FINALIZING) or max(snap.times.values())
     unfinished = _cut(snap, settings.openai.cancelled_requests)
     ids = {kind: runtime.ids.new("file-") for kind in ("output", "error")}
     sinks: dict[str, _Sink] = {}

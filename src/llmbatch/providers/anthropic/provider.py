@@ -1,0 +1,335 @@
+"""``AnthropicProvider``: Anthropic Message Batches (``/v1/messages/batches``) on the official SDK.
+
+The format lives in ``translate`` and ``wire``, the exception mapping in ``errors``, the memory
+of our own submissions in ``journal``; this module holds the calls. The SDK client is built on
+first use from ``ProviderConfig`` only (never the environment); the base URL is always passed
+so ``ANTHROPIC_BASE_URL`` in a worker's environment cannot redirect batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import IO, Any, ClassVar, Final
+
+import anthropic
+import structlog
+from anthropic.types.messages import MessageBatch
+
+from llmbatch.config import ProviderConfig
+from llmbatch.domain.models import (
+    BatchProgress,
+    Endpoint,
+    ItemResult,
+    ProviderState,
+    RequestLine,
+    SubmittedBatch,
+)
+from llmbatch.errors import (
+    AuthenticationError,
+    InputError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from llmbatch.providers.anthropic.errors import PROVIDER, calling
+from llmbatch.providers.anthropic.journal import JournalEntry, MemoryJournal, SubmitJournal
+from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
+from llmbatch.providers.anthropic.wire import (
+    encode_line,
+    parse_result_line,
+    progress_from_batch,
+    split_lines,
+)
+from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+
+__all__ = ["DEFAULT_BASE_URL", "AnthropicProvider", "keys_digest"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
+# The create call's window on our clock, widened by this much for clock skew against
+# Anthropic's ``created_at``. Small on purpose: a candidate outside it is not adopted (the
+# safe failure is a duplicate batch, never someone else's results).
+ADOPT_SKEW_S: Final = 5.0
+ADOPT_PAGE_SIZE: Final = 100
+ADOPT_MAX_PAGES: Final = 10
+_BODY_HEAD: Final = b'{"requests":['
+_BODY_TAIL: Final = b"]}"
+_KEY_RE: Final = re.compile(rb'^\{"custom_id":"([A-Za-z0-9_-]{1,64})"')
+
+
+def keys_digest(keys: Iterable[str]) -> str:
+    """An order-independent digest of a set of custom_ids (sum of their SHA-256 mod 2^256), so
+    it can be computed while streaming and compared with a results file in any order."""
+    total = 0
+    for key in keys:
+        total = (total + int.from_bytes(hashlib.sha256(key.encode()).digest(), "big")) % 2**256
+    return f"{total:064x}"
+
+
+class AnthropicProvider(BatchProvider):
+    """Anthropic Message Batches for chat (Messages) requests.
+
+    ``max_bytes`` is 256 MB read as decimal megabytes and counts the whole JSON body
+    (``{"requests":[...]}``, commas included), the thing Anthropic measures; 100,000 requests.
+
+    Adoption (``find_by_tag``): Anthropic batches carry no tag, so the adapter journals its own
+    submissions (``journal``) and adopts only what it can prove: the id recorded when create
+    answered, or, after a create whose outcome is unknown (timeout, 5xx), a batch created within
+    that call's time window with the same request count whose results (once ended) hold exactly
+    our custom_ids. Anything less is not adopted and a warning names the candidates: the
+    residual risk is a duplicate billed batch, never someone else's results.
+    """
+
+    name: ClassVar[str] = "anthropic"
+    max_requests: ClassVar[int] = 100_000
+    max_bytes: ClassVar[int] = 256 * 1000 * 1000
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+
+    def __init__(self, config: ProviderConfig, *, client: anthropic.Anthropic | None = None,
+                 journal: SubmitJournal | None = None) -> None:
+        """``client`` injects a ready SDK client (tests, custom transports); ``journal`` a
+        durable submission journal (default: in memory, for the life of the adapter)."""
+        super().__init__(config)
+        if config.api_version is not None and config.api_version not in API_VERSIONS:
+            log.warning("llmbatch.anthropic.unknown_api_version", api_version=config.api_version)
+        self._client = self._injected = client
+        self._client_lock = threading.Lock()
+        self.journal: SubmitJournal = journal or MemoryJournal()
+
+    @property
+    def api_version(self) -> str:
+        """The ``anthropic-version`` sent: config's, else the SDK's default."""
+        return self.config.api_version or _sdk_api_version()
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client, built once on first use (a missing key fails here, not at start)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._build_client()
+        return self._client
+
+    def close(self) -> None:
+        """Close the SDK client this adapter built (an injected one belongs to its owner)."""
+        with self._client_lock:
+            client, self._client = self._client, self._injected
+        if client is not None and client is not self._injected:
+            client.close()
+
+    def _build_client(self) -> anthropic.Anthropic:
+        key = self.config.resolved_api_key()
+        if not key:
+            env = self.config.api_key_env
+            hint = (f"set the environment variable {env} (named by "
+                    "providers.anthropic.api_key_env)" if env else
+                    "set providers.anthropic.api_key_env to the name of the environment "
+                    "variable that holds the key")
+            raise AuthenticationError(f"no Anthropic API key: {hint}", provider=PROVIDER,
+                                      code="missing_api_key")
+        headers = {"anthropic-version": self.config.api_version} if self.config.api_version \
+            else None
+        return anthropic.Anthropic(
+            api_key=key,
+            base_url=self.config.base_url or DEFAULT_BASE_URL,
+            timeout=anthropic.Timeout(self.config.timeout_s,
+                                      connect=self.config.connect_timeout_s),
+            max_retries=self.config.sdk_max_retries,  # tasks retry; SDK retries would multiply
+            default_headers=headers,
+        )
+
+    def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
+        """The ``{"custom_id", "params"}`` item for ``request`` (see ``wire.encode_line``)."""
+        if endpoint not in self.endpoints:
+            raise InputError(f"Anthropic batches do not support the {endpoint!r} endpoint",
+                             field="endpoint")
+        encoded = encode_line(request, model=model, api_version=self.api_version,
+                              default_max_tokens=self.config.default_max_tokens)
+        limit = self.effective_limits(model).max_bytes - len(_BODY_HEAD) - len(_BODY_TAIL)
+        if len(encoded.data) > limit:
+            raise InputError(f"the request is {len(encoded.data)} bytes encoded; an Anthropic "
+                             f"batch body holds at most {limit}", field="body")
+        return encoded
+
+    def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+               model: str) -> SubmittedBatch:
+        """Spool the JSON body to a temporary file and create the batch in one request.
+
+        The body is streamed to disk (``TMPDIR``) and from there to the socket, so memory stays
+        flat up to the 256 MB limit. The create call never retries inside the SDK whatever
+        ``sdk_max_retries`` says: Anthropic has no idempotency key, so a retried create after a
+        lost answer is a second billed batch; the task-level retry goes through
+        ``find_by_tag`` first.
+        """
+        client = self.client  # a missing key fails before any work
+        with tempfile.TemporaryFile(prefix="llmbatch-anthropic-", suffix=".json") as spool:
+            count, size, digest = _spool(lines, spool, self.effective_limits(model))
+            spool.seek(0)
+            started = time.time()
+            self.journal.begin(JournalEntry(tag=tag, count=count, keys_digest=digest,
+                                            started_at=started))
+            try:
+                with calling("messages.batches.create"):
+                    batch = client.post(
+                        "/v1/messages/batches", cast_to=MessageBatch, content=spool,
+                        options={"max_retries": 0, "headers": {
+                            "content-type": "application/json", "content-length": str(size)}})
+            except ProviderError as exc:
+                if _ambiguous(exc):
+                    self.journal.ambiguous(tag, time.time())
+                else:
+                    self.journal.forget(tag)
+                raise
+        self.journal.created(tag, batch.id)
+        log.info("llmbatch.anthropic.batch_created", provider_batch_id=batch.id, tag=tag,
+                 requests=count, bytes=size)
+        return _submitted(batch)
+
+    def find_by_tag(self, tag: str) -> SubmittedBatch | None:
+        """The batch an earlier ``submit`` of ``tag`` created, if it can be proven (see the
+        class docstring); ``None`` when nothing is known or nothing can be proven."""
+        entry = self.journal.get(tag)
+        if entry is None:
+            return None
+        if entry.batch_id is not None:
+            with calling("messages.batches.retrieve"):
+                return _submitted(self.client.messages.batches.retrieve(entry.batch_id))
+        if entry.ambiguous:
+            return self._adopt_ambiguous(entry)
+        return None
+
+    def _adopt_ambiguous(self, entry: JournalEntry) -> SubmittedBatch | None:
+        low = entry.started_at - ADOPT_SKEW_S
+        high = (entry.finished_at or entry.started_at) + ADOPT_SKEW_S
+        unproven: list[str] = []
+        with calling("messages.batches.list"):
+            page = self.client.messages.batches.list(limit=ADOPT_PAGE_SIZE)
+            for _ in range(ADOPT_MAX_PAGES):
+                for batch in page.data:
+                    created = _timestamp(batch.created_at)
+                    counts = batch.request_counts
+                    total = (counts.processing + counts.succeeded + counts.errored
+                             + counts.canceled + counts.expired)
+                    if not low <= created <= high or total != entry.count:
+                        continue
+                    if batch.processing_status != "ended":
+                        unproven.append(batch.id)
+                    elif self._holds_keys(batch.id, entry.keys_digest):
+                        self.journal.created(entry.tag, batch.id)
+                        log.warning("llmbatch.anthropic.adopted", tag=entry.tag,
+                                    provider_batch_id=batch.id)
+                        return _submitted(batch)
+                if not page.has_next_page() or all(_timestamp(b.created_at) < low
+                                                   for b in page.data):
+                    break
+                page = page.get_next_page()
+        if unproven:
+            log.warning("llmbatch.anthropic.possible_duplicate", tag=entry.tag,
+                        candidates=unproven, hint="a batch created during our failed create "
+                        "may be ours; it cannot be proven until it ends")
+        return None
+
+    def _holds_keys(self, batch_id: str, digest: str) -> bool:
+        keys = (r.provider_key for r in self._iter_raw(batch_id))
+        return keys_digest(keys) == digest
+
+    def poll(self, provider_batch_id: str) -> BatchProgress:
+        """Status and progress (``processing`` only, until the end)."""
+        with calling("messages.batches.retrieve"):
+            batch = self.client.messages.batches.retrieve(provider_batch_id)
+        return progress_from_batch(batch.model_dump(mode="json"))
+
+    def iter_results(self, provider_batch_id: str, progress: BatchProgress) -> Iterator[ItemResult]:
+        """Stream the results JSONL, one parsed line at a time.
+
+        The body is read as raw bytes and split here, not by the SDK's decoder: one unreadable
+        line is then logged and skipped (its item is simply missing, which the service layer
+        treats as retryable) instead of aborting the whole stream on every fetch attempt.
+        """
+        yield from self._iter_raw(provider_batch_id)
+
+    def _iter_raw(self, provider_batch_id: str) -> Iterator[ItemResult]:
+        with calling("messages.batches.results"), \
+                self.client.messages.batches.with_streaming_response.results(
+                    provider_batch_id) as response:
+            for line_no, raw in enumerate(split_lines(response.iter_bytes()), start=1):
+                if not raw.strip():
+                    continue
+                result = parse_result_line(raw)
+                if result is None:
+                    log.error("llmbatch.anthropic.result_line_unreadable",
+                              provider_batch_id=provider_batch_id, line=line_no,
+                              length=len(raw))
+                    continue
+                yield result
+
+    def cancel(self, provider_batch_id: str) -> BatchProgress:
+        """Ask Anthropic to cancel (the batch shows ``canceling``, then ``ended`` with partial
+        results). Cancelling a batch that already ended returns its progress."""
+        try:
+            with calling("messages.batches.cancel"):
+                batch = self.client.messages.batches.cancel(provider_batch_id)
+        except ProviderError as exc:
+            if exc.status_code not in (400, 409):
+                raise
+            progress = self.poll(provider_batch_id)
+            if progress.state is not ProviderState.ENDED:
+                raise
+            return progress
+        return progress_from_batch(batch.model_dump(mode="json"))
+
+
+def _ambiguous(exc: ProviderError) -> bool:
+    """Whether a failed create may still have created the batch (timeouts, broken
+    connections, 5xx); a 429 or a 4xx is the service refusing before doing anything."""
+    return isinstance(exc, TransientProviderError) and not isinstance(exc, RateLimitedError)
+
+
+def _sdk_api_version() -> str:
+    try:
+        from anthropic._constants import ANTHROPIC_API_VERSION
+    except ImportError:  # pragma: no cover - a future SDK layout
+        return DEFAULT_API_VERSION
+    return str(ANTHROPIC_API_VERSION)
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _spool(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits) -> tuple[int, int,
+                                                                                    str]:
+    """Write ``{"requests":[l1,l2,...]}``; returns (count, body bytes, custom_id digest)."""
+    count, size, total = 0, len(_BODY_HEAD) + len(_BODY_TAIL), 0
+    spool.write(_BODY_HEAD)
+    for line in lines:
+        match = _KEY_RE.match(line)
+        if match is None:
+            raise ValueError(f"item {count + 1} is not an encoded Anthropic request")
+        count += 1
+        size += len(line) + (1 if count > 1 else 0)
+        if count > limits.max_requests or size > limits.max_bytes:
+            raise ValueError(f"batch exceeds the Anthropic limits ({limits.max_requests} "
+                             f"requests, {limits.max_bytes} bytes) at item {count}")
+        if count > 1:
+            spool.write(b",")
+        spool.write(line)
+        total = (total + int.from_bytes(hashlib.sha256(match.group(1)).digest(), "big")) % 2**256
+    spool.write(_BODY_TAIL)
+    if count == 0:
+        raise ValueError("a batch needs at least one request")
+    return count, size, f"{total:064x}"
+
+
+def _submitted(batch: MessageBatch) -> SubmittedBatch:
+    return SubmittedBatch(provider_batch_id=batch.id, provider_status=batch.processing_status,
+                          raw=batch.model_dump(mode="json"))

@@ -1,0 +1,111 @@
+"""The one place where ``google-genai`` and transport exceptions become ``llmbatch.errors``.
+
+| raised                                             | llmbatch error                    |
+|----------------------------------------------------|-----------------------------------|
+| httpx2 TimeoutException                            | TransientProviderError "timeout"  |
+| httpx2 other transport errors (connect, reset...)  | TransientProviderError            |
+| APIError 408, 409, 499, >= 500                     | TransientProviderError            |
+| APIError 429                                       | RateLimitedError + retry_after    |
+| APIError 401, 403, 400 with reason API_KEY_INVALID | AuthenticationError               |
+| other APIError 4xx                                 | PermanentProviderError            |
+| anything else                                      | PermanentProviderError            |
+
+``retry_after`` comes from the body's ``google.rpc.RetryInfo.retryDelay`` (how Google says it),
+else ``retry-after-ms`` / ``retry-after`` headers. Raw HTTP calls made next to the SDK raise
+the SDK's own ``APIError`` (``APIError.raise_for_response``), so both paths meet here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+import httpx2
+from google.genai import errors as genai_errors
+
+from llmbatch.errors import (
+    AuthenticationError,
+    PermanentProviderError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+
+__all__ = ["PROVIDER", "SDK_ERRORS", "calling", "retry_delay", "translate_error"]
+
+PROVIDER: Final = "gemini"
+SDK_ERRORS: Final = (genai_errors.APIError, httpx2.HTTPError)
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def retry_delay(details: Any, headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait: RetryInfo ``retryDelay`` ("1.5s") first, then the headers."""
+    error = details.get("error") if isinstance(details, Mapping) else None
+    items = error.get("details") if isinstance(error, Mapping) else None
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("RetryInfo"):
+            match = _DURATION.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    if headers is not None:
+        for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+            value = headers.get(name)
+            if value is None:
+                continue
+            try:
+                return max(float(value) / scale, 0.0)
+            except ValueError:
+                continue
+    return None
+
+
+def _reason(details: Any) -> str | None:
+    error = details.get("error") if isinstance(details, Mapping) else None
+    items = error.get("details") if isinstance(error, Mapping) else None
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("reason"), str):
+            return str(item["reason"])
+    return None
+
+
+def _from_api_error(exc: genai_errors.APIError, operation: str) -> ProviderError:
+    status = int(exc.code) if isinstance(exc.code, int) else 0
+    reason = _reason(exc.details)
+    code = reason or (exc.status if isinstance(exc.status, str) else None)
+    message = f"{operation}: {exc.message or exc.details}"
+    if status == 429:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        return RateLimitedError(message, provider=PROVIDER, status_code=status, code=code,
+                                retry_after=retry_delay(exc.details, headers))
+    if status in (401, 403) or reason == "API_KEY_INVALID":
+        return AuthenticationError(message, provider=PROVIDER, status_code=status, code=code)
+    if status in (408, 409, 499) or status >= 500:
+        return TransientProviderError(message, provider=PROVIDER, status_code=status, code=code)
+    return PermanentProviderError(message, provider=PROVIDER, status_code=status or None,
+                                  code=code)
+
+
+def translate_error(exc: BaseException, *, operation: str) -> ProviderError:
+    """The ``llmbatch.errors`` equivalent of an SDK or transport exception (raise it ``from``)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, genai_errors.APIError):
+        return _from_api_error(exc, operation)
+    if isinstance(exc, httpx2.TimeoutException):
+        return TransientProviderError(f"{operation}: request timed out", provider=PROVIDER,
+                                      code="timeout")
+    if isinstance(exc, httpx2.HTTPError):
+        return TransientProviderError(f"{operation}: connection failed: {exc!r}",
+                                      provider=PROVIDER, code="connection_error")
+    return PermanentProviderError(f"{operation}: {exc}", provider=PROVIDER)
+
+
+@contextmanager
+def calling(operation: str) -> Iterator[None]:
+    """Run SDK or raw calls, translating what they raise (``from`` the cause)."""
+    try:
+        yield
+    except SDK_ERRORS as exc:
+        raise translate_error(exc, operation=operation) from exc

@@ -1,0 +1,377 @@
+"""``GeminiProvider``: Gemini Developer API Batch Mode on the official ``google-genai`` SDK.
+
+Which calls go through the SDK and which are raw HTTP (same base URL, key and httpx2 client):
+
+- SDK: the resumable file upload, file-mode ``batches.create``, ``batches.list`` (adoption),
+  ``batches.cancel``/``delete`` and ``files.delete``.
+- Raw: **inline** create, because the SDK only builds inline requests from its typed
+  snake_case models (a REST body such as a ``native`` line would be re-serialised through
+  ``GenerateContentConfig``, hoisting and dropping fields), so it could not pass a body
+  through untouched; **get**, because the SDK hides ``batchStats`` and the Operation's
+  ``error``; and the result-file **download**, which the SDK returns as one ``bytes``.
+
+Inline vs file mode is chosen per batch by size: the whole create request must stay under
+``INLINE_MAX_BYTES`` (Google's limit is 20 MB; ``config.inline_max_bytes`` can lower it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, ClassVar, Final
+
+import httpx2
+import structlog
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from llmbatch.config import ProviderConfig
+from llmbatch.domain.models import (
+    BatchProgress,
+    Endpoint,
+    ItemResult,
+    ProviderState,
+    RequestLine,
+    SubmittedBatch,
+)
+from llmbatch.errors import AuthenticationError, InputError, ProviderError
+from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.providers.gemini.errors import PROVIDER, SDK_ERRORS, calling
+from llmbatch.providers.gemini.translate import to_generate_content
+from llmbatch.providers.gemini.wire import (
+    item_from_entry,
+    progress_from_operation,
+    short_state,
+    split_lines,
+)
+
+__all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiProvider"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
+# The Batch Mode guide and Google's API description use v1beta; google-genai 3.x defaults to
+# v1, where batch support is not documented. config.api_version can choose v1.
+DEFAULT_API_VERSION: Final = "v1beta"
+# "20 MB" read as decimal megabytes, the smaller reading (the emulator enforces 20 MiB).
+INLINE_MAX_BYTES: Final = 20 * 1000 * 1000
+_ENVELOPE_BYTES: Final = 256  # {"batch":{"displayName":...,"inputConfig":{"requests":...}}}
+_INLINE_ITEM_OVERHEAD: Final = 32  # {"request":...,"metadata":{"key":...}} minus the line's
+FIND_BY_TAG_MAX_BATCHES: Final = 5_000
+FIND_BY_TAG_PAGE_SIZE: Final = 100
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot be written as JSON: {exc}", field="body") from exc
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: keep them escaped
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+class GeminiProvider(BatchProvider):
+    """Gemini batches for chat (``generateContent``). Embeddings batches
+    (``asyncBatchEmbedContent``) are not implemented, so only ``CHAT`` is declared."""
+
+    name: ClassVar[str] = "gemini"
+    max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
+    max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+
+    def __init__(self, config: ProviderConfig, *,
+                 transport: httpx2.BaseTransport | None = None) -> None:
+        """``transport`` swaps the HTTP transport under both the SDK and the raw calls."""
+        super().__init__(config)
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._client: genai.Client | None = None
+        self._http: httpx2.Client | None = None
+        self._key = ""
+
+    @property
+    def base_url(self) -> str:
+        """Server root without the API version (``http://H:P/gemini`` for the emulator)."""
+        return (self.config.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def api_version(self) -> str:
+        return self.config.api_version or DEFAULT_API_VERSION
+
+    @property
+    def inline_max_bytes(self) -> int:
+        return min(INLINE_MAX_BYTES, self.config.inline_max_bytes or INLINE_MAX_BYTES)
+
+    def _clients(self) -> tuple[genai.Client, httpx2.Client]:
+        """SDK client and raw client, built once on first use from config only."""
+        with self._lock:
+            if self._client is None or self._http is None:
+                key = self.config.resolved_api_key()
+                if not key:
+                    raise AuthenticationError(
+                        "no Gemini API key: set providers.gemini.api_key_env to the name of "
+                        "an environment variable holding it", provider=PROVIDER,
+                        code="missing_api_key")
+                self._key = key
+                self._http = httpx2.Client(
+                    transport=self._transport,
+                    timeout=httpx2.Timeout(self.config.timeout_s,
+                                           connect=self.config.connect_timeout_s))
+                retries = self.config.sdk_max_retries
+                self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
+                    base_url=self.base_url, api_version=self.api_version,
+                    timeout=int(self.config.timeout_s * 1000), httpx_client=self._http,
+                    # None keeps the SDK default: no retries (llmbatch retries tasks).
+                    retry_options=types.HttpRetryOptions(attempts=retries + 1)
+                    if retries else None))
+            return self._client, self._http
+
+    def close(self) -> None:
+        """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
+        with self._lock:
+            http, self._http, self._client = self._http, None, None
+        if http is not None:
+            http.close()
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{self.api_version}/{path}"
+
+    def _raw(self, method: str, path: str, *, content: bytes | None = None) -> dict[str, Any]:
+        _, http = self._clients()
+        headers = {"x-goog-api-key": self._key}
+        if content is not None:
+            headers["content-type"] = "application/json"
+        response = http.request(method, self._url(path), content=content, headers=headers)
+        genai_errors.APIError.raise_for_response(response)
+        body = response.json() if response.content else {}
+        return body if isinstance(body, dict) else {}
+
+    # -- build and submit ------------------------------------------------------------------
+
+    def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
+        """``{"key": custom_id, "request": GenerateContentRequest}``; ``native`` untouched."""
+        if endpoint not in self.endpoints:
+            raise InputError(f"Gemini batches are not supported for the {endpoint!r} "
+                             "endpoint by llmbatch", field="endpoint")
+        if not isinstance(request.custom_id, str) or not request.custom_id:
+            raise InputError("must be a non-empty string", field="custom_id")
+        if request.native is not None:
+            payload = request.native
+        elif isinstance(request.body, dict):
+            payload = to_generate_content(request.body)
+        else:
+            raise InputError("missing or not a JSON object", field="body")
+        data = _dumps({"key": request.custom_id, "request": payload})
+        limit = self.effective_limits(model).max_bytes
+        if len(data) + 1 > limit:
+            raise InputError(f"the request is {len(data) + 1} bytes encoded; a Gemini batch "
+                             f"input file holds at most {limit}", field="body")
+        return EncodedLine(provider_key=request.custom_id, data=data)
+
+    def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+               model: str) -> SubmittedBatch:
+        """Spool the lines to disk, then send them inline when the whole create request fits
+        under ``inline_max_bytes``, else upload them (Files API) and create from the file.
+        ``display_name`` carries ``tag`` for ``find_by_tag``. Create is not idempotent: after
+        an ambiguous failure, callers look the tag up before sending again."""
+        client, _ = self._clients()
+        model_name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+        with tempfile.TemporaryFile(prefix="llmbatch-gemini-", suffix=".jsonl") as spool:
+            count, size = _spool(lines, spool, self.effective_limits(model))
+            spool.seek(0)
+            body = None
+            if size + count * _INLINE_ITEM_OVERHEAD + len(tag) + _ENVELOPE_BYTES \
+                    <= self.inline_max_bytes:
+                body = _inline_body(spool, tag)
+            if body is not None and len(body) <= self.inline_max_bytes:
+                with calling("batches.create"):
+                    operation = self._raw("POST", f"{model_name}:batchGenerateContent",
+                                          content=body)
+                log.info("llmbatch.gemini.batch_created", mode="inline", tag=tag,
+                         provider_batch_id=operation.get("name"), requests=count)
+                return _submitted(operation)
+            spool.seek(0)
+            with calling("files.upload"):
+                uploaded = client.files.upload(file=spool, config=types.UploadFileConfig(
+                    mime_type="application/jsonl", display_name=_display(tag)))
+        file_name = str(uploaded.name)
+        try:
+            with calling("batches.create"):
+                job = client.batches.create(model=model_name, src=file_name,
+                                            config=types.CreateBatchJobConfig(display_name=tag))
+        except ProviderError:
+            self._delete_file_quietly(file_name)
+            raise
+        log.info("llmbatch.gemini.batch_created", mode="file", tag=tag, provider_batch_id=job.name,
+                 input_file=file_name, requests=count)
+        return SubmittedBatch(provider_batch_id=str(job.name),
+                              provider_status=short_state(job.state), input_file_id=file_name,
+                              raw=job.model_dump(mode="json", exclude_none=True))
+
+    def find_by_tag(self, tag: str) -> SubmittedBatch | None:
+        """The first listed batch whose ``display_name`` is ``tag``, among the newest
+        ``FIND_BY_TAG_MAX_BATCHES`` (a list without a filter cannot prove more absence)."""
+        client, _ = self._clients()
+        with calling("batches.list"):
+            pager = client.batches.list(config=types.ListBatchJobsConfig(
+                page_size=FIND_BY_TAG_PAGE_SIZE))
+            for seen, job in enumerate(pager):
+                if job.display_name == tag:
+                    return SubmittedBatch(
+                        provider_batch_id=str(job.name), provider_status=short_state(job.state),
+                        raw=job.model_dump(mode="json", exclude_none=True))
+                if seen + 1 >= FIND_BY_TAG_MAX_BATCHES:
+                    log.warning("llmbatch.gemini.find_by_tag_capped", tag=tag)
+                    break
+        return None
+
+    # -- follow up -------------------------------------------------------------------------
+
+    def poll(self, provider_batch_id: str) -> BatchProgress:
+        """State, ``batchStats`` counters, output reference and the Operation ``error``."""
+        with calling("batches.get"):
+            return progress_from_operation(self._raw("GET", _batch_name(provider_batch_id)))
+
+    def iter_results(self, provider_batch_id: str, progress: BatchProgress) -> Iterator[ItemResult]:
+        """Stream the result file line by line, or read the inline responses (bounded by the
+        20 MB inline input). Entries without a readable key are logged and skipped: their items
+        get no result, which the service layer treats as retryable."""
+        refs, status = progress.result_refs, progress.provider_status
+        if progress.state is not ProviderState.ENDED:
+            raise ValueError(f"{provider_batch_id} has not ended ({status})")
+        if "responses_file" in refs:
+            yield from self._iter_file(provider_batch_id, refs["responses_file"], status)
+        elif "inline" in refs:
+            yield from self._iter_inline(provider_batch_id, status)
+
+    def _iter_file(self, batch: str, file_name: str, status: str) -> Iterator[ItemResult]:
+        _, http = self._clients()
+        url = self._url(f"{file_name}:download")
+        with calling("files.download"), http.stream(
+                "GET", url, params={"alt": "media"},
+                headers={"x-goog-api-key": self._key}) as response:
+            genai_errors.APIError.raise_for_response(response)
+            for line_no, raw in enumerate(split_lines(response.iter_bytes()), start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    entry = None
+                key = entry.get("key") if isinstance(entry, dict) else None
+                if not isinstance(key, str) or not isinstance(entry, dict):
+                    log.error("llmbatch.gemini.result_line_unreadable", provider_batch_id=batch,
+                              file=file_name, line=line_no, length=len(raw))
+                    continue
+                yield item_from_entry(key, entry, batch_status=status)
+
+    def _iter_inline(self, batch: str, status: str) -> Iterator[ItemResult]:
+        with calling("batches.get"):
+            operation = self._raw("GET", _batch_name(batch))
+        output = (operation.get("metadata") or {}).get("output") or operation.get("response")
+        container = (output or {}).get("inlinedResponses") or {}
+        entries = container.get("inlinedResponses") if isinstance(container, dict) else None
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            metadata = entry.get("metadata") if isinstance(entry, dict) else None
+            key = metadata.get("key") if isinstance(metadata, dict) else None
+            if not isinstance(key, str) or not isinstance(entry, dict):
+                log.error("llmbatch.gemini.inline_response_without_key", provider_batch_id=batch,
+                          index=index)
+                continue
+            yield item_from_entry(key, entry, batch_status=status)
+
+    def cancel(self, provider_batch_id: str) -> BatchProgress:
+        """Ask Gemini to cancel; cancelling a batch that already ended returns its progress."""
+        client, _ = self._clients()
+        try:
+            with calling("batches.cancel"):
+                client.batches.cancel(name=_batch_name(provider_batch_id))
+        except ProviderError as exc:
+            if exc.status_code not in (400, 409):
+                raise
+            progress = self.poll(provider_batch_id)
+            if progress.state is not ProviderState.ENDED:
+                raise
+            return progress
+        return self.poll(provider_batch_id)
+
+    def delete_batch(self, provider_batch_id: str) -> None:
+        """Delete the batch resource (results go with it)."""
+        client, _ = self._clients()
+        with calling("batches.delete"):
+            client.batches.delete(name=_batch_name(provider_batch_id))
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
+        """Delete the input and result files when ``delete_files_after_fetch`` is set
+        (already gone is fine; the first other failure is raised after trying both)."""
+        if not self.config.delete_files_after_fetch:
+            return
+        client, _ = self._clients()
+        first: ProviderError | None = None
+        for key in ("input_file", "responses_file"):
+            if name := progress.result_refs.get(key):
+                try:
+                    with calling("files.delete"):
+                        client.files.delete(name=name)
+                except ProviderError as exc:
+                    if exc.status_code != 404 and first is None:
+                        first = exc
+        if first is not None:
+            raise first
+
+    def _delete_file_quietly(self, name: str) -> None:
+        client, _ = self._clients()
+        try:
+            client.files.delete(name=name)
+        except SDK_ERRORS as exc:
+            log.warning("llmbatch.gemini.orphan_file", file=name, error=repr(exc))
+
+
+def _batch_name(provider_batch_id: str) -> str:
+    return provider_batch_id if provider_batch_id.startswith("batches/") \
+        else f"batches/{provider_batch_id}"
+
+
+def _display(tag: str) -> str:
+    return f"llmbatch-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)[:100]}"
+
+
+def _spool(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits) -> tuple[int, int]:
+    """Write newline-terminated lines; (count, bytes). Refuses what the planner should not
+    have built."""
+    count = size = 0
+    for line in lines:
+        if b"\n" in line:
+            raise ValueError(f"line {count + 1} of the batch contains a newline")
+        count += 1
+        size += len(line) + 1
+        if count > limits.max_requests or size > limits.max_bytes:
+            raise ValueError(f"batch exceeds the Gemini limits ({limits.max_requests} requests, "
+                             f"{limits.max_bytes} bytes) at line {count}")
+        spool.write(line + b"\n")
+    if count == 0:
+        raise ValueError("a batch needs at least one line")
+    return count, size
+
+
+def _inline_body(spool: IO[bytes], tag: str) -> bytes:
+    """The inline create body, built from the spooled lines (``key`` -> ``metadata.key``)."""
+    items = []
+    for raw in spool:
+        line = json.loads(raw)
+        items.append({"request": line["request"], "metadata": {"key": line["key"]}})
+    return _dumps({"batch": {"displayName": tag,
+                             "inputConfig": {"requests": {"requests": items}}}})
+
+
+def _submitted(operation: dict[str, Any]) -> SubmittedBatch:
+    metadata = operation.get("metadata") or {}
+    return SubmittedBatch(provider_batch_id=str(operation.get("name")),
+                          provider_status=short_state(metadata.get("state")),
+                          raw=progress_from_operation(operation).raw)
