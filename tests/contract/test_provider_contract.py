@@ -274,17 +274,52 @@ BUILDERS: dict[str, Callable[[EmulatorServer], ProviderHarness]] = {
     "openai": _build_openai, "anthropic": _build_anthropic, "gemini": _build_gemini}
 
 
-@pytest.fixture(params=sorted(BUILDERS))
-def harness(request: pytest.FixtureRequest, emulator: EmulatorServer) -> Iterator[ProviderHarness]:
-    """An adapter for each provider against the session emulator, with no fault rules active
-    (the profile's rules are restored afterwards, whatever the test left behind)."""
+def _endpoints_of(name: str) -> frozenset[Endpoint]:
+    from llmbatch.providers.registry import available_providers
+
+    module, _, cls = available_providers()[name].partition(":")
+    provider_class = getattr(__import__(module, fromlist=[cls]), cls)
+    return frozenset(provider_class.endpoints)
+
+
+# Providers that can fail a whole batch at validation (Anthropic's errors are per request).
+BATCH_FAILURE_PROVIDERS = ("gemini", "openai")
+EMBEDDINGS_PROVIDERS = tuple(n for n in sorted(BUILDERS)
+                             if Endpoint.EMBEDDINGS in _endpoints_of(n))
+
+
+def _running_harness(name: str, emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """An adapter against the session emulator with no fault rules active (the profile's
+    rules are restored afterwards, whatever the test left behind)."""
     emulator.clear_faults()
-    built = BUILDERS[request.param](emulator)
+    built = BUILDERS[name](emulator)
     try:
         yield built
     finally:
         built.close()
         emulator.reset(faults=True, stats=False)
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def harness(request: pytest.FixtureRequest, emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """Every provider: the scenarios all of them must pass."""
+    yield from _running_harness(request.param, emulator)
+
+
+@pytest.fixture(params=EMBEDDINGS_PROVIDERS)
+def embeddings_harness(request: pytest.FixtureRequest,
+                       emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """Providers whose adapter declares embeddings batches."""
+    yield from _running_harness(request.param, emulator)
+
+
+@pytest.fixture(params=BATCH_FAILURE_PROVIDERS)
+def batch_failure_harness(request: pytest.FixtureRequest,
+                          emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """Providers that can fail a batch as a whole."""
+    for built in _running_harness(request.param, emulator):
+        assert built.batch_failure, f"{built.name} is listed but declares no batch failure"
+        yield built
 
 
 @pytest.fixture
@@ -322,9 +357,9 @@ def test_a_batch_runs_to_completion_and_every_result_is_read(harness: ProviderHa
         assert result.response is not None and result.error is None
 
 
-def test_embeddings_keep_their_vectors_in_the_response(harness: ProviderHarness) -> None:
-    if Endpoint.EMBEDDINGS not in harness.adapter.endpoints:
-        pytest.skip(f"{harness.name} has no embeddings batches")
+def test_embeddings_keep_their_vectors_in_the_response(
+        embeddings_harness: ProviderHarness) -> None:
+    harness = embeddings_harness
     requests = [RequestLine(i, f"e-{i}", {"input": f"text {i}"}) for i in range(3)]
     submitted = harness.submit(requests, tag=harness.new_tag(), endpoint=Endpoint.EMBEDDINGS,
                                model="text-embedding-3-small")
@@ -481,9 +516,8 @@ def test_expiry_keeps_the_partial_results(harness: ProviderHarness) -> None:
 
 
 def test_a_batch_that_fails_validation_reports_why_and_yields_no_results(
-        harness: ProviderHarness) -> None:
-    if not harness.batch_failure:
-        pytest.skip(f"{harness.name} has no batch-level failure (errors are per request)")
+        batch_failure_harness: ProviderHarness) -> None:
+    harness = batch_failure_harness
     tag = harness.new_tag()
     harness.fault("fail_batch", tag=tag, code="token_limit_exceeded",
                   message="Enqueued token limit reached for gpt-4o-mini.")
