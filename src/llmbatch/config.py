@@ -104,6 +104,9 @@ class ProviderConfig(_Frozen):
     inline_max_bytes: int | None = Field(
         None, gt=0, description="Gemini: largest request sent inline; above it, the Files API")
     delete_files_after_fetch: bool = False
+    stuck_grace_s: float = Field(
+        3600.0, ge=0, description="A batch still running this long after the provider's own "
+                                  "deadline is cancelled and its items re-batched")
 
     @model_validator(mode="after")
     def _unique_models(self) -> ProviderConfig:

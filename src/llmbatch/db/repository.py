@@ -368,6 +368,30 @@ class Repository:
                               .where(provider_batches.c.id.in_(list(batch_ids)))
                               .values(dispatched_at=now))
 
+    def providers_in_flight(self) -> list[str]:
+        b = provider_batches.c
+        query = select(b.provider).where(b.status == str(BatchStatus.IN_PROGRESS)).distinct()
+        return list(self.conn.execute(query).scalars())
+
+    def overdue_batches(self, provider: str, submitted_before: datetime,
+                        limit: int) -> list[tuple[str, str]]:
+        """``(batch id, job id)`` of a provider's running batches submitted before the cutoff
+        that llmbatch has not already decided to cancel."""
+        b = provider_batches.c
+        query = select(b.id, b.job_id).where(
+            b.provider == provider, b.status == str(BatchStatus.IN_PROGRESS),
+            b.submitted_at < submitted_before, b.cancel_reason.is_(None))
+        return [(r.id, r.job_id) for r in self.conn.execute(query.limit(limit)).all()]
+
+    def request_cancel(self, batch_id: str, reason: str, now: datetime) -> bool:
+        """Mark a running batch for cancellation by its next poll, which is due at once."""
+        b = provider_batches.c
+        res = self.conn.execute(update(provider_batches).where(
+            b.id == batch_id, b.status == str(BatchStatus.IN_PROGRESS),
+            b.cancel_reason.is_(None),
+        ).values(cancel_reason=reason, next_poll_at=now, dispatched_at=None, updated_at=now))
+        return res.rowcount == 1
+
     def stale_submissions(self, now: datetime, limit: int) -> list[str]:
         """Batches left in SUBMITTING by a worker whose lease ran out (it probably died)."""
         b = provider_batches.c

@@ -108,6 +108,7 @@ provider_batches = Table(
     Column("poll_count", Integer, nullable=False, default=0),
     Column("submit_attempts", Integer, nullable=False, default=0),
     Column("call_failures", Integer, nullable=False, default=0),  # in a row, for backoff
+    Column("cancel_reason", String(100)),  # set when llmbatch itself decides to cancel it
     Column("error", Text),
     Column("error_code", String(100)),
     Column("created_at", UTCDateTime, nullable=False),

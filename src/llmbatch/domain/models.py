@@ -170,6 +170,7 @@ class ProviderBatch:
     poll_count: int = 0
     submit_attempts: int = 0
     call_failures: int = 0
+    cancel_reason: str | None = None
     submitted_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None

@@ -42,6 +42,8 @@ class BatchProvider(abc.ABC):
     max_requests: ClassVar[int]
     max_bytes: ClassVar[int]
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    # How long the provider may take before it must have ended a batch (its own expiry).
+    deadline_s: ClassVar[float] = 24 * 3600
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

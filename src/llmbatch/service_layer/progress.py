@@ -39,7 +39,7 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     assert batch.provider_batch_id is not None
     adapter = rt.registry.get(batch.provider)
     try:
-        if cancelling and batch.status is BatchStatus.IN_PROGRESS:
+        if (cancelling or batch.cancel_reason) and batch.status is BatchStatus.IN_PROGRESS:
             progress = adapter.cancel(batch.provider_batch_id)
             _record_cancel_sent(rt, batch)
             batch.status = BatchStatus.CANCELLING

@@ -5,7 +5,7 @@ Celery messages are only wake-up calls; the tick is what makes a lost message ha
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -13,6 +13,7 @@ from llmbatch.bootstrap import Runtime
 from llmbatch.domain.models import Event
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["TickReport", "tick"]
 
@@ -22,6 +23,23 @@ _TASK_FOR = {BatchStatus.PLANNED: tasks.SUBMIT, BatchStatus.IN_PROGRESS: tasks.P
              BatchStatus.CANCELLING: tasks.POLL, BatchStatus.ENDED: tasks.FETCH}
 
 
+def _cancel_overdue(rt: Runtime, uow: UnitOfWork, now: datetime, limit: int) -> int:
+    """Batches still running well past the provider's own deadline are stuck: have the next
+    poll cancel them, so their partial results are fetched and the rest re-batched."""
+    count = 0
+    for provider in uow.repo.providers_in_flight():
+        adapter = rt.registry.get(provider)
+        grace = rt.config.provider(provider).stuck_grace_s
+        cutoff = now - timedelta(seconds=adapter.deadline_s + grace)
+        for batch_id, job_id in uow.repo.overdue_batches(provider, cutoff, limit):
+            if uow.repo.request_cancel(batch_id, "deadline_exceeded", now):
+                uow.record(Event(job_id=job_id, batch_id=batch_id, type="batch.stuck", at=now,
+                                 data={"reason": "deadline_exceeded",
+                                       "deadline_s": adapter.deadline_s + grace}))
+                count += 1
+    return count
+
+
 class TickReport(dict[str, int]):
     """How many things of each kind the tick enqueued or repaired."""
 
@@ -29,7 +47,7 @@ class TickReport(dict[str, int]):
 def tick(rt: Runtime, limit: int = 500) -> TickReport:
     """One scheduler pass. Safe to run from several processes at once."""
     now = rt.clock()
-    report = TickReport(repaired=0, planned=0, dispatched=0, finalized=0)
+    report = TickReport(repaired=0, overdue=0, planned=0, dispatched=0, finalized=0)
     redispatch_before = now - timedelta(seconds=rt.config.worker.lease_s)
     with rt.uow() as uow:
         for batch_id in uow.repo.stale_submissions(now, limit):
@@ -44,6 +62,7 @@ def tick(rt: Runtime, limit: int = 500) -> TickReport:
                                  to_status=str(BatchStatus.PLANNED),
                                  data={"lease_owner": batch.lease_owner}))
                 report["repaired"] += 1
+        report["overdue"] = _cancel_overdue(rt, uow, now, limit)
         for job_id in uow.repo.jobs_in_status([JobStatus.PENDING], limit):
             uow.publish_after_commit(tasks.PLAN, job_id)
             report["planned"] += 1

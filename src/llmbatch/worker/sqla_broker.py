@@ -26,7 +26,7 @@ _KOMBU_OPTIONS = frozenset({
 })
 
 
-class SQLAlchemyChannel(kombu_sqla.Channel):  # type: ignore[misc]
+class SQLAlchemyChannel(kombu_sqla.Channel):
     """Builds the broker's engine from the engine options only."""
 
     def _engine_from_config(self) -> Engine:
@@ -36,7 +36,7 @@ class SQLAlchemyChannel(kombu_sqla.Channel):  # type: ignore[misc]
         return create_engine(conninfo.hostname, **options)
 
 
-class SQLAlchemyTransport(kombu_sqla.Transport):  # type: ignore[misc]
+class SQLAlchemyTransport(kombu_sqla.Transport):
     """kombu's SQLAlchemy transport with ``SQLAlchemyChannel``."""
 
     Channel = SQLAlchemyChannel

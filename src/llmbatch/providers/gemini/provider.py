@@ -84,6 +84,7 @@ class GeminiProvider(BatchProvider):
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
 
     def __init__(self, config: ProviderConfig, *,
                  transport: httpx2.BaseTransport | None = None) -> None:

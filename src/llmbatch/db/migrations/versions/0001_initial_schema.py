@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("poll_count", sa.Integer(), nullable=False),
         sa.Column("submit_attempts", sa.Integer(), nullable=False),
         sa.Column("call_failures", sa.Integer(), nullable=False),
+        sa.Column("cancel_reason", sa.String(length=100), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("error_code", sa.String(length=100), nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
