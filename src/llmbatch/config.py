@@ -27,6 +27,7 @@ __all__ = [
     "PollingConfig",
     "ProviderConfig",
     "ProviderLimits",
+    "RateLimits",
     "RetryConfig",
     "WorkerConfig",
     "format_validation_error",
@@ -72,6 +73,30 @@ class ProviderLimits(_Frozen):
     max_bytes: int | None = Field(None, gt=0)
 
 
+class RateLimits(_Frozen):
+    """Caps on what all workers together do to one provider (held in the database, so they
+    apply across processes and machines). Every key is optional: unset means no cap.
+
+    ``calls_per_minute`` is enforced as a token bucket holding a tenth of it: no window of 60 s
+    ever sees more calls than this. ``max_concurrent_calls`` counts API operations in flight
+    (a download streams inside one). ``max_batches_in_flight`` counts batches submitting, in
+    progress or cancelling at the provider; further batches wait in ``planned``.
+    """
+
+    calls_per_minute: int | None = Field(None, gt=0)
+    max_concurrent_calls: int | None = Field(None, gt=0)
+    max_batches_in_flight: int | None = Field(None, gt=0)
+    max_wait_s: float = Field(
+        2.0, ge=0, le=30,
+        description="How long a task waits for a call slot before handing back to the tick")
+    quota_hold_s: float = Field(
+        60.0, ge=0, description="After a token_limit_exceeded failure, how long submissions "
+                                "for that model pause")
+    recheck_s: float = Field(
+        10.0, gt=0, description="How often a batch waiting for quota is looked at again "
+                                "(it is also woken when an earlier batch ends)")
+
+
 class ModelConfig(_Frozen):
     """A model a provider may be asked for, with optional per-model limits and prices."""
 
@@ -94,6 +119,7 @@ class ProviderConfig(_Frozen):
     connect_timeout_s: float = Field(5.0, gt=0)
     sdk_max_retries: int = Field(0, ge=0, description="SDK retries; tasks retry on their own")
     limits: ProviderLimits = ProviderLimits()
+    rate_limits: RateLimits = RateLimits()
     models: tuple[ModelConfig, ...] = ()
     allow_unlisted_models: bool = False
     completion_window: str = "24h"

@@ -33,6 +33,7 @@ REDIS_PORT = int(os.environ.get("LLMBATCH_TEST_REDIS_PORT", "6379"))
 MODEL = "gpt-4o-mini"
 API_KEY = "integration-key"
 QUEUE = "llmbatch"
+TICK = "llmbatch.tick"
 
 
 def in_ci() -> bool:
@@ -89,10 +90,14 @@ class RedisDb:
     def url(self) -> str:
         return f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.number}"
 
-    def queue_idle(self) -> bool:
-        """No message waiting in the llmbatch queue, and none delivered but not yet acked
-        (kombu keeps those in the ``unacked`` hash until the task finishes: we ack late)."""
-        return int(self.client.llen(QUEUE)) == 0 and int(self.client.hlen("unacked")) == 0
+    def lifecycle_messages(self) -> int:
+        """Lifecycle task messages waiting in the llmbatch queue or delivered and not yet
+        acked (kombu keeps those in the ``unacked`` hash until the task ends: we ack late).
+        The beat's tick messages, which never stop, are not counted."""
+        waiting = [json.loads(raw) for raw in self.client.lrange(QUEUE, 0, -1)]
+        running = [json.loads(raw)[0] for raw in self.client.hvals("unacked")]
+        return sum(1 for message in waiting + running
+                   if message.get("headers", {}).get("task") != TICK)
 
 
 # ---- child processes -------------------------------------------------------------------------
@@ -249,18 +254,18 @@ class Cluster:
         return wait_for_jobs(self.rt, job_ids, timeout=timeout,
                              alive=self.processes.check_alive)
 
-    def wait_queue_idle(self, timeout: float = 30.0, settle_s: float = 1.0) -> None:
-        """Until the queue has stayed empty (nothing waiting, nothing unacked) for
-        ``settle_s``: every message published before the call has been handled."""
+    def wait_queue_idle(self, timeout: float = 30.0, settle_s: float = 0.5) -> None:
+        """Until no lifecycle message has been waiting or running for ``settle_s``: every
+        message published before the call has been handled."""
         deadline = time.monotonic() + timeout
         idle_since: float | None = None
         while time.monotonic() < deadline:
             self.processes.check_alive()
-            if self.redis.queue_idle():
+            if self.redis.lifecycle_messages() == 0:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= settle_s:
                     return
             else:
                 idle_since = None
             time.sleep(0.05)
-        pytest.fail(f"the {QUEUE} queue did not drain in {timeout}s", pytrace=False)
+        pytest.fail(f"lifecycle messages still queued after {timeout}s", pytrace=False)

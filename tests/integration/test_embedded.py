@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.timeout(120),
     # kombu's SQLAlchemy transport models use lazy="noload", deprecated in SQLAlchemy 2.1;
     # publishing to the SQLite broker from this process configures them.
     pytest.mark.filterwarnings(

@@ -16,7 +16,7 @@ from llmbatch.service_layer.jobs import create_job, iter_result_records
 
 from .support import MODEL, Cluster, emulator_stats, write_prompts
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 TAG = "llmbatch_batch_id"
 

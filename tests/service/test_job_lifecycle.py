@@ -169,7 +169,8 @@ def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writ
 
     assert job.status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(3), ids(3)]
-    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [2, 2, 2]
+    # The quota refusal ran nothing: the attempt it charged is given back.
+    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [1, 1, 1]
 
 
 def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(

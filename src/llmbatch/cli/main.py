@@ -228,6 +228,7 @@ def worker(
     cfg = _config(config)
     configure_logging(loglevel)
     rt = build_runtime(cfg)
+    rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle"]
@@ -281,6 +282,9 @@ def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> No
     """Check a config file; print each problem with its path."""
     try:
         cfg = load_config(file)
+        from llmbatch.providers.registry import ProviderRegistry
+
+        ProviderRegistry(cfg).check_limits()
     except ConfigError as exc:
         # One unwrapped ``path: message`` line per problem, so it can be grepped; exit 2 like
         # every other llmbatch error (sys.exit: main() drops typer.Exit codes).

@@ -148,7 +148,7 @@ class Repository:
     # ---- items ----------------------------------------------------------------------------
     def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
-        wire_bytes."""
+        wire_bytes, estimated_tokens."""
         if rows:
             self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
                               list(rows))
@@ -170,11 +170,12 @@ class Repository:
         INSERT ... SELECT, keeping ``seq`` so the child's results keep the input order)."""
         src = select(
             literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
-            items.c.request, items.c.wire_bytes, literal(str(ItemStatus.PENDING)), literal(0),
+            items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
+            literal(str(ItemStatus.PENDING)), literal(0),
         ).where(items.c.job_id == parent_id, items.c.status.in_([str(s) for s in statuses]))
         res = self.conn.execute(insert(items).from_select(
-            ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes", "status",
-             "attempts"], src))
+            ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
+             "estimated_tokens", "status", "attempts"], src))
         return res.rowcount
 
     def usage_totals(self, job_id: str) -> Usage:
@@ -186,13 +187,14 @@ class Repository:
         ).where(items.c.job_id == job_id)).one()
         return Usage(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
-    def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int]]:
-        """``(seq, wire_bytes)`` of pending items in input order: the planner's input."""
-        query = (select(items.c.seq, items.c.wire_bytes)
+    def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int, int]]:
+        """``(seq, wire_bytes, estimated_tokens)`` of pending items in input order: the
+        planner's input."""
+        query = (select(items.c.seq, items.c.wire_bytes, items.c.estimated_tokens)
                  .where(items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING))
                  .order_by(items.c.seq))
         for row in self.conn.execute(query):
-            yield row.seq, row.wire_bytes
+            yield row.seq, row.wire_bytes, row.estimated_tokens
 
     def queue_items(self, job_id: str, batch_id: str, first_seq: int, last_seq: int) -> int:
         """Put the pending items with ``first_seq <= seq <= last_seq`` into a planned batch."""

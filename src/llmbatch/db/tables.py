@@ -28,7 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["events", "items", "jobs", "metadata", "provider_batches"]
+__all__ = ["events", "items", "jobs", "metadata", "provider_batches", "provider_rate_buckets",
+           "provider_slots"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -96,6 +97,8 @@ provider_batches = Table(
     Column("attempt", Integer, nullable=False, default=1),
     Column("item_count", Integer, nullable=False),
     Column("byte_count", BigInteger, nullable=False),
+    # Sum of the items' estimates: what this batch holds of the model's enqueued-token quota.
+    Column("estimated_tokens", BigInteger, nullable=False, default=0, server_default="0"),
     Column("provider_batch_id", String(200)),
     Column("provider_status", String(50)),
     Column("input_file_id", String(200)),
@@ -130,6 +133,7 @@ items = Table(
     Column("provider_key", String(500), nullable=False),
     Column("request", JSONType, nullable=False),
     Column("wire_bytes", Integer, nullable=False),
+    Column("estimated_tokens", Integer, nullable=False, default=0, server_default="0"),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("batch_id", String(40), ForeignKey("provider_batches.id")),
@@ -161,4 +165,24 @@ events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("data", JSONType, nullable=False, default=dict),
     Index("ix_events_job_id_id", "job_id", "id"),
+)
+
+# Concurrency leases on a provider's API: row ``slot`` of ``provider`` is held by ``owner`` until
+# ``lease_until``. Taken with one conditional UPDATE (free or expired), so a worker that dies
+# holding one loses it when the lease runs out. Rows are created on first use.
+provider_slots = Table(
+    "provider_slots", metadata,
+    Column("provider", String(50), primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(200)),
+    Column("lease_until", UTCDateTime),
+)
+
+# One token bucket per provider for calls per minute. Times are Unix seconds (a float) so the
+# refill is plain arithmetic inside one conditional UPDATE on SQLite and PostgreSQL alike.
+provider_rate_buckets = Table(
+    "provider_rate_buckets", metadata,
+    Column("provider", String(50), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("refilled_at", Float, nullable=False),
 )

@@ -158,6 +158,7 @@ class ProviderBatch:
     item_count: int
     byte_count: int
     created_at: datetime
+    estimated_tokens: int = 0
     provider_batch_id: str | None = None
     provider_status: str | None = None
     input_file_id: str | None = None

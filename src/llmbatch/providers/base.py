@@ -9,8 +9,9 @@ Limits and capabilities are class attributes; config can only lower them (``effe
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from llmbatch.config import ProviderConfig
@@ -25,6 +26,7 @@ class BatchLimits:
 
     max_requests: int
     max_bytes: int
+    max_tokens: int | None = None  # the model's enqueued-token quota, when one is configured
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class BatchProvider(abc.ABC):
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
     # How long the provider may take before it must have ended a batch (its own expiry).
     deadline_s: ClassVar[float] = 24 * 3600
+    # HTTP requests one operation makes at most (``submit``, ``find_by_tag``, ``poll``,
+    # ``cancel``, ``fetch``, ``cleanup``); the per-minute call cap charges this many. Missing
+    # operations cost 1. Pages of a listing beyond the first are not counted.
+    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({})
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -59,7 +65,33 @@ class BatchProvider(abc.ABC):
         model_cfg = self.config.model(model)
         if model_cfg and model_cfg.max_requests:
             max_requests = min(max_requests, model_cfg.max_requests)
-        return BatchLimits(max_requests=max_requests, max_bytes=max_bytes)
+        # Enqueued-token quotas depend on the account's tier, so the provider class cannot
+        # know them: config is the only source.
+        max_tokens = model_cfg.enqueued_token_limit if model_cfg else None
+        return BatchLimits(max_requests=max_requests, max_bytes=max_bytes, max_tokens=max_tokens)
+
+    def call_cost(self, operation: str) -> int:
+        """Calls per minute charged for one ``operation`` (see ``call_costs``)."""
+        return self.call_costs.get(operation, 1)
+
+    def limit_problems(self) -> list[str]:
+        """Config limits that try to *raise* one of the provider's own: ``path: message``
+        lines. The registry refuses such a config when it builds the adapter, so a typo'd
+        limit is reported instead of silently clamped."""
+        problems = []
+        own = {"max_requests": self.max_requests, "max_bytes": self.max_bytes}
+        for key, value in (("max_requests", self.config.limits.max_requests),
+                           ("max_bytes", self.config.limits.max_bytes)):
+            if value is not None and value > own[key]:
+                problems.append(f"providers.{self.name}.limits.{key}: {value} is above the "
+                                f"provider's own limit of {own[key]} (config can only lower it)")
+        for index, model in enumerate(self.config.models):
+            if model.max_requests is not None and model.max_requests > self.max_requests:
+                problems.append(
+                    f"providers.{self.name}.models[{index}].max_requests: {model.max_requests} "
+                    f"is above the provider's own limit of {self.max_requests} (config can "
+                    "only lower it)")
+        return problems
 
     @abc.abstractmethod
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:

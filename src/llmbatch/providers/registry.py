@@ -59,8 +59,29 @@ class ProviderRegistry:
         if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
             raise ConfigError(f"entry point {name!r} does not name a BatchProvider subclass")
         instance = cls(provider_config)
+        problems = instance.limit_problems()
+        if problems:
+            raise ConfigError(f"provider {name!r}: a limit in the configuration is above the "
+                              "provider's own", problems)
         self._instances[name] = instance
         return instance
+
+    def check_limits(self) -> None:
+        """Build every configured, installed provider so that a limit above the provider's own
+        is a ``ConfigError`` at start-up (worker, ``config validate``), not at the first job.
+        Providers whose extra is not installed are left for when they are used."""
+        problems: list[str] = []
+        installed = available_providers()
+        for name in sorted(self._config.providers):
+            if name not in installed and name not in self._instances:
+                continue
+            try:
+                self.get(name)
+            except ConfigError as exc:
+                problems += exc.problems or [exc.message]
+        if problems:
+            raise ConfigError("a limit in the configuration is above the provider's own",
+                              problems)
 
     @staticmethod
     def _check_enabled(name: str, provider_config: ProviderConfig) -> None:

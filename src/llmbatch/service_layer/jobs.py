@@ -13,6 +13,7 @@ from llmbatch.domain.ids import new_id
 from llmbatch.domain.models import Endpoint, Event, Job, RequestLine
 from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
+from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import ConflictError, InputError
 from llmbatch.service_layer import tasks
 
@@ -105,10 +106,16 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                 raise InputError(f"request is {len(encoded.data)} bytes, over the "
                                  f"{limits.max_bytes}-byte batch limit of {provider}",
                                  file=file, line=line_no, field="body")
+            tokens = estimate_tokens(req)
+            if limits.max_tokens is not None and tokens > limits.max_tokens:
+                raise InputError(f"request is about {tokens} tokens (estimated), over the "
+                                 f"{limits.max_tokens}-token enqueued limit of {model} "
+                                 f"(providers.{provider}.models[].enqueued_token_limit)",
+                                 file=file, line=line_no, field="body")
             stored = {"native": req.native} if req.native is not None else {"body": req.body}
             rows.append({"job_id": job.id, "seq": index, "custom_id": req.custom_id,
                          "provider_key": encoded.provider_key, "request": stored,
-                         "wire_bytes": len(encoded.data)})
+                         "wire_bytes": len(encoded.data), "estimated_tokens": tokens})
             index += 1
             if len(rows) >= INSERT_CHUNK:
                 uow.repo.add_items(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,8 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
+from llmbatch.db.limits import TOKEN_LIMIT_CODE, LimitsRepository
+from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
@@ -17,13 +20,16 @@ from llmbatch.domain.retry import retry_delay
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.limits import CallDeferred, provider_call
 
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
 log = structlog.get_logger("llmbatch.progress")
 
 # Batch-level failure codes that mean "try again later", not "this input is bad".
-RETRYABLE_BATCH_CODES = frozenset({"token_limit_exceeded", "provider_lost_batch"})
+RETRYABLE_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE, "provider_lost_batch"})
+# ... and those where the items never ran: the attempt they spent is given back.
+NOT_RUN_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE})
 
 
 def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -40,11 +46,15 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     adapter = rt.registry.get(batch.provider)
     try:
         if (cancelling or batch.cancel_reason) and batch.status is BatchStatus.IN_PROGRESS:
-            progress = adapter.cancel(batch.provider_batch_id)
+            with provider_call(rt, batch.provider, "cancel"):
+                progress = adapter.cancel(batch.provider_batch_id)
             _record_cancel_sent(rt, batch)
             batch.status = BatchStatus.CANCELLING
         else:
-            progress = adapter.poll(batch.provider_batch_id)
+            with provider_call(rt, batch.provider, "poll"):
+                progress = adapter.poll(batch.provider_batch_id)
+    except CallDeferred as exc:
+        return _call_deferred(rt, batch, exc)
     except ProviderError as exc:
         if not exc.not_found:
             # Includes 401/403: the batch still runs at the provider, so never re-send it;
@@ -65,6 +75,17 @@ def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> None:
                          at=now, from_status=str(BatchStatus.IN_PROGRESS),
                          to_status=str(BatchStatus.CANCELLING)))
         uow.commit()
+
+
+def _call_deferred(rt: Runtime, batch: ProviderBatch, exc: CallDeferred) -> BatchStatus:
+    """Our own call limits said "not now": no failure, just come back a little later."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        uow.repo.update_batch(batch.id, rt.worker_id, now,
+                              next_poll_at=now + timedelta(seconds=exc.retry_after_s),
+                              dispatched_at=None)
+        uow.commit()
+    return batch.status
 
 
 def _call_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
@@ -111,6 +132,8 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
                          data={"provider_status": progress.provider_status, **counts,
                                **({"error": progress.error} if progress.error else {})}))
         uow.publish_after_commit(tasks.FETCH, batch.id)
+        # Its place in the provider's queue is free: batches waiting for room may go now.
+        LimitsRepository(uow.repo.conn).wake_waiting(batch.provider, WAITING_CODES, now)
         uow.commit()
     log.info("llmbatch.batch.ended", batch_id=batch.id, provider_status=progress.provider_status)
     return BatchStatus.ENDED
@@ -158,6 +181,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     prices = rt.config.provider(batch.provider).model(batch.model)
     chunk: list[ItemResult] = []
     stored = 0
+    renew: list[Callable[[], None]] = []  # the call lease's renew, once the download has one
 
     def flush() -> None:
         nonlocal stored
@@ -174,15 +198,21 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                   lease_until=moment + timedelta(seconds=lease_s))
             uow.commit()
         chunk.clear()
+        for keep_slot in renew:
+            keep_slot()
 
     if progress.provider_status != "lost":
         try:
-            for result in adapter.iter_results(batch.provider_batch_id, progress):
-                chunk.append(result)
-                if len(chunk) >= rt.config.worker.fetch_chunk_size:
-                    flush()
+            with provider_call(rt, batch.provider, "fetch") as lease:
+                renew.append(lease.renew)
+                for result in adapter.iter_results(batch.provider_batch_id, progress):
+                    chunk.append(result)
+                    if len(chunk) >= rt.config.worker.fetch_chunk_size:
+                        flush()
             if chunk:
                 flush()
+        except CallDeferred as exc:
+            return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
             if not exc.not_found:
                 return _call_failed(rt, batch, exc)  # lease released; the tick retries
@@ -200,8 +230,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         uow.commit()
     if rt.config.provider(batch.provider).delete_files_after_fetch:
         try:
-            adapter.cleanup(batch.provider_batch_id, progress)
-        except ProviderError as exc:
+            with provider_call(rt, batch.provider, "cleanup"):
+                adapter.cleanup(batch.provider_batch_id, progress)
+        except (ProviderError, CallDeferred) as exc:  # best effort: files expire anyway
             log.warning("llmbatch.batch.cleanup_failed", batch_id=batch_id, error=str(exc))
     return BatchStatus.FETCHED
 
@@ -218,6 +249,10 @@ def _settle_unreported(uow: Any, batch: ProviderBatch, cancelling: bool, max_att
     message = batch.error or f"the provider returned no result (status {batch.provider_status})"
     error = {"type": "batch_failed" if batch.error else "missing_result", "code": code,
              "message": message, "retryable": retryable}
+    if code in NOT_RUN_BATCH_CODES:
+        # The provider refused the whole batch for quota before running anything: every
+        # item goes back to pending with its attempt given back, however often that happens.
+        return LimitsRepository(uow.repo.conn).requeue_unrun_items(batch.id, error)
     return int(uow.repo.settle_unreported_items(
         batch.id, ItemStatus.FAILED, error, now,
         retry_below_attempts=max_attempts if retryable else None))

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.limits import TOKEN_LIMIT_CODE, LimitsRepository
 from llmbatch.domain.ids import new_id
+from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock
 from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import retry_delay, should_retry
@@ -21,6 +23,7 @@ from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
+from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
@@ -40,8 +43,14 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
             return []
         adapter = rt.registry.get(job.provider)
         limits = adapter.effective_limits(job.model)
+        if limits.max_tokens is not None:
+            LimitsRepository(uow.repo.conn).fail_items_over_tokens(job_id, limits.max_tokens, {
+                "type": "invalid_request_error", "code": "over_enqueued_token_limit",
+                "message": f"estimated tokens above the {limits.max_tokens}-token enqueued "
+                           f"limit of {job.model}", "retryable": False}, now)
         plans = list(pack_items(uow.repo.iter_pending_sizes(job_id),
-                                max_requests=limits.max_requests, max_bytes=limits.max_bytes))
+                                max_requests=limits.max_requests, max_bytes=limits.max_bytes,
+                                max_tokens=limits.max_tokens))
         # Batches planned together form one round; a re-batch of failures is the next.
         attempt = max((b.attempt for b in uow.repo.batches_of_job(job_id)), default=0) + 1
         batch_ids = []
@@ -49,12 +58,13 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
             batch = ProviderBatch(
                 id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
                 status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
-                byte_count=plan.byte_count, created_at=now)
+                byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
             uow.repo.add_batch(batch)
             uow.repo.queue_items(job_id, batch.id, plan.first_seq, plan.last_seq)
             uow.record(Event(job_id=job_id, batch_id=batch.id, type="batch.planned", at=now,
                              to_status=str(BatchStatus.PLANNED),
-                             data={"items": plan.item_count, "bytes": plan.byte_count}))
+                             data={"items": plan.item_count, "bytes": plan.byte_count,
+                                   "estimated_tokens": plan.token_count}))
             uow.publish_after_commit(tasks.SUBMIT, batch.id)
             batch_ids.append(batch.id)
         if job.status is JobStatus.PENDING and uow.repo.move_job(job_id, JobStatus.RUNNING, now,
@@ -87,7 +97,12 @@ def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
 
 
 def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
-    """Send one PLANNED batch to its provider (or adopt the copy an earlier attempt made)."""
+    """Send one PLANNED batch to its provider (or adopt the copy an earlier attempt made).
+
+    The batch goes only when the provider's limits have room (``limits.submission_gate``);
+    otherwise it stays PLANNED and the tick looks at it again (sooner when a batch ends). The
+    provider calls run inside ``limits.provider_call``.
+    """
     now = rt.clock()
     with rt.uow() as uow:
         batch = uow.repo.claim_batch(batch_id, [BatchStatus.PLANNED], rt.worker_id, now,
@@ -106,24 +121,61 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             _cancel_unsent(uow, rt, batch, now)
             uow.commit()
             return BatchStatus.CANCELLED
+        if batch.submit_attempts == 0:  # a re-submission may adopt its copy whatever the room
+            block = submission_gate(uow, rt, batch, now)
+            if block is not None:
+                _wait_for_room(uow, rt, batch, block, now)
+                uow.commit()
+                return BatchStatus.PLANNED
+        # Same transaction as the gate: the next decision sees this batch at the provider.
         uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.SUBMITTING,
                               release=False, submit_attempts=batch.submit_attempts + 1)
         uow.commit()
     adapter = rt.registry.get(batch.provider)
     log.info("llmbatch.batch.submitting", batch_id=batch_id, job_id=batch.job_id,
              attempt=batch.submit_attempts + 1)
+    adopting = batch.submit_attempts > 0
     try:
-        found = adapter.find_by_tag(batch_id) if batch.submit_attempts > 0 else None
-        if found is None and cancelling:
-            with rt.uow() as uow:
-                _cancel_unsent(uow, rt, batch, rt.clock())
-                uow.commit()
-            return BatchStatus.CANCELLED
-        submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
-                                            endpoint=job.endpoint, model=job.model)
+        with provider_call(rt, batch.provider, "submit",
+                           extra_cost=adapter.call_cost("find_by_tag") if adopting else 0):
+            found = adapter.find_by_tag(batch_id) if adopting else None
+            if found is None and cancelling:
+                with rt.uow() as uow:
+                    _cancel_unsent(uow, rt, batch, rt.clock())
+                    uow.commit()
+                return BatchStatus.CANCELLED
+            submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
+                                                endpoint=job.endpoint, model=job.model)
+    except CallDeferred as exc:
+        return _submit_deferred(rt, batch, exc)
     except ProviderError as exc:
         return _submit_failed(rt, batch, exc)
     return _submit_succeeded(rt, batch, submitted, adopted=found is not None)
+
+
+def _submit_deferred(rt: Runtime, batch: ProviderBatch, exc: CallDeferred) -> BatchStatus:
+    """No call slot came free in time: nothing was sent, so back to PLANNED as it was."""
+    now = rt.clock()
+    with rt.uow() as uow:
+        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
+                              submit_attempts=batch.submit_attempts,
+                              next_poll_at=now + timedelta(seconds=exc.retry_after_s),
+                              dispatched_at=None)
+        uow.commit()
+    return BatchStatus.PLANNED
+
+
+def _wait_for_room(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, block: SubmissionBlock,
+                   now: datetime) -> None:
+    """Leave the batch PLANNED and due again later; say so once per wait, not every recheck."""
+    recheck = timedelta(seconds=rt.config.provider(batch.provider).rate_limits.recheck_s)
+    uow.repo.update_batch(batch.id, rt.worker_id, now, error_code=str(block.reason),
+                          next_poll_at=now + recheck, dispatched_at=None)
+    if batch.error_code not in WAITING_CODES:
+        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.waiting_for_quota",
+                         at=now, data={"reason": str(block.reason), **block.detail}))
+        log.info("llmbatch.batch.waiting_for_quota", batch_id=batch.id,
+                 reason=str(block.reason))
 
 
 def _cancel_unsent(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, now: datetime) -> None:
@@ -165,6 +217,21 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Bat
     now = rt.clock()
     attempts = batch.submit_attempts + 1
     with rt.uow() as uow:
+        if exc.code == TOKEN_LIMIT_CODE:
+            # The queue was full after all (refused at create): wait like a gated batch and
+            # do not spend a submit attempt; nothing was created, so no adoption is needed.
+            hold = rt.config.provider(batch.provider).rate_limits.quota_hold_s
+            uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
+                                  error=str(exc), error_code=exc.code,
+                                  submit_attempts=batch.submit_attempts,
+                                  next_poll_at=now + timedelta(seconds=hold), dispatched_at=None)
+            uow.record(Event(job_id=batch.job_id, batch_id=batch.id,
+                             type="batch.waiting_for_quota", at=now,
+                             from_status=str(BatchStatus.SUBMITTING),
+                             to_status=str(BatchStatus.PLANNED),
+                             data={"reason": TOKEN_LIMIT_CODE, "retry_in_s": hold}))
+            uow.commit()
+            return BatchStatus.PLANNED
         if should_retry(exc, attempts, rt.config.retry):
             delay = retry_delay(exc, attempts, rt.config.retry)
             uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,

@@ -20,7 +20,8 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import IO, Any, ClassVar, Final
 
 import httpx2
@@ -85,6 +86,8 @@ class GeminiProvider(BatchProvider):
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
+    # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
+    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
 
     def __init__(self, config: ProviderConfig, *,
                  transport: httpx2.BaseTransport | None = None) -> None:
@@ -95,6 +98,16 @@ class GeminiProvider(BatchProvider):
         self._client: genai.Client | None = None
         self._http: httpx2.Client | None = None
         self._key = ""
+
+    def limit_problems(self) -> list[str]:
+        """Also refuse an ``inline_max_bytes`` above Google's 20 MB inline limit."""
+        problems = super().limit_problems()
+        value = self.config.inline_max_bytes
+        if value is not None and value > INLINE_MAX_BYTES:
+            problems.append(f"providers.{self.name}.inline_max_bytes: {value} is above the "
+                            f"provider's own limit of {INLINE_MAX_BYTES} (config can only "
+                            "lower it)")
+        return problems
 
     @property
     def base_url(self) -> str:

@@ -12,7 +12,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import IO, Any, ClassVar, Final, Literal, cast
 
 import openai
@@ -68,6 +69,9 @@ class OpenAIProvider(BatchProvider):
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
+    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
+        {"submit": 2, "fetch": 2, "cleanup": 3})
 
     def __init__(self, config: ProviderConfig, *, client: openai.OpenAI | None = None) -> None:
         """``client`` injects a ready SDK client (tests, custom transports); otherwise one is

@@ -1,0 +1,70 @@
+"""A cheap estimate of the prompt tokens one request puts in a provider's queue.
+
+Why an estimate: the enqueued-token quotas (OpenAI per model, Gemini per model) are checked by
+the provider against *its* tokenizer, which we neither ship nor want in the hot path of job
+creation. What the planner and the submission gate need is a number that is cheap, stable
+(stored once per item at create time) and errs on the high side for ordinary text.
+
+The heuristic: every character of request *text* (message contents, system prompts, tool
+definitions, embedding inputs; any string value except known non-text keys such as ``model``,
+``role`` and base64/URL payloads) counts, four characters make a token (rounded up), and each
+message adds a few tokens of framing. English prose runs at roughly 4 characters per token on
+OpenAI's and Google's tokenizers, so this lands within ~20% for prose; code and non-Latin
+scripts run denser, which is why quotas should leave some headroom.
+
+Output tokens are *not* counted: OpenAI's enqueued limit counts input (prompt) tokens only
+(PROVIDER_APIS.md A.4: "no output-token limit"), and Gemini's batch quota is likewise a
+queue of input tokens. Images and files are not counted (their share of a quota is small and
+provider-specific).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmbatch.domain.models import RequestLine
+
+__all__ = ["CHARS_PER_TOKEN", "MESSAGE_OVERHEAD_TOKENS", "estimate_tokens"]
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of one chat message
+REQUEST_OVERHEAD_TOKENS = 3  # priming of the reply
+
+# Keys whose string values are not prompt text.
+_NOT_TEXT = frozenset({
+    "model", "role", "type", "custom_id", "key", "url", "image_url", "file_id", "file_uri",
+    "fileUri", "mime_type", "mimeType", "data", "detail", "format", "encoding_format",
+    "response_format", "reasoning_effort", "service_tier", "tool_choice", "stop", "id",
+    "tool_call_id", "user", "metadata",
+})
+_MESSAGE_LISTS = ("messages", "contents", "requests")
+
+
+def _text_chars(value: Any, key: str | None = None) -> int:
+    if key in _NOT_TEXT:
+        return 0
+    if isinstance(value, str):
+        return 0 if value.startswith("data:") else len(value)
+    if isinstance(value, dict):
+        return sum(_text_chars(v, k) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_text_chars(v, key) for v in value)
+    return 0
+
+
+def _message_count(body: dict[str, Any]) -> int:
+    count = 0
+    for name in _MESSAGE_LISTS:
+        value = body.get(name)
+        if isinstance(value, list):
+            count += len(value)
+    return count + (1 if body.get("system") else 0)
+
+
+def estimate_tokens(request: RequestLine) -> int:
+    """Estimated prompt tokens of ``request`` (at least 1): see the module docstring."""
+    body = request.native if request.native is not None else (request.body or {})
+    chars = _text_chars(body)
+    tokens = -(-chars // CHARS_PER_TOKEN)  # ceil
+    tokens += MESSAGE_OVERHEAD_TOKENS * _message_count(body) + REQUEST_OVERHEAD_TOKENS
+    return max(tokens, 1)
