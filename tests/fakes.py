@@ -37,8 +37,9 @@ ItemOutcome = Literal["ok", "retryable", "permanent", "missing"]
 fix (429 inside the batch), a failure it never will (400), or no result line at all."""
 
 
-class WorkerCrashed(Exception):
-    """Stands in for the worker process dying in the middle of a provider call."""
+class WorkerCrashed(BaseException):
+    """Stands in for the worker process dying in the middle of a provider call (a
+    BaseException, like SystemExit: no ``except Exception`` in the code under test stops it)."""
 
 
 @dataclass

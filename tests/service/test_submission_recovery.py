@@ -199,3 +199,19 @@ def test_the_tick_repairs_a_stale_submission_only_once(driver: Driver,
 
     assert [r["repaired"] for r in reports] == [1, 0]
     assert driver.events(job_id).count("batch.submit_interrupted") == 1
+
+
+def test_an_unexpected_error_in_submit_is_retried_and_then_fails_the_batch_with_the_reason(
+        driver: Driver, write_jsonl: Writer) -> None:
+    attempts = driver.rt.config.retry.max_attempts
+    driver.fake.submit_errors.extend(ValueError("bug in an adapter") for _ in range(attempts))
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.FAILED
+    (batch,) = driver.batches(job_id)
+    assert batch.status is BatchStatus.FAILED
+    assert batch.submit_attempts == attempts
+    assert "bug in an adapter" in (batch.error or "")
+    assert driver.fake.batches == {}  # nothing ever reached the provider

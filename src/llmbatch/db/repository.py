@@ -259,6 +259,13 @@ class Repository:
             status=str(final), error=error, completed_at=now)).rowcount
         return moved
 
+    def attempt_range(self, batch_id: str) -> tuple[int, int] | None:
+        """Lowest and highest ``attempts`` among a batch's submitted items (None if none)."""
+        low, high = self.conn.execute(select(func.min(items.c.attempts), func.max(items.c.attempts))
+                                      .where(items.c.batch_id == batch_id,
+                                             items.c.status == str(ItemStatus.SUBMITTED))).one()
+        return None if low is None else (int(low), int(high))
+
     def attempts_of(self, batch_id: str, provider_keys: Sequence[str]) -> dict[str, int]:
         """``provider_key -> attempts`` for submitted items of a batch."""
         query = select(items.c.provider_key, items.c.attempts).where(

@@ -171,6 +171,10 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         if batch is None:
             return None
         cancelling = uow.repo.get_job(batch.job_id).status is JobStatus.CANCELLING
+        # Usually every item of a batch has ridden the same number of batches: then one
+        # number serves every result and no per-chunk lookup is needed.
+        span = uow.repo.attempt_range(batch_id)
+        uniform = span[0] if span is not None and span[0] == span[1] else None
         uow.commit()
     assert batch.provider_batch_id is not None
     adapter = rt.registry.get(batch.provider)
@@ -187,7 +191,10 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         nonlocal stored
         moment = rt.clock()
         with rt.uow() as uow:
-            attempts = uow.repo.attempts_of(batch_id, [r.provider_key for r in chunk])
+            keys = [r.provider_key for r in chunk]
+            attempts = (dict.fromkeys(keys, uniform) if uniform is not None
+                        else uow.repo.attempts_of(batch_id, keys))
+            # Rows for keys no longer submitted (a re-run after a crash) match no item.
             rows = [_result_row(r, settle_result(r, attempts=attempts[r.provider_key],
                                                  max_attempts=max_attempts,
                                                  cancelling=cancelling), batch_id, moment,

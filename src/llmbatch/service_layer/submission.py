@@ -20,7 +20,7 @@ from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import retry_delay, should_retry
 from llmbatch.domain.states import BatchStatus, JobStatus
-from llmbatch.errors import ProviderError
+from llmbatch.errors import ProviderError, TransientProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
@@ -150,6 +150,12 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         return _submit_deferred(rt, batch, exc)
     except ProviderError as exc:
         return _submit_failed(rt, batch, exc)
+    except Exception as exc:  # a bug or an unexpected failure: retried like a transient error,
+        # within retry.max_attempts, then the batch fails with the reason (never loops forever)
+        log.exception("llmbatch.batch.submit_crashed", batch_id=batch_id)
+        return _submit_failed(rt, batch, TransientProviderError(
+            f"unexpected error while submitting: {exc!r}", provider=batch.provider,
+            code="internal_error"))
     return _submit_succeeded(rt, batch, submitted, adopted=found is not None)
 
 
