@@ -18,12 +18,8 @@ the headers (both SDKs honour ``retry-after-ms`` before ``retry-after``).
 
 from __future__ import annotations
 
-import email.utils
-import math
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC
 from typing import Any, Final
 
 import anthropic
@@ -35,6 +31,7 @@ from llmbatch.errors import (
     RateLimitedError,
     TransientProviderError,
 )
+from llmbatch.providers.retry_after import parse_retry_after
 
 try:  # the SDK's transport: httpx2 in anthropic 1.x/2.x, httpx before
     from httpx2 import HTTPError as _TransportError
@@ -94,31 +91,6 @@ def _from_status(exc: anthropic.APIStatusError, operation: str) -> ProviderError
     if status in (408, 409) or status >= 500:
         return TransientProviderError(message, provider=PROVIDER, status_code=status, code=code)
     return PermanentProviderError(message, provider=PROVIDER, status_code=status, code=code)
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date).
-    ``None`` when absent or unreadable."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    date = headers.get("retry-after")
-    if date:
-        try:
-            when = email.utils.parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(when.timestamp() - (time.time() if now is None else now), 0.0)
-    return None
 
 
 @contextmanager

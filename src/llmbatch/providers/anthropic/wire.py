@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.domain.models import (
@@ -26,6 +26,7 @@ from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.anthropic.translate import to_anthropic_params
 from llmbatch.providers.base import EncodedLine
+from llmbatch.providers.jsonl import split_lines
 
 __all__ = [
     "CUSTOM_ID_PATTERN",
@@ -126,22 +127,6 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
         result_refs=refs,
         raw=dict(batch),
     )
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes chunks -> lines, split on ``\\n`` only (JSON strings may hold U+2028 and friends,
-    which ``str.splitlines`` would break on)."""
-    buffer = bytearray()
-    for chunk in chunks:
-        scan = len(buffer)
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", scan)) >= 0:
-            yield bytes(buffer[start:end]).rstrip(b"\r")
-            start = scan = end + 1
-        del buffer[:start]
-    if buffer:
-        yield bytes(buffer).rstrip(b"\r")
 
 
 def parse_result_line(raw: bytes) -> ItemResult | None:

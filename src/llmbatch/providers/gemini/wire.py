@@ -21,12 +21,13 @@ Decisions kept here so they read in one place:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.domain.models import BatchProgress, ItemError, ItemResult, ProviderState, Usage
 from llmbatch.domain.states import ItemStatus
 from llmbatch.providers.gemini.translate import candidate_text, finish_reason
+from llmbatch.providers.jsonl import split_lines
 
 __all__ = [
     "ENDED_STATES",
@@ -233,19 +234,3 @@ def _blocked(body: Mapping[str, Any]) -> str | None:
 def _unrun(key: str, status: ItemStatus, code: str, message: str) -> ItemResult:
     return ItemResult(provider_key=key, status=status, error=ItemError(
         type=status.value, code=code, message=message, retryable=True))
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes chunks -> lines, split on ``\\n`` only (``iter_lines`` also splits on U+2028 and
-    friends, which JSON allows unescaped inside strings, and would cut result lines)."""
-    buffer = bytearray()
-    for chunk in chunks:
-        scan = len(buffer)
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", scan)) >= 0:
-            yield bytes(buffer[start:end]).rstrip(b"\r")
-            start = scan = end + 1
-        del buffer[:start]
-    if buffer:
-        yield bytes(buffer).rstrip(b"\r")

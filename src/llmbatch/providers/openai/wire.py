@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.domain.models import (
@@ -25,6 +25,7 @@ from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
+from llmbatch.providers.jsonl import split_lines
 
 __all__ = [
     "ENDED_STATUSES",
@@ -140,26 +141,6 @@ def _batch_errors(errors: Any) -> tuple[str, str | None]:
         parts.append(f"... and {len(entries) - _MAX_BATCH_ERRORS} more")
     first_code = next((str(e["code"]) for e in entries if e.get("code")), None)
     return "; ".join(parts), first_code
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes chunks -> lines, split on ``\\n`` only.
-
-    httpx's ``iter_lines`` follows ``str.splitlines`` and also breaks on U+2028, U+0085 and
-    friends, which JSON allows unescaped inside strings (model output contains them), so it
-    would cut valid result lines in two. Splitting bytes on ``\\n`` is exact for UTF-8 JSONL.
-    """
-    buffer = bytearray()
-    for chunk in chunks:
-        scan = len(buffer)
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", scan)) >= 0:
-            yield bytes(buffer[start:end]).rstrip(b"\r")
-            start = scan = end + 1
-        del buffer[:start]
-    if buffer:
-        yield bytes(buffer).rstrip(b"\r")
 
 
 def parse_result_line(raw: bytes) -> ItemResult | None:
