@@ -135,6 +135,11 @@ def test_a_retryable_item_failure_is_rebatched_and_then_succeeds(
     assert [(b.status, b.item_count) for b in batches] == [(BatchStatus.FETCHED, 4),
                                                            (BatchStatus.FETCHED, 1)]
     assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(4)
+    history = {r["custom_id"]: r["history"] for r in iter_result_records(driver.rt, job_id)}
+    assert history["q-0"] == [] and history["q-2"] == []
+    (failed_attempt,) = history["q-1"]
+    assert failed_attempt["attempt"] == 1 and failed_attempt["batch_id"] == batches[0].id
+    assert failed_attempt["outcome"] == "failed" and failed_attempt["error"]["retryable"] is True
 
 
 def test_a_retryable_failure_becomes_final_when_attempts_run_out(
@@ -159,6 +164,10 @@ def test_items_the_provider_returned_no_line_for_are_rebatched(
 
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(3), ["q-2"]]
+    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    assert [h["outcome"] for h in records["q-2"]["history"]] == ["no_result"]
+    assert records["q-2"]["history"][0]["error"]["code"] is None
+    assert records["q-2"]["status"] == "succeeded" and records["q-2"]["attempts"] == 2
 
 
 def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writer) -> None:

@@ -28,8 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["events", "items", "jobs", "metadata", "provider_batches", "provider_rate_buckets",
-           "provider_slots"]
+__all__ = ["events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
+           "provider_rate_buckets", "provider_slots"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -165,6 +165,22 @@ events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("data", JSONType, nullable=False, default=dict),
     Index("ix_events_job_id_id", "job_id", "id"),
+)
+
+# One row per provider batch an item rode in that did not end in success for it: the item's
+# history across re-batches (the successful attempt is the item row itself).
+item_attempts = Table(
+    "item_attempts", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("batch_id", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("error", JSONType),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_item_attempts_job_id_seq", "job_id", "seq"),
 )
 
 # Concurrency leases on a provider's API: row ``slot`` of ``provider`` is held by ``owner`` until

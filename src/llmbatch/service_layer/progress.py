@@ -10,6 +10,7 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
+from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import TOKEN_LIMIT_CODE, LimitsRepository
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
@@ -200,6 +201,10 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                                  cancelling=cancelling), batch_id, moment,
                                     prices)
                     for r in chunk if r.provider_key in attempts]
+            HistoryRepository(uow.repo.conn).record_results(batch_id, [
+                {"b_key": r.provider_key, "b_outcome": str(r.status),
+                 "b_error": r.error.as_dict() if r.error else None}
+                for r in chunk if r.status is not ItemStatus.SUCCEEDED], moment)
             stored += uow.repo.record_results(batch_id, rows)
             uow.repo.update_batch(batch_id, rt.worker_id, moment, release=False,
                                   lease_until=moment + timedelta(seconds=lease_s))
@@ -247,15 +252,18 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
 def _settle_unreported(uow: Any, batch: ProviderBatch, cancelling: bool, max_attempts: int,
                        now: Any) -> int:
     """Items with no result line: cancelled, re-batched, or failed with the batch's error."""
+    history = HistoryRepository(uow.repo.conn)
     if cancelling:
         error = {"type": "cancelled", "code": "batch_cancelled",
                  "message": "cancelled before the provider ran it", "retryable": False}
+        history.record_unreported(batch.id, "no_result", error, now)
         return int(uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now))
     code = batch.error_code
     retryable = code is None or code in RETRYABLE_BATCH_CODES
     message = batch.error or f"the provider returned no result (status {batch.provider_status})"
     error = {"type": "batch_failed" if batch.error else "missing_result", "code": code,
              "message": message, "retryable": retryable}
+    history.record_unreported(batch.id, "no_result", error, now)
     if code in NOT_RUN_BATCH_CODES:
         # The provider refused the whole batch for quota before running anything: every
         # item goes back to pending with its attempt given back, however often that happens.

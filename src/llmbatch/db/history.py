@@ -1,0 +1,65 @@
+"""Item history: one row per provider batch an item rode in without succeeding there.
+
+Rows are written in the same transaction as the result they describe, and only for items still
+``submitted`` in that batch (INSERT ... SELECT guarded like the result UPDATE), so a fetch that
+runs again after a crash writes no row twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, literal, select
+
+from llmbatch.db.tables import JSONType, UTCDateTime, item_attempts, items
+from llmbatch.domain.states import ItemStatus
+
+__all__ = ["HistoryRepository"]
+
+_COLUMNS = ["job_id", "seq", "batch_id", "attempt", "outcome", "error", "at"]
+
+
+class HistoryRepository:
+    """Writes and reads ``item_attempts`` on one connection, in the caller's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def record_results(self, batch_id: str, rows: Sequence[dict[str, Any]],
+                       now: datetime) -> None:
+        """Rows of ``b_key``, ``b_outcome``, ``b_error``: one history row each, for items of
+        the batch still submitted. Call before the results are applied to the items."""
+        if not rows:
+            return
+        source = select(
+            items.c.job_id, items.c.seq, literal(batch_id), items.c.attempts,
+            bindparam("b_outcome"), bindparam("b_error", type_=JSONType),
+            literal(now, UTCDateTime),
+        ).where(items.c.batch_id == batch_id, items.c.provider_key == bindparam("b_key"),
+                items.c.status == str(ItemStatus.SUBMITTED))
+        self.conn.execute(insert(item_attempts).from_select(_COLUMNS, source), list(rows))
+
+    def record_unreported(self, batch_id: str, outcome: str, error: dict[str, Any] | None,
+                          now: datetime) -> None:
+        """One history row for every item of the batch that got no result line."""
+        source = select(
+            items.c.job_id, items.c.seq, literal(batch_id), items.c.attempts, literal(outcome),
+            literal(error, JSONType), literal(now, UTCDateTime),
+        ).where(items.c.batch_id == batch_id, items.c.status == str(ItemStatus.SUBMITTED))
+        self.conn.execute(insert(item_attempts).from_select(_COLUMNS, source))
+
+    def history(self, job_id: str, first_seq: int,
+                last_seq: int) -> dict[int, list[dict[str, Any]]]:
+        """``seq -> [{attempt, batch_id, outcome, error, at}]`` for a run of a job's items."""
+        query = (select(item_attempts).where(item_attempts.c.job_id == job_id,
+                                             item_attempts.c.seq.between(first_seq, last_seq))
+                 .order_by(item_attempts.c.seq, item_attempts.c.id))
+        found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in self.conn.execute(query).all():
+            found[r.seq].append({"attempt": r.attempt, "batch_id": r.batch_id,
+                                 "outcome": r.outcome, "error": r.error,
+                                 "at": r.at.isoformat()})
+        return dict(found)
