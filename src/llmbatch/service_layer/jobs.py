@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.history import HistoryRepository
 from llmbatch.domain.ids import new_id
 from llmbatch.domain.models import Endpoint, Event, Job, RequestLine
 from llmbatch.domain.requests import parse_request_line
@@ -176,7 +175,7 @@ def iter_result_records(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
     while True:
         with rt.uow() as uow:
             rows = uow.repo.job_results_after(job_id, chunk_last, limit=2000)
-            history = (HistoryRepository(uow.repo.conn).history(job_id, rows[0].seq, rows[-1].seq)
+            history = (uow.history.history(job_id, rows[0].seq, rows[-1].seq)
                        if rows else {})
         if not rows:
             return

@@ -133,7 +133,7 @@ def submission_gate(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch,
                     now: datetime) -> SubmissionBlock | None:
     """Whether ``batch`` must wait, decided under the provider's submission lock in ``uow``'s
     transaction (commit the move to SUBMITTING in that same transaction)."""
-    repo = LimitsRepository(uow.repo.conn)
+    repo = uow.limits
     repo.lock_submissions(batch.provider)
     pconf = rt.config.provider(batch.provider)
     model = pconf.model(batch.model)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
-from llmbatch.db.history import HistoryRepository
-from llmbatch.db.limits import TOKEN_LIMIT_CODE, LimitsRepository
+from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
 from llmbatch.domain.outcomes import job_outcome, settle_result
@@ -22,6 +21,7 @@ from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_termin
 from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.limits import CallDeferred, provider_call
+from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
@@ -134,7 +134,7 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
                                **({"error": progress.error} if progress.error else {})}))
         uow.publish_after_commit(tasks.FETCH, batch.id)
         # Its place in the provider's queue is free: batches waiting for room may go now.
-        LimitsRepository(uow.repo.conn).wake_waiting(batch.provider, WAITING_CODES, now)
+        uow.limits.wake_waiting(batch.provider, WAITING_CODES, now)
         uow.commit()
     log.info("llmbatch.batch.ended", batch_id=batch.id, provider_status=progress.provider_status)
     return BatchStatus.ENDED
@@ -201,7 +201,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                                  cancelling=cancelling), batch_id, moment,
                                     prices)
                     for r in chunk if r.provider_key in attempts]
-            HistoryRepository(uow.repo.conn).record_results(batch_id, [
+            uow.history.record_results(batch_id, [
                 {"b_key": r.provider_key, "b_outcome": str(r.status),
                  "b_error": r.error.as_dict() if r.error else None}
                 for r in chunk if r.status is not ItemStatus.SUCCEEDED], moment)
@@ -249,15 +249,15 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     return BatchStatus.FETCHED
 
 
-def _settle_unreported(uow: Any, batch: ProviderBatch, cancelling: bool, max_attempts: int,
-                       now: Any) -> int:
+def _settle_unreported(uow: UnitOfWork, batch: ProviderBatch, cancelling: bool,
+                       max_attempts: int, now: datetime) -> int:
     """Items with no result line: cancelled, re-batched, or failed with the batch's error."""
-    history = HistoryRepository(uow.repo.conn)
+    history = uow.history
     if cancelling:
         error = {"type": "cancelled", "code": "batch_cancelled",
                  "message": "cancelled before the provider ran it", "retryable": False}
         history.record_unreported(batch.id, "no_result", error, now)
-        return int(uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now))
+        return uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now)
     code = batch.error_code
     retryable = code is None or code in RETRYABLE_BATCH_CODES
     message = batch.error or f"the provider returned no result (status {batch.provider_status})"
@@ -267,10 +267,10 @@ def _settle_unreported(uow: Any, batch: ProviderBatch, cancelling: bool, max_att
     if code in NOT_RUN_BATCH_CODES:
         # The provider refused the whole batch for quota before running anything: every
         # item goes back to pending with its attempt given back, however often that happens.
-        return LimitsRepository(uow.repo.conn).requeue_unrun_items(batch.id, error)
-    return int(uow.repo.settle_unreported_items(
+        return uow.limits.requeue_unrun_items(batch.id, error)
+    return uow.repo.settle_unreported_items(
         batch.id, ItemStatus.FAILED, error, now,
-        retry_below_attempts=max_attempts if retryable else None))
+        retry_below_attempts=max_attempts if retryable else None)
 
 
 def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.limits import TOKEN_LIMIT_CODE, LimitsRepository
+from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.ids import new_id
 from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock
 from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
@@ -44,7 +44,7 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
         adapter = rt.registry.get(job.provider)
         limits = adapter.effective_limits(job.model)
         if limits.max_tokens is not None:
-            LimitsRepository(uow.repo.conn).fail_items_over_tokens(job_id, limits.max_tokens, {
+            uow.limits.fail_items_over_tokens(job_id, limits.max_tokens, {
                 "type": "invalid_request_error", "code": "over_enqueued_token_limit",
                 "message": f"estimated tokens above the {limits.max_tokens}-token enqueued "
                            f"limit of {job.model}", "retryable": False}, now)

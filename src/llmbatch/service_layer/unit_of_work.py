@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
+from llmbatch.db.history import HistoryRepository
+from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
 from llmbatch.domain.models import Event
 
@@ -44,6 +46,8 @@ class UnitOfWork:
     """``with uow: ...; uow.commit()`` - anything not committed is rolled back."""
 
     repo: Repository
+    limits: LimitsRepository
+    history: HistoryRepository
 
     def __init__(self, engine: Engine, publisher: Publisher | None = None) -> None:
         self._engine = engine
@@ -56,6 +60,8 @@ class UnitOfWork:
         self._conn = self._engine.connect()
         self._conn.begin()
         self.repo = Repository(self._conn)
+        self.limits = LimitsRepository(self._conn)
+        self.history = HistoryRepository(self._conn)
         self._events = []
         self._messages = []
         return self
