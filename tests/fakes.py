@@ -79,6 +79,7 @@ class FakeProvider(BatchProvider):
     # ``WorkerCrashed`` among submit errors is a worker dying before the provider got anything.
     submit_errors: list[Exception] = field(default_factory=list)
     poll_errors: list[ProviderError] = field(default_factory=list)
+    lookup_errors: list[ProviderError] = field(default_factory=list)  # for find_by_tag
     # The next result downloads break off: (lines delivered first, error raised then).
     fetch_errors: list[tuple[int, Exception]] = field(default_factory=list)
     # The next N submissions create the batch and then kill the worker.
@@ -132,6 +133,8 @@ class FakeProvider(BatchProvider):
         return self._submitted(batch)
 
     def find_by_tag(self, tag: str) -> SubmittedBatch | None:
+        if self.lookup_errors:
+            raise self.lookup_errors.pop(0)
         found = [b for b in self.batches.values() if b.tag == tag]
         return self._submitted(found[0]) if found else None
 

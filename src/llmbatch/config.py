@@ -220,7 +220,9 @@ class PollingConfig(_Frozen):
 class RetryConfig(_Frozen):
     """Retries of provider API calls made by tasks (not items)."""
 
-    max_attempts: int = Field(5, gt=0)
+    max_attempts: int = Field(
+        5, gt=0, description="Submissions failing on an unexpected (internal) error before the "
+                             "batch fails; provider-side transient errors only delay work")
     base_delay_s: float = Field(1.0, gt=0)
     max_delay_s: float = Field(60.0, gt=0)
     item_max_attempts: int = Field(3, gt=0, description="Provider batches an item may ride in")

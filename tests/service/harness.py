@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from fakes import FakeProvider
 from llmbatch.bootstrap import Runtime
 from llmbatch.db import tables
-from llmbatch.domain.models import Job, ProviderBatch
+from llmbatch.domain.models import Event, Job, ProviderBatch
 from llmbatch.domain.states import is_terminal
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
@@ -93,8 +93,11 @@ class Driver:
             return uow.repo.batches_of_job(job_id)
 
     def events(self, job_id: str) -> list[str]:
+        return [e.type for e in self.event_rows(job_id)]
+
+    def event_rows(self, job_id: str) -> list[Event]:
         with self.rt.uow() as uow:
-            return [e.type for e in uow.repo.events_of_job(job_id)]
+            return uow.repo.events_of_job(job_id)
 
     def items(self, job_id: str) -> list[Any]:
         with self.rt.engine.connect() as conn:

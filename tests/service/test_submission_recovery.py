@@ -128,18 +128,41 @@ def test_a_batch_submitted_from_a_tick_is_polled_at_the_next_tick(
     assert driver.batches(job_id)[0].status is BatchStatus.FETCHED
 
 
-def test_transient_errors_fail_the_job_once_attempts_run_out(
+def test_transient_errors_never_fail_a_submission_they_only_delay_it(
         make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
-    driver = make_driver(retry=RetryConfig(max_attempts=2))
-    driver.fake.submit_errors += [TransientProviderError("timeout", provider="fake")] * 2
+    driver = make_driver(retry=RetryConfig(max_attempts=2, base_delay_s=1, max_delay_s=8))
+    outage = [TransientProviderError("503", provider="fake", status_code=503)] * 6
+    driver.fake.submit_errors += outage  # well past retry.max_attempts
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 
     job = driver.run(job_id)
 
-    assert job.status is JobStatus.FAILED
-    assert driver.batches(job_id)[0].submit_attempts == 2
-    record = next(iter_result_records(driver.rt, job_id))
-    assert (record["status"], record["error"]["retryable"]) == ("failed", True)
+    assert job.status is JobStatus.SUCCEEDED
+    (batch,) = driver.batches(job_id)
+    assert batch.submit_attempts == 7 and batch.call_failures == 0
+    assert len(driver.fake.batches) == 1
+    retries = [e for e in driver.event_rows(job_id) if e.type == "batch.submit_retry"]
+    assert [e.data["failures_in_a_row"] for e in retries] == [1, 2, 3, 4, 5, 6]
+    assert max(e.data["retry_in_s"] for e in retries) <= 8  # backoff grows, capped
+
+
+def test_a_batch_whose_copy_may_exist_is_never_failed_while_the_lookup_by_tag_fails(
+        driver: Driver, write_jsonl: Writer) -> None:
+    driver.fake.crash_after_create = 1
+    job_id, batch_id = planned_batch(driver, write_jsonl)
+    with pytest.raises(WorkerCrashed):
+        submit_batch(driver.rt, batch_id)
+    driver.clock.advance(driver.rt.config.worker.lease_s + 1)
+    tick(driver.rt)  # repair: back to PLANNED, the next submit must look for the copy
+    # The lookup keeps failing, even permanently (e.g. a revoked key while it is fixed).
+    driver.fake.lookup_errors += [AuthenticationError("revoked", provider="fake",
+                                                      status_code=401)] * 8
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert len(driver.fake.batches) == 1  # adopted in the end, never sent a second time
+    assert "batch.adopted" in driver.events(job_id)
 
 
 def test_a_batch_created_by_a_worker_that_then_died_is_adopted_not_sent_twice(

@@ -11,7 +11,7 @@ from llmbatch.config import PollingConfig, RetryConfig
 from llmbatch.domain.models import ItemError, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
-from llmbatch.domain.retry import retry_delay, should_retry
+from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import (
     AuthenticationError,
@@ -107,10 +107,25 @@ TRANSIENT = TransientProviderError("502", provider="p", status_code=502)
     (AuthenticationError("401", status_code=401), False),
     (ProviderError("unclassified"), False),
 ], ids=["transient", "rate-limited", "rate-limited-no-hint", "permanent", "auth", "base"])
-def test_only_retryable_errors_are_retried_and_only_while_attempts_remain(
+def test_a_submission_keeps_trying_after_retryable_errors_and_fails_fast_on_permanent_ones(
         error: ProviderError, retryable: bool) -> None:
-    assert [should_retry(error, attempt, RETRY) for attempt in (1, 2, 3, 4, 5)] == (
-        [True, True, True, False, False] if retryable else [False] * 5)
+    decisions = [keep_trying_submit(retryable=error.retryable, internal=False,
+                                    copy_may_exist=False, failures=n, policy=RETRY)
+                 for n in (1, 3, 10, 100)]
+    assert decisions == [retryable] * 4
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_submission_whose_copy_may_exist_is_never_given_up(retryable: bool) -> None:
+    for internal in (True, False):
+        assert keep_trying_submit(retryable=retryable, internal=internal, copy_may_exist=True,
+                                  failures=1000, policy=RETRY)
+
+
+def test_an_internal_error_is_retried_only_while_attempts_remain() -> None:
+    decisions = [keep_trying_submit(retryable=True, internal=True, copy_may_exist=False,
+                                    failures=n, policy=RETRY) for n in (1, 2, 3, 4, 5)]
+    assert decisions == [n < RETRY.max_attempts for n in (1, 2, 3, 4, 5)]
 
 
 @pytest.mark.parametrize("retry_after", [0.0, 0.5, 7.0, 30.0])

@@ -1,4 +1,4 @@
-"""Retry policy for provider API calls made by tasks: exponential backoff with full jitter,
+"""Retry policy for provider API calls made by tasks: exponential backoff with jitter,
 a provider's Retry-After honoured, permanent errors never retried."""
 
 from __future__ import annotations
@@ -8,12 +8,25 @@ import random
 from llmbatch.config import RetryConfig
 from llmbatch.errors import ProviderError, RateLimitedError
 
-__all__ = ["retry_delay", "should_retry"]
+__all__ = ["keep_trying_submit", "retry_delay"]
 
 
-def should_retry(error: ProviderError, attempt: int, policy: RetryConfig) -> bool:
-    """``attempt`` counts calls made so far (1 after the first failure)."""
-    return error.retryable and attempt < policy.max_attempts
+def keep_trying_submit(*, retryable: bool, internal: bool, copy_may_exist: bool,
+                       failures: int, policy: RetryConfig) -> bool:
+    """After a failed submission: back to PLANNED (True) or fail the batch (False)?
+
+    - A copy may exist at the provider (an earlier attempt may have created it and the lookup
+      by tag did not finish): never give up, or a billed batch would be abandoned.
+    - The provider said "later" (network, 5xx, 429): keep trying with backoff, as polls do; an
+      outage must delay work, not fail it.
+    - An error in our own code: up to ``policy.max_attempts`` failures in a row.
+    - The provider refused the request: fail now.
+    """
+    if copy_may_exist:
+        return True
+    if internal:
+        return failures < policy.max_attempts
+    return retryable
 
 
 def retry_delay(error: ProviderError, attempt: int, policy: RetryConfig,

@@ -18,7 +18,7 @@ from llmbatch.domain.ids import new_id
 from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock
 from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
 from llmbatch.domain.planning import pack_items
-from llmbatch.domain.retry import retry_delay, should_retry
+from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError, TransientProviderError
 from llmbatch.service_layer import tasks
@@ -135,10 +135,12 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     log.info("llmbatch.batch.submitting", batch_id=batch_id, job_id=batch.job_id,
              attempt=batch.submit_attempts + 1)
     adopting = batch.submit_attempts > 0
+    searched = False  # the lookup by tag answered: a copy exists (adopted) or none does
     try:
         with provider_call(rt, batch.provider, "submit",
                            extra_cost=adapter.call_cost("find_by_tag") if adopting else 0):
             found = adapter.find_by_tag(batch_id) if adopting else None
+            searched = True
             if found is None and cancelling:
                 with rt.uow() as uow:
                     _cancel_unsent(uow, rt, batch, rt.clock())
@@ -149,13 +151,12 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     except CallDeferred as exc:
         return _submit_deferred(rt, batch, exc)
     except ProviderError as exc:
-        return _submit_failed(rt, batch, exc)
-    except Exception as exc:  # a bug or an unexpected failure: retried like a transient error,
-        # within retry.max_attempts, then the batch fails with the reason (never loops forever)
+        return _submit_failed(rt, batch, exc, copy_may_exist=adopting and not searched)
+    except Exception as exc:  # a bug or an unexpected failure: see keep_trying_submit
         log.exception("llmbatch.batch.submit_crashed", batch_id=batch_id)
         return _submit_failed(rt, batch, TransientProviderError(
             f"unexpected error while submitting: {exc!r}", provider=batch.provider,
-            code="internal_error"))
+            code="internal_error"), copy_may_exist=adopting and not searched, internal=True)
     return _submit_succeeded(rt, batch, submitted, adopted=found is not None)
 
 
@@ -200,7 +201,7 @@ def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBat
             batch.id, rt.worker_id, now, to=BatchStatus.IN_PROGRESS,
             provider_batch_id=submitted.provider_batch_id,
             provider_status=submitted.provider_status, input_file_id=submitted.input_file_id,
-            submitted_at=now, next_poll_at=now, error=None, error_code=None,
+            submitted_at=now, next_poll_at=now, error=None, error_code=None, call_failures=0,
             dispatched_at=None)  # the first poll is due now, not a lease after the dispatch
         if not moved:
             # Our lease expired and repair took the batch; the provider copy carries our tag,
@@ -219,9 +220,10 @@ def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBat
     return BatchStatus.IN_PROGRESS
 
 
-def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
+                   copy_may_exist: bool, internal: bool = False) -> BatchStatus:
     now = rt.clock()
-    attempts = batch.submit_attempts + 1
+    failures = batch.call_failures + 1
     with rt.uow() as uow:
         if exc.code == TOKEN_LIMIT_CODE:
             # The queue was full after all (refused at create): wait like a gated batch and
@@ -238,16 +240,19 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Bat
                              data={"reason": TOKEN_LIMIT_CODE, "retry_in_s": hold}))
             uow.commit()
             return BatchStatus.PLANNED
-        if should_retry(exc, attempts, rt.config.retry):
-            delay = retry_delay(exc, attempts, rt.config.retry)
+        if keep_trying_submit(retryable=exc.retryable, internal=internal,
+                              copy_may_exist=copy_may_exist, failures=failures,
+                              policy=rt.config.retry):
+            delay = retry_delay(exc, failures, rt.config.retry)
             uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
-                                  error=str(exc), error_code=exc.code,
+                                  error=str(exc), error_code=exc.code, call_failures=failures,
                                   next_poll_at=now + timedelta(seconds=delay),
                                   dispatched_at=None)  # due again after the backoff
             uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_retry",
                              at=now, from_status=str(BatchStatus.SUBMITTING),
                              to_status=str(BatchStatus.PLANNED),
-                             data={"error": str(exc), "retry_in_s": round(delay, 3)}))
+                             data={"error": str(exc), "retry_in_s": round(delay, 3),
+                                   "failures_in_a_row": failures}))
             uow.commit()
             return BatchStatus.PLANNED
         uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.FAILED,
