@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import update
 
-from llmbatch.config import ProviderConfig
+from llmbatch.config import DatabaseConfig, ProviderConfig
+from llmbatch.db.engine import make_engine
+from llmbatch.db.journal import DatabaseJournal
+from llmbatch.db.migrate import upgrade
+from llmbatch.db.tables import submit_journal
+from llmbatch.domain.journal import SubmitJournal
 from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.emulator import EmulatorServer, load_profile
 from llmbatch.errors import InputError, PermanentProviderError, TransientProviderError
@@ -23,10 +30,11 @@ def server() -> Iterator[EmulatorServer]:
         yield emulator
 
 
-def make(server: EmulatorServer, **config: object) -> AnthropicProvider:
+def make(server: EmulatorServer, journal: SubmitJournal | None = None,
+         **config: object) -> AnthropicProvider:
     return AnthropicProvider(ProviderConfig(**{
         "base_url": f"{server.url}/anthropic", "api_key": SecretStr("sk-ant-unit"),
-        "timeout_s": 10.0, **config}))
+        "timeout_s": 10.0, **config}), journal=journal)
 
 
 def requests(n: int, prefix: str = "u") -> list[RequestLine]:
@@ -94,7 +102,9 @@ def _adopt_after_timeout(server: EmulatorServer) -> None:
             submit(adapter, requests(4, "adopt"), "t-adopt")
         # The emulator created the batch after the client gave up; it is still running.
         time.sleep(1.0)
-        assert adapter.find_by_tag("t-adopt") is None  # unproven: a duplicate, never a guess
+        with pytest.raises(TransientProviderError) as pending:  # unproven: "not yet", so
+            adapter.find_by_tag("t-adopt")  # the submission neither guesses nor sends again
+        assert pending.value.code == "adoption_pending"
         server.advance_clock(10)
         found = adapter.find_by_tag("t-adopt")
         assert found is not None
@@ -104,6 +114,29 @@ def _adopt_after_timeout(server: EmulatorServer) -> None:
     finally:
         adapter.close()
         server.clear_faults()
+
+
+def test_a_worker_that_died_inside_create_is_covered_by_the_durable_journal(
+        tmp_path: Path) -> None:
+    engine = make_engine(DatabaseConfig(url=f"sqlite:///{tmp_path / 'journal.db'}"))
+    upgrade(engine)
+    with EmulatorServer(load_profile("fast")) as server:
+        first = make(server, journal=DatabaseJournal(engine))
+        created = submit(first, requests(3, "dead"), "t-dead")
+        first.close()
+        # As if the worker died between the provider's answer and recording it: the journal
+        # holds a begun, never finished create.
+        with engine.begin() as conn:
+            conn.execute(update(submit_journal).values(batch_id=None))
+        second = make(server, journal=DatabaseJournal(engine))  # another process
+        try:
+            with pytest.raises(TransientProviderError):
+                second.find_by_tag("t-dead")  # the candidate still runs: wait, do not resend
+            server.advance_clock(10)
+            found = second.find_by_tag("t-dead")
+            assert found is not None and found.provider_batch_id == created
+        finally:
+            second.close()
 
 
 def test_a_refused_create_leaves_nothing_to_adopt(server: EmulatorServer) -> None:

@@ -27,8 +27,8 @@ from llmbatch.db.tables import metadata
 
 POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "provider_slots",
-          "provider_rate_buckets"}
+TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "submit_journal",
+          "provider_slots", "provider_rate_buckets"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -87,7 +87,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0003"
+    assert head_revision(fresh_engine) == "0004"
     assert differences(fresh_engine) == []
 
 
@@ -95,7 +95,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0003"
+    assert head_revision(fresh_engine) == "0004"
     assert differences(fresh_engine) == []
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
-           "provider_rate_buckets", "provider_slots"]
+           "provider_rate_buckets", "provider_slots", "submit_journal"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -181,6 +182,19 @@ item_attempts = Table(
     Column("error", JSONType),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_item_attempts_job_id_seq", "job_id", "seq"),
+)
+
+# The durable submission journal (llmbatch.domain.journal): one row per tag (our batch id)
+# for providers whose batches carry no tag. Times are Unix seconds, as the adapter keeps them.
+submit_journal = Table(
+    "submit_journal", metadata,
+    Column("tag", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("keys_digest", String(128), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("batch_id", String(200)),
+    Column("ambiguous", Boolean, nullable=False, default=False),
 )
 
 # Concurrency leases on a provider's API: row ``slot`` of ``provider`` is held by ``owner`` until

@@ -46,6 +46,9 @@ class BatchProvider(abc.ABC):
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
     # How long the provider may take before it must have ended a batch (its own expiry).
     deadline_s: ClassVar[float] = 24 * 3600
+    # Batches carry no tag at this provider: the registry hands the adapter the durable
+    # submission journal (``journal=`` keyword) so that adoption survives a dead worker.
+    needs_submit_journal: ClassVar[bool] = False
     # HTTP requests one operation makes at most (``submit``, ``find_by_tag``, ``poll``,
     # ``cancel``, ``fetch``, ``cleanup``); the per-minute call cap charges this many. Missing
     # operations cost 1. Pages of a listing beyond the first are not counted.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from llmbatch.config import AppConfig, ProviderConfig
+from llmbatch.domain.journal import SubmitJournal
 from llmbatch.errors import ConfigError, InputError
 from llmbatch.providers.base import BatchProvider
 
@@ -25,8 +26,9 @@ def available_providers() -> dict[str, str]:
 class ProviderRegistry:
     """Builds and caches one adapter per provider from the app config."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, journal: SubmitJournal | None = None) -> None:
         self._config = config
+        self._journal = journal
         self._instances: dict[str, BatchProvider] = {}
 
     def names(self) -> list[str]:
@@ -58,7 +60,10 @@ class ProviderRegistry:
                               f"({exc})") from exc
         if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
             raise ConfigError(f"entry point {name!r} does not name a BatchProvider subclass")
-        instance = cls(provider_config)
+        if cls.needs_submit_journal and self._journal is not None:
+            instance = cls(provider_config, journal=self._journal)  # type: ignore[call-arg]
+        else:
+            instance = cls(provider_config)
         problems = instance.limit_problems()
         if problems:
             raise ConfigError(f"provider {name!r}: a limit in the configuration is above the "

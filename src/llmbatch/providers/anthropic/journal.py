@@ -1,54 +1,23 @@
-"""What the adapter remembers about its own submissions, for adoption without provider tags.
+"""The in-memory submission journal (see ``llmbatch.domain.journal``).
 
-Anthropic batches carry no metadata, so a batch cannot be found by our tag at the provider.
-The journal is the substitute: ``begin`` before the create call (request count, an
-order-independent digest of the custom_ids, our clock), ``created`` the moment the provider
-answers with an id (before anything else can fail), ``ambiguous`` when the create call failed
-in a way that does not prove the batch was *not* created (timeout, connection, 5xx).
-
-``MemoryJournal`` lives as long as the adapter, i.e. the worker process (the registry keeps one
-adapter per process). It covers every failure after the create answer inside that process, and
-ambiguous creates retried there. It cannot cover a process that died: see
-docs/providers/anthropic.md for that residual risk and the durable journal it calls for.
+``MemoryJournal`` lives as long as the adapter, i.e. the worker process: the default when the
+adapter is built on its own (tests, library use). Workers get the durable
+``llmbatch.db.journal.DatabaseJournal`` from the composition root instead, which survives the
+process that died.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from dataclasses import replace
+from typing import Final
+
+from llmbatch.domain.journal import JournalEntry, SubmitJournal
 
 __all__ = ["JournalEntry", "MemoryJournal", "SubmitJournal"]
 
 _MAX_ENTRIES: Final = 10_000
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One submission attempt of one tag."""
-
-    tag: str
-    count: int
-    keys_digest: str
-    started_at: float
-    finished_at: float | None = None
-    batch_id: str | None = None
-    ambiguous: bool = False
-
-
-class SubmitJournal(Protocol):
-    """Where submission attempts are recorded (in memory by default; pluggable)."""
-
-    def begin(self, entry: JournalEntry) -> None: ...
-
-    def created(self, tag: str, batch_id: str) -> None: ...
-
-    def ambiguous(self, tag: str, finished_at: float) -> None: ...
-
-    def forget(self, tag: str) -> None: ...
-
-    def get(self, tag: str) -> JournalEntry | None: ...
 
 
 class MemoryJournal:

@@ -22,6 +22,7 @@ import structlog
 from anthropic.types.messages import MessageBatch
 
 from llmbatch.config import ProviderConfig
+from llmbatch.domain.journal import JournalEntry, SubmitJournal
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -38,7 +39,7 @@ from llmbatch.errors import (
     TransientProviderError,
 )
 from llmbatch.providers.anthropic.errors import PROVIDER, calling
-from llmbatch.providers.anthropic.journal import JournalEntry, MemoryJournal, SubmitJournal
+from llmbatch.providers.anthropic.journal import MemoryJournal
 from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
 from llmbatch.providers.anthropic.wire import (
     encode_line,
@@ -91,6 +92,7 @@ class AnthropicProvider(BatchProvider):
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    needs_submit_journal: ClassVar[bool] = True
 
     def __init__(self, config: ProviderConfig, *, client: anthropic.Anthropic | None = None,
                  journal: SubmitJournal | None = None) -> None:
@@ -201,13 +203,16 @@ class AnthropicProvider(BatchProvider):
         if entry.batch_id is not None:
             with calling("messages.batches.retrieve"):
                 return _submitted(self.client.messages.batches.retrieve(entry.batch_id))
-        if entry.ambiguous:
+        if entry.ambiguous or entry.interrupted:
             return self._adopt_ambiguous(entry)
         return None
 
     def _adopt_ambiguous(self, entry: JournalEntry) -> SubmittedBatch | None:
         low = entry.started_at - ADOPT_SKEW_S
-        high = (entry.finished_at or entry.started_at) + ADOPT_SKEW_S
+        # A call that never finished (the worker died in it) may have been answered as late
+        # as its timeout allowed.
+        finished = entry.finished_at or entry.started_at + self.config.timeout_s
+        high = finished + ADOPT_SKEW_S
         unproven: list[str] = []
         with calling("messages.batches.list"):
             page = self.client.messages.batches.list(limit=ADOPT_PAGE_SIZE)
@@ -231,9 +236,15 @@ class AnthropicProvider(BatchProvider):
                     break
                 page = page.get_next_page()
         if unproven:
-            log.warning("llmbatch.anthropic.possible_duplicate", tag=entry.tag,
-                        candidates=unproven, hint="a batch created during our failed create "
-                        "may be ours; it cannot be proven until it ends")
+            # One of them may be ours: sending again now could pay twice, and "none" cannot
+            # be proven before they end. Say "not yet": the submission backs off and asks
+            # again, and adopts or re-sends once the candidates have ended.
+            log.warning("llmbatch.anthropic.adoption_pending", tag=entry.tag,
+                        candidates=unproven)
+            raise TransientProviderError(
+                f"a batch created during an interrupted submission may be ours "
+                f"({', '.join(unproven)}); waiting for it to end to check its ids",
+                provider=PROVIDER, code="adoption_pending")
         return None
 
     def _holds_keys(self, batch_id: str, digest: str) -> bool:
