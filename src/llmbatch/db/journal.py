@@ -28,7 +28,7 @@ class DatabaseJournal:
                 return  # never forget a batch we know was created
             values = {"count": entry.count, "keys_digest": entry.keys_digest,
                       "started_at": entry.started_at, "finished_at": None, "batch_id": None,
-                      "ambiguous": False}
+                      "ambiguous": False, "excluded": []}
             if known is None:
                 conn.execute(insert(submit_journal).values(tag=entry.tag, **values))
             else:
@@ -43,6 +43,14 @@ class DatabaseJournal:
         with self._engine.begin() as conn:
             conn.execute(update(submit_journal).where(submit_journal.c.tag == tag)
                          .values(ambiguous=True, finished_at=finished_at))
+
+    def exclude(self, tag: str, batch_id: str) -> None:
+        t = submit_journal.c
+        with self._engine.begin() as conn:
+            row = conn.execute(select(t.excluded).where(t.tag == tag)).first()
+            if row is not None and batch_id not in row.excluded:
+                conn.execute(update(submit_journal).where(t.tag == tag)
+                             .values(excluded=[*row.excluded, batch_id]))
 
     def forget(self, tag: str) -> None:
         t = submit_journal.c
@@ -59,4 +67,5 @@ class DatabaseJournal:
         m = row._mapping  # ``row.count`` would be the tuple method
         return JournalEntry(tag=m["tag"], count=m["count"], keys_digest=m["keys_digest"],
                             started_at=m["started_at"], finished_at=m["finished_at"],
-                            batch_id=m["batch_id"], ambiguous=bool(m["ambiguous"]))
+                            batch_id=m["batch_id"], ambiguous=bool(m["ambiguous"]),
+                            excluded=tuple(m["excluded"] or ()))

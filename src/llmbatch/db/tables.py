@@ -195,6 +195,7 @@ submit_journal = Table(
     Column("finished_at", Float),
     Column("batch_id", String(200)),
     Column("ambiguous", Boolean, nullable=False, default=False),
+    Column("excluded", JSONType, nullable=False, default=list),
 )
 
 # Concurrency leases on a provider's API: row ``slot`` of ``provider`` is held by ``owner`` until

@@ -27,6 +27,9 @@ class JournalEntry:
     finished_at: float | None = None
     batch_id: str | None = None
     ambiguous: bool = False
+    # Provider batches already proven not ours (their ids differ): never checked again, so a
+    # lookup interrupted by an error still makes progress.
+    excluded: tuple[str, ...] = ()
 
     @property
     def interrupted(self) -> bool:
@@ -42,6 +45,8 @@ class SubmitJournal(Protocol):
     def created(self, tag: str, batch_id: str) -> None: ...
 
     def ambiguous(self, tag: str, finished_at: float) -> None: ...
+
+    def exclude(self, tag: str, batch_id: str) -> None: ...
 
     def forget(self, tag: str) -> None: ...
 

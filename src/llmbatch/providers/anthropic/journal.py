@@ -50,6 +50,12 @@ class MemoryJournal:
     def ambiguous(self, tag: str, finished_at: float) -> None:
         self._update(tag, ambiguous=True, finished_at=finished_at)
 
+    def exclude(self, tag: str, batch_id: str) -> None:
+        with self._lock:
+            entry = self._entries.get(tag)
+            if entry is not None and batch_id not in entry.excluded:
+                self._entries[tag] = replace(entry, excluded=(*entry.excluded, batch_id))
+
     def forget(self, tag: str) -> None:
         with self._lock:
             entry = self._entries.get(tag)

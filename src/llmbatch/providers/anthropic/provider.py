@@ -214,6 +214,7 @@ class AnthropicProvider(BatchProvider):
         finished = entry.finished_at or entry.started_at + self.config.timeout_s
         high = finished + ADOPT_SKEW_S
         unproven: list[str] = []
+        ended: list[tuple[float, MessageBatch]] = []
         with calling("messages.batches.list"):
             page = self.client.messages.batches.list(limit=ADOPT_PAGE_SIZE)
             for _ in range(ADOPT_MAX_PAGES):
@@ -222,19 +223,26 @@ class AnthropicProvider(BatchProvider):
                     counts = batch.request_counts
                     total = (counts.processing + counts.succeeded + counts.errored
                              + counts.canceled + counts.expired)
-                    if not low <= created <= high or total != entry.count:
+                    if (not low <= created <= high or total != entry.count
+                            or batch.id in entry.excluded):
                         continue
                     if batch.processing_status != "ended":
                         unproven.append(batch.id)
-                    elif self._holds_keys(batch.id, entry.keys_digest):
-                        self.journal.created(entry.tag, batch.id)
-                        log.warning("llmbatch.anthropic.adopted", tag=entry.tag,
-                                    provider_batch_id=batch.id)
-                        return _submitted(batch)
+                    else:
+                        ended.append((abs(created - entry.started_at), batch))
                 if not page.has_next_page() or all(_timestamp(b.created_at) < low
                                                    for b in page.data):
                     break
                 page = page.get_next_page()
+        # Closest to our call first (most likely ours); each one proven foreign is journalled,
+        # so an error halfway through loses nothing already checked.
+        for _, batch in sorted(ended, key=lambda pair: pair[0]):
+            if self._holds_keys(batch.id, entry.keys_digest):
+                self.journal.created(entry.tag, batch.id)
+                log.warning("llmbatch.anthropic.adopted", tag=entry.tag,
+                            provider_batch_id=batch.id)
+                return _submitted(batch)
+            self.journal.exclude(entry.tag, batch.id)
         if unproven:
             # One of them may be ours: sending again now could pay twice, and "none" cannot
             # be proven before they end. Say "not yet": the submission backs off and asks

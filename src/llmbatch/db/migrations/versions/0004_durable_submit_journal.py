@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+# Frozen copy of the column type at this revision (never import app code in a migration).
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 revision = "0004"
 down_revision = "0003"
@@ -26,6 +30,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float(), nullable=True),
         sa.Column("batch_id", sa.String(length=200), nullable=True),
         sa.Column("ambiguous", sa.Boolean(), nullable=False),
+        sa.Column("excluded", JSON_TYPE, nullable=False),
         sa.PrimaryKeyConstraint("tag", name=op.f("pk_submit_journal")),
     )
 
