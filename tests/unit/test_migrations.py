@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from llmbatch.config import DatabaseConfig
 from llmbatch.db.engine import make_engine
-from llmbatch.db.migrate import upgrade
+from llmbatch.db.migrate import pending_revisions, upgrade
 from llmbatch.db.tables import metadata
 
 POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
@@ -115,3 +115,26 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
+    assert pending_revisions(fresh_engine) == ["0004", "0003", "0002", "0001"]
+    upgrade(fresh_engine, "0002")
+    assert pending_revisions(fresh_engine) == ["0004", "0003"]
+    upgrade(fresh_engine)
+    assert pending_revisions(fresh_engine) == []
+
+
+def test_a_worker_refuses_a_server_database_whose_schema_is_behind(
+        postgresql_engine: Engine, tmp_path: Path) -> None:
+    from llmbatch.bootstrap import Runtime
+    from llmbatch.cli.main import _ensure_schema
+    from llmbatch.config import AppConfig
+    from llmbatch.errors import ConfigError
+    from llmbatch.providers.registry import ProviderRegistry
+
+    config = AppConfig()
+    rt = Runtime(config=config, engine=postgresql_engine, registry=ProviderRegistry(config))
+    with pytest.raises(ConfigError, match="llmbatch db upgrade"):
+        _ensure_schema(rt)
+    assert pending_revisions(postgresql_engine)  # nothing was migrated behind the operator

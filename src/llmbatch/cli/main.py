@@ -49,9 +49,17 @@ def _runtime(path: Path | None, *, publish: bool = False) -> Runtime:
 
 
 def _ensure_schema(rt: Runtime) -> None:
-    from llmbatch.db.migrate import upgrade
+    """The embedded SQLite file is migrated on the spot; a shared server database only by an
+    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code."""
+    from llmbatch.db.migrate import pending_revisions, upgrade
 
-    upgrade(rt.engine)
+    if rt.engine.dialect.name == "sqlite":
+        upgrade(rt.engine)
+        return
+    pending = pending_revisions(rt.engine)
+    if pending:
+        raise ConfigError(f"the database schema is behind this version of llmbatch "
+                          f"(pending: {', '.join(reversed(pending))}); run: llmbatch db upgrade")
 
 
 def _is_embedded(config: AppConfig) -> bool:
