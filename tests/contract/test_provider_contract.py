@@ -52,6 +52,14 @@ TEST_API_KEY = "sk-emulator-test"  # the session emulator accepts any non-empty 
 # --- the harness: one per provider -----------------------------------------------------------
 
 
+def _openai_vector(response: dict[str, Any]) -> Any:
+    return response["data"][0]["embedding"]
+
+
+def _gemini_vector(response: dict[str, Any]) -> Any:
+    return response["embedding"]["values"]
+
+
 @dataclass
 class ProviderHarness:
     """One adapter wired to the emulator, and what the scenarios need to steer that provider.
@@ -74,6 +82,9 @@ class ProviderHarness:
     invalid_field: str = "max_tokens"  # named in the error of a request with max_tokens 0
     # Ties a submit to its tag on the emulator side, for providers without batch metadata.
     tag_context: Callable[[str], AbstractContextManager[None]] | None = None
+    # Embeddings: the model to ask for, and where the vector sits in the provider's response.
+    embeddings_model: str = "text-embedding-3-small"
+    vector_of: Callable[[dict[str, Any]], Any] = _openai_vector
     adapter: BatchProvider = field(init=False)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -267,6 +278,8 @@ def _build_gemini(emulator: EmulatorServer) -> ProviderHarness:
         item_error_shapes=("error",),
         item_error_codes=("INTERNAL", "RESOURCE_EXHAUSTED"),
         invalid_field="max_output_tokens",
+        embeddings_model="gemini-embedding-001",
+        vector_of=_gemini_vector,
     )
 
 
@@ -362,13 +375,13 @@ def test_embeddings_keep_their_vectors_in_the_response(
     harness = embeddings_harness
     requests = [RequestLine(i, f"e-{i}", {"input": f"text {i}"}) for i in range(3)]
     submitted = harness.submit(requests, tag=harness.new_tag(), endpoint=Endpoint.EMBEDDINGS,
-                               model="text-embedding-3-small")
+                               model=harness.embeddings_model)
     results = harness.results(submitted.provider_batch_id,
                               harness.run_to_end(submitted.provider_batch_id, 3))
     assert len(results) == 3
     for result in results.values():
         assert result.status is ItemStatus.SUCCEEDED and result.output_text is None
-        assert result.response is not None and result.response["data"][0]["embedding"]
+        assert result.response is not None and harness.vector_of(result.response)
         assert result.usage is not None and result.usage.input_tokens > 0
 
 

@@ -1,9 +1,14 @@
 """GeminiProvider against the emulator: inline vs Files API mode is chosen by size, and both
-modes deliver the same results. (The shared scenarios live in tests/contract.)"""
+modes deliver the same results, for chat and embeddings; the official SDK's
+``batches.create_embeddings`` works against the emulator unchanged. (The shared scenarios live
+in tests/contract.)"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -16,6 +21,7 @@ from llmbatch.errors import InputError, PermanentProviderError
 from llmbatch.providers.gemini import GeminiProvider
 
 MODEL = "gemini-2.5-flash"
+EMBED_MODEL = "gemini-embedding-001"
 
 
 @pytest.fixture
@@ -69,9 +75,133 @@ def test_native_bodies_pass_through_and_bad_models_are_refused(
     line = provider.encode(RequestLine(0, "n", None, native), endpoint=Endpoint.CHAT, model=MODEL)
     assert line.data == b'{"key":"n","request":{"contents":[{"parts":[{"text":"x"}]}],' \
                         b'"generation_config":{"seed":1}}}'
-    with pytest.raises(InputError):
-        provider.encode(RequestLine(0, "e", {"input": "x"}), endpoint=Endpoint.EMBEDDINGS,
-                        model=MODEL)
+    with pytest.raises(InputError) as refused:  # a chat body is not an embeddings body
+        provider.encode(RequestLine(0, "e", {"messages": [{"role": "user", "content": "x"}]}),
+                        endpoint=Endpoint.EMBEDDINGS, model=EMBED_MODEL)
+    assert refused.value.field == "body.messages"
     with pytest.raises(PermanentProviderError) as err:
         provider.submit([line.data], tag="bad-model", endpoint=Endpoint.CHAT, model="gpt-4o")
     assert err.value.status_code == 404
+
+
+def embed(provider: GeminiProvider, emu: EmulatorServer, tag: str,
+          bodies: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    lines = [provider.encode(RequestLine(i, f"e-{i}", body), endpoint=Endpoint.EMBEDDINGS,
+                             model=EMBED_MODEL).data for i, body in enumerate(bodies)]
+    submitted = provider.submit(lines, tag=tag, endpoint=Endpoint.EMBEDDINGS, model=EMBED_MODEL)
+    emu.advance_clock(30)
+    progress = provider.poll(submitted.provider_batch_id)
+    assert progress.state is ProviderState.ENDED, progress
+    assert provider.find_by_tag(tag) is not None
+    results = {r.provider_key: r for r in provider.iter_results(submitted.provider_batch_id,
+                                                                progress)}
+    return ("file" if submitted.input_file_id else "inline"), results
+
+
+def test_embeddings_run_inline_and_from_a_file_with_the_same_vectors(
+        make: Callable[..., GeminiProvider], emu: EmulatorServer) -> None:
+    bodies = [{"input": f"text {i}", "dimensions": 4} for i in range(3)]
+    small_mode, small = embed(make(), emu, "embed-small", bodies)
+    large_mode, large = embed(make(inline_max_bytes=300), emu, "embed-large", bodies)
+    assert (small_mode, large_mode) == ("inline", "file")
+    assert {k: r.response for k, r in small.items()} == {k: r.response for k, r in large.items()}
+    for result in small.values():
+        assert result.status is ItemStatus.SUCCEEDED and result.output_text is None
+        assert result.response is not None and len(result.response["embedding"]["values"]) == 4
+        assert result.usage is not None and result.usage.input_tokens > 0
+    calls = emu.stats()["calls"]["gemini"]
+    assert calls["files.upload"] == 1 and calls["files.download"] == 1
+
+
+def test_embedding_requests_the_service_refuses_fail_alone_and_models_must_match(
+        make: Callable[..., GeminiProvider], emu: EmulatorServer) -> None:
+    provider = make()
+    native = RequestLine(1, "bad", None, {"content": {"parts": []}})
+    lines = [provider.encode(RequestLine(0, "ok", {"input": "x"}), endpoint=Endpoint.EMBEDDINGS,
+                             model=EMBED_MODEL).data,
+             provider.encode(native, endpoint=Endpoint.EMBEDDINGS, model=EMBED_MODEL).data]
+    submitted = provider.submit(lines, tag="embed-bad", endpoint=Endpoint.EMBEDDINGS,
+                                model=EMBED_MODEL)
+    emu.advance_clock(30)
+    progress = provider.poll(submitted.provider_batch_id)
+    assert (progress.total, progress.completed, progress.failed) == (2, 1, 1)
+    results = {r.provider_key: r for r in provider.iter_results(submitted.provider_batch_id,
+                                                                progress)}
+    bad = results["bad"]
+    assert bad.status is ItemStatus.FAILED and bad.error is not None
+    assert not bad.error.retryable and "parts" in bad.error.message
+    for model, endpoint in ((MODEL, Endpoint.EMBEDDINGS), (EMBED_MODEL, Endpoint.CHAT)):
+        with pytest.raises(PermanentProviderError) as err:
+            provider.submit([lines[0]], tag="wrong-model", endpoint=endpoint, model=model)
+        assert err.value.status_code == 404
+
+
+def test_the_sdk_create_embeddings_works_against_the_emulator(emu: EmulatorServer,
+                                                              tmp_path: Path) -> None:
+    """google-genai's own ``batches.create_embeddings`` (inline and file), ``get`` and
+    ``files.download``, unchanged, on the emulator."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(
+        base_url=f"{emu.url}/gemini", api_version="v1beta"))
+    try:
+        _sdk_embeddings(client, emu, tmp_path)
+    finally:
+        client.close()
+
+
+def _sdk_embeddings(client: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    from google.genai import types
+    from google.genai._common import ExperimentalWarning
+
+    with pytest.warns(ExperimentalWarning):
+        inline = client.batches.create_embeddings(
+            model=EMBED_MODEL,
+            src={"inlined_requests": {"contents": ["alpha", "beta"],
+                                      "config": {"output_dimensionality": 5,
+                                                 "task_type": "RETRIEVAL_DOCUMENT"}}},
+            config={"display_name": "sdk-embed-inline"})
+    assert inline.state == types.JobState.JOB_STATE_PENDING and inline.name
+
+    line = {"key": "k1", "request": {"content": {"parts": [{"text": "alpha"}]},
+                                     "outputDimensionality": 5}}
+    path = tmp_path / "input.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    uploaded = client.files.upload(file=str(path), config=types.UploadFileConfig(
+        mime_type="application/jsonl"))
+    with pytest.warns(ExperimentalWarning):
+        from_file = client.batches.create_embeddings(
+            model=EMBED_MODEL, src={"file_name": uploaded.name},
+            config={"display_name": "sdk-embed-file"})
+    emu.advance_clock(30)
+
+    done = client.batches.get(name=str(inline.name))
+    assert done.state == types.JobState.JOB_STATE_SUCCEEDED and done.dest is not None
+    responses = done.dest.inlined_embed_content_responses or []
+    assert len(responses) == 2
+    first = responses[0].response
+    assert first is not None and first.embedding is not None
+    assert first.embedding.values is not None and len(first.embedding.values) == 5
+
+    done = client.batches.get(name=str(from_file.name))
+    assert done.state == types.JobState.JOB_STATE_SUCCEEDED and done.dest is not None
+    assert done.dest.file_name
+    entry = json.loads(client.files.download(file=done.dest.file_name))
+    assert entry["key"] == "k1"
+    assert entry["response"]["embedding"]["values"] == first.embedding.values  # same text
+
+
+@pytest.mark.parametrize("inline_max_bytes", [None, 300])
+def test_embeddings_batches_get_the_same_item_faults(
+        make: Callable[..., GeminiProvider], emu: EmulatorServer,
+        inline_max_bytes: int | None) -> None:
+    tag = f"embed-faults-{inline_max_bytes}"
+    emu.set_faults([{"kind": "item_errors", "provider": "gemini", "match": {"displayName": tag},
+                     "rate": 1.0, "status_code": 429}], mode="append")
+    config = {"inline_max_bytes": inline_max_bytes} if inline_max_bytes else {}
+    _, results = embed(make(**config), emu, tag, [{"input": f"t{i}"} for i in range(2)])
+    assert len(results) == 2
+    for result in results.values():
+        assert result.status is ItemStatus.FAILED and result.error is not None
+        assert result.error.retryable and result.error.type == "rate_limit_error"

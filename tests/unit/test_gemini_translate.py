@@ -10,6 +10,7 @@ from llmbatch.errors import InputError
 from llmbatch.providers.gemini.translate import (
     candidate_text,
     finish_reason,
+    to_embed_content,
     to_generate_content,
 )
 
@@ -127,3 +128,28 @@ def test_responses_normalise() -> None:
     assert finish_reason({"candidates": [{"finishReason": "SAFETY"}]}) == "content_filter"
     assert finish_reason({"candidates": [{"finishReason": "OTHER"}]}) == "other"
     assert candidate_text({}) is None and finish_reason({}) is None
+
+
+def test_an_embeddings_body_becomes_one_embed_content_request() -> None:
+    assert to_embed_content({"input": "hello", "model": "m", "user": "u"}) == {
+        "content": {"parts": [{"text": "hello"}]}}
+    assert to_embed_content({"input": "x", "dimensions": 256, "encoding_format": "float"}) == {
+        "content": {"parts": [{"text": "x"}]}, "outputDimensionality": 256}
+
+
+@pytest.mark.parametrize(("field", "body"), [
+    ("body.input", {"input": ["a", "b"]}),  # one request embeds one content: no faithful map
+    ("body.input", {"input": ["a"]}),
+    ("body.input", {"input": [1, 2, 3]}),  # token arrays
+    ("body.input", {"input": ""}),
+    ("body.input", {}),
+    ("body.encoding_format", {"input": "x", "encoding_format": "base64"}),
+    ("body.dimensions", {"input": "x", "dimensions": 0}),
+    ("body.dimensions", {"input": "x", "dimensions": "8"}),
+    ("body.task_type", {"input": "x", "task_type": "RETRIEVAL_QUERY"}),
+])
+def test_embeddings_that_cannot_be_faithful_are_refused_by_field(
+        field: str, body: dict[str, Any]) -> None:
+    with pytest.raises(InputError) as err:
+        to_embed_content(body)
+    assert err.value.field == field, err.value

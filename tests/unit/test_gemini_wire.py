@@ -18,6 +18,7 @@ from llmbatch.errors import (
 )
 from llmbatch.providers.gemini.errors import translate_error
 from llmbatch.providers.gemini.wire import (
+    inline_entries,
     item_from_entry,
     progress_from_operation,
     short_state,
@@ -146,3 +147,33 @@ def test_error_translation() -> None:
     assert isinstance(timeout, TransientProviderError) and timeout.code == "timeout"
     assert isinstance(translate_error(httpx2.ConnectError("down"), operation="x"),
                       TransientProviderError)
+
+
+VECTOR = {"embedding": {"values": [0.6, -0.8]}, "tokenCount": 3}
+
+
+def test_embedding_results_keep_the_vector_and_count_tokens_as_input() -> None:
+    result = item_from_entry("e", {"key": "e", "response": VECTOR}, batch_status="succeeded")
+    assert result.status is ItemStatus.SUCCEEDED and result.response == VECTOR
+    assert result.output_text is None and result.finish_reason is None
+    assert result.usage is not None and result.usage.as_dict() == {
+        "input_tokens": 3, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0}
+    bare = item_from_entry("e", {"response": {"embedding": {"values": [1.0]}}},
+                           batch_status="succeeded")
+    assert bare.usage is not None and bare.usage.input_tokens == 0  # not reported: zero
+    broken = item_from_entry("e", {"response": {"embedding": {}}}, batch_status="succeeded")
+    assert broken.status is ItemStatus.FAILED and broken.error is not None
+    assert broken.error.retryable
+
+
+@pytest.mark.parametrize("key", ["inlinedResponses", "inlinedEmbedContentResponses"])
+def test_inline_embedding_outputs_are_read_under_either_name(key: str) -> None:
+    entries = [{"metadata": {"key": "e"}, "response": VECTOR}]
+    op = operation("SUCCEEDED", done=True)
+    op["metadata"]["output"] = {key: {"inlinedResponses": entries}}
+    progress = progress_from_operation(op)
+    assert progress.state is ProviderState.ENDED and progress.result_refs["inline"] == "true"
+    assert inline_entries(op) == entries
+    assert progress.raw["metadata"]["output"][key]["inlinedResponses"] == [
+        {"llmbatch:elided": 1}]
+    assert inline_entries(operation("RUNNING")) == []

@@ -3,7 +3,8 @@
 File input -> a generated result file (``{"key", "response"|"error"}`` lines, newline-terminated,
 no blank lines); inline input -> a blob of inline responses (``{"metadata"?, "response"|"error"}``)
 that GET renders under ``inlinedResponses``. Lines keep input order (Gemini does not document
-the order; clients join on the key).
+the order; clients join on the key). Embeddings batches write the same entries, answered by
+``embed.respond``.
 
 Requests unfinished at a cancel or expiry cut get an error entry (``CANCELLED`` / 499, or
 ``DEADLINE_EXCEEDED`` / 504) unless ``unfinished_requests`` is ``omit``; they are counted in
@@ -19,7 +20,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from llmbatch.emulator.gemini import generate
+from llmbatch.emulator.gemini import embed, generate
 from llmbatch.emulator.gemini.errors import status_body
 from llmbatch.emulator.gemini.state import BatchRecord, FileRecord, Results
 from llmbatch.emulator.progress import Phase, Snapshot
@@ -69,9 +70,13 @@ def write_results(service: GeminiService, batch: BatchRecord, snap: Snapshot
                     continue
                 outcome = _error(*unrun, batch.inline)
             elif failure := line_failure(request, batch=batch.name, index=index,
-                                         seed=rt.settings.seed, item_errors=batch.item_errors):
+                                         seed=rt.settings.seed, item_errors=batch.item_errors,
+                                         kind=batch.kind):
                 failed += 1
                 outcome = _error(*failure, batch.inline)
+            elif batch.kind == "embed":
+                succeeded += 1
+                outcome = {"response": embed.respond(request)}
             else:
                 succeeded += 1
                 response_id = hashlib.sha256(f"{batch.name}:{index}".encode()).hexdigest()[:22]

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from llmbatch.emulator.gemini.errors import PROVIDER, fault_error, rpc_error
-from llmbatch.emulator.gemini.service import GeminiService
+from llmbatch.emulator.gemini.service import CREATE_METHODS, GeminiService
 from llmbatch.emulator.gemini.state import render_file
 from llmbatch.emulator.runtime import EmulatorHTTPError
 
@@ -133,16 +133,18 @@ def build_router(service: GeminiService, prefix: str) -> APIRouter:
             batch, dict) else None
         tags = {"displayName": display} if isinstance(display, str) else {}
         await enter(request, version, "batches.create", tags)
-        if method != "batchGenerateContent":
+        kind = CREATE_METHODS.get(method)
+        if kind is None:
             raise rpc_error(404, f"Method models.{method or model} is not emulated.")
         if len(raw) > rt.settings.gemini.max_inline_bytes:
             raise rpc_error(400, "Request payload size exceeds the limit: "
                             f"{rt.settings.gemini.max_inline_bytes} bytes.")
         if body is None:
             raise rpc_error(400, "Invalid JSON payload received.")
-        name = service.check_model(model, version)
+        name = service.check_model(model, version, method)
         faults = rt.faults.for_batch(PROVIDER, tags)
-        return JSONResponse(await run_in_threadpool(service.create_batch, name, body, faults))
+        return JSONResponse(await run_in_threadpool(service.create_batch, name, body, faults,
+                                                    kind))
 
     @router.get("/{version}/batches")
     async def list_batches(version: str, request: Request) -> JSONResponse:

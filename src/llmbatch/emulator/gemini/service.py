@@ -9,8 +9,12 @@ file's bad lines fail is not, and is our choice):
 - while validating (batch FAILED with an Operation ``error``): a file line that is not a JSON
   object with a ``request`` object, an empty file, or an injected ``fail_batch`` fault (whose
   ``code`` becomes the ErrorInfo ``reason``);
-- per request (an ``error`` entry, code 400): what ``generate.reject`` refuses, plus injected
-  ``item_errors``.
+- per request (an ``error`` entry, code 400): what ``generate.reject`` (or, in an embeddings
+  batch, ``embed.reject``) refuses, plus injected ``item_errors``.
+
+Embeddings batches (``asyncBatchEmbedContent``) share everything with generate batches - the
+envelope, both input modes, lifecycle, faults, results - except the per-request check and
+answer (``embed``) and the resource type names.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 from typing import IO, Any
 
 from llmbatch.emulator.faults import BatchFaults, ItemErrorsFault
-from llmbatch.emulator.gemini import generate
+from llmbatch.emulator.gemini import embed, generate
 from llmbatch.emulator.gemini.errors import PROVIDER, rpc_error
 from llmbatch.emulator.gemini.results import write_results
 from llmbatch.emulator.gemini.state import (
@@ -35,19 +39,24 @@ from llmbatch.emulator.gemini.state import (
 from llmbatch.emulator.progress import FinishOrder, Schedule
 from llmbatch.emulator.runtime import EmulatorRuntime
 
-__all__ = ["GeminiService", "line_failure"]
+__all__ = ["CREATE_METHODS", "GeminiService", "line_failure"]
+
+# The create verb of each batch kind (``models/{model}:<verb>``).
+CREATE_METHODS = {"batchGenerateContent": "generate", "asyncBatchEmbedContent": "embed"}
 
 _BATCH_FIELDS = {"displayName", "display_name", "inputConfig", "input_config", "priority",
                  "webhookConfig", "webhook_config", "model", "name"}
 
 
 def line_failure(request: Any, *, batch: str, index: int, seed: int,
-                 item_errors: ItemErrorsFault | None) -> tuple[int, str] | None:
+                 item_errors: ItemErrorsFault | None, kind: str = "generate"
+                 ) -> tuple[int, str] | None:
     """(HTTP code, message) of a request that fails, or None. Pure, so validation and result
     writing agree without storing anything per line."""
     if not isinstance(request, dict):
         return 400, "* BatchGenerateContentRequest.request: must be an object"
-    if (message := generate.reject(request)) is not None:
+    reject = embed.reject if kind == "embed" else generate.reject
+    if (message := reject(request)) is not None:
         return 400, message
     if item_errors is None or item_errors.rate <= 0:
         return None
@@ -166,16 +175,23 @@ class GeminiService:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def check_model(self, model: str, version: str) -> str:
+    def check_model(self, model: str, version: str,
+                    method: str = "batchGenerateContent") -> str:
+        """``models/{name}``, or 404 for an unknown model or one without ``method`` (only
+        models with ``embedding`` in their name embed, and only they)."""
         name = model.removeprefix("models/")
-        if not name.startswith(tuple(self.settings.model_prefixes)):
+        embeds = "embedding" in name
+        if not name.startswith(tuple(self.settings.model_prefixes)) \
+                or embeds != (CREATE_METHODS.get(method) == "embed"):
             raise rpc_error(404, f"models/{name} is not found for API version {version}, or is "
-                            "not supported for batchGenerateContent. Call ListModels to see the "
+                            f"not supported for {method}. Call ListModels to see the "
                             "list of available models and their supported methods.")
         return f"models/{name}"
 
-    def create_batch(self, model: str, body: Any, faults: BatchFaults) -> dict[str, Any]:
-        """Validate the create body, store the input as a JSONL blob, schedule the batch."""
+    def create_batch(self, model: str, body: Any, faults: BatchFaults,
+                     kind: str = "generate") -> dict[str, Any]:
+        """Validate the create body, store the input as a JSONL blob, schedule the batch
+        (``kind``: ``generate`` or ``embed``)."""
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, dict):
             raise rpc_error(400, "* BatchGenerateContentRequest.batch: batch is required")
@@ -203,7 +219,7 @@ class GeminiService:
             self.runtime.blobs.link(source.blob, blob)
         else:
             self._write_inline(requests, blob)
-        total, failing, failure = self._scan(blob, name, faults.item_errors)
+        total, failing, failure = self._scan(blob, name, faults.item_errors, kind)
         if faults.fail is not None and failure is None:
             failure = _op_error(faults.fail.message or f"The batch failed "
                                   f"({faults.fail.code}).", [{
@@ -214,7 +230,7 @@ class GeminiService:
         record = BatchRecord(
             name=name, model=model, display_name=display, input_file=file_name,
             input_blob=blob, created_at=now, failing=failing, item_errors=faults.item_errors,
-            failure=failure, order=FinishOrder(total, name, failing),
+            failure=failure, order=FinishOrder(total, name, failing), kind=kind,
             schedule=Schedule(
                 created_at=now, validate_s=timing.validate_s, run_s=timing.run_s(total),
                 finalize_s=timing.finalize_s, cancel_s=timing.cancel_s,
@@ -246,7 +262,7 @@ class GeminiService:
                 line = {"request": request, **({"metadata": metadata} if metadata else {})}
                 handle.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 
-    def _scan(self, blob: str, name: str, item_errors: ItemErrorsFault | None
+    def _scan(self, blob: str, name: str, item_errors: ItemErrorsFault | None, kind: str
               ) -> tuple[int, list[int], dict[str, Any] | None]:
         """(requests, failing indexes, batch failure) of the input blob, in one pass."""
         total = 0
@@ -266,7 +282,7 @@ class GeminiService:
                         "'request' object.")
                 if line_failure(line["request"], batch=name, index=total,
                                 seed=self.runtime.settings.seed,
-                                item_errors=item_errors) is not None:
+                                item_errors=item_errors, kind=kind) is not None:
                     failing.append(total)
                 total += 1
         if total == 0:

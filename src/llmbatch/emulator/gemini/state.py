@@ -101,6 +101,7 @@ class BatchRecord:
     item_errors: ItemErrorsFault | None
     failure: dict[str, Any] | None  # the Operation error of a batch that fails
     results: Results | None = None
+    kind: str = "generate"  # "generate" (batchGenerateContent) or "embed" (asyncBatchEmbedContent)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -139,7 +140,11 @@ def state_of(snap: Snapshot) -> str:
 
 def render_operation(batch: BatchRecord, snap: Snapshot,
                      inline_responses: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The Operation for ``batch`` as of ``snap``; ``inline_responses`` when they are shown."""
+    """The Operation for ``batch`` as of ``snap``; ``inline_responses`` when they are shown.
+
+    Embeddings batches are ``EmbedContentBatch`` resources whose inline output is also sent
+    under ``inlinedResponses``: google-genai renames it to ``inlinedEmbedContentResponses``
+    client-side when the entries hold an ``embedding`` (``t_recv_batch_job_destination``)."""
     total = batch.schedule.total
     if batch.results is not None:
         ok, failed = batch.results.succeeded, batch.results.failed
@@ -149,8 +154,9 @@ def render_operation(batch: BatchRecord, snap: Snapshot,
     terminal = snap.phase.terminal and (batch.results is not None
                                         or snap.phase == Phase.FAILED)
     updated = max([batch.created_at, *snap.times.values()])
+    resource = "EmbedContentBatch" if batch.kind == "embed" else "GenerateContentBatch"
     metadata: dict[str, Any] = {
-        "@type": TYPE_PREFIX + "GenerateContentBatch",
+        "@type": TYPE_PREFIX + resource,
         "name": batch.name, "model": batch.model, "displayName": batch.display_name,
         "createTime": rfc3339(batch.created_at), "updateTime": rfc3339(updated),
         "state": state_of(snap), "priority": "0",
@@ -171,7 +177,7 @@ def render_operation(batch: BatchRecord, snap: Snapshot,
             output = {"inlinedResponses": {"inlinedResponses": inline_responses}}
         if output is not None:
             metadata["output"] = output
-            body["response"] = {"@type": TYPE_PREFIX + "GenerateContentBatchOutput", **output}
+            body["response"] = {"@type": TYPE_PREFIX + resource + "Output", **output}
         if snap.phase == Phase.FAILED and batch.failure is not None:
             body["error"] = batch.failure
     return body

@@ -2,7 +2,8 @@
 
 - ``provider``: ``GeminiProvider``, the calls (upload, create inline or from a file, get, list,
   cancel, delete, download);
-- ``translate``: the neutral chat body as a ``GenerateContentRequest``, and responses back;
+- ``translate``: the neutral chat body as a ``GenerateContentRequest`` (and the embeddings body
+  as an ``EmbedContentRequest``), and responses back;
 - ``wire``: Operations and result entries in neutral terms, as pure functions;
 - ``errors``: the one translation of SDK and transport exceptions into ``llmbatch.errors``.
 
@@ -11,6 +12,6 @@ The ``google-genai`` SDK is imported in this package only.
 
 from llmbatch.providers.gemini.errors import translate_error
 from llmbatch.providers.gemini.provider import GeminiProvider
-from llmbatch.providers.gemini.translate import to_generate_content
+from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
 
-__all__ = ["GeminiProvider", "to_generate_content", "translate_error"]
+__all__ = ["GeminiProvider", "to_embed_content", "to_generate_content", "translate_error"]

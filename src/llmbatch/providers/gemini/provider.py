@@ -12,6 +12,12 @@ Which calls go through the SDK and which are raw HTTP (same base URL, key and ht
 
 Inline vs file mode is chosen per batch by size: the whole create request must stay under
 ``INLINE_MAX_BYTES`` (Google's limit is 20 MB; ``config.inline_max_bytes`` can lower it).
+
+Embeddings batches take the same two modes on ``models/{model}:asyncBatchEmbedContent``, with
+the same ``batch`` envelope (lines ``{"key", "request": EmbedContentRequest}``; inline items
+``{"request", "metadata": {"key"}}``), and their Operations are polled, listed, cancelled and
+read like chat ones. Both creates are raw: the SDK's ``batches.create_embeddings`` is marked
+experimental and, inline, rebuilds requests from its typed models as ``batches.create`` does.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from llmbatch.domain.models import (
 from llmbatch.errors import AuthenticationError, InputError, ProviderError
 from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
 from llmbatch.providers.gemini.errors import PROVIDER, SDK_ERRORS, calling
-from llmbatch.providers.gemini.translate import to_generate_content
+from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
 from llmbatch.providers.gemini.wire import (
+    inline_entries,
     item_from_entry,
     progress_from_operation,
     short_state,
@@ -64,6 +71,8 @@ _ENVELOPE_BYTES: Final = 256  # {"batch":{"displayName":...,"inputConfig":{"requ
 _INLINE_ITEM_OVERHEAD: Final = 32  # {"request":...,"metadata":{"key":...}} minus the line's
 FIND_BY_TAG_MAX_BATCHES: Final = 5_000
 FIND_BY_TAG_PAGE_SIZE: Final = 100
+_CREATE_METHODS: Final = {Endpoint.CHAT: "batchGenerateContent",
+                          Endpoint.EMBEDDINGS: "asyncBatchEmbedContent"}
 
 
 def _dumps(obj: Any) -> bytes:
@@ -78,13 +87,13 @@ def _dumps(obj: Any) -> bytes:
 
 
 class GeminiProvider(BatchProvider):
-    """Gemini batches for chat (``generateContent``). Embeddings batches
-    (``asyncBatchEmbedContent``) are not implemented, so only ``CHAT`` is declared."""
+    """Gemini batches for chat (``batchGenerateContent``) and embeddings
+    (``asyncBatchEmbedContent``)."""
 
     name: ClassVar[str] = "gemini"
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
     # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
@@ -169,7 +178,8 @@ class GeminiProvider(BatchProvider):
     # -- build and submit ------------------------------------------------------------------
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
-        """``{"key": custom_id, "request": GenerateContentRequest}``; ``native`` untouched."""
+        """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;
+        ``native`` untouched."""
         if endpoint not in self.endpoints:
             raise InputError(f"Gemini batches are not supported for the {endpoint!r} "
                              "endpoint by llmbatch", field="endpoint")
@@ -178,7 +188,8 @@ class GeminiProvider(BatchProvider):
         if request.native is not None:
             payload = request.native
         elif isinstance(request.body, dict):
-            payload = to_generate_content(request.body)
+            payload = to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
+                else to_generate_content(request.body)
         else:
             raise InputError("missing or not a JSON object", field="body")
         data = _dumps({"key": request.custom_id, "request": payload})
@@ -196,6 +207,7 @@ class GeminiProvider(BatchProvider):
         an ambiguous failure, callers look the tag up before sending again."""
         client, _ = self._clients()
         model_name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+        create_path = f"{model_name}:{_CREATE_METHODS[endpoint]}"
         with tempfile.TemporaryFile(prefix="llmbatch-gemini-", suffix=".jsonl") as spool:
             count, size = _spool(lines, spool, self.effective_limits(model))
             spool.seek(0)
@@ -205,25 +217,36 @@ class GeminiProvider(BatchProvider):
                 body = _inline_body(spool, tag)
             if body is not None and len(body) <= self.inline_max_bytes:
                 with calling("batches.create"):
-                    operation = self._raw("POST", f"{model_name}:batchGenerateContent",
-                                          content=body)
+                    operation = self._raw("POST", create_path, content=body)
                 log.info("llmbatch.gemini.batch_created", mode="inline", tag=tag,
-                         provider_batch_id=operation.get("name"), requests=count)
+                         endpoint=endpoint, provider_batch_id=operation.get("name"), requests=count)
                 return _submitted(operation)
             spool.seek(0)
             with calling("files.upload"):
                 uploaded = client.files.upload(file=spool, config=types.UploadFileConfig(
                     mime_type="application/jsonl", display_name=_display(tag)))
         file_name = str(uploaded.name)
+        job: types.BatchJob | None = None
+        operation = {}
         try:
             with calling("batches.create"):
-                job = client.batches.create(model=model_name, src=file_name,
-                                            config=types.CreateBatchJobConfig(display_name=tag))
+                if endpoint is Endpoint.EMBEDDINGS:
+                    operation = self._raw("POST", create_path, content=_dumps({"batch": {
+                        "displayName": tag, "inputConfig": {"fileName": file_name}}}))
+                else:
+                    job = client.batches.create(
+                        model=model_name, src=file_name,
+                        config=types.CreateBatchJobConfig(display_name=tag))
         except ProviderError:
             self._delete_file_quietly(file_name)
             raise
-        log.info("llmbatch.gemini.batch_created", mode="file", tag=tag, provider_batch_id=job.name,
-                 input_file=file_name, requests=count)
+        if job is None:
+            log.info("llmbatch.gemini.batch_created", mode="file", tag=tag, endpoint=endpoint,
+                     provider_batch_id=operation.get("name"), input_file=file_name,
+                     requests=count)
+            return _submitted(operation, input_file=file_name)
+        log.info("llmbatch.gemini.batch_created", mode="file", tag=tag, endpoint=endpoint,
+                 provider_batch_id=job.name, input_file=file_name, requests=count)
         return SubmittedBatch(provider_batch_id=str(job.name),
                               provider_status=short_state(job.state), input_file_id=file_name,
                               raw=job.model_dump(mode="json", exclude_none=True))
@@ -288,10 +311,7 @@ class GeminiProvider(BatchProvider):
     def _iter_inline(self, batch: str, status: str) -> Iterator[ItemResult]:
         with calling("batches.get"):
             operation = self._raw("GET", _batch_name(batch))
-        output = (operation.get("metadata") or {}).get("output") or operation.get("response")
-        container = (output or {}).get("inlinedResponses") or {}
-        entries = container.get("inlinedResponses") if isinstance(container, dict) else None
-        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        for index, entry in enumerate(inline_entries(operation)):
             metadata = entry.get("metadata") if isinstance(entry, dict) else None
             key = metadata.get("key") if isinstance(metadata, dict) else None
             if not isinstance(key, str) or not isinstance(entry, dict):
@@ -384,8 +404,8 @@ def _inline_body(spool: IO[bytes], tag: str) -> bytes:
                              "inputConfig": {"requests": {"requests": items}}}})
 
 
-def _submitted(operation: dict[str, Any]) -> SubmittedBatch:
+def _submitted(operation: dict[str, Any], *, input_file: str | None = None) -> SubmittedBatch:
     metadata = operation.get("metadata") or {}
     return SubmittedBatch(provider_batch_id=str(operation.get("name")),
                           provider_status=short_state(metadata.get("state")),
-                          raw=progress_from_operation(operation).raw)
+                          input_file_id=input_file, raw=progress_from_operation(operation).raw)

@@ -25,6 +25,13 @@ with an ``InputError`` naming the field (never a silent drop):
   enforced and is refused.
 - ``user`` (an abuse-monitoring id that does not change the output) is ignored. Every other
   field is refused by name.
+
+Embeddings (``to_embed_content``): one neutral item is one ``EmbedContentRequest``, so one
+vector. ``input`` must be one string -> ``content.parts[0].text``. A list is refused: Gemini's
+request embeds a single ``Content`` (several parts would be merged into one vector, not one
+vector each), so a list cannot keep its meaning. ``dimensions`` -> ``outputDimensionality``;
+``encoding_format`` may only be ``float`` (Gemini returns floats). ``taskType`` and ``title``
+have no neutral equivalent and are never invented; send a ``native`` body to set them.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from typing import Any, Final
 
 from llmbatch.errors import InputError
 
-__all__ = ["FINISH_REASONS", "candidate_text", "finish_reason", "to_generate_content"]
+__all__ = ["FINISH_REASONS", "candidate_text", "finish_reason", "to_embed_content",
+           "to_generate_content"]
 
 _IGNORED: Final = frozenset({"user"})
 _DATA_URL: Final = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
@@ -294,6 +302,32 @@ def to_generate_content(body: Mapping[str, Any]) -> dict[str, Any]:
     if config := _generation_config(body):
         request["generationConfig"] = config
     request.update(_tools(body))
+    return request
+
+
+_EMBED_HANDLED: Final = frozenset({"input", "dimensions", "encoding_format", "model"})
+
+
+def to_embed_content(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A REST ``EmbedContentRequest`` (camelCase JSON) for a neutral embeddings body."""
+    for name in sorted(set(body) - _EMBED_HANDLED - _IGNORED):
+        raise _refuse(f"body.{name}", "has no Gemini embeddings equivalent; remove it or use a "
+                      "native body")
+    text = body.get("input")
+    if isinstance(text, list):
+        raise _refuse("body.input", "a Gemini embedding request embeds one text; send one "
+                      "string per item (a list would be merged into a single vector)")
+    if not isinstance(text, str) or not text:
+        raise _refuse("body.input", "must be a non-empty string")
+    fmt = body.get("encoding_format")
+    if fmt is not None and fmt != "float":
+        raise _refuse("body.encoding_format", f"Gemini returns float vectors only, not {fmt!r}")
+    request: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+    dimensions = _integer(body, "dimensions")
+    if dimensions is not None:
+        if dimensions < 1:
+            raise _refuse("body.dimensions", "must be a positive integer")
+        request["outputDimensionality"] = dimensions
     return request
 
 

@@ -16,6 +16,12 @@ Decisions kept here so they read in one place:
   OpenAI adapter counts it), ``output = candidatesTokenCount + thoughtsTokenCount`` (thinking
   is billed as output; the OpenAI adapter also counts reasoning inside output),
   ``reasoning = thoughtsTokenCount``, ``cached = cachedContentTokenCount``.
+- Embeddings: a response holding ``embedding`` is an embeddings result (the SDK tells them
+  apart the same way, ``_transformers.t_recv_batch_job_destination``). The vector stays in
+  ``response`` (``embedding.values``), ``output_text`` and ``finish_reason`` are None, and
+  ``input = tokenCount`` when Gemini reports it, else a zero ``Usage``. Inline outputs are read
+  under ``inlinedResponses`` (what the API sends) or ``inlinedEmbedContentResponses`` (the
+  name the SDK renames it to, and some API descriptions use).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from llmbatch.providers.jsonl import split_lines
 __all__ = [
     "ENDED_STATES",
     "GRPC_TO_HTTP",
+    "INLINE_KEYS",
     "classify",
+    "inline_entries",
     "item_from_entry",
     "progress_from_operation",
     "short_state",
@@ -51,6 +59,7 @@ _STATUS_NAMES: Final = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "P
                         499: "CANCELLED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
                         503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 _INLINE_ELIDED: Final = "llmbatch:elided"
+INLINE_KEYS: Final = ("inlinedResponses", "inlinedEmbedContentResponses")
 
 
 def short_state(state: Any) -> str:
@@ -78,10 +87,21 @@ def _output(operation: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = operation.get("metadata")
     for holder in (metadata.get("output") if isinstance(metadata, Mapping) else None,
                    operation.get("response")):
-        if isinstance(holder, Mapping) and (holder.get("responsesFile")
-                                            or holder.get("inlinedResponses")):
+        if isinstance(holder, Mapping) and (holder.get("responsesFile") or any(
+                holder.get(key) for key in INLINE_KEYS)):
             return holder
     return {}
+
+
+def inline_entries(operation: Mapping[str, Any]) -> list[Any]:
+    """The inline responses of an Operation (chat or embeddings), or []."""
+    output = _output(operation)
+    for key in INLINE_KEYS:
+        container = output.get(key)
+        entries = container.get("inlinedResponses") if isinstance(container, Mapping) else None
+        if isinstance(entries, list):
+            return entries
+    return []
 
 
 def _error_code(error: Mapping[str, Any]) -> str | None:
@@ -112,7 +132,7 @@ def progress_from_operation(operation: Mapping[str, Any]) -> BatchProgress:
     refs: dict[str, str] = {}
     if isinstance(output.get("responsesFile"), str):
         refs["responses_file"] = output["responsesFile"]
-    elif output.get("inlinedResponses"):
+    elif any(output.get(key) for key in INLINE_KEYS):
         refs["inline"] = "true"
     input_config = metadata.get("inputConfig")
     if isinstance(input_config, Mapping) and isinstance(input_config.get("fileName"), str):
@@ -143,9 +163,10 @@ def _elide_inline(operation: Mapping[str, Any]) -> dict[str, Any]:
     raw = json.loads(json.dumps(operation))
     holders = [raw.get("response"), (raw.get("metadata") or {}).get("output")]
     for holder in holders:
-        inline = holder.get("inlinedResponses") if isinstance(holder, dict) else None
-        if isinstance(inline, dict) and isinstance(inline.get("inlinedResponses"), list):
-            inline["inlinedResponses"] = [{_INLINE_ELIDED: len(inline["inlinedResponses"])}]
+        for key in INLINE_KEYS:
+            inline = holder.get(key) if isinstance(holder, dict) else None
+            if isinstance(inline, dict) and isinstance(inline.get("inlinedResponses"), list):
+                inline["inlinedResponses"] = [{_INLINE_ELIDED: len(inline["inlinedResponses"])}]
     return dict(raw)
 
 
@@ -207,6 +228,14 @@ def item_from_entry(key: str, entry: Mapping[str, Any], *, batch_status: str) ->
             code=name or (str(http) if http else "malformed_result"), message=message,
             retryable=retryable))
     body = dict(response)
+    if isinstance(body.get("embedding"), Mapping):
+        if not isinstance(body["embedding"].get("values"), list):
+            return ItemResult(provider_key=key, status=ItemStatus.FAILED, response=body,
+                              error=ItemError(type="invalid_result_line", code="malformed_result",
+                                              message="Gemini's embedding had no 'values'",
+                                              retryable=True))
+        return ItemResult(provider_key=key, status=ItemStatus.SUCCEEDED, response=body,
+                          usage=Usage(input_tokens=_count(body.get("tokenCount"))))
     usage = usage_from_response(body)
     blocked = _blocked(body)
     if blocked is not None:
