@@ -9,83 +9,55 @@ is needed: the Anthropic spec already types its optional fields as nullable.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from spec_support import (
+    FIXTURES,
+    EmulatorClient,
+    assert_fresh_extract_matches,
+    assert_no_errors,
+    load_extractor,
+    running_emulator,
+    schema_validator,
+    vendored_refs,
+)
 
-from llmbatch.emulator import EmulatorServer, EmulatorSettings, FakeClock
+from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VENDORED = FIXTURES / "anthropic_batch_schemas.json"
 URI = "urn:llmbatch:anthropic-batch-schemas"
-TIMING = {"validate_s": 10, "run_base_s": 100, "run_per_item_s": 0, "finalize_s": 5,
-          "cancel_s": 3}
 DOCUMENT: dict[str, Any] = json.loads(VENDORED.read_text(encoding="utf-8"))
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def _extractor() -> Any:
-    spec = importlib.util.spec_from_file_location("extract_anthropic_schemas",
-                                                  FIXTURES / "extract_anthropic_schemas.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def assert_valid(instance: Any, name: str) -> None:
-    registry: Registry[Any] = Registry().with_resource(
-        URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT202012))
-    validator = Draft202012Validator({"$ref": f"{URI}#/components/schemas/{name}"},
-                                     registry=registry)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: e.path)
-    assert not errors, f"{name}: " + "; ".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+    assert_no_errors(schema_validator(DOCUMENT, URI, name), instance, name)
 
 
 def test_the_vendored_extract_is_complete_and_matches_the_spec_when_present() -> None:
-    extractor = _extractor()
+    extractor = load_extractor("extract_anthropic_schemas")
     schemas = DOCUMENT["components"]["schemas"]
     assert set(extractor.ROOTS) <= set(schemas)
-    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', VENDORED.read_text()))
-    assert refs <= set(schemas)
-    spec_dir = extractor.DEFAULT_SPEC_DIR
-    if (spec_dir / extractor.SPEC).exists():
-        fresh = extractor.render(extractor.extract(spec_dir))
-        assert fresh == VENDORED.read_text(encoding="utf-8"), (
-            "the spec changed: re-run tests/fixtures/extract_anthropic_schemas.py")
+    assert vendored_refs(VENDORED) <= set(schemas)
+    assert_fresh_extract_matches(extractor, extractor.SPEC, VENDORED, "spec")
 
 
-class Emulator:
+class Emulator(EmulatorClient):
     def __init__(self, server: EmulatorServer, clock: FakeClock) -> None:
-        self.server, self.clock = server, clock
-        self.http = httpx.Client(base_url=f"{server.url}/anthropic", headers={
+        super().__init__(server, clock, f"{server.url}/anthropic", {
             "x-api-key": "sk-ant-contract", "anthropic-version": "2023-06-01"})
 
     def create(self, n: int = 4, prefix: str = "c", bad: bool = False) -> dict[str, Any]:
         requests = [{"custom_id": f"{prefix}-{i}", "params": {
             "model": "claude-haiku-4-5", "max_tokens": 0 if bad and i == 0 else 30,
             "messages": [{"role": "user", "content": f"q{i}"}]}} for i in range(n)]
-        response = self.http.post("/v1/messages/batches", json={"requests": requests})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def get(self, path: str) -> Any:
-        response = self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
+        return self.post("/v1/messages/batches", json={"requests": requests})
 
     def results(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         text = self.http.get(batch["results_url"]).text
@@ -95,12 +67,8 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    clock = FakeClock()
-    settings = EmulatorSettings.model_validate({"timing": TIMING})
-    with EmulatorServer(settings, clock=clock) as server:
-        emu = Emulator(server, clock)
+    with running_emulator(Emulator) as emu:
         yield emu
-        emu.http.close()
 
 
 def test_batches_lists_results_and_deletes_match_the_spec(emulator: Emulator) -> None:

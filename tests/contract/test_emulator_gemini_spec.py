@@ -14,37 +14,28 @@ disagrees with the live API and the SDK on three points, pinned by
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from spec_support import (
+    FIXTURES,
+    EmulatorClient,
+    assert_fresh_extract_matches,
+    load_extractor,
+    running_emulator,
+    schema_validator,
+)
 
-from llmbatch.emulator import EmulatorServer, EmulatorSettings, FakeClock
+from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VENDORED = FIXTURES / "gemini_batch_schemas.json"
 DOCUMENT: dict[str, Any] = json.loads(VENDORED.read_text(encoding="utf-8"))
-TIMING = {"validate_s": 10, "run_base_s": 100, "run_per_item_s": 0, "finalize_s": 5,
-          "cancel_s": 3}
 KEY = {"x-goog-api-key": "contract-key"}
-
-
-def _extractor() -> Any:
-    spec = importlib.util.spec_from_file_location("extract_gemini_schemas",
-                                                  FIXTURES / "extract_gemini_schemas.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fix_third_party(operation: dict[str, Any]) -> dict[str, Any]:
@@ -61,10 +52,7 @@ def fix_third_party(operation: dict[str, Any]) -> dict[str, Any]:
 
 def errors_of(instance: Any, name: str, source: str = "google") -> list[str]:
     uri = f"urn:llmbatch:gemini:{source}"
-    registry: Registry[Any] = Registry().with_resource(
-        uri, Resource.from_contents(DOCUMENT[source], default_specification=DRAFT202012))
-    validator = Draft202012Validator({"$ref": f"{uri}#/components/schemas/{name}"},
-                                     registry=registry)
+    validator = schema_validator(DOCUMENT[source], uri, name)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator.iter_errors(instance)]
 
@@ -86,22 +74,17 @@ def assert_operation(operation: dict[str, Any]) -> None:
 
 
 def test_the_vendored_extract_matches_the_specs_when_present() -> None:
-    extractor = _extractor()
+    extractor = load_extractor("extract_gemini_schemas")
     for source, roots in (("google", extractor.GOOGLE_ROOTS),
                           ("whit3rabbit", extractor.THIRD_PARTY_ROOTS)):
         assert set(roots) <= set(DOCUMENT[source]["components"]["schemas"])
-    if not (extractor.DEFAULT_SPEC_DIR / extractor.GOOGLE_SPEC).exists():
-        return  # no specs in this checkout: the vendored copy stands in
-    fresh = extractor.render(extractor.extract(extractor.DEFAULT_SPEC_DIR))
-    assert fresh == VENDORED.read_text(encoding="utf-8"), (
-        "the specs changed: re-run tests/fixtures/extract_gemini_schemas.py")
+    assert_fresh_extract_matches(extractor, extractor.GOOGLE_SPEC, VENDORED, "specs")
 
 
-class Emulator:
+class Emulator(EmulatorClient):
     def __init__(self, server: EmulatorServer, clock: FakeClock) -> None:
-        self.server, self.clock = server, clock
         self.root = f"{server.url}/gemini"
-        self.http = httpx.Client(base_url=f"{self.root}/v1beta", headers=KEY)
+        super().__init__(server, clock, f"{self.root}/v1beta", KEY)
 
     def upload(self, text: str) -> dict[str, Any]:
         start = httpx.post(f"{self.root}/upload/v1beta/files", headers={
@@ -126,26 +109,14 @@ class Emulator:
             config: dict[str, Any] = {"fileName": self.upload(text)["name"]}
         else:
             config = {"requests": {"requests": requests}}
-        response = self.http.post("/models/gemini-2.5-flash:batchGenerateContent",
-                                  json={"batch": {"displayName": tag, "inputConfig": config}})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def get(self, path: str) -> Any:
-        response = self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
+        return self.post("/models/gemini-2.5-flash:batchGenerateContent",
+                         json={"batch": {"displayName": tag, "inputConfig": config}})
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    clock = FakeClock()
-    settings = EmulatorSettings.model_validate({"timing": TIMING})
-    with EmulatorServer(settings, clock=clock) as server:
-        emu = Emulator(server, clock)
+    with running_emulator(Emulator) as emu:
         yield emu
-        emu.http.close()
 
 
 def test_files_validate(emulator: Emulator) -> None:

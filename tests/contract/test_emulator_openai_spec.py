@@ -15,37 +15,31 @@ null``), the spec's own examples show it, and the SDK models declare them ``Opti
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from spec_support import (
+    FIXTURES,
+    EmulatorClient,
+    assert_fresh_extract_matches,
+    assert_no_errors,
+    load_extractor,
+    running_emulator,
+    schema_validator,
+    vendored_refs,
+)
 
-from llmbatch.emulator import EmulatorServer, EmulatorSettings, FakeClock
+from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VENDORED = FIXTURES / "openai_batch_schemas.json"
 URI = "urn:llmbatch:openai-batch-schemas"
-TIMING = {"validate_s": 10, "run_base_s": 100, "run_per_item_s": 0, "finalize_s": 5,
-          "cancel_s": 3}
-
-
-def _extractor() -> Any:
-    spec = importlib.util.spec_from_file_location("extract_openai_schemas",
-                                                  FIXTURES / "extract_openai_schemas.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def relax(node: Any) -> Any:
@@ -70,38 +64,27 @@ RELAXED: dict[str, Any] = relax(DOCUMENT)
 
 def validator(name: str, *, relaxed: bool = True, document: Any = None) -> Draft202012Validator:
     doc = document if document is not None else (RELAXED if relaxed else DOCUMENT)
-    registry: Registry[Any] = Registry().with_resource(
-        URI, Resource.from_contents(doc, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"{URI}#/components/schemas/{name}"},
-                                registry=registry)
+    return schema_validator(doc, URI, name)
 
 
 def assert_valid(instance: Any, name: str, **kwargs: Any) -> None:
-    errors = sorted(validator(name, **kwargs).iter_errors(instance), key=lambda e: e.path)
-    assert not errors, f"{name}: " + "; ".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+    assert_no_errors(validator(name, **kwargs), instance, name)
 
 
 # -- the vendored extract ----------------------------------------------------------------------
 
 
 def test_the_vendored_extract_is_complete_and_self_contained() -> None:
-    extractor = _extractor()
+    extractor = load_extractor("extract_openai_schemas")
     schemas = DOCUMENT["components"]["schemas"]
     assert set(extractor.ROOTS) | set(extractor.LEGACY_ROOTS) <= set(schemas)
-    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', VENDORED.read_text()))
-    assert refs <= set(schemas)
+    assert vendored_refs(VENDORED) <= set(schemas)
 
 
 def test_the_vendored_extract_matches_the_spec_when_the_spec_is_present() -> None:
-    extractor = _extractor()
-    spec_dir = extractor.DEFAULT_SPEC_DIR
-    if not (spec_dir / extractor.CURRENT_SPEC).exists():
-        # No spec in this checkout: the vendored copy stands in (checked above).
-        return
-    fresh = extractor.render(extractor.extract(spec_dir))
-    assert fresh == VENDORED.read_text(encoding="utf-8"), (
-        "the spec changed: re-run tests/fixtures/extract_openai_schemas.py")
+    extractor = load_extractor("extract_openai_schemas")
+    # No spec in this checkout: the vendored copy stands in (checked above).
+    assert_fresh_extract_matches(extractor, extractor.CURRENT_SPEC, VENDORED, "spec")
 
 
 def test_the_specs_own_batch_example_needs_the_null_relaxation() -> None:
@@ -115,18 +98,14 @@ def test_the_specs_own_batch_example_needs_the_null_relaxation() -> None:
 # -- responses of a running emulator -----------------------------------------------------------
 
 
-class Emulator:
+class Emulator(EmulatorClient):
     def __init__(self, server: EmulatorServer, clock: FakeClock) -> None:
-        self.server, self.clock = server, clock
-        self.http = httpx.Client(base_url=server.openai_base_url,
-                                 headers={"Authorization": "Bearer sk-contract"})
+        super().__init__(server, clock, server.openai_base_url,
+                         {"Authorization": "Bearer sk-contract"})
 
     def upload(self, text: str, purpose: str = "batch") -> dict[str, Any]:
-        response = self.http.post("/files", data={"purpose": purpose},
-                                  files={"file": ("in.jsonl", text.encode())})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        return self.post("/files", data={"purpose": purpose},
+                         files={"file": ("in.jsonl", text.encode())})
 
     def create(self, lines: int = 6, tag: str = "x", text: str | None = None) -> dict[str, Any]:
         if text is None:
@@ -136,17 +115,9 @@ class Emulator:
                          "messages": [{"role": "user", "content": f"q{i}"}]}}) + "\n"
                 for i in range(lines))
         file_id = self.upload(text)["id"]
-        response = self.http.post("/batches", json={
+        return self.post("/batches", json={
             "input_file_id": file_id, "endpoint": "/v1/chat/completions",
             "completion_window": "24h", "metadata": {"tag": tag}})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def get(self, path: str) -> Any:
-        response = self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def lines(self, file_id: str) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self.http.get(f"/files/{file_id}/content").text
@@ -155,12 +126,8 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    clock = FakeClock()
-    settings = EmulatorSettings.model_validate({"timing": TIMING})
-    with EmulatorServer(settings, clock=clock) as server:
-        emu = Emulator(server, clock)
+    with running_emulator(Emulator) as emu:
         yield emu
-        emu.http.close()
 
 
 def test_file_objects_file_lists_and_deletes_match_the_spec(emulator: Emulator) -> None:

@@ -1,5 +1,5 @@
 """What the integration tests share besides fixtures: service access, child processes, config
-and input files, and waiting for jobs."""
+and input files, a running cluster, and waiting for jobs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,9 +20,12 @@ import httpx
 import pytest
 import yaml
 
-from llmbatch.bootstrap import Runtime
+from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.config import load_config
+from llmbatch.db.migrate import upgrade
 from llmbatch.domain.models import Job
 from llmbatch.domain.states import is_terminal
+from llmbatch.emulator.settings import EmulatorSettings, load_profile
 
 PG_HOST = os.environ.get("LLMBATCH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("LLMBATCH_TEST_PG_PORT", "5432"))
@@ -34,6 +37,8 @@ MODEL = "gpt-4o-mini"
 API_KEY = "integration-key"
 QUEUE = "llmbatch"
 TICK = "llmbatch.tick"
+REDIS_DBS = range(5, 16)
+REDIS_LOCK_KEY = "llmbatch-integration:lock"
 
 
 def in_ci() -> bool:
@@ -98,6 +103,37 @@ class RedisDb:
         running = [json.loads(raw)[0] for raw in self.client.hvals("unacked")]
         return sum(1 for message in waiting + running
                    if message.get("headers", {}).get("task") != TICK)
+
+
+@contextlib.contextmanager
+def reserved_redis_db(numbers: Iterable[int], *, none_free: str) -> Iterator[RedisDb]:
+    """The first Redis database among ``numbers`` no other holder has locked (the lock key
+    marks it), flushed at start and at the end; ``none_free`` fails the test when all are held."""
+    try:
+        import redis
+    except ImportError:
+        service_missing("redis is not installed (pip install 'llmbatch[redis]')")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for number in numbers:
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5,
+                             socket_connect_timeout=3)
+        try:
+            acquired = client.set(REDIS_LOCK_KEY, token, nx=True, ex=3600)
+        except redis.RedisError as exc:
+            client.close()
+            service_missing(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+        if acquired:
+            break
+        client.close()
+    else:
+        pytest.fail(none_free, pytrace=False)
+    client.flushdb()
+    client.set(REDIS_LOCK_KEY, token, ex=3600)
+    try:
+        yield RedisDb(number, client)
+    finally:
+        client.flushdb()
+        client.close()
 
 
 # ---- child processes -------------------------------------------------------------------------
@@ -269,3 +305,42 @@ class Cluster:
                 idle_since = None
             time.sleep(0.05)
         pytest.fail(f"lifecycle messages still queued after {timeout}s", pytrace=False)
+
+
+def fast_emulator_settings() -> EmulatorSettings:
+    """The ``fast`` profile with a batch taking ~0.6 s."""
+    return load_profile("fast", timing={"validate_s": 0.1, "run_base_s": 0.3,
+                                        "run_per_item_s": 0.0, "finalize_s": 0.1,
+                                        "cancel_s": 0.1})
+
+
+def prefork_workers(config_path: Path, count: int) -> Callable[[Processes], None]:
+    """Starts ``count`` ``llmbatch worker --pool prefork --concurrency 2``."""
+    def start(processes: Processes) -> None:
+        for n in range(1, count + 1):
+            processes.start(f"worker{n}", "worker", "--config", str(config_path),
+                            "--pool", "prefork", "--concurrency", "2")
+    return start
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path, config_path: Path, redis_db: RedisDb, emulator_url: str,
+                    start_workers: Callable[[Processes], None]) -> Iterator[Cluster]:
+    """The schema migrated (before any worker starts, so they do not race to create it), the
+    workers ``start_workers`` starts and one beat; all stopped and released at the end."""
+    from llmbatch.worker.app import CeleryPublisher, make_celery
+
+    config = load_config(config_path, env={})
+    rt = build_runtime(config)
+    upgrade(rt.engine)
+    app = make_celery(config)
+    rt.publisher = CeleryPublisher(app)
+    processes = Processes(workdir)
+    try:
+        start_workers(processes)
+        processes.start("beat", "beat", "--config", str(config_path))
+        yield Cluster(rt, config_path, redis_db, emulator_url, processes)
+    finally:
+        processes.stop_all()
+        rt.engine.dispose()
+        app.close()

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,6 @@ from typing import Any
 
 import pytest
 
-from llmbatch.bootstrap import build_runtime
-from llmbatch.config import load_config
-from llmbatch.db.migrate import upgrade
 from llmbatch.domain.states import JobStatus, is_terminal
 from llmbatch.emulator.server import EmulatorServer
 
@@ -64,16 +60,15 @@ from .chaos_support import (
     write_chaos_config,
     write_job_file,
 )
-from .conftest import REDIS_DBS, REDIS_LOCK_KEY
 from .support import (
-    REDIS_HOST,
-    REDIS_PORT,
+    REDIS_DBS,
     Cluster,
     PostgresServer,
     Processes,
     RedisDb,
     emulator_stats,
-    service_missing,
+    reserved_redis_db,
+    running_cluster,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(300)]
@@ -92,30 +87,9 @@ TAG = "llmbatch_batch_id"
 def chaos_redis() -> Iterator[RedisDb]:
     """A Redis database of our own: the session cluster's workers must not take our
     messages (they run another config), reserved like the session fixture does."""
-    try:
-        import redis
-    except ImportError:
-        service_missing("redis is not installed (pip install 'llmbatch[redis]')")
-    token = f"{os.getpid()}-{uuid.uuid4().hex}"
-    for number in reversed(REDIS_DBS):
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5,
-                             socket_connect_timeout=3)
-        try:
-            if client.set(REDIS_LOCK_KEY, token, nx=True, ex=3600):
-                break
-        except redis.RedisError as exc:
-            client.close()
-            service_missing(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
-        client.close()
-    else:
-        pytest.fail("no free Redis database for the chaos cluster", pytrace=False)
-    client.flushdb()
-    client.set(REDIS_LOCK_KEY, token, ex=3600)
-    try:
-        yield RedisDb(number, client)
-    finally:
-        client.flushdb()
-        client.close()
+    with reserved_redis_db(reversed(REDIS_DBS),
+                           none_free="no free Redis database for the chaos cluster") as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
@@ -129,28 +103,22 @@ def chaos_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSe
                   chaos_redis: RedisDb,
                   chaos_emulator: EmulatorServer) -> Iterator[tuple[Cluster, Fleet]]:
     """Three prefork workers (restartable) and a beat on a database of our own."""
-    from llmbatch.worker.app import CeleryPublisher, make_celery
-
     workdir = tmp_path_factory.mktemp("chaos-cluster")
     name, pg_url = postgres.create_database("chaos")
-    config_path = write_chaos_config(workdir / "llm_config.yaml", database_url=pg_url,
-                                     broker_url=chaos_redis.url,
-                                     emulator_url=chaos_emulator.url)
-    config = load_config(config_path, env={})
-    rt = build_runtime(config)
-    upgrade(rt.engine)
-    app = make_celery(config)
-    rt.publisher = CeleryPublisher(app)
-    processes = Processes(workdir)
-    fleet = Fleet(processes, config_path, WORKERS)
+    fleets: list[Fleet] = []
+
+    def start_fleet(processes: Processes) -> None:
+        fleets.append(Fleet(processes, config_path, WORKERS))
+        fleets[0].start_all()
+
     try:
-        fleet.start_all()
-        processes.start("beat", "beat", "--config", str(config_path))
-        yield Cluster(rt, config_path, chaos_redis, chaos_emulator.url, processes), fleet
+        config_path = write_chaos_config(workdir / "llm_config.yaml", database_url=pg_url,
+                                         broker_url=chaos_redis.url,
+                                         emulator_url=chaos_emulator.url)
+        with running_cluster(workdir, config_path, chaos_redis, chaos_emulator.url,
+                             start_fleet) as cluster:
+            yield cluster, fleets[0]
     finally:
-        processes.stop_all()
-        rt.engine.dispose()
-        app.close()
         postgres.drop_database(name)
 
 

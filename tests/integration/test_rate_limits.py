@@ -8,10 +8,8 @@ per operation, so the test checks what reached the provider, not what llmbatch b
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,25 +17,22 @@ from typing import Any
 import pytest
 import yaml
 
-from llmbatch.bootstrap import build_runtime
-from llmbatch.config import load_config
-from llmbatch.db.migrate import upgrade
 from llmbatch.domain.limits import bucket_shape
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.service_layer.jobs import create_job
 
-from .conftest import REDIS_DBS, REDIS_LOCK_KEY
 from .support import (
     MODEL,
-    REDIS_HOST,
-    REDIS_PORT,
+    REDIS_DBS,
     Cluster,
     PostgresServer,
-    Processes,
     RedisDb,
     emulator_stats,
-    service_missing,
+    fast_emulator_settings,
+    prefork_workers,
+    reserved_redis_db,
+    running_cluster,
     write_config,
     write_prompts,
 )
@@ -55,41 +50,15 @@ JOBS, ITEMS, PER_BATCH = 4, 20, 10
 def limits_redis() -> Iterator[RedisDb]:
     """A Redis database of our own (the session's may serve another cluster's workers, which
     must not take our messages), reserved like the session fixture does."""
-    try:
-        import redis
-    except ImportError:
-        service_missing("redis is not installed (pip install 'llmbatch[redis]')")
-    token = f"{os.getpid()}-{uuid.uuid4().hex}"
-    for number in reversed(REDIS_DBS):
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5,
-                             socket_connect_timeout=3)
-        try:
-            if client.set(REDIS_LOCK_KEY, token, nx=True, ex=3600):
-                break
-        except redis.RedisError as exc:
-            client.close()
-            service_missing(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
-        client.close()
-    else:
-        pytest.fail("no free Redis database for the rate-limit cluster", pytrace=False)
-    client.flushdb()
-    client.set(REDIS_LOCK_KEY, token, ex=3600)
-    try:
-        yield RedisDb(number, client)
-    finally:
-        client.flushdb()
-        client.close()
+    with reserved_redis_db(reversed(REDIS_DBS),
+                           none_free="no free Redis database for the rate-limit cluster") as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
 def slow_emulator() -> Iterator[EmulatorServer]:
     """An OpenAI emulator of our own whose every call takes ``CALL_DELAY_S``."""
-    from llmbatch.emulator.settings import load_profile
-
-    settings = load_profile("fast", timing={"validate_s": 0.1, "run_base_s": 0.3,
-                                            "run_per_item_s": 0.0, "finalize_s": 0.1,
-                                            "cancel_s": 0.1})
-    with EmulatorServer(settings) as server:
+    with EmulatorServer(fast_emulator_settings()) as server:
         server.set_faults([{"kind": "delay", "provider": "openai", "operation": "*",
                             "delay_s": CALL_DELAY_S}])
         yield server
@@ -100,34 +69,21 @@ def limited_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres
                     limits_redis: RedisDb, slow_emulator: EmulatorServer) -> Iterator[Cluster]:
     """Four prefork workers and a beat, OpenAI capped at ``MAX_CONCURRENT_CALLS`` concurrent
     calls and ``CALLS_PER_MINUTE``."""
-    from llmbatch.worker.app import CeleryPublisher, make_celery
-
     workdir = tmp_path_factory.mktemp("limits-cluster")
     name, pg_url = postgres.create_database("limits")
-    config_path = write_config(workdir / "llm_config.yaml", database_url=pg_url,
-                               broker_url=limits_redis.url, emulator_url=slow_emulator.url,
-                               max_requests=PER_BATCH)
-    data: dict[str, Any] = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    data["providers"]["openai"]["rate_limits"] = {
-        "max_concurrent_calls": MAX_CONCURRENT_CALLS, "calls_per_minute": CALLS_PER_MINUTE,
-        "max_wait_s": 2.0}
-    config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    config = load_config(config_path, env={})
-    rt = build_runtime(config)
-    upgrade(rt.engine)
-    app = make_celery(config)
-    rt.publisher = CeleryPublisher(app)
-    processes = Processes(workdir)
     try:
-        for n in range(1, WORKERS + 1):
-            processes.start(f"worker{n}", "worker", "--config", str(config_path),
-                            "--pool", "prefork", "--concurrency", "2")
-        processes.start("beat", "beat", "--config", str(config_path))
-        yield Cluster(rt, config_path, limits_redis, slow_emulator.url, processes)
+        config_path = write_config(workdir / "llm_config.yaml", database_url=pg_url,
+                                   broker_url=limits_redis.url, emulator_url=slow_emulator.url,
+                                   max_requests=PER_BATCH)
+        data: dict[str, Any] = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        data["providers"]["openai"]["rate_limits"] = {
+            "max_concurrent_calls": MAX_CONCURRENT_CALLS, "calls_per_minute": CALLS_PER_MINUTE,
+            "max_wait_s": 2.0}
+        config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        with running_cluster(workdir, config_path, limits_redis, slow_emulator.url,
+                             prefork_workers(config_path, WORKERS)) as cluster:
+            yield cluster
     finally:
-        processes.stop_all()
-        rt.engine.dispose()
-        app.close()
         postgres.drop_database(name)
 
 

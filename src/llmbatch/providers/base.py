@@ -15,7 +15,15 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from llmbatch.config import ProviderConfig
-from llmbatch.domain.models import BatchProgress, Endpoint, ItemResult, RequestLine, SubmittedBatch
+from llmbatch.domain.models import (
+    BatchProgress,
+    Endpoint,
+    ItemResult,
+    ProviderState,
+    RequestLine,
+    SubmittedBatch,
+)
+from llmbatch.errors import ProviderError
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine"]
 
@@ -126,6 +134,17 @@ class BatchProvider(abc.ABC):
     @abc.abstractmethod
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask the provider to cancel; partial results stay fetchable."""
+
+    def progress_if_ended(self, provider_batch_id: str, refused: ProviderError) -> BatchProgress:
+        """After the provider refused a cancel: the progress of a batch that already ended
+        (cancelling it is not an error, so a late user cancel cannot fail a finished job's
+        cleanup); ``refused`` is raised again for any other status or a batch still running."""
+        if refused.status_code not in (400, 409):
+            raise refused
+        progress = self.poll(provider_batch_id)
+        if progress.state is not ProviderState.ENDED:
+            raise refused
+        return progress
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
         """Delete provider-side files after results are stored (when configured). Optional."""

@@ -1,10 +1,39 @@
-"""Reading JSONL result streams, shared by the provider adapters."""
+"""Writing JSONL batch inputs and reading JSONL result streams, shared by the provider
+adapters."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from typing import IO
 
-__all__ = ["split_lines"]
+from llmbatch.providers.base import BatchLimits
+
+__all__ = ["display_name", "split_lines", "spool_jsonl"]
+
+
+def display_name(tag: str) -> str:
+    """``llmbatch-<tag>`` with the tag cut to 100 characters safe in a file or display name."""
+    return f"llmbatch-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)[:100]}"
+
+
+def spool_jsonl(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits, *,
+                vendor: str) -> tuple[int, int]:
+    """Write newline-terminated lines; (count, bytes). Refuses what the planner should never
+    have built: a line with a newline, more than ``vendor``'s limits, an empty batch."""
+    count = size = 0
+    for line in lines:
+        if b"\n" in line:
+            raise ValueError(f"line {count + 1} of the batch contains a newline")
+        count += 1
+        size += len(line) + 1
+        if count > limits.max_requests or size > limits.max_bytes:
+            raise ValueError(f"batch exceeds the {vendor} limits ({limits.max_requests} "
+                             f"requests, {limits.max_bytes} bytes) at line {count}")
+        spool.write(line + b"\n")
+    if count == 0:
+        raise ValueError("a batch needs at least one line")
+    return count, size
 
 
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -18,54 +18,17 @@ the headers (both SDKs honour ``retry-after-ms`` before ``retry-after``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Final
 
 import anthropic
 
-from llmbatch.errors import (
-    AuthenticationError,
-    PermanentProviderError,
-    ProviderError,
-    RateLimitedError,
-    TransientProviderError,
-)
 from llmbatch.providers.retry_after import parse_retry_after
-
-try:  # the SDK's transport: httpx2 in anthropic 1.x/2.x, httpx before
-    from httpx2 import HTTPError as _TransportError
-except ImportError:  # pragma: no cover - anthropic 0.x
-    from httpx import HTTPError as _TransportError  # type: ignore[assignment]
+from llmbatch.providers.stainless_errors import StainlessErrors
 
 __all__ = ["PROVIDER", "SDK_ERRORS", "calling", "parse_retry_after", "translate_error"]
 
 PROVIDER: Final = "anthropic"
-# Errors that can escape the SDK: its own, and the transport's while a streamed body is read.
-SDK_ERRORS: Final = (anthropic.AnthropicError, _TransportError)
-
-
-def translate_error(exc: BaseException, *, operation: str) -> ProviderError:
-    """The ``llmbatch.errors`` equivalent of an SDK or transport exception (raise it ``from``)."""
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, anthropic.APITimeoutError):
-        return TransientProviderError(f"{operation}: request timed out", provider=PROVIDER,
-                                      code="timeout")
-    if isinstance(exc, anthropic.APIConnectionError):
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        return TransientProviderError(f"{operation}: {exc.message}{cause}", provider=PROVIDER,
-                                      code="connection_error")
-    if isinstance(exc, anthropic.APIStatusError):
-        return _from_status(exc, operation)
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return TransientProviderError(f"{operation}: unreadable response: {exc.message}",
-                                      provider=PROVIDER, status_code=exc.status_code,
-                                      code="invalid_response")
-    if isinstance(exc, _TransportError):
-        return TransientProviderError(f"{operation}: connection broke: {exc!r}",
-                                      provider=PROVIDER, code="connection_error")
-    return PermanentProviderError(f"{operation}: {exc}", provider=PROVIDER)
 
 
 def _error_object(body: Any) -> Mapping[str, Any]:
@@ -77,26 +40,16 @@ def _error_object(body: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _from_status(exc: anthropic.APIStatusError, operation: str) -> ProviderError:
-    status = exc.status_code
+def _describe(exc: anthropic.APIStatusError) -> tuple[str | None, str | None]:
+    """Anthropic's ``error.type`` and ``error.message`` from the envelope."""
     error = _error_object(exc.body)
-    code = error.get("type") if isinstance(error.get("type"), str) else None
-    text = error.get("message")
-    message = f"{operation}: {text if isinstance(text, str) else exc.message}"
-    if status == 429:
-        return RateLimitedError(message, provider=PROVIDER, status_code=status, code=code,
-                                retry_after=parse_retry_after(exc.response.headers))
-    if status in (401, 403):
-        return AuthenticationError(message, provider=PROVIDER, status_code=status, code=code)
-    if status in (408, 409) or status >= 500:
-        return TransientProviderError(message, provider=PROVIDER, status_code=status, code=code)
-    return PermanentProviderError(message, provider=PROVIDER, status_code=status, code=code)
+    code, message = error.get("type"), error.get("message")
+    return (code if isinstance(code, str) else None,
+            message if isinstance(message, str) else None)
 
 
-@contextmanager
-def calling(operation: str) -> Iterator[None]:
-    """Run SDK calls, translating what they raise into ``llmbatch.errors`` (``from`` the cause)."""
-    try:
-        yield
-    except SDK_ERRORS as exc:
-        raise translate_error(exc, operation=operation) from exc
+# No rule of its own: 529 overloaded is >= 500, so transient like any server error.
+_ERRORS: Final = StainlessErrors(PROVIDER, anthropic, anthropic.AnthropicError, _describe)
+SDK_ERRORS: Final = _ERRORS.sdk_errors
+translate_error = _ERRORS.translate_error
+calling = _ERRORS.calling

@@ -27,7 +27,6 @@ from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
 )
@@ -296,12 +295,7 @@ class AnthropicProvider(BatchProvider):
             with calling("messages.batches.cancel"):
                 batch = self.client.messages.batches.cancel(provider_batch_id)
         except ProviderError as exc:
-            if exc.status_code not in (400, 409):
-                raise
-            progress = self.poll(provider_batch_id)
-            if progress.state is not ProviderState.ENDED:
-                raise
-            return progress
+            return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
 
 

@@ -23,7 +23,6 @@ experimental and, inline, rebuilds requests from its typed models as ``batches.c
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,7 +45,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import AuthenticationError, InputError, ProviderError
-from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.providers.base import BatchProvider, EncodedLine
 from llmbatch.providers.gemini.errors import PROVIDER, SDK_ERRORS, calling
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
 from llmbatch.providers.gemini.wire import (
@@ -56,6 +55,7 @@ from llmbatch.providers.gemini.wire import (
     short_state,
     split_lines,
 )
+from llmbatch.providers.jsonl import display_name, spool_jsonl
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiProvider"]
 
@@ -209,7 +209,7 @@ class GeminiProvider(BatchProvider):
         model_name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
         create_path = f"{model_name}:{_CREATE_METHODS[endpoint]}"
         with tempfile.TemporaryFile(prefix="llmbatch-gemini-", suffix=".jsonl") as spool:
-            count, size = _spool(lines, spool, self.effective_limits(model))
+            count, size = spool_jsonl(lines, spool, self.effective_limits(model), vendor="Gemini")
             spool.seek(0)
             body = None
             if size + count * _INLINE_ITEM_OVERHEAD + len(tag) + _ENVELOPE_BYTES \
@@ -224,7 +224,7 @@ class GeminiProvider(BatchProvider):
             spool.seek(0)
             with calling("files.upload"):
                 uploaded = client.files.upload(file=spool, config=types.UploadFileConfig(
-                    mime_type="application/jsonl", display_name=_display(tag)))
+                    mime_type="application/jsonl", display_name=display_name(tag)))
         file_name = str(uploaded.name)
         job: types.BatchJob | None = None
         operation = {}
@@ -327,12 +327,7 @@ class GeminiProvider(BatchProvider):
             with calling("batches.cancel"):
                 client.batches.cancel(name=_batch_name(provider_batch_id))
         except ProviderError as exc:
-            if exc.status_code not in (400, 409):
-                raise
-            progress = self.poll(provider_batch_id)
-            if progress.state is not ProviderState.ENDED:
-                raise
-            return progress
+            return self.progress_if_ended(provider_batch_id, exc)
         return self.poll(provider_batch_id)
 
     def delete_batch(self, provider_batch_id: str) -> None:
@@ -370,28 +365,6 @@ class GeminiProvider(BatchProvider):
 def _batch_name(provider_batch_id: str) -> str:
     return provider_batch_id if provider_batch_id.startswith("batches/") \
         else f"batches/{provider_batch_id}"
-
-
-def _display(tag: str) -> str:
-    return f"llmbatch-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)[:100]}"
-
-
-def _spool(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits) -> tuple[int, int]:
-    """Write newline-terminated lines; (count, bytes). Refuses what the planner should not
-    have built."""
-    count = size = 0
-    for line in lines:
-        if b"\n" in line:
-            raise ValueError(f"line {count + 1} of the batch contains a newline")
-        count += 1
-        size += len(line) + 1
-        if count > limits.max_requests or size > limits.max_bytes:
-            raise ValueError(f"batch exceeds the Gemini limits ({limits.max_requests} requests, "
-                             f"{limits.max_bytes} bytes) at line {count}")
-        spool.write(line + b"\n")
-    if count == 0:
-        raise ValueError("a batch needs at least one line")
-    return count, size
 
 
 def _inline_body(spool: IO[bytes], tag: str) -> bytes:

@@ -8,13 +8,12 @@ worker's environment cannot silently redirect batches.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import IO, Any, ClassVar, Final, Literal, cast
+from typing import Any, ClassVar, Final, Literal, cast
 
 import openai
 import structlog
@@ -25,13 +24,13 @@ from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
 )
 from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.errors import AuthenticationError, InputError, ProviderError
-from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.providers.base import BatchProvider, EncodedLine
+from llmbatch.providers.jsonl import display_name, spool_jsonl
 from llmbatch.providers.openai.errors import PROVIDER, SDK_ERRORS, calling
 from llmbatch.providers.openai.wire import (
     encode_line,
@@ -141,11 +140,11 @@ class OpenAIProvider(BatchProvider):
         url = ENDPOINT_URLS[endpoint]
         client = self.client  # a missing key fails before any work
         with tempfile.TemporaryFile(prefix="llmbatch-openai-", suffix=".jsonl") as spool:
-            _spool(lines, spool, self.effective_limits(model))
+            spool_jsonl(lines, spool, self.effective_limits(model), vendor="OpenAI")
             spool.seek(0)
             with calling("files.create"):
-                uploaded = client.files.create(file=(_filename(tag), spool, "application/jsonl"),
-                                               purpose="batch")
+                upload = (display_name(tag) + ".jsonl", spool, "application/jsonl")
+                uploaded = client.files.create(file=upload, purpose="batch")
         try:
             with calling("batches.create"):
                 batch = client.batches.create(
@@ -228,12 +227,7 @@ class OpenAIProvider(BatchProvider):
             with calling("batches.cancel"):
                 batch = self.client.batches.cancel(provider_batch_id)
         except ProviderError as exc:
-            if exc.status_code not in (400, 409):
-                raise
-            progress = self.poll(provider_batch_id)
-            if progress.state is not ProviderState.ENDED:
-                raise
-            return progress
+            return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
@@ -262,27 +256,6 @@ class OpenAIProvider(BatchProvider):
             self.client.files.delete(file_id)
         except SDK_ERRORS as exc:
             log.warning("llmbatch.openai.orphan_file", file_id=file_id, error=repr(exc))
-
-
-def _spool(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits) -> None:
-    """Write newline-terminated lines, refusing what the planner should never have built."""
-    count = size = 0
-    for line in lines:
-        if b"\n" in line:
-            raise ValueError(f"line {count + 1} of the batch contains a newline")
-        count += 1
-        size += len(line) + 1
-        if count > limits.max_requests or size > limits.max_bytes:
-            raise ValueError(f"batch exceeds the OpenAI limits ({limits.max_requests} requests, "
-                             f"{limits.max_bytes} bytes) at line {count}")
-        spool.write(line)
-        spool.write(b"\n")
-    if count == 0:
-        raise ValueError("a batch needs at least one line")
-
-
-def _filename(tag: str) -> str:
-    return f"llmbatch-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)[:100]}.jsonl"
 
 
 def _submitted(batch: Batch) -> SubmittedBatch:

@@ -1,0 +1,116 @@
+"""Translating the exceptions of a Stainless-generated SDK (``openai``, ``anthropic``) into
+``llmbatch.errors``.
+
+Both SDKs raise the same classes (``APITimeoutError``, ``APIConnectionError``,
+``APIStatusError``, ``APIResponseValidationError`` under one base error) over the same
+transport, so the skeleton lives here and each adapter's ``errors`` module supplies only what
+is its own: the SDK module, the provider name, how to read ``(code, message)`` off a status
+error, and any status rule of its own (e.g. OpenAI's ``insufficient_quota`` is permanent).
+No vendor SDK is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from llmbatch.errors import (
+    AuthenticationError,
+    PermanentProviderError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from llmbatch.providers.retry_after import parse_retry_after
+
+try:  # the SDKs' transport: httpx2 in openai 3.x / anthropic 1.x+, httpx before
+    from httpx2 import HTTPError as TransportError
+except ImportError:  # pragma: no cover - older SDKs
+    from httpx import HTTPError as TransportError  # type: ignore[assignment]
+
+__all__ = ["StainlessErrors", "TransportError", "error_for_status"]
+
+# (status error) -> (provider's error code, human message or None for the SDK's own)
+Describe = Callable[[Any], tuple[str | None, str | None]]
+# (status, code) -> True when the status error is permanent whatever its status says
+PermanentRule = Callable[[int, str | None], bool]
+
+
+def error_for_status(status: int, message: str, *, provider: str, code: str | None,
+                     retry_after: float | None = None) -> ProviderError:
+    """The error for an HTTP error status: 429 rate limited, 401/403 authentication,
+    408/409/>=500 transient, any other status permanent."""
+    if status == 429:
+        return RateLimitedError(message, provider=provider, status_code=status, code=code,
+                                retry_after=retry_after)
+    if status in (401, 403):
+        return AuthenticationError(message, provider=provider, status_code=status, code=code)
+    if status in (408, 409) or status >= 500:
+        return TransientProviderError(message, provider=provider, status_code=status, code=code)
+    return PermanentProviderError(message, provider=provider, status_code=status, code=code)
+
+
+def _never_permanent(status: int, code: str | None) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class StainlessErrors:
+    """``translate_error`` and ``calling`` for one Stainless SDK."""
+
+    provider: str
+    sdk: ModuleType  # exposes the four API error classes
+    base_error: type[Exception]  # the SDK's root error (``OpenAIError``, ``AnthropicError``)
+    describe: Describe
+    permanent: PermanentRule = _never_permanent
+
+    @property
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors that can escape the SDK: its own, and the transport's while a streamed body
+        is read (the SDK wraps transport errors only while it sends the request)."""
+        return (self.base_error, TransportError)
+
+    def translate_error(self, exc: BaseException, *, operation: str) -> ProviderError:
+        """The ``llmbatch.errors`` equivalent of an SDK or transport exception."""
+        provider, sdk = self.provider, self.sdk
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, sdk.APITimeoutError):
+            return TransientProviderError(f"{operation}: request timed out", provider=provider,
+                                          code="timeout")
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            return TransientProviderError(f"{operation}: {exc.message}{cause}",
+                                          provider=provider, code="connection_error")
+        if isinstance(exc, sdk.APIStatusError):
+            return self._from_status(exc, operation)
+        if isinstance(exc, sdk.APIResponseValidationError):
+            return TransientProviderError(f"{operation}: unreadable response: {exc.message}",
+                                          provider=provider, status_code=exc.status_code,
+                                          code="invalid_response")
+        if isinstance(exc, TransportError):
+            return TransientProviderError(f"{operation}: connection broke: {exc!r}",
+                                          provider=provider, code="connection_error")
+        return PermanentProviderError(f"{operation}: {exc}", provider=provider)
+
+    def _from_status(self, exc: Any, operation: str) -> ProviderError:
+        status: int = exc.status_code
+        code, text = self.describe(exc)
+        message = f"{operation}: {text if text is not None else exc.message}"
+        if self.permanent(status, code):
+            return PermanentProviderError(message, provider=self.provider, status_code=status,
+                                          code=code)
+        retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
+        return error_for_status(status, message, provider=self.provider, code=code,
+                                retry_after=retry_after)
+
+    @contextmanager
+    def calling(self, operation: str) -> Iterator[None]:
+        """Run SDK calls, translating what they raise (``from`` the cause)."""
+        try:
+            yield
+        except self.sdk_errors as exc:
+            raise self.translate_error(exc, operation=operation) from exc
