@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from llmbatch.db.tables import items, provider_batches, provider_rate_buckets, provider_slots
 from llmbatch.domain.states import BatchStatus, ItemStatus
+from llmbatch.errors import ConfigError
 
 __all__ = ["AT_PROVIDER", "TOKEN_LIMIT_CODE", "LimitsRepository"]
 
@@ -40,7 +41,7 @@ class LimitsRepository:
         elif dialect == "sqlite":
             self.conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
         else:  # pragma: no cover - only the two supported databases
-            raise NotImplementedError(dialect)
+            raise ConfigError(f"database {dialect!r} is not supported (SQLite or PostgreSQL)")
 
     # ---- concurrency slots ----------------------------------------------------------------
     def take_slot(self, provider: str, cap: int, owner: str, now: datetime,
