@@ -1,0 +1,184 @@
+"""Item queries of the repository: bulk inserts and conditional bulk updates of a job's
+items (a job may hold hundreds of thousands, so never one ORM object at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from llmbatch.db.tables import items
+from llmbatch.domain.models import Usage
+from llmbatch.domain.states import ItemStatus
+
+__all__ = ["AnyRow", "ItemQueries"]
+
+AnyRow = Row[*tuple[Any, ...]]
+
+
+class ItemQueries:
+    """The ``items`` half of ``Repository`` (mixed in; shares its connection)."""
+
+    conn: Connection
+
+    def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
+        wire_bytes, estimated_tokens."""
+        if rows:
+            self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
+                              list(rows))
+
+    def item_counts(self, job_id: str) -> dict[ItemStatus, int]:
+        query = (select(items.c.status, func.count()).where(items.c.job_id == job_id)
+                 .group_by(items.c.status))
+        return {ItemStatus(s): n for s, n in self.conn.execute(query).all()}
+
+    def cost_total(self, job_id: str) -> float | None:
+        """Sum of item costs (None when no item has a price)."""
+        total = self.conn.execute(select(func.sum(items.c.cost_usd))
+                                  .where(items.c.job_id == job_id)).scalar_one()
+        return None if total is None else float(total)
+
+    def copy_items_for_retry(self, parent_id: str, child_id: str,
+                             statuses: Iterable[ItemStatus]) -> int:
+        """Copy a job's items in ``statuses`` into a new job as fresh pending items (one
+        INSERT ... SELECT, keeping ``seq`` so the child's results keep the input order)."""
+        src = select(
+            literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
+            items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
+            literal(str(ItemStatus.PENDING)), literal(0),
+        ).where(items.c.job_id == parent_id, items.c.status.in_([str(s) for s in statuses]))
+        res = self.conn.execute(insert(items).from_select(
+            ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
+             "estimated_tokens", "status", "attempts"], src))
+        return res.rowcount
+
+    def usage_totals(self, job_id: str) -> Usage:
+        row = self.conn.execute(select(
+            func.coalesce(func.sum(items.c.input_tokens), 0),
+            func.coalesce(func.sum(items.c.output_tokens), 0),
+            func.coalesce(func.sum(items.c.cached_tokens), 0),
+            func.coalesce(func.sum(items.c.reasoning_tokens), 0),
+        ).where(items.c.job_id == job_id)).one()
+        return Usage(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int, int]]:
+        """``(seq, wire_bytes, estimated_tokens)`` of pending items in input order: the
+        planner's input."""
+        query = (select(items.c.seq, items.c.wire_bytes, items.c.estimated_tokens)
+                 .where(items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING))
+                 .order_by(items.c.seq))
+        for row in self.conn.execute(query):
+            yield row.seq, row.wire_bytes, row.estimated_tokens
+
+    def queue_items(self, job_id: str, batch_id: str, first_seq: int, last_seq: int) -> int:
+        """Put the pending items with ``first_seq <= seq <= last_seq`` into a planned batch."""
+        res = self.conn.execute(update(items).where(
+            items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING),
+            items.c.seq.between(first_seq, last_seq),
+        ).values(status=str(ItemStatus.QUEUED), batch_id=batch_id))
+        return res.rowcount
+
+    def batch_requests_after(self, batch_id: str, after_seq: int,
+                             limit: int) -> list[AnyRow]:
+        """``seq, custom_id, provider_key, request`` of a batch's next ``limit`` items
+        (keyset pagination, so a reader never holds a long transaction)."""
+        return list(self.conn.execute(
+            select(items.c.seq, items.c.custom_id, items.c.provider_key, items.c.request)
+            .where(items.c.batch_id == batch_id, items.c.seq > after_seq)
+            .order_by(items.c.seq).limit(limit)).all())
+
+    def mark_items_submitted(self, batch_id: str) -> int:
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.SUBMITTED), attempts=items.c.attempts + 1))
+        return res.rowcount
+
+    def release_queued_items(self, batch_id: str) -> int:
+        """A batch that will not be sent: its queued items go back to pending."""
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.PENDING), batch_id=None))
+        return res.rowcount
+
+    def record_results(self, batch_id: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Bulk-apply result rows (keyed by ``b_provider_key``) to the batch's submitted items.
+
+        Rows for items that already moved on are ignored, so re-running a fetch is harmless.
+        Each row: b_provider_key, status, batch_id (None when sent back to pending), response,
+        output_text, finish_reason, input/output/cached/reasoning_tokens, error, completed_at.
+        """
+        if not rows:
+            return 0
+        stmt = update(items).where(
+            items.c.batch_id == batch_id,
+            items.c.provider_key == bindparam("b_provider_key"),
+            items.c.status == str(ItemStatus.SUBMITTED),
+        )
+        res = self.conn.execute(stmt, list(rows))
+        return res.rowcount
+
+    def settle_unreported_items(self, batch_id: str, final: ItemStatus,
+                                error: dict[str, Any] | None, now: datetime,
+                                retry_below_attempts: int | None = None) -> int:
+        """Items the provider returned no line for. Those with fewer than
+        ``retry_below_attempts`` attempts go back to pending; the rest get ``final``."""
+        b = items.c
+        base = [b.batch_id == batch_id, b.status == str(ItemStatus.SUBMITTED)]
+        moved = 0
+        if retry_below_attempts is not None:
+            moved += self.conn.execute(update(items).where(
+                *base, b.attempts < retry_below_attempts,
+            ).values(status=str(ItemStatus.PENDING), batch_id=None, error=error)).rowcount
+        moved += self.conn.execute(update(items).where(*base).values(
+            status=str(final), error=error, completed_at=now)).rowcount
+        return moved
+
+    def attempt_range(self, batch_id: str) -> tuple[int, int] | None:
+        """Lowest and highest ``attempts`` among a batch's submitted items (None if none)."""
+        low, high = self.conn.execute(select(func.min(items.c.attempts), func.max(items.c.attempts))
+                                      .where(items.c.batch_id == batch_id,
+                                             items.c.status == str(ItemStatus.SUBMITTED))).one()
+        return None if low is None else (int(low), int(high))
+
+    def attempts_of(self, batch_id: str, provider_keys: Sequence[str]) -> dict[str, int]:
+        """``provider_key -> attempts`` for submitted items of a batch."""
+        query = select(items.c.provider_key, items.c.attempts).where(
+            items.c.batch_id == batch_id, items.c.provider_key.in_(list(provider_keys)),
+            items.c.status == str(ItemStatus.SUBMITTED))
+        return {r.provider_key: r.attempts for r in self.conn.execute(query).all()}
+
+    def cancel_unsent_items(self, job_id: str, now: datetime) -> int:
+        """Pending and queued items of a cancelled job become cancelled."""
+        res = self.conn.execute(update(items).where(
+            items.c.job_id == job_id,
+            items.c.status.in_([str(ItemStatus.PENDING), str(ItemStatus.QUEUED)]),
+        ).values(status=str(ItemStatus.CANCELLED), completed_at=now,
+                 error={"type": "cancelled", "code": "cancelled_by_user",
+                        "message": "job cancelled before this item was sent",
+                        "retryable": False}))
+        return res.rowcount
+
+    def fail_unsent_items(self, batch_id: str, error: dict[str, Any], now: datetime) -> int:
+        """Queued items of a batch the provider refused for good."""
+        res = self.conn.execute(update(items).where(
+            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+        ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
+        return res.rowcount
+
+    def job_results_after(self, job_id: str, after_seq: int, limit: int) -> list[AnyRow]:
+        """The next ``limit`` items of a job after ``after_seq``, in input order."""
+        return list(self.conn.execute(
+            select(items).where(items.c.job_id == job_id, items.c.seq > after_seq)
+            .order_by(items.c.seq).limit(limit)).all())
