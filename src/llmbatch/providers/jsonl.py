@@ -3,13 +3,15 @@ adapters."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Iterator
-from typing import IO
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Final
 
 from llmbatch.providers.base import BatchLimits
 
-__all__ = ["display_name", "split_lines", "spool_jsonl"]
+__all__ = ["ResultLine", "display_name", "read_result_line", "split_lines", "spool_jsonl"]
 
 
 def display_name(tag: str) -> str:
@@ -54,3 +56,35 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         del buffer[:start]
     if buffer:
         yield bytes(buffer).rstrip(b"\r")
+
+
+_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class ResultLine:
+    """One result line keyed by ``custom_id``. ``obj`` is None when the line is not valid JSON
+    and only the id could be read from it (its item then fails as retryable)."""
+
+    custom_id: str
+    obj: Mapping[str, Any] | None
+
+
+def read_result_line(raw: bytes) -> ResultLine | None:
+    """Parse a ``{"custom_id": ..., ...}`` result line; salvage the id from a garbled one.
+    ``None`` when not even the custom_id is readable."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        match = _CUSTOM_ID_RE.search(raw)
+        if match is None:
+            return None
+        try:
+            custom_id = json.loads(b'"' + match.group(1) + b'"')
+        except ValueError:
+            return None
+        return ResultLine(custom_id, None) if isinstance(custom_id, str) and custom_id else None
+    custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
+    if not isinstance(custom_id, str) or not custom_id:
+        return None
+    return ResultLine(custom_id, obj)

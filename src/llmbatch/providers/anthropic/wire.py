@@ -26,7 +26,7 @@ from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.anthropic.translate import to_anthropic_params
 from llmbatch.providers.base import EncodedLine
-from llmbatch.providers.jsonl import split_lines
+from llmbatch.providers.jsonl import read_result_line, split_lines
 
 __all__ = [
     "CUSTOM_ID_PATTERN",
@@ -49,7 +49,6 @@ RETRYABLE_ERROR_TYPES: Final = frozenset({
 _STOP: Final = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
                 "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "length",
                 "model_context_window_exceeded": "length"}
-_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def provider_key(request: RequestLine) -> str:
@@ -136,20 +135,12 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     error envelope; ``canceled``/``expired`` requests never ran and are retryable. A line that
     is readable only in part fails its item as retryable (the request was never shown bad).
     """
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        match = _CUSTOM_ID_RE.search(raw)
-        if match is None:
-            return None
-        try:
-            custom_id = json.loads(b'"' + match.group(1) + b'"')
-        except ValueError:
-            return None
-        return _malformed(custom_id, "the line is not valid JSON")
-    custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
-    if not isinstance(custom_id, str) or not custom_id:
+    line = read_result_line(raw)
+    if line is None:
         return None
+    if line.obj is None:
+        return _malformed(line.custom_id, "the line is not valid JSON")
+    custom_id, obj = line.custom_id, line.obj
     result = obj.get("result")
     kind = result.get("type") if isinstance(result, Mapping) else None
     if kind == "succeeded":

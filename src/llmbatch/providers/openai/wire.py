@@ -8,7 +8,6 @@ worth another batch, how usage maps) read in one place and are tested without a 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -25,7 +24,7 @@ from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
-from llmbatch.providers.jsonl import split_lines
+from llmbatch.providers.jsonl import read_result_line, split_lines
 
 __all__ = [
     "ENDED_STATUSES",
@@ -53,7 +52,6 @@ RETRYABLE_HTTP: Final = frozenset({408, 409, 429})
 
 _MAX_BATCH_ERRORS: Final = 20
 # Reads the custom_id out of a line that is not valid JSON as a whole (e.g. cut short).
-_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
@@ -152,20 +150,12 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     A line that is readable only in part fails its item as retryable: the provider garbled the
     answer, the request was never shown to be bad.
     """
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        match = _CUSTOM_ID_RE.search(raw)
-        if match is None:
-            return None
-        try:
-            custom_id = json.loads(b'"' + match.group(1) + b'"')
-        except ValueError:
-            return None
-        return _malformed(custom_id, "the line is not valid JSON")
-    custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
-    if not isinstance(custom_id, str) or not custom_id:
+    line = read_result_line(raw)
+    if line is None:
         return None
+    if line.obj is None:
+        return _malformed(line.custom_id, "the line is not valid JSON")
+    custom_id, obj = line.custom_id, line.obj
 
     error, response = obj.get("error"), obj.get("response")
     if error is not None:
