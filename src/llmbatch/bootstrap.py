@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +36,16 @@ class Runtime:
     registry: ProviderRegistry
     publisher: Publisher = field(default_factory=NullPublisher)
     clock: Callable[[], datetime] = utcnow
+    # Names the process in logs and lease tokens; a lease itself belongs to one task
+    # execution (``new_lease_owner``), so two threads of a process are two holders.
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, self.publisher)
+
+    def new_lease_owner(self) -> str:
+        """A lease token for one task execution."""
+        return f"{self.worker_id}:{uuid.uuid4().hex[:12]}"
 
 
 def build_runtime(config: AppConfig, publisher: Publisher | None = None) -> Runtime:

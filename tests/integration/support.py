@@ -23,7 +23,7 @@ import yaml
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
-from llmbatch.domain.models import Job
+from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
 from llmbatch.emulator.settings import EmulatorSettings, load_profile
 

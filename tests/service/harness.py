@@ -14,7 +14,9 @@ from sqlalchemy import Engine, func, select
 from fakes import FakeProvider
 from llmbatch.bootstrap import Runtime
 from llmbatch.db import tables
-from llmbatch.domain.models import Event, Job, ProviderBatch
+from llmbatch.domain.batch import ProviderBatch
+from llmbatch.domain.events import Event
+from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.domain.models import Job
+from llmbatch.domain.job import Job
 from llmbatch.domain.states import ItemStatus, is_terminal
 
 __all__ = ["finished_items", "wait_for_job"]

@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
-from llmbatch.domain.states import ItemStatus
+from llmbatch.domain.states import ItemStatus, moving
 
 __all__ = ["AnyRow", "ItemQueries"]
 
@@ -85,7 +85,8 @@ class ItemQueries:
     def queue_items(self, job_id: str, batch_id: str, first_seq: int, last_seq: int) -> int:
         """Put the pending items with ``first_seq <= seq <= last_seq`` into a planned batch."""
         res = self.conn.execute(update(items).where(
-            items.c.job_id == job_id, items.c.status == str(ItemStatus.PENDING),
+            items.c.job_id == job_id,
+            items.c.status.in_(moving(ItemStatus.QUEUED, ItemStatus.PENDING)),
             items.c.seq.between(first_seq, last_seq),
         ).values(status=str(ItemStatus.QUEUED), batch_id=batch_id))
         return res.rowcount
@@ -101,14 +102,16 @@ class ItemQueries:
 
     def mark_items_submitted(self, batch_id: str) -> int:
         res = self.conn.execute(update(items).where(
-            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+            items.c.batch_id == batch_id,
+            items.c.status.in_(moving(ItemStatus.SUBMITTED, ItemStatus.QUEUED)),
         ).values(status=str(ItemStatus.SUBMITTED), attempts=items.c.attempts + 1))
         return res.rowcount
 
     def release_queued_items(self, batch_id: str) -> int:
         """A batch that will not be sent: its queued items go back to pending."""
         res = self.conn.execute(update(items).where(
-            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+            items.c.batch_id == batch_id,
+            items.c.status.in_(moving(ItemStatus.PENDING, ItemStatus.QUEUED)),
         ).values(status=str(ItemStatus.PENDING), batch_id=None))
         return res.rowcount
 
@@ -135,13 +138,16 @@ class ItemQueries:
         """Items the provider returned no line for. Those with fewer than
         ``retry_below_attempts`` attempts go back to pending; the rest get ``final``."""
         b = items.c
-        base = [b.batch_id == batch_id, b.status == str(ItemStatus.SUBMITTED)]
         moved = 0
         if retry_below_attempts is not None:
             moved += self.conn.execute(update(items).where(
-                *base, b.attempts < retry_below_attempts,
+                b.batch_id == batch_id,
+                b.status.in_(moving(ItemStatus.PENDING, ItemStatus.SUBMITTED)),
+                b.attempts < retry_below_attempts,
             ).values(status=str(ItemStatus.PENDING), batch_id=None, error=error)).rowcount
-        moved += self.conn.execute(update(items).where(*base).values(
+        moved += self.conn.execute(update(items).where(
+            b.batch_id == batch_id, b.status.in_(moving(final, ItemStatus.SUBMITTED)),
+        ).values(
             status=str(final), error=error, completed_at=now)).rowcount
         return moved
 
@@ -163,17 +169,30 @@ class ItemQueries:
         """Pending and queued items of a cancelled job become cancelled."""
         res = self.conn.execute(update(items).where(
             items.c.job_id == job_id,
-            items.c.status.in_([str(ItemStatus.PENDING), str(ItemStatus.QUEUED)]),
+            items.c.status.in_(moving(ItemStatus.CANCELLED, ItemStatus.PENDING,
+                                      ItemStatus.QUEUED)),
         ).values(status=str(ItemStatus.CANCELLED), completed_at=now,
                  error={"type": "cancelled", "code": "cancelled_by_user",
                         "message": "job cancelled before this item was sent",
                         "retryable": False}))
         return res.rowcount
 
+    def fail_items_over_bytes(self, job_id: str, max_bytes: int, error: dict[str, Any],
+                              now: datetime) -> int:
+        """Pending items whose line alone exceeds the batch's byte limit (it was lowered after
+        the job was created): they can never be sent, so they fail instead of blocking plan."""
+        res = self.conn.execute(update(items).where(
+            items.c.job_id == job_id, items.c.status.in_(moving(ItemStatus.FAILED,
+                                                                ItemStatus.PENDING)),
+            items.c.wire_bytes + 1 > max_bytes,
+        ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
+        return res.rowcount
+
     def fail_unsent_items(self, batch_id: str, error: dict[str, Any], now: datetime) -> int:
         """Queued items of a batch the provider refused for good."""
         res = self.conn.execute(update(items).where(
-            items.c.batch_id == batch_id, items.c.status == str(ItemStatus.QUEUED),
+            items.c.batch_id == batch_id,
+            items.c.status.in_(moving(ItemStatus.FAILED, ItemStatus.QUEUED)),
         ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
         return res.rowcount
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, and_, case, func, or_, select, text, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from llmbatch.db.tables import items, provider_batches, provider_rate_buckets, provider_slots
-from llmbatch.domain.states import BatchStatus, ItemStatus
+from llmbatch.domain.states import BatchStatus, ItemStatus, moving
 from llmbatch.errors import ConfigError
 
 __all__ = ["AT_PROVIDER", "TOKEN_LIMIT_CODE", "LimitsRepository"]
@@ -148,7 +148,7 @@ class LimitsRepository:
         pending, the attempt they were charged at submission given back."""
         i = items.c
         res = self.conn.execute(update(items).where(
-            i.batch_id == batch_id, i.status == str(ItemStatus.SUBMITTED),
+            i.batch_id == batch_id, i.status.in_(moving(ItemStatus.PENDING, ItemStatus.SUBMITTED)),
         ).values(status=str(ItemStatus.PENDING), batch_id=None, error=error,
                  attempts=i.attempts - 1))
         return res.rowcount
@@ -159,7 +159,7 @@ class LimitsRepository:
         the job was created): they can never be sent, so they fail instead of blocking plan."""
         i = items.c
         res = self.conn.execute(update(items).where(
-            i.job_id == job_id, i.status == str(ItemStatus.PENDING),
+            i.job_id == job_id, i.status.in_(moving(ItemStatus.FAILED, ItemStatus.PENDING)),
             i.estimated_tokens > max_tokens,
         ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
         return res.rowcount

@@ -1,7 +1,9 @@
 """Repository: intention-named queries over the tables, in bulk where items are concerned.
 
-Every status change is a conditional UPDATE (``WHERE status IN (<allowed sources>)``), so a late
-or duplicated task cannot move anything backwards, on SQLite and PostgreSQL alike.
+Jobs and batches change through one ``save`` each, which persists a change value decided in
+the domain (``domain.changes``): a conditional UPDATE whose ``WHERE status IN (<allowed
+sources>)`` comes from the transition table and whose lease condition is the holder's token,
+so a late or duplicated task cannot move anything backwards, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from sqlalchemy import (
 
 from llmbatch.db.item_queries import AnyRow, ItemQueries
 from llmbatch.db.tables import events, jobs, provider_batches
-from llmbatch.domain.models import Endpoint, Event, Job, ProviderBatch
+from llmbatch.domain.batch import ProviderBatch
+from llmbatch.domain.changes import BatchChange, JobChange, LeaseRule
+from llmbatch.domain.events import Event, EventType
+from llmbatch.domain.job import Job
+from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import BatchStatus, JobStatus, sources_of
 from llmbatch.errors import NotFoundError
 
@@ -117,13 +123,22 @@ class Repository(ItemQueries):
             result.append(job)
         return result
 
-    def move_job(self, job_id: str, to: JobStatus, now: datetime, **values: Any) -> bool:
-        """Conditional status change; False if the job was not in a status that may move."""
-        sources = [str(s) for s in sources_of(to)]
-        res = self.conn.execute(update(jobs).where(jobs.c.id == job_id,
+    def save_job(self, change: JobChange) -> bool:
+        """Persist a job transition; False if the job is no longer in a status that may make
+        it (another step got there first)."""
+        sources = [str(s) for s in sources_of(change.to)]
+        res = self.conn.execute(update(jobs).where(jobs.c.id == change.job_id,
                                                    jobs.c.status.in_(sources))
-                                .values(status=str(to), updated_at=now, **values))
+                                .values(status=str(change.to), updated_at=change.at,
+                                        **change.values))
         return res.rowcount == 1
+
+    def job_status(self, job_id: str) -> JobStatus:
+        """Just the status (hot paths: no aggregation over the job's items)."""
+        status = self.conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        if status is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return JobStatus(status)
 
     def config_snapshot(self, job_id: str) -> dict[str, Any]:
         snap = self.conn.execute(select(jobs.c.config_snapshot).where(jobs.c.id == job_id))
@@ -175,32 +190,37 @@ class Repository(ItemQueries):
                  updated_at=now))
         return self.get_batch(batch_id) if res.rowcount == 1 else None
 
-    def update_batch(self, batch_id: str, owner: str, now: datetime, *,
-                     to: BatchStatus | None = None, release: bool = True,
-                     **values: Any) -> bool:
-        """Write fields (and optionally a status change) of a batch this owner holds."""
-        conds = [provider_batches.c.id == batch_id, provider_batches.c.lease_owner == owner]
-        if to is not None:
-            conds.append(provider_batches.c.status.in_([str(s) for s in sources_of(to)]))
-            values["status"] = str(to)
-        if release:
-            values.update(lease_owner=None, lease_until=None)
+    def save_batch(self, change: BatchChange) -> bool:
+        """Persist a batch change made under the lease ``change.owner`` holds (see
+        ``domain.changes``); False if the batch moved on or its lease was taken."""
+        b = provider_batches.c
+        conds = [b.id == change.batch_id, b.lease_owner == change.owner]
+        values = dict(change.values)
+        if change.to is not None:
+            conds.append(b.status.in_([str(s) for s in sources_of(change.to)]))
+            values["status"] = str(change.to)
+        for column, expected in change.expect.items():
+            conds.append(b[column].is_(None) if expected is None else b[column] == expected)
+        if change.lease is LeaseRule.RELEASE:
+            # The step is over: free the lease and let the tick dispatch the batch again when
+            # it is due (the message that brought us here has been consumed).
+            values.update(lease_owner=None, lease_until=None, dispatched_at=None)
         res = self.conn.execute(update(provider_batches).where(and_(*conds))
-                                .values(updated_at=now, **values))
+                                .values(updated_at=change.at, **values))
         return res.rowcount == 1
 
-    def move_unleased_batches(self, job_id: str, frm: BatchStatus, to: BatchStatus,
-                              now: datetime) -> list[str]:
-        """Move a job's batches in ``frm`` that nobody holds; returns their ids."""
-        free = or_(provider_batches.c.lease_until.is_(None), provider_batches.c.lease_until < now)
-        ids = list(self.conn.execute(select(provider_batches.c.id).where(
-            provider_batches.c.job_id == job_id, provider_batches.c.status == str(frm), free,
-        )).scalars())
-        if ids:
-            self.conn.execute(update(provider_batches).where(
-                provider_batches.c.id.in_(ids), provider_batches.c.status == str(frm),
-            ).values(status=str(to), updated_at=now))
-        return ids
+    def renew_lease(self, batch_id: str, owner: str, until: datetime) -> bool:
+        """Extend a lease its holder still has; False if it was taken."""
+        b = provider_batches.c
+        res = self.conn.execute(update(provider_batches)
+                                .where(b.id == batch_id, b.lease_owner == owner)
+                                .values(lease_until=until))
+        return res.rowcount == 1
+
+    def planned_batches_of_job(self, job_id: str) -> list[str]:
+        b = provider_batches.c
+        query = select(b.id).where(b.job_id == job_id, b.status == str(BatchStatus.PLANNED))
+        return list(self.conn.execute(query).scalars())
 
     def due_batches(self, now: datetime, redispatch_before: datetime,
                     limit: int) -> list[tuple[str, BatchStatus]]:
@@ -237,15 +257,6 @@ class Repository(ItemQueries):
             b.submitted_at < submitted_before, b.cancel_reason.is_(None))
         return [(r.id, r.job_id) for r in self.conn.execute(query.limit(limit)).all()]
 
-    def request_cancel(self, batch_id: str, reason: str, now: datetime) -> bool:
-        """Mark a running batch for cancellation by its next poll, which is due at once."""
-        b = provider_batches.c
-        res = self.conn.execute(update(provider_batches).where(
-            b.id == batch_id, b.status == str(BatchStatus.IN_PROGRESS),
-            b.cancel_reason.is_(None),
-        ).values(cancel_reason=reason, next_poll_at=now, dispatched_at=None, updated_at=now))
-        return res.rowcount == 1
-
     def stale_submissions(self, now: datetime, limit: int) -> list[str]:
         """Batches left in SUBMITTING by a worker whose lease ran out (it probably died)."""
         b = provider_batches.c
@@ -263,13 +274,13 @@ class Repository(ItemQueries):
     def add_events(self, evs: Sequence[Event]) -> None:
         if evs:
             self.conn.execute(insert(events), [
-                {"job_id": e.job_id, "batch_id": e.batch_id, "type": e.type,
+                {"job_id": e.job_id, "batch_id": e.batch_id, "type": str(e.type),
                  "from_status": e.from_status, "to_status": e.to_status, "at": e.at,
                  "data": e.data} for e in evs])
 
     def events_of_job(self, job_id: str, limit: int = 1000) -> list[Event]:
         query = (select(events).where(events.c.job_id == job_id).order_by(events.c.id)
                  .limit(limit))
-        return [Event(job_id=r.job_id, type=r.type, at=r.at, batch_id=r.batch_id,
+        return [Event(job_id=r.job_id, type=EventType(r.type), at=r.at, batch_id=r.batch_id,
                       from_status=r.from_status, to_status=r.to_status, data=dict(r.data or {}))
                 for r in self.conn.execute(query).all()]

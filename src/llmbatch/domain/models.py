@@ -1,4 +1,5 @@
-"""Domain objects: Job, ProviderBatch, Event, and the provider-neutral values adapters return.
+"""The provider-neutral values that cross layers (jobs, batches and events have their own
+modules: ``domain.job``, ``domain.batch``, ``domain.events``).
 
 Items are handled in bulk by the repository (a job may hold hundreds of thousands), so they
 appear here only as the values that cross layers: ``RequestLine`` going in, ``ItemResult``
@@ -8,20 +9,16 @@ coming out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
+from llmbatch.domain.states import ItemStatus
 
 __all__ = [
     "BatchProgress",
     "Endpoint",
-    "Event",
     "ItemError",
     "ItemResult",
-    "Job",
-    "ProviderBatch",
     "ProviderState",
     "RequestLine",
     "SubmittedBatch",
@@ -119,73 +116,3 @@ class SubmittedBatch:
     provider_status: str
     input_file_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Job:
-    """A user's submission."""
-
-    id: str
-    name: str | None
-    provider: str
-    model: str
-    endpoint: Endpoint
-    status: JobStatus
-    item_count: int
-    created_at: datetime
-    tenant: str = "default"
-    idempotency_key: str | None = None
-    parent_job_id: str | None = None
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
-    error: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    counts: dict[ItemStatus, int] = field(default_factory=dict)
-    usage: Usage = Usage()
-    cost_usd: float | None = None
-
-
-@dataclass
-class ProviderBatch:
-    """One submission to a provider: a slice of a job's items."""
-
-    id: str
-    job_id: str
-    provider: str
-    model: str
-    status: BatchStatus
-    attempt: int
-    item_count: int
-    byte_count: int
-    created_at: datetime
-    estimated_tokens: int = 0
-    provider_batch_id: str | None = None
-    provider_status: str | None = None
-    input_file_id: str | None = None
-    result_refs: dict[str, str] = field(default_factory=dict)
-    request_counts: dict[str, int] = field(default_factory=dict)
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
-    next_poll_at: datetime | None = None
-    dispatched_at: datetime | None = None
-    poll_count: int = 0
-    submit_attempts: int = 0
-    call_failures: int = 0
-    cancel_reason: str | None = None
-    submitted_at: datetime | None = None
-    ended_at: datetime | None = None
-    error: str | None = None
-    error_code: str | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    """One entry of the append-only timeline."""
-
-    job_id: str
-    type: str
-    at: datetime
-    batch_id: str | None = None
-    from_status: str | None = None
-    to_status: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)

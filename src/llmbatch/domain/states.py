@@ -1,7 +1,9 @@
 """Status enums and their transition tables: the one place that says which changes are legal.
 
-A status change anywhere in the system goes through ``check_transition`` so that a replayed or
-late task cannot move a job, batch or item backwards.
+Production reads these tables: domain methods check a move with ``check_transition`` (a move
+the table forbids is a bug), the repository's ``save`` puts ``sources_of(target)`` in the WHERE
+clause of its conditional update, and bulk item updates name their source statuses through
+``moving`` (so a replayed or late task cannot move a job, batch or item backwards).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "can_transition",
     "check_transition",
     "is_terminal",
+    "moving",
     "sources_of",
 ]
 
@@ -132,3 +135,12 @@ def sources_of(target: S) -> frozenset[S]:
     """Every status that may move to ``target``: the WHERE clause of a conditional update."""
     table = _TABLES[type(target)]
     return frozenset(s for s, outs in table.items() if target in outs)
+
+
+def moving(target: S, *sources: S) -> list[str]:
+    """The WHERE-clause values of a bulk update that moves rows in ``sources`` to ``target``;
+    ``InvalidTransition`` if the table forbids any of those moves (a query written against
+    the table, not beside it)."""
+    for source in sources:
+        check_transition(source, target)
+    return [str(source) for source in sources]

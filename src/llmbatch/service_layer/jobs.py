@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
-from llmbatch.domain.models import Endpoint, Event, Job, RequestLine
+from llmbatch.domain.job import Job
+from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.tokens import estimate_tokens
@@ -134,7 +136,8 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                 return existing[0], False
         uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash,
                                idempotency_key=idempotency_key)
-        uow.record(Event(job_id=job.id, type="job.created", at=now, to_status=str(job.status),
+        uow.record(Event(job_id=job.id, type=EventType.JOB_CREATED, at=now,
+                         to_status=str(job.status),
                          data={"items": index, "provider": provider, "model": model}))
         uow.publish_after_commit(tasks.PLAN, job.id)
         uow.commit()
@@ -149,15 +152,15 @@ def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
         job = uow.repo.get_job(job_id)
         if is_terminal(job.status) or job.status is JobStatus.CANCELLING:
             return job.status
-        uow.repo.move_job(job_id, JobStatus.CANCELLING, now)
-        planned = uow.repo.move_unleased_batches(job_id, BatchStatus.PLANNED,
-                                                 BatchStatus.CANCELLED, now)
-        for batch_id in planned:
-            uow.repo.release_queued_items(batch_id)
+        # Planned batches nobody is submitting are dropped now; one being submitted right now
+        # is seen by its submitter (it adopts and cancels, or drops it unsent).
+        for batch_id in uow.repo.planned_batches_of_job(job_id):
+            batch = uow.repo.claim_batch(batch_id, [BatchStatus.PLANNED], rt.new_lease_owner(),
+                                         now, rt.config.worker.lease_s)
+            if batch is not None and uow.save(batch.cancel_unsent(now)):
+                uow.repo.release_queued_items(batch_id)
         cancelled = uow.repo.cancel_unsent_items(job_id, now)
-        uow.record(Event(job_id=job_id, type="job.cancel_requested", at=now,
-                         from_status=str(job.status), to_status=str(JobStatus.CANCELLING),
-                         data={"unsent_items_cancelled": cancelled}))
+        uow.save(job.request_cancel(now, unsent_items_cancelled=cancelled))
         for batch in uow.repo.batches_of_job(job_id):
             if batch.status is BatchStatus.IN_PROGRESS:
                 uow.publish_after_commit(tasks.POLL, batch.id)
@@ -222,10 +225,10 @@ def retry_job(rt: Runtime, job_id: str, *, name: str | None = None) -> tuple[str
         if count == 0:
             raise ConflictError(f"job {job_id} has no failed or expired items to retry")
         uow.repo.finish_ingest(child.id, item_count=count, content_hash="")
-        uow.record(Event(job_id=child.id, type="job.created", at=now,
+        uow.record(Event(job_id=child.id, type=EventType.JOB_CREATED, at=now,
                          to_status=str(JobStatus.PENDING),
                          data={"items": count, "parent_job_id": parent.id}))
-        uow.record(Event(job_id=parent.id, type="job.retried", at=now,
+        uow.record(Event(job_id=parent.id, type=EventType.JOB_RETRIED, at=now,
                          data={"child_job_id": child.id, "items": count}))
         uow.publish_after_commit(tasks.PLAN, child.id)
         uow.commit()

@@ -27,8 +27,8 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.limits import LimitsRepository
+from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import SubmissionBlock, bucket_shape, submission_block
-from llmbatch.domain.models import ProviderBatch
 from llmbatch.errors import LLMBatchError
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 

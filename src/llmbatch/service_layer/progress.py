@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -11,8 +10,9 @@ import structlog
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
 from llmbatch.db.limits import TOKEN_LIMIT_CODE
+from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
+from llmbatch.domain.models import BatchProgress, ItemResult, ProviderState
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.pricing import item_cost_usd
@@ -20,6 +20,7 @@ from llmbatch.domain.retry import retry_delay
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.errors import ProviderError
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
@@ -38,22 +39,25 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     now = rt.clock()
     with rt.uow() as uow:
         batch = uow.repo.claim_batch(batch_id, [BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING],
-                                     rt.worker_id, now, rt.config.worker.lease_s)
+                                     rt.new_lease_owner(), now, rt.config.worker.lease_s)
         if batch is None:
             return None
-        cancelling = uow.repo.get_job(batch.job_id).status is JobStatus.CANCELLING
+        cancelling = uow.repo.job_status(batch.job_id) is JobStatus.CANCELLING
         uow.commit()
-    assert batch.provider_batch_id is not None
+    provider_batch_id = batch.provider_batch_id
+    assert provider_batch_id is not None
     adapter = rt.registry.get(batch.provider)
+    owner = batch.lease_owner or ""
     try:
         if (cancelling or batch.cancel_reason) and batch.status is BatchStatus.IN_PROGRESS:
-            with provider_call(rt, batch.provider, "cancel"):
-                progress = adapter.cancel(batch.provider_batch_id)
-            _record_cancel_sent(rt, batch)
-            batch.status = BatchStatus.CANCELLING
+            with (provider_call(rt, batch.provider, "cancel") as call,
+                  held_lease(rt, batch.id, owner, call.renew)):
+                progress = adapter.cancel(provider_batch_id)
+            batch = _record_cancel_sent(rt, batch)
         else:
-            with provider_call(rt, batch.provider, "poll"):
-                progress = adapter.poll(batch.provider_batch_id)
+            with (provider_call(rt, batch.provider, "poll") as call,
+                  held_lease(rt, batch.id, owner, call.renew)):
+                progress = adapter.poll(provider_batch_id)
     except CallDeferred as exc:
         return _call_deferred(rt, batch, exc)
     except ProviderError as exc:
@@ -67,24 +71,18 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     return _record_progress(rt, batch, progress)
 
 
-def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> None:
-    now = rt.clock()
+def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> ProviderBatch:
+    change = batch.cancel_sent(rt.clock())
     with rt.uow() as uow:
-        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.CANCELLING,
-                              release=False)
-        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.cancel_sent",
-                         at=now, from_status=str(BatchStatus.IN_PROGRESS),
-                         to_status=str(BatchStatus.CANCELLING)))
+        uow.save(change)
         uow.commit()
+    return batch.after(change)
 
 
 def _call_deferred(rt: Runtime, batch: ProviderBatch, exc: CallDeferred) -> BatchStatus:
     """Our own call limits said "not now": no failure, just come back a little later."""
-    now = rt.clock()
     with rt.uow() as uow:
-        uow.repo.update_batch(batch.id, rt.worker_id, now,
-                              next_poll_at=now + timedelta(seconds=exc.retry_after_s),
-                              dispatched_at=None)
+        uow.save(batch.come_back_at(rt.clock(), exc.retry_after_s))
         uow.commit()
     return batch.status
 
@@ -96,18 +94,16 @@ def _call_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Batch
     failures = batch.call_failures + 1
     delay = retry_delay(exc, failures, rt.config.retry)
     with rt.uow() as uow:
-        uow.repo.update_batch(batch.id, rt.worker_id, now, error=str(exc),
-                              call_failures=failures,
-                              next_poll_at=now + timedelta(seconds=delay), dispatched_at=None)
+        uow.save(batch.call_failed(now, error=str(exc), failures=failures, delay_s=delay))
         uow.commit()
     log.warning("llmbatch.batch.call_failed", batch_id=batch.id, status=str(batch.status),
                 failures=failures, retry_in_s=round(delay, 3), error=str(exc))
     return batch.status
 
 
-def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress) -> BatchStatus:
+def _record_progress(rt: Runtime, batch: ProviderBatch,
+                     progress: BatchProgress) -> BatchStatus | None:
     now = rt.clock()
-    counts = {"total": progress.total, "completed": progress.completed, "failed": progress.failed}
     with rt.uow() as uow:
         if progress.state is ProviderState.RUNNING:
             elapsed = (now - (batch.submitted_at or batch.created_at)).total_seconds()
@@ -115,23 +111,11 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
                                     done=progress.completed + progress.failed,
                                     total=progress.total, provider=batch.provider,
                                     provider_status=progress.provider_status)
-            uow.repo.update_batch(batch.id, rt.worker_id, now,
-                                  provider_status=progress.provider_status,
-                                  request_counts=counts, poll_count=batch.poll_count + 1,
-                                  next_poll_at=now + timedelta(seconds=delay),
-                                  dispatched_at=None, call_failures=0)
+            uow.save(batch.polled(now, progress, delay_s=delay))
             uow.commit()
             return batch.status
-        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.ENDED,
-                              provider_status=progress.provider_status, request_counts=counts,
-                              result_refs=progress.result_refs, error=progress.error,
-                              error_code=progress.error_code, poll_count=batch.poll_count + 1,
-                              ended_at=now, dispatched_at=None, call_failures=0,
-                              next_poll_at=now)
-        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.ended", at=now,
-                         from_status=str(batch.status), to_status=str(BatchStatus.ENDED),
-                         data={"provider_status": progress.provider_status, **counts,
-                               **({"error": progress.error} if progress.error else {})}))
+        if not uow.save(batch.ended(now, progress)):
+            return None
         uow.publish_after_commit(tasks.FETCH, batch.id)
         # Its place in the provider's queue is free: batches waiting for room may go now.
         uow.limits.wake_waiting(batch.provider, WAITING_CODES, now)
@@ -166,12 +150,12 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     Re-running after a crash is harmless: only items still SUBMITTED take a result.
     """
     now = rt.clock()
-    lease_s = rt.config.worker.lease_s
     with rt.uow() as uow:
-        batch = uow.repo.claim_batch(batch_id, [BatchStatus.ENDED], rt.worker_id, now, lease_s)
+        batch = uow.repo.claim_batch(batch_id, [BatchStatus.ENDED], rt.new_lease_owner(), now,
+                                     rt.config.worker.lease_s)
         if batch is None:
             return None
-        cancelling = uow.repo.get_job(batch.job_id).status is JobStatus.CANCELLING
+        cancelling = uow.repo.job_status(batch.job_id) is JobStatus.CANCELLING
         # Usually every item of a batch has ridden the same number of batches: then one
         # number serves every result and no per-chunk lookup is needed.
         span = uow.repo.attempt_range(batch_id)
@@ -186,7 +170,6 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     prices = rt.config.provider(batch.provider).model(batch.model)
     chunk: list[ItemResult] = []
     stored = 0
-    renew: list[Callable[[], None]] = []  # the call lease's renew, once the download has one
 
     def flush() -> None:
         nonlocal stored
@@ -206,17 +189,13 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                  "b_error": r.error.as_dict() if r.error else None}
                 for r in chunk if r.status is not ItemStatus.SUCCEEDED], moment)
             stored += uow.repo.record_results(batch_id, rows)
-            uow.repo.update_batch(batch_id, rt.worker_id, moment, release=False,
-                                  lease_until=moment + timedelta(seconds=lease_s))
             uow.commit()
         chunk.clear()
-        for keep_slot in renew:
-            keep_slot()
 
     if progress.provider_status != "lost":
         try:
-            with provider_call(rt, batch.provider, "fetch") as lease:
-                renew.append(lease.renew)
+            with (provider_call(rt, batch.provider, "fetch") as call,
+                  held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
                 for result in adapter.iter_results(batch.provider_batch_id, progress):
                     chunk.append(result)
                     if len(chunk) >= rt.config.worker.fetch_chunk_size:
@@ -233,11 +212,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     now = rt.clock()
     with rt.uow() as uow:
         unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)
-        uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.FETCHED,
-                              fetched_at=now)
-        uow.record(Event(job_id=batch.job_id, batch_id=batch_id, type="batch.fetched", at=now,
-                         from_status=str(BatchStatus.ENDED), to_status=str(BatchStatus.FETCHED),
-                         data={"results": stored, "without_result": unreported}))
+        if not uow.save(batch.fetched(now, results=stored, without_result=unreported)):
+            return None  # another task took the batch over; it finishes the fetch
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
     if rt.config.provider(batch.provider).delete_files_after_fetch:
@@ -294,11 +270,8 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
         outcome = job_outcome(counts, cancelling=cancelling, never_accepted=never_accepted)
         failed = [b.error for b in batches if b.status is BatchStatus.FAILED and b.error]
         error = failed[0] if outcome is JobStatus.FAILED and failed else None
-        if not uow.repo.move_job(job_id, outcome, now, completed_at=now, error=error):
+        if not uow.save(job.complete(now, outcome, counts=counts, error=error)):
             return None
-        uow.record(Event(job_id=job_id, type="job.completed", at=now,
-                         from_status=str(job.status), to_status=str(outcome),
-                         data={str(k): v for k, v in counts.items()}))
         uow.commit()
     log.info("llmbatch.job.completed", job_id=job_id, status=str(outcome))
     return outcome

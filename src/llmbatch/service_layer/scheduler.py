@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.domain.models import Event
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.unit_of_work import UnitOfWork
@@ -31,11 +30,13 @@ def _cancel_overdue(rt: Runtime, uow: UnitOfWork, now: datetime, limit: int) -> 
         adapter = rt.registry.get(provider)
         grace = rt.config.provider(provider).stuck_grace_s
         cutoff = now - timedelta(seconds=adapter.deadline_s + grace)
-        for batch_id, job_id in uow.repo.overdue_batches(provider, cutoff, limit):
-            if uow.repo.request_cancel(batch_id, "deadline_exceeded", now):
-                uow.record(Event(job_id=job_id, batch_id=batch_id, type="batch.stuck", at=now,
-                                 data={"reason": "deadline_exceeded",
-                                       "deadline_s": adapter.deadline_s + grace}))
+        for batch_id, _job_id in uow.repo.overdue_batches(provider, cutoff, limit):
+            # Changes are made by a lease holder: a batch a poll holds right now is marked
+            # by a later tick.
+            batch = uow.repo.claim_batch(batch_id, [BatchStatus.IN_PROGRESS],
+                                         rt.new_lease_owner(), now, rt.config.worker.lease_s)
+            if batch is not None and uow.save(batch.mark_for_cancel(
+                    now, reason="deadline_exceeded", deadline_s=adapter.deadline_s + grace)):
                 count += 1
     return count
 
@@ -51,16 +52,13 @@ def tick(rt: Runtime, limit: int = 500) -> TickReport:
     redispatch_before = now - timedelta(seconds=rt.config.worker.lease_s)
     with rt.uow() as uow:
         for batch_id in uow.repo.stale_submissions(now, limit):
-            batch = uow.repo.get_batch(batch_id)
-            # Back to PLANNED with submit_attempts > 0: the next submit adopts the provider's
-            # copy by tag if the dead worker got that far, and only then sends a new one.
-            if uow.repo.claim_batch(batch_id, [BatchStatus.SUBMITTING], rt.worker_id, now, 1.0):
-                uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.PLANNED)
-                uow.record(Event(job_id=batch.job_id, batch_id=batch_id,
-                                 type="batch.submit_interrupted", at=now,
-                                 from_status=str(BatchStatus.SUBMITTING),
-                                 to_status=str(BatchStatus.PLANNED),
-                                 data={"lease_owner": batch.lease_owner}))
+            previous_owner = uow.repo.get_batch(batch_id).lease_owner
+            # The submitting task's heartbeat stopped renewing its lease: it is dead. Back to
+            # PLANNED with submit_attempts > 0: the next submit adopts the provider's copy by
+            # tag if the dead task got that far, and only then sends a new one.
+            batch = uow.repo.claim_batch(batch_id, [BatchStatus.SUBMITTING],
+                                         rt.new_lease_owner(), now, rt.config.worker.lease_s)
+            if batch is not None and uow.save(batch.submission_interrupted(now, previous_owner)):
                 report["repaired"] += 1
         report["overdue"] = _cancel_overdue(rt, uow, now, limit)
         for job_id in uow.repo.jobs_in_status([JobStatus.PENDING], limit):

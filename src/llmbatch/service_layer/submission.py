@@ -1,34 +1,62 @@
 """Plan and submit: from pending items to provider batches the provider has accepted.
 
-Submission is crash-safe. The batch moves to SUBMITTING (committed) before any provider call;
-every later attempt first asks the provider for a batch carrying our tag and adopts it, so a
-worker killed between "provider created it" and "we recorded it" never causes a second batch.
+Submission is crash-safe and never bills twice. The batch moves to SUBMITTING (committed)
+before any provider call, and its lease is renewed (``leases.held_lease``) for as long as the
+upload and create run, so no one else submits it while its owner lives, however slow the
+provider is. Every later attempt first asks the provider for a batch carrying our tag and
+adopts it, so a worker killed between "provider created it" and "we recorded it" never causes
+a second batch, and neither does a create whose outcome is unknown (a timeout).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.limits import TOKEN_LIMIT_CODE
+from llmbatch.domain.batch import ProviderBatch
+from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
-from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock
-from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
+from llmbatch.domain.limits import SubmissionBlock
+from llmbatch.domain.models import SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError, TransientProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
+from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
 
 log = structlog.get_logger("llmbatch.submission")
+
+
+def _fail_unsendable(uow: UnitOfWork, job_id: str, model: str, max_bytes: int,
+                     max_tokens: int | None, now: datetime) -> None:
+    """Items above a limit lowered after the job was created can never be sent: they fail
+    with the reason, instead of blocking every plan of the job."""
+    over_bytes = uow.repo.fail_items_over_bytes(job_id, max_bytes, {
+        "type": "invalid_request_error", "code": "item_too_large",
+        "message": f"request above the {max_bytes}-byte batch limit (lowered after the job "
+                   "was created)", "retryable": False}, now)
+    over_tokens = 0
+    if max_tokens is not None:
+        over_tokens = uow.limits.fail_items_over_tokens(job_id, max_tokens, {
+            "type": "invalid_request_error", "code": "over_enqueued_token_limit",
+            "message": f"estimated tokens above the {max_tokens}-token enqueued limit of "
+                       f"{model}", "retryable": False}, now)
+    if over_bytes or over_tokens:
+        uow.record(Event(job_id=job_id, type=EventType.ITEMS_TOO_LARGE, at=now,
+                         data={"over_bytes": over_bytes, "max_bytes": max_bytes,
+                               "over_tokens": over_tokens, "max_tokens": max_tokens}))
+        log.warning("llmbatch.job.items_too_large", job_id=job_id, over_bytes=over_bytes,
+                    over_tokens=over_tokens)
 
 
 def plan_job(rt: Runtime, job_id: str) -> list[str]:
@@ -43,11 +71,7 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
             return []
         adapter = rt.registry.get(job.provider)
         limits = adapter.effective_limits(job.model)
-        if limits.max_tokens is not None:
-            uow.limits.fail_items_over_tokens(job_id, limits.max_tokens, {
-                "type": "invalid_request_error", "code": "over_enqueued_token_limit",
-                "message": f"estimated tokens above the {limits.max_tokens}-token enqueued "
-                           f"limit of {job.model}", "retryable": False}, now)
+        _fail_unsendable(uow, job_id, job.model, limits.max_bytes, limits.max_tokens, now)
         plans = list(pack_items(uow.repo.iter_pending_sizes(job_id),
                                 max_requests=limits.max_requests, max_bytes=limits.max_bytes,
                                 max_tokens=limits.max_tokens))
@@ -61,17 +85,14 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
                 byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
             uow.repo.add_batch(batch)
             uow.repo.queue_items(job_id, batch.id, plan.first_seq, plan.last_seq)
-            uow.record(Event(job_id=job_id, batch_id=batch.id, type="batch.planned", at=now,
-                             to_status=str(BatchStatus.PLANNED),
+            uow.record(Event(job_id=job_id, batch_id=batch.id, type=EventType.BATCH_PLANNED,
+                             at=now, to_status=str(BatchStatus.PLANNED),
                              data={"items": plan.item_count, "bytes": plan.byte_count,
                                    "estimated_tokens": plan.token_count}))
             uow.publish_after_commit(tasks.SUBMIT, batch.id)
             batch_ids.append(batch.id)
-        if job.status is JobStatus.PENDING and uow.repo.move_job(job_id, JobStatus.RUNNING, now,
-                                                                 submitted_at=now):
-            uow.record(Event(job_id=job_id, type="job.running", at=now,
-                             from_status=str(JobStatus.PENDING),
-                             to_status=str(JobStatus.RUNNING), data={"batches": len(plans)}))
+        if job.status is JobStatus.PENDING:
+            uow.save(job.start_running(now, batches=len(plans)))
         if not plans:
             uow.publish_after_commit(tasks.FINALIZE, job_id)
         uow.commit()
@@ -101,49 +122,51 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
 
     The batch goes only when the provider's limits have room (``limits.submission_gate``);
     otherwise it stays PLANNED and the tick looks at it again (sooner when a batch ends). The
-    provider calls run inside ``limits.provider_call``.
+    provider calls run inside ``limits.provider_call`` and ``leases.held_lease``.
     """
     now = rt.clock()
     with rt.uow() as uow:
-        batch = uow.repo.claim_batch(batch_id, [BatchStatus.PLANNED], rt.worker_id, now,
+        batch = uow.repo.claim_batch(batch_id, [BatchStatus.PLANNED], rt.new_lease_owner(), now,
                                      rt.config.worker.lease_s)
         if batch is None:
             return None
         if batch.next_poll_at is not None and batch.next_poll_at > now:
-            uow.repo.update_batch(batch_id, rt.worker_id, now)  # backing off: not yet
+            uow.save(batch.release(now))  # backing off: not yet
             uow.commit()
             return None
         job = uow.repo.get_job(batch.job_id)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even
         # when cancelling, so that it is adopted and then cancelled, not left running.
-        if cancelling and batch.submit_attempts == 0:
-            _cancel_unsent(uow, rt, batch, now)
+        adopting = batch.submit_attempts > 0
+        if cancelling and not adopting:
+            _cancel_unsent(uow, batch, now)
             uow.commit()
             return BatchStatus.CANCELLED
-        if batch.submit_attempts == 0:  # a re-submission may adopt its copy whatever the room
+        if not adopting:  # a re-submission may adopt its copy whatever the room
             block = submission_gate(uow, rt, batch, now)
             if block is not None:
                 _wait_for_room(uow, rt, batch, block, now)
                 uow.commit()
                 return BatchStatus.PLANNED
         # Same transaction as the gate: the next decision sees this batch at the provider.
-        uow.repo.update_batch(batch_id, rt.worker_id, now, to=BatchStatus.SUBMITTING,
-                              release=False, submit_attempts=batch.submit_attempts + 1)
+        start = batch.start_submission(now)
+        uow.save(start)
         uow.commit()
+    batch = batch.after(start)
     adapter = rt.registry.get(batch.provider)
     log.info("llmbatch.batch.submitting", batch_id=batch_id, job_id=batch.job_id,
-             attempt=batch.submit_attempts + 1)
-    adopting = batch.submit_attempts > 0
+             attempt=batch.submit_attempts)
     searched = False  # the lookup by tag answered: a copy exists (adopted) or none does
     try:
         with provider_call(rt, batch.provider, "submit",
-                           extra_cost=adapter.call_cost("find_by_tag") if adopting else 0):
+                           extra_cost=adapter.call_cost("find_by_tag") if adopting else 0
+                           ) as call, held_lease(rt, batch.id, start.owner or "", call.renew):
             found = adapter.find_by_tag(batch_id) if adopting else None
             searched = True
             if found is None and cancelling:
                 with rt.uow() as uow:
-                    _cancel_unsent(uow, rt, batch, rt.clock())
+                    _cancel_unsent(uow, batch, rt.clock())
                     uow.commit()
                 return BatchStatus.CANCELLED
             submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
@@ -162,12 +185,8 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
 
 def _submit_deferred(rt: Runtime, batch: ProviderBatch, exc: CallDeferred) -> BatchStatus:
     """No call slot came free in time: nothing was sent, so back to PLANNED as it was."""
-    now = rt.clock()
     with rt.uow() as uow:
-        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
-                              submit_attempts=batch.submit_attempts,
-                              next_poll_at=now + timedelta(seconds=exc.retry_after_s),
-                              dispatched_at=None)
+        uow.save(batch.submission_deferred(rt.clock(), exc.retry_after_s))
         uow.commit()
     return BatchStatus.PLANNED
 
@@ -175,21 +194,19 @@ def _submit_deferred(rt: Runtime, batch: ProviderBatch, exc: CallDeferred) -> Ba
 def _wait_for_room(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, block: SubmissionBlock,
                    now: datetime) -> None:
     """Leave the batch PLANNED and due again later; say so once per wait, not every recheck."""
-    recheck = timedelta(seconds=rt.config.provider(batch.provider).rate_limits.recheck_s)
-    uow.repo.update_batch(batch.id, rt.worker_id, now, error_code=str(block.reason),
-                          next_poll_at=now + recheck, dispatched_at=None)
-    if batch.error_code not in WAITING_CODES:
-        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.waiting_for_quota",
-                         at=now, data={"reason": str(block.reason), **block.detail}))
+    change = batch.wait_for_room(
+        now, reason=str(block.reason), detail=block.detail,
+        recheck_s=rt.config.provider(batch.provider).rate_limits.recheck_s)
+    if uow.save(change) and change.event is not None:
         log.info("llmbatch.batch.waiting_for_quota", batch_id=batch.id,
                  reason=str(block.reason))
 
 
-def _cancel_unsent(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, now: datetime) -> None:
+def _cancel_unsent(uow: UnitOfWork, batch: ProviderBatch, now: datetime) -> None:
     """The job is being cancelled and the provider has nothing of this batch: drop it."""
-    uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.CANCELLED)
-    uow.repo.release_queued_items(batch.id)
-    uow.repo.cancel_unsent_items(batch.job_id, now)
+    if uow.save(batch.cancel_unsent(now)):
+        uow.repo.release_queued_items(batch.id)
+        uow.repo.cancel_unsent_items(batch.job_id, now)
     uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
 
 
@@ -197,23 +214,17 @@ def _submit_succeeded(rt: Runtime, batch: ProviderBatch, submitted: SubmittedBat
                       adopted: bool) -> BatchStatus:
     now = rt.clock()
     with rt.uow() as uow:
-        moved = uow.repo.update_batch(
-            batch.id, rt.worker_id, now, to=BatchStatus.IN_PROGRESS,
-            provider_batch_id=submitted.provider_batch_id,
-            provider_status=submitted.provider_status, input_file_id=submitted.input_file_id,
-            submitted_at=now, next_poll_at=now, error=None, error_code=None, call_failures=0,
-            dispatched_at=None)  # the first poll is due now, not a lease after the dispatch
-        if not moved:
-            # Our lease expired and repair took the batch; the provider copy carries our tag,
-            # so whoever holds it now will adopt it. Nothing to write.
+        if not uow.save(batch.accepted(now, submitted, adopted=adopted)):
+            # Our lease was taken (our heartbeat could not renew it: this process stalled
+            # past the lease). The provider copy carries our tag, so whoever holds the batch
+            # now adopts it; say so on the timeline.
+            uow.record(Event(job_id=batch.job_id, batch_id=batch.id,
+                             type=EventType.BATCH_LEASE_LOST, at=now,
+                             data={"provider_batch_id": submitted.provider_batch_id}))
+            uow.commit()
             log.warning("llmbatch.batch.lease_lost", batch_id=batch.id)
             return BatchStatus.SUBMITTING
         uow.repo.mark_items_submitted(batch.id)
-        uow.record(Event(job_id=batch.job_id, batch_id=batch.id,
-                         type="batch.adopted" if adopted else "batch.submitted", at=now,
-                         from_status=str(BatchStatus.SUBMITTING),
-                         to_status=str(BatchStatus.IN_PROGRESS),
-                         data={"provider_batch_id": submitted.provider_batch_id}))
         uow.commit()
     log.info("llmbatch.batch.submitted", batch_id=batch.id,
              provider_batch_id=submitted.provider_batch_id, adopted=adopted)
@@ -226,45 +237,23 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
     failures = batch.call_failures + 1
     with rt.uow() as uow:
         if exc.code == TOKEN_LIMIT_CODE:
-            # The queue was full after all (refused at create): wait like a gated batch and
-            # do not spend a submit attempt; nothing was created, so no adoption is needed.
             hold = rt.config.provider(batch.provider).rate_limits.quota_hold_s
-            uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
-                                  error=str(exc), error_code=exc.code,
-                                  submit_attempts=batch.submit_attempts,
-                                  next_poll_at=now + timedelta(seconds=hold), dispatched_at=None)
-            uow.record(Event(job_id=batch.job_id, batch_id=batch.id,
-                             type="batch.waiting_for_quota", at=now,
-                             from_status=str(BatchStatus.SUBMITTING),
-                             to_status=str(BatchStatus.PLANNED),
-                             data={"reason": TOKEN_LIMIT_CODE, "retry_in_s": hold}))
+            uow.save(batch.wait_for_quota(now, error=str(exc), code=exc.code, hold_s=hold))
             uow.commit()
             return BatchStatus.PLANNED
         if keep_trying_submit(retryable=exc.retryable, internal=internal,
                               copy_may_exist=copy_may_exist, failures=failures,
                               policy=rt.config.retry):
             delay = retry_delay(exc, failures, rt.config.retry)
-            uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.PLANNED,
-                                  error=str(exc), error_code=exc.code, call_failures=failures,
-                                  next_poll_at=now + timedelta(seconds=delay),
-                                  dispatched_at=None)  # due again after the backoff
-            uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_retry",
-                             at=now, from_status=str(BatchStatus.SUBMITTING),
-                             to_status=str(BatchStatus.PLANNED),
-                             data={"error": str(exc), "retry_in_s": round(delay, 3),
-                                   "failures_in_a_row": failures}))
+            uow.save(batch.retry_submission(now, error=str(exc), code=exc.code,
+                                            failures=failures, delay_s=delay))
             uow.commit()
             return BatchStatus.PLANNED
-        uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.FAILED,
-                              error=str(exc), error_code=exc.code, ended_at=now)
-        uow.repo.fail_unsent_items(batch.id, {
-            "type": type(exc).__name__, "code": exc.code, "message": str(exc),
-            "retryable": exc.retryable}, now)
-        uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.submit_failed",
-                         at=now, from_status=str(BatchStatus.SUBMITTING),
-                         to_status=str(BatchStatus.FAILED), data={"error": str(exc)}))
+        if uow.save(batch.submission_failed(now, error=str(exc), code=exc.code)):
+            uow.repo.fail_unsent_items(batch.id, {
+                "type": type(exc).__name__, "code": exc.code, "message": str(exc),
+                "retryable": exc.retryable}, now)
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
     log.warning("llmbatch.batch.submit_failed", batch_id=batch.id, error=str(exc))
     return BatchStatus.FAILED
-

@@ -9,14 +9,18 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import Connection, Engine
 
 from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
-from llmbatch.domain.models import Event
+from llmbatch.domain.changes import BatchChange, JobChange
+from llmbatch.domain.events import Event
 
 __all__ = ["NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
+
+log = structlog.get_logger("llmbatch.uow")
 
 
 class Publisher(Protocol):
@@ -75,6 +79,22 @@ class UnitOfWork:
         finally:
             self._conn.close()
             self._conn = None
+
+    def save(self, change: BatchChange | JobChange) -> bool:
+        """Persist one transition decided in the domain, with its event; False (and a log
+        line) when it no longer applies: the row moved on, or another task holds the lease."""
+        if isinstance(change, BatchChange):
+            applied = self.repo.save_batch(change)
+            subject = {"batch_id": change.batch_id}
+        else:
+            applied = self.repo.save_job(change)
+            subject = {"job_id": change.job_id}
+        if applied and change.event is not None:
+            self.record(change.event)
+        if not applied:
+            log.info("llmbatch.change.lost_race", to=str(change.to) if change.to else None,
+                     **subject)
+        return applied
 
     def record(self, event: Event) -> None:
         """Add an event to the timeline, written at commit."""
