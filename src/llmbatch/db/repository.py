@@ -95,12 +95,16 @@ class Repository(ItemQueries):
         since ``BEGIN IMMEDIATE`` already serialises writers."""
         self.conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
 
-    def get_job(self, job_id: str) -> Job:
-        """The job with its item counts and usage totals; ``NotFoundError`` if absent."""
+    def get_job(self, job_id: str, *, totals: bool = True) -> Job:
+        """The job with its item counts and usage totals (``totals=False``: without them,
+        which spares the lifecycle steps an aggregation over every item of a large job);
+        ``NotFoundError`` if absent."""
         row = self.conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
         job = _job_from_row(row)
+        if not totals:
+            return job
         job.counts = self.item_counts(job_id)
         job.usage = self.usage_totals(job_id)
         job.cost_usd = self.cost_total(job_id)

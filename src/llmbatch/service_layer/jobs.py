@@ -149,7 +149,7 @@ def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
     their next poll, which then fetches the partial results the provider keeps."""
     now = rt.clock()
     with rt.uow() as uow:
-        job = uow.repo.get_job(job_id)
+        job = uow.repo.get_job(job_id, totals=False)
         if is_terminal(job.status) or job.status is JobStatus.CANCELLING:
             return job.status
         # Planned batches nobody is submitting are dropped now; one being submitted right now
@@ -212,7 +212,7 @@ def retry_job(rt: Runtime, job_id: str, *, name: str | None = None) -> tuple[str
     running or nothing failed."""
     now = rt.clock()
     with rt.uow() as uow:
-        parent = uow.repo.get_job(job_id)
+        parent = uow.repo.get_job(job_id, totals=False)
         if not is_terminal(parent.status):
             raise ConflictError(f"job {job_id} is {parent.status}; retry it once it has ended")
         child = Job(id=new_id("job"), name=name or f"retry of {parent.name or parent.id}",

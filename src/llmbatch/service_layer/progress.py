@@ -254,13 +254,14 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
     now = rt.clock()
     with rt.uow() as uow:
         uow.repo.lock_job(job_id)  # one finalize (or plan) of a job at a time
-        job = uow.repo.get_job(job_id)
+        job = uow.repo.get_job(job_id, totals=False)
         if is_terminal(job.status) or uow.repo.open_batch_count(job_id):
             return None
         cancelling = job.status is JobStatus.CANCELLING
+        counts = uow.repo.item_counts(job_id)
         if cancelling:
             uow.repo.cancel_unsent_items(job_id, now)
-        elif job.counts.get(ItemStatus.PENDING, 0) or job.counts.get(ItemStatus.QUEUED, 0):
+        elif counts.get(ItemStatus.PENDING, 0) or counts.get(ItemStatus.QUEUED, 0):
             uow.publish_after_commit(tasks.PLAN, job_id)
             uow.commit()
             return None

@@ -66,7 +66,7 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
         # Two plans of one job at once (the create's message and a tick's, or a redelivery)
         # would both pack the same pending items into batches, one of them left empty.
         uow.repo.lock_job(job_id)
-        job = uow.repo.get_job(job_id)
+        job = uow.repo.get_job(job_id, totals=False)
         if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
             return []
         adapter = rt.registry.get(job.provider)
@@ -102,7 +102,7 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
 def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
     """The batch's requests in the provider's format, read in short transactions."""
     with rt.uow() as uow:
-        job = uow.repo.get_job(batch.job_id)
+        job = uow.repo.get_job(batch.job_id, totals=False)
     adapter = rt.registry.get(batch.provider)
     last = -1
     chunk = rt.config.worker.build_chunk_size
@@ -134,7 +134,7 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             uow.save(batch.release(now))  # backing off: not yet
             uow.commit()
             return None
-        job = uow.repo.get_job(batch.job_id)
+        job = uow.repo.get_job(batch.job_id, totals=False)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even
         # when cancelling, so that it is adopted and then cancelled, not left running.
