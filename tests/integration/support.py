@@ -19,10 +19,12 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 import yaml
+from sqlalchemy import func, select
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
+from llmbatch.db.tables import events, items, provider_batches
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
 from llmbatch.emulator.settings import EmulatorSettings, load_profile
@@ -268,6 +270,51 @@ def wait_for_jobs(rt: Runtime, job_ids: list[str], *, timeout: float,
         time.sleep(0.1)
 
 
+def progress_mark(rt: Runtime, job_ids: list[str]) -> tuple[Any, ...]:
+    """What changes while the jobs move at all: their items' statuses and attempts, their
+    batches' statuses and submit attempts, and how many events they have."""
+    b, i, e = provider_batches.c, items.c, events.c
+    with rt.engine.connect() as conn:
+        item_counts = conn.execute(
+            select(i.job_id, i.status, i.attempts, func.count())
+            .where(i.job_id.in_(job_ids)).group_by(i.job_id, i.status, i.attempts)
+            .order_by(i.job_id, i.status, i.attempts)).all()
+        batch_states = conn.execute(
+            select(b.id, b.status, b.submit_attempts, b.provider_batch_id)
+            .where(b.job_id.in_(job_ids)).order_by(b.id)).all()
+        event_count = conn.execute(
+            select(func.count()).select_from(events).where(e.job_id.in_(job_ids))).scalar()
+    return tuple(map(tuple, item_counts)), tuple(map(tuple, batch_states)), event_count
+
+
+def wait_while_progressing(rt: Runtime, job_ids: list[str], *, stall_s: float, cap_s: float,
+                           alive: Callable[[], None] | None = None,
+                           ) -> tuple[dict[str, Job], str | None]:
+    """Poll until every job is terminal, for as long as something moves (``progress_mark``).
+
+    Returns the jobs and ``None`` when all are terminal; otherwise the jobs and why waiting
+    stopped: nothing changed for ``stall_s``, or ``cap_s`` (a generous bound against a loop
+    that moves forever) passed. The caller reports its figures before failing."""
+    started = last_change = time.monotonic()
+    mark: tuple[Any, ...] | None = None
+    while True:
+        with rt.uow() as uow:
+            jobs = {job_id: uow.repo.get_job(job_id) for job_id in job_ids}
+        if all(is_terminal(job.status) for job in jobs.values()):
+            return jobs, None
+        if alive is not None:
+            alive()
+        now = time.monotonic()
+        current = progress_mark(rt, job_ids)
+        if current != mark:
+            mark, last_change = current, now
+        elif now - last_change > stall_s:
+            return jobs, f"nothing changed for {stall_s:.0f}s"
+        if now - started > cap_s:
+            return jobs, f"still not done after {cap_s:.0f}s (yet moving)"
+        time.sleep(0.25)
+
+
 def emulator_stats(base_url: str) -> dict[str, Any]:
     """``GET /_emulator/stats`` over HTTP, as any client would see it."""
     response = httpx.get(f"{base_url}/_emulator/stats", timeout=10)
@@ -314,13 +361,21 @@ def fast_emulator_settings() -> EmulatorSettings:
                                         "cancel_s": 0.1})
 
 
-def prefork_workers(config_path: Path, count: int) -> Callable[[Processes], None]:
-    """Starts ``count`` ``llmbatch worker --pool prefork --concurrency 2``."""
+def pool_workers(config_path: Path, count: int, *, pool: str,
+                 concurrency: int) -> Callable[[Processes], None]:
+    """Starts ``count`` ``llmbatch worker --pool {pool} --concurrency {concurrency}``: prefork
+    runs each task in one of ``concurrency`` child processes, threads in one of as many
+    threads of the worker process itself."""
     def start(processes: Processes) -> None:
         for n in range(1, count + 1):
             processes.start(f"worker{n}", "worker", "--config", str(config_path),
-                            "--pool", "prefork", "--concurrency", "2")
+                            "--pool", pool, "--concurrency", str(concurrency))
     return start
+
+
+def prefork_workers(config_path: Path, count: int) -> Callable[[Processes], None]:
+    """Starts ``count`` ``llmbatch worker --pool prefork --concurrency 2``."""
+    return pool_workers(config_path, count, pool="prefork", concurrency=2)
 
 
 @contextlib.contextmanager
