@@ -53,7 +53,8 @@ from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
 from llmbatch.db.tables import events, jobs
 from llmbatch.domain.states import JobStatus
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.read_models import job_results
 from llmbatch.worker.app import CeleryPublisher, make_celery
 
 MODEL = "gpt-4o-mini"
@@ -418,7 +419,9 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         print(f"[{backend.name}] {status} after {observed_s:.1f}s; reading results ...",
               flush=True)
         t0 = time.perf_counter()
-        succeeded = sum(1 for r in iter_result_records(rt, job_id) if r["status"] == "succeeded")
+        # What ``llmbatch results`` does per line, short of writing it out.
+        succeeded = sum(1 for r in job_results(rt, job_id)
+                        if r.as_dict()["status"] == "succeeded")
         export_s = time.perf_counter() - t0
         rss_peak = sampler.peak
         t = timeline(watch, job_id)
@@ -443,7 +446,7 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         # job.completed is stamped when finalize starts: its task time is the phase.
         Phase("finalize", None, "task", task("llmbatch.finalize"), items),
         Phase("end to end (after ingest)", observed_s, "wall clock", items=items),
-        Phase("results export (iter_result_records)", export_s, "wall clock", items=items),
+        Phase("results export (job_results)", export_s, "wall clock", items=items),
     ]
     return Result(backend.name, backend.description, items, n_batches, str(status), phases,
                   times, idle / 2**20, rss_peak / 2**20)

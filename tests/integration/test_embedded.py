@@ -14,7 +14,8 @@ from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.states import ItemStatus, JobStatus
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.read_models import job_results, list_jobs
 
 from .support import (
     MODEL,
@@ -72,9 +73,9 @@ def test_embedded_worker_with_beat_runs_a_job_to_succeeded(emulator: EmulatorSer
 
     assert job.status is JobStatus.SUCCEEDED
     assert job.counts == {ItemStatus.SUCCEEDED: 25}
-    records = list(iter_result_records(rt, job_id))
-    assert [r["custom_id"] for r in records] == [f"embedded-{i:05d}" for i in range(25)]
-    assert all(r["status"] == "succeeded" and r["output_text"] for r in records)
+    records = list(job_results(rt, job_id))
+    assert [r.custom_id for r in records] == [f"embedded-{i:05d}" for i in range(25)]
+    assert all(r.status is ItemStatus.SUCCEEDED and r.output_text for r in records)
     with rt.uow() as uow:
         assert sorted(b.item_count for b in uow.repo.batches_of_job(job_id)) == [5, 10, 10]
     rt.engine.dispose()
@@ -96,8 +97,7 @@ def test_submit_wait_starts_a_worker_and_exits_zero_when_the_job_succeeds(
 
     assert done.returncode == 0, done.stdout + done.stderr
     rt = runtime(config_path)
-    with rt.uow() as uow:
-        jobs = uow.repo.list_jobs()
+    jobs = list_jobs(rt).entries
     assert [(j.status, j.counts) for j in jobs] == [(JobStatus.SUCCEEDED,
                                                      {ItemStatus.SUCCEEDED: 12})]
     assert jobs[0].id in done.stdout
@@ -121,6 +121,5 @@ def test_submit_of_a_bad_file_exits_two_naming_the_line_and_stores_nothing(
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{prompts}:6" in done.stderr
     rt = runtime(config_path)
-    with rt.uow() as uow:
-        assert uow.repo.list_jobs() == []
+    assert list_jobs(rt).entries == ()
     rt.engine.dispose()

@@ -12,7 +12,8 @@ import pytest
 
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.service_layer import tasks
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.read_models import iter_job_events, job_results
 
 from .support import MODEL, Cluster, emulator_stats, write_prompts
 
@@ -44,9 +45,9 @@ def job_state(cluster: Cluster, job_id: str) -> dict[str, Any]:
     with cluster.rt.uow() as uow:
         job = uow.repo.get_job(job_id)
         batches = uow.repo.batches_of_job(job_id)
-        events = uow.repo.events_of_job(job_id)
-    return {"job": job, "batches": batches, "events": events,
-            "results": list(iter_result_records(cluster.rt, job_id))}
+    return {"job": job, "batches": batches,
+            "events": list(iter_job_events(cluster.rt, job_id)),
+            "results": list(job_results(cluster.rt, job_id))}
 
 
 def test_three_jobs_split_into_provider_batches_all_succeed_in_input_order(
@@ -65,10 +66,10 @@ def test_three_jobs_split_into_provider_batches_all_succeed_in_input_order(
         assert job.status is JobStatus.SUCCEEDED, job
         assert job.counts == {ItemStatus.SUCCEEDED: count}
         assert job.usage.input_tokens > 0 and job.usage.output_tokens > 0
-        records = list(iter_result_records(cluster.rt, job.id))
-        assert [r["custom_id"] for r in records] == [f"{prefix}-{i:05d}" for i in range(count)]
-        assert all(r["status"] == "succeeded" and r["output_text"] and r["response"]
-                   and r["error"] is None and r["attempts"] == 1 for r in records)
+        records = list(job_results(cluster.rt, job.id))
+        assert [r.custom_id for r in records] == [f"{prefix}-{i:05d}" for i in range(count)]
+        assert all(r.status is ItemStatus.SUCCEEDED and r.output_text and r.response
+                   and r.error is None and r.attempts == 1 for r in records)
         with cluster.rt.uow() as uow:
             batches = uow.repo.batches_of_job(job.id)
         full, rest = divmod(count, 50)
@@ -127,8 +128,8 @@ def test_duplicated_task_messages_change_nothing(cluster: Cluster, tmp_path: Pat
     assert finished["job"].status is JobStatus.SUCCEEDED
     assert replayed == finished
     records = finished["results"]
-    assert [r["custom_id"] for r in records] == [f"dup-{i:05d}" for i in range(100)]
-    assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in records)
+    assert [r.custom_id for r in records] == [f"dup-{i:05d}" for i in range(100)]
+    assert all(r.status is ItemStatus.SUCCEEDED and r.attempts == 1 for r in records)
 
     batches = finished["batches"]
     assert sorted(b.item_count for b in batches) == [50, 50]

@@ -1,12 +1,14 @@
 """Fixtures for service-layer tests: an SQLite file database migrated with Alembic (once per
-session, copied per test), a ``FakeProvider`` injected into the registry, a hand-moved clock."""
+session, copied per test), a ``FakeProvider`` injected into the registry, a hand-moved clock.
+``database_url`` gives a test a fresh migrated database on SQLite and on PostgreSQL in turn
+(PostgreSQL skips when unreachable locally and fails under ``CI=true``)."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine
@@ -20,6 +22,9 @@ from llmbatch.providers.registry import ProviderRegistry
 from llmbatch.service_layer.unit_of_work import RecordingPublisher
 
 from .harness import MODEL, Clock, Driver, chat_line
+
+if TYPE_CHECKING:
+    from integration.support import PostgresServer
 
 
 @pytest.fixture
@@ -48,6 +53,41 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[PostgresServer, str]]:
+    """A PostgreSQL database migrated to head once per session: each test gets a copy."""
+    from integration.support import PostgresServer
+
+    server = PostgresServer()
+    name, url = server.create_database("service_template")
+    engine = make_engine(DatabaseConfig(url=url))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    try:
+        yield server, name
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 migrated_template: Path) -> Iterator[str]:
+    """A fresh database migrated to head, on each backend in turn."""
+    if request.param == "sqlite":
+        db = tmp_path / "llmbatch-any.db"
+        shutil.copyfile(migrated_template, db)
+        yield f"sqlite:///{db}"
+        return
+    server, template = request.getfixturevalue("postgres_template")
+    name, url = server.create_database("service", template=template)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -56,14 +96,18 @@ def clock() -> Clock:
 @pytest.fixture
 def make_driver(tmp_path: Path, migrated_template: Path,
                 clock: Clock) -> Iterator[Callable[..., Driver]]:
-    """Build a ``Driver`` with provider config ``fake`` (models, limits...) and ``retry``."""
+    """Build a ``Driver`` with provider config ``fake`` (models, limits...) and ``retry``, on
+    a copy of the SQLite template unless ``database_url`` names another database."""
     engines: list[Engine] = []
 
-    def build(provider: ProviderConfig | None = None, **app: Any) -> Driver:
-        db = tmp_path / f"llmbatch-{len(engines)}.db"
-        shutil.copyfile(migrated_template, db)
+    def build(provider: ProviderConfig | None = None, *, database_url: str | None = None,
+              **app: Any) -> Driver:
+        if database_url is None:
+            db = tmp_path / f"llmbatch-{len(engines)}.db"
+            shutil.copyfile(migrated_template, db)
+            database_url = f"sqlite:///{db}"
         provider = provider or ProviderConfig(models=(ModelConfig(name=MODEL),))
-        config = AppConfig(database=DatabaseConfig(url=f"sqlite:///{db}"),
+        config = AppConfig(database=DatabaseConfig(url=database_url),
                            providers={"fake": provider}, **app)
         engine = make_engine(config.database)
         engines.append(engine)

@@ -4,7 +4,7 @@ of the Celery worker and beat by calling the services, message by message."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,11 +15,11 @@ from fakes import FakeProvider
 from llmbatch.bootstrap import Runtime
 from llmbatch.db import tables
 from llmbatch.domain.batch import ProviderBatch
-from llmbatch.domain.events import Event
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
+from llmbatch.service_layer.read_models import EventRecord, iter_job_events, job_results
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 from llmbatch.service_layer.unit_of_work import RecordingPublisher
@@ -97,14 +97,18 @@ class Driver:
     def events(self, job_id: str) -> list[str]:
         return [e.type for e in self.event_rows(job_id)]
 
-    def event_rows(self, job_id: str) -> list[Event]:
-        with self.rt.uow() as uow:
-            return uow.repo.events_of_job(job_id)
+    def event_rows(self, job_id: str) -> list[EventRecord]:
+        return list(iter_job_events(self.rt, job_id))
 
     def items(self, job_id: str) -> list[Any]:
         with self.rt.engine.connect() as conn:
             return list(conn.execute(select(tables.items).where(tables.items.c.job_id == job_id)
                                      .order_by(tables.items.c.seq)).all())
+
+
+def result_lines(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
+    """A job's results as ``llmbatch results`` writes them: one JSON object per input line."""
+    return (record.as_dict() for record in job_results(rt, job_id))
 
 
 def row_counts(engine: Engine) -> dict[str, int]:

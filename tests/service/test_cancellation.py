@@ -10,16 +10,16 @@ import pytest
 from fakes import WorkerCrashed
 from llmbatch.config import ModelConfig, ProviderConfig
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.service_layer.jobs import cancel_job, create_job, iter_result_records
+from llmbatch.service_layer.jobs import cancel_job, create_job
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
-from .harness import MODEL, Driver, row_counts
+from .harness import MODEL, Driver, result_lines, row_counts
 
 Writer = Callable[..., Path]
 
 
 def statuses(driver: Driver, job_id: str) -> list[str]:
-    return [r["status"] for r in iter_result_records(driver.rt, job_id)]
+    return [r["status"] for r in result_lines(driver.rt, job_id)]
 
 
 def test_cancelling_a_running_job_keeps_the_results_the_provider_finished(
@@ -36,7 +36,7 @@ def test_cancelling_a_running_job_keeps_the_results_the_provider_finished(
 
     assert job.status is JobStatus.CANCELLED
     assert job.counts == {ItemStatus.SUCCEEDED: 2, ItemStatus.CANCELLED: 3}
-    records = list(iter_result_records(driver.rt, job_id))
+    records = list(result_lines(driver.rt, job_id))
     assert [r["status"] for r in records] == ["succeeded"] * 2 + ["cancelled"] * 3
     assert [r["output_text"] for r in records[:2]] == ["answer to q-0", "answer to q-1"]
     assert records[4]["error"]["code"] == "batch_cancelled"

@@ -13,10 +13,10 @@ from llmbatch.config import ModelConfig, ProviderConfig
 from llmbatch.db import tables
 from llmbatch.domain.states import JobStatus, is_terminal
 from llmbatch.service_layer import tasks
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.scheduler import tick
 
-from .harness import MODEL, SERVICES, Driver
+from .harness import MODEL, SERVICES, Driver, result_lines
 
 Writer = Callable[..., Path]
 SPLIT = ProviderConfig(models=(ModelConfig(name=MODEL, max_requests=2),))
@@ -44,7 +44,7 @@ def outcome(driver: Driver, job_id: str) -> dict[str, Any]:
         "status": job.status,
         "counts": job.counts,
         "usage": job.usage,
-        "records": [without_ids(r) for r in iter_result_records(driver.rt, job_id)],
+        "records": [without_ids(r) for r in result_lines(driver.rt, job_id)],
         "provider_batches": driver.fake.batch_keys(),
         "batches": sorted((str(b.status), b.item_count) for b in driver.batches(job_id)),
         "events": sorted(events),
@@ -106,7 +106,7 @@ def test_a_job_finishes_when_every_message_is_lost_the_first_time_it_is_sent(
         tick(driver.rt)
 
     assert driver.job(job_id).status is JobStatus.COMPLETED_WITH_FAILURES
-    statuses = [r["status"] for r in iter_result_records(driver.rt, job_id)]
+    statuses = [r["status"] for r in result_lines(driver.rt, job_id)]
     assert statuses == ["succeeded"] * 4 + ["failed"]
     assert {task for task, _ in lost} == set(SERVICES)
 

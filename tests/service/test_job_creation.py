@@ -13,9 +13,9 @@ from llmbatch.config import ModelConfig, ProviderConfig, ProviderLimits
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConflictError, InputError
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 
-from .harness import MODEL, Driver, chat_line, row_counts
+from .harness import MODEL, Driver, chat_line, result_lines, row_counts
 
 Writer = Callable[..., Path]
 GOOD = [chat_line(f"q-{i}", f"question {i}") for i in range(5)]
@@ -152,7 +152,7 @@ def test_an_openai_batch_file_runs_unchanged(driver: Driver, write_jsonl: Writer
     job = driver.run(job_id)
 
     assert job.status is JobStatus.SUCCEEDED
-    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ["r0", "r1", "r2"]
+    assert [r["custom_id"] for r in result_lines(driver.rt, job_id)] == ["r0", "r1", "r2"]
 
 
 def test_the_same_idempotency_key_and_content_returns_the_same_job(

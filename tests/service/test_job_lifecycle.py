@@ -20,11 +20,11 @@ from llmbatch.config import (
 from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import AuthenticationError, TransientProviderError
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.progress import poll_batch
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
-from .harness import MODEL, Driver, chat_line
+from .harness import MODEL, Driver, chat_line, result_lines
 
 Writer = Callable[..., Path]
 
@@ -46,7 +46,7 @@ def test_a_job_succeeds_with_one_result_per_line_in_input_order(
     assert job.counts == {ItemStatus.SUCCEEDED: 6}
     assert job.completed_at is not None and job.submitted_at is not None
     assert (job.usage.input_tokens, job.usage.output_tokens) == (60, 30)
-    records = list(iter_result_records(driver.rt, job_id))
+    records = list(result_lines(driver.rt, job_id))
     assert [r["custom_id"] for r in records] == custom_ids
     assert [r["output_text"] for r in records] == [f"answer to {c}" for c in custom_ids]
     assert {r["status"] for r in records} == {"succeeded"}
@@ -85,7 +85,7 @@ def test_items_are_split_into_batches_of_at_most_max_requests(
     # Batches planned together share a timestamp; their listing order is not the plan order.
     assert sorted(b.item_count for b in batches) == [2, 3, 3]
     assert {b.status for b in batches} == {BatchStatus.FETCHED}
-    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(8)
+    assert [r["custom_id"] for r in result_lines(driver.rt, job_id)] == ids(8)
 
 
 def test_items_are_split_by_the_byte_limit_too(make_driver: Callable[..., Driver],
@@ -111,7 +111,7 @@ def test_a_permanent_item_failure_completes_the_job_with_failures(
 
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
     assert job.counts == {ItemStatus.SUCCEEDED: 3, ItemStatus.FAILED: 1}
-    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    records = {r["custom_id"]: r for r in result_lines(driver.rt, job_id)}
     assert records["q-2"]["status"] == "failed"
     assert records["q-2"]["output_text"] is None
     assert records["q-2"]["error"] == {"type": "invalid_request_error", "code": "invalid_value",
@@ -129,13 +129,13 @@ def test_a_retryable_item_failure_is_rebatched_and_then_succeeds(
 
     assert job.status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(4), ["q-1"]]
-    attempts = {r["custom_id"]: r["attempts"] for r in iter_result_records(driver.rt, job_id)}
+    attempts = {r["custom_id"]: r["attempts"] for r in result_lines(driver.rt, job_id)}
     assert attempts == {"q-0": 1, "q-1": 2, "q-2": 1, "q-3": 1}
     batches = driver.batches(job_id)
     assert [(b.status, b.item_count) for b in batches] == [(BatchStatus.FETCHED, 4),
                                                            (BatchStatus.FETCHED, 1)]
-    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(4)
-    history = {r["custom_id"]: r["history"] for r in iter_result_records(driver.rt, job_id)}
+    assert [r["custom_id"] for r in result_lines(driver.rt, job_id)] == ids(4)
+    history = {r["custom_id"]: r["history"] for r in result_lines(driver.rt, job_id)}
     assert history["q-0"] == [] and history["q-2"] == []
     (failed_attempt,) = history["q-1"]
     assert failed_attempt["attempt"] == 1 and failed_attempt["batch_id"] == batches[0].id
@@ -152,7 +152,7 @@ def test_a_retryable_failure_becomes_final_when_attempts_run_out(
 
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
     assert driver.fake.batch_keys() == [["q-0", "q-1"], ["q-0"]]
-    first = next(iter_result_records(driver.rt, job_id))
+    first = next(result_lines(driver.rt, job_id))
     assert (first["status"], first["attempts"]) == ("failed", 2)
     assert first["error"]["retryable"] is True
 
@@ -164,7 +164,7 @@ def test_items_the_provider_returned_no_line_for_are_rebatched(
 
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(3), ["q-2"]]
-    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    records = {r["custom_id"]: r for r in result_lines(driver.rt, job_id)}
     assert [h["outcome"] for h in records["q-2"]["history"]] == ["no_result"]
     assert records["q-2"]["history"][0]["error"]["code"] is None
     assert records["q-2"]["status"] == "succeeded" and records["q-2"]["attempts"] == 2
@@ -179,7 +179,7 @@ def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writ
     assert job.status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(3), ids(3)]
     # The quota refusal ran nothing: the attempt it charged is given back.
-    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [1, 1, 1]
+    assert [r["attempts"] for r in result_lines(driver.rt, job_id)] == [1, 1, 1]
 
 
 def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(
@@ -193,7 +193,7 @@ def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(
     # failure (that is reserved for jobs no provider batch was ever accepted for).
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
     assert job.counts == {ItemStatus.FAILED: 2}
-    errors = [r["error"] for r in iter_result_records(driver.rt, job_id)]
+    errors = [r["error"] for r in result_lines(driver.rt, job_id)]
     assert errors == [{"type": "batch_failed", "code": "invalid_file",
                        "message": "line 1: bad body", "retryable": False}] * 2
     assert len(driver.fake.batches) == 1
@@ -284,7 +284,7 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
 
     assert job.status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(5), ["q-1"]]
-    attempts = [r["attempts"] for r in iter_result_records(driver.rt, job_id)]
+    attempts = [r["attempts"] for r in result_lines(driver.rt, job_id)]
     assert attempts == [1, 2, 1, 1, 1]
     assert driver.events(job_id).count("batch.fetched") == 2
 
@@ -311,7 +311,7 @@ def test_each_result_is_priced_at_the_batch_rate_and_the_job_sums_them(
 
     # 10 input and 5 output tokens per success, half the synchronous price.
     per_item = (10 * 1.0 + 5 * 4.0) / 1_000_000 * 0.5
-    costs = [r["cost_usd"] for r in iter_result_records(driver.rt, job_id)]
+    costs = [r["cost_usd"] for r in result_lines(driver.rt, job_id)]
     assert costs[:2] == [pytest.approx(per_item)] * 2
     assert costs[2] in (None, 0.0)  # a failure without usage costs nothing
     assert job.cost_usd == pytest.approx(2 * per_item)
@@ -321,7 +321,7 @@ def test_without_prices_nothing_is_priced(driver: Driver, write_jsonl: Writer) -
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 
     assert driver.run(job_id).cost_usd is None
-    assert [r["cost_usd"] for r in iter_result_records(driver.rt, job_id)] == [None, None]
+    assert [r["cost_usd"] for r in result_lines(driver.rt, job_id)] == [None, None]
 
 
 def test_reading_and_writing_in_small_chunks_keeps_every_item_in_order(
@@ -336,4 +336,4 @@ def test_reading_and_writing_in_small_chunks_keeps_every_item_in_order(
 
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(11), ["q-5"]]
-    assert [r["custom_id"] for r in iter_result_records(driver.rt, job_id)] == ids(11)
+    assert [r["custom_id"] for r in result_lines(driver.rt, job_id)] == ids(11)

@@ -10,9 +10,9 @@ import pytest
 
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConflictError, NotFoundError
-from llmbatch.service_layer.jobs import create_job, iter_result_records, retry_job
+from llmbatch.service_layer.jobs import create_job, retry_job
 
-from .harness import MODEL, Driver, row_counts
+from .harness import MODEL, Driver, result_lines, row_counts
 
 Writer = Callable[..., Path]
 
@@ -23,7 +23,7 @@ def test_retry_runs_the_failed_items_again_as_a_child_job(driver: Driver,
     parent_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL,
                               name="nightly")
     assert driver.run(parent_id).status is JobStatus.COMPLETED_WITH_FAILURES
-    parent_records = list(iter_result_records(driver.rt, parent_id))
+    parent_records = list(result_lines(driver.rt, parent_id))
 
     child_id, count = retry_job(driver.rt, parent_id)
     child = driver.run(child_id)
@@ -32,12 +32,12 @@ def test_retry_runs_the_failed_items_again_as_a_child_job(driver: Driver,
     assert child.status is JobStatus.SUCCEEDED
     assert (child.parent_job_id, child.item_count, child.name) == (parent_id, 2,
                                                                    "retry of nightly")
-    child_records = list(iter_result_records(driver.rt, child_id))
+    child_records = list(result_lines(driver.rt, child_id))
     assert [r["custom_id"] for r in child_records] == ["q-1", "q-3"]
     assert [r["attempts"] for r in child_records] == [1, 1]
     assert driver.fake.batch_keys()[-1] == ["q-1", "q-3"]
     # The parent is a finished record: retrying it changes nothing there.
-    assert list(iter_result_records(driver.rt, parent_id)) == parent_records
+    assert list(result_lines(driver.rt, parent_id)) == parent_records
     assert driver.job(parent_id).status is JobStatus.COMPLETED_WITH_FAILURES
     assert "job.retried" in driver.events(parent_id)
 
@@ -81,4 +81,4 @@ def test_cancelled_items_are_not_retried(driver: Driver, write_jsonl: Writer) ->
     child_id, count = retry_job(driver.rt, parent_id)
 
     assert count == 1
-    assert [r["custom_id"] for r in iter_result_records(driver.rt, child_id)] == ["q-0"]
+    assert [r["custom_id"] for r in result_lines(driver.rt, child_id)] == ["q-0"]

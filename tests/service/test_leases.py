@@ -12,11 +12,11 @@ from fakes import FakeBatch, FakeProvider
 from llmbatch.config import ModelConfig, ProviderConfig, ProviderLimits, WorkerConfig
 from llmbatch.domain.events import EventType
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
-from .harness import MODEL, Driver, chat_line
+from .harness import MODEL, Driver, chat_line, result_lines
 
 Writer = Callable[..., Path]
 LEASE_S = 0.3  # real seconds: the heartbeat renews every 0.1 s
@@ -125,7 +125,7 @@ def test_items_above_a_lowered_byte_limit_fail_at_plan_and_the_rest_runs(
     job = driver.run(job_id)
 
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
-    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    records = {r["custom_id"]: r for r in result_lines(driver.rt, job_id)}
     assert records["small-1"]["status"] == records["small-2"]["status"] == "succeeded"
     assert records["big"]["status"] == str(ItemStatus.FAILED)
     assert records["big"]["error"]["code"] == "item_too_large"

@@ -18,11 +18,11 @@ from llmbatch.config import ModelConfig, ProviderConfig, RateLimits, RetryConfig
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import InputError, RateLimitedError
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.progress import poll_batch
 
-from .harness import MODEL, Driver, chat_line
+from .harness import MODEL, Driver, chat_line, result_lines
 
 Writer = Callable[..., Path]
 ITEM_TOKENS = 10  # "question N": ceil(10 / 4) + 4 (message) + 3 (reply priming)
@@ -91,7 +91,7 @@ def test_a_batch_over_the_quota_waits_and_goes_once_the_earlier_one_finished(
     assert job.status is JobStatus.SUCCEEDED
     assert running == [0, 0]  # the second was created only after the first had ended
     assert driver.events(job_id).count("batch.waiting_for_quota") == 1
-    assert all(r["attempts"] == 1 for r in iter_result_records(driver.rt, job_id))
+    assert all(r["attempts"] == 1 for r in result_lines(driver.rt, job_id))
 
 
 def test_max_batches_in_flight_holds_the_rest_back(
@@ -128,7 +128,7 @@ def test_token_limit_exceeded_requeues_without_spending_attempts_and_holds_the_m
 
     assert job.status is JobStatus.SUCCEEDED
     assert len(driver.fake.batches) == 3
-    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [1, 1, 1]
+    assert [r["attempts"] for r in result_lines(driver.rt, job_id)] == [1, 1, 1]
 
 
 def test_a_synchronous_token_limit_refusal_waits_without_spending_submit_attempts(
@@ -250,6 +250,6 @@ def test_items_over_a_quota_lowered_after_create_fail_instead_of_blocking_the_jo
     job = driver.run(job_id)
 
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
-    records = {r["custom_id"]: r for r in iter_result_records(driver.rt, job_id)}
+    records = {r["custom_id"]: r for r in result_lines(driver.rt, job_id)}
     assert records["small"]["status"] == "succeeded"
     assert records["large"]["error"]["code"] == "over_enqueued_token_limit"

@@ -17,11 +17,11 @@ from llmbatch.errors import (
     RateLimitedError,
     TransientProviderError,
 )
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
-from .harness import MODEL, Driver
+from .harness import MODEL, Driver, result_lines
 
 Writer = Callable[..., Path]
 
@@ -50,7 +50,7 @@ def test_a_permanent_submit_failure_fails_the_job(driver: Driver, write_jsonl: W
     assert job.counts == {ItemStatus.FAILED: 3}
     (batch,) = driver.batches(job_id)
     assert (batch.status, batch.provider_batch_id) == (BatchStatus.FAILED, None)
-    record = next(iter_result_records(driver.rt, job_id))
+    record = next(result_lines(driver.rt, job_id))
     assert record["error"]["type"] == type(error).__name__
     assert record["error"]["retryable"] is False
     assert driver.fake.batches == {}
@@ -193,7 +193,7 @@ def test_a_batch_created_by_a_worker_that_then_died_is_adopted_not_sent_twice(
     assert "batch.submitted" not in events
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert len(driver.fake.batches) == 1
-    assert [r["attempts"] for r in iter_result_records(driver.rt, job_id)] == [1, 1, 1]
+    assert [r["attempts"] for r in result_lines(driver.rt, job_id)] == [1, 1, 1]
 
 
 def test_a_worker_that_died_before_the_provider_got_anything_is_resubmitted_once(

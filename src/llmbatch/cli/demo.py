@@ -20,15 +20,15 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llmbatch.bootstrap import build_runtime
+from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.embedded import EmbeddedWorker
-from llmbatch.cli.progress import finished_items
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
-from llmbatch.domain.states import ItemStatus, JobStatus, is_terminal
+from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.emulator.settings import load_profile
-from llmbatch.service_layer.jobs import create_job, iter_result_records
+from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.read_models import JobSummary, job_detail, job_results, job_summary
 
 __all__ = ["DEMO_PROVIDERS", "run_demo"]
 
@@ -114,7 +114,7 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
             with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
                 jobs = _watch(rt, job_ids, console, timeout_s)
             _show_outputs(rt, job_ids, console)
-            cost = sum(j.cost_usd or 0.0 for j in jobs.values())
+            cost = sum(job_detail(rt, j.id).cost_usd or 0.0 for j in jobs.values())
             console.print(f"batch cost of the demo: ${cost:.6f} (half the synchronous price)")
             for name, job in jobs.items():
                 done = job.counts.get(ItemStatus.SUCCEEDED, 0)
@@ -127,27 +127,25 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _watch(rt: Any, job_ids: dict[str, str], console: Console, timeout_s: float) -> dict[str, Any]:
+def _watch(rt: Runtime, job_ids: dict[str, str], console: Console,
+           timeout_s: float) -> dict[str, JobSummary]:
     deadline = time.monotonic() + timeout_s
     columns = (TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[state]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         bars = {name: bar.add_task(name, total=1, state="pending") for name in job_ids}
         while True:
-            jobs = {}
-            with rt.uow() as uow:
-                for name, job_id in job_ids.items():
-                    jobs[name] = uow.repo.get_job(job_id)
+            jobs = {name: job_summary(rt, job_id) for name, job_id in job_ids.items()}
             for name, job in jobs.items():
-                bar.update(bars[name], total=job.item_count, completed=finished_items(job),
+                bar.update(bars[name], total=job.item_count, completed=job.finished_items,
                            state=str(job.status))
-            if all(is_terminal(j.status) for j in jobs.values()) or time.monotonic() > deadline:
+            if all(j.ended for j in jobs.values()) or time.monotonic() > deadline:
                 return jobs
             time.sleep(0.3)
 
 
-def _show_outputs(rt: Any, job_ids: dict[str, str], console: Console) -> None:
+def _show_outputs(rt: Runtime, job_ids: dict[str, str], console: Console) -> None:
     for name, job_id in job_ids.items():
-        for record in itertools.islice(iter_result_records(rt, job_id), 2):
-            text = (record["output_text"] or json.dumps(record["error"]))[:100]
-            console.print(f"  [dim]{name}[/dim] {record['custom_id']}: {text}", highlight=False)
+        for record in itertools.islice(job_results(rt, job_id), 2):
+            text = (record.output_text or json.dumps(record.error))[:100]
+            console.print(f"  [dim]{name}[/dim] {record.custom_id}: {text}", highlight=False)

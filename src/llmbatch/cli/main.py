@@ -17,6 +17,7 @@ from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
+from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
 
@@ -111,10 +112,8 @@ def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker
 def status(job_id: str, config: ConfigOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's status, item counts, usage and provider batches."""
-    rt = _runtime(config)
-    with rt.uow() as uow:
-        job = uow.repo.get_job(job_id)
-        batches = uow.repo.batches_of_job(job_id)
+    job = read_models.job_detail(_runtime(config), job_id)
+    batches = job.batches
     data: dict[str, Any] = {
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
         "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
@@ -150,12 +149,10 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
          status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
          ) -> None:
     """Recent jobs."""
-    rt = _runtime(config)
-    with rt.uow() as uow:
-        rows = uow.repo.list_jobs(limit=limit, status=status)
+    page = read_models.list_jobs(_runtime(config), limit=limit, status=status)
     table = Table("status", "provider", "model", "items", "succeeded", "created")
     table.add_column("job", no_wrap=True)
-    for job in rows:
+    for job in page.entries:
         table.add_row(str(job.status), job.provider, job.model, str(job.item_count),
                       str(job.counts.get(ItemStatus.SUCCEEDED, 0)),
                       job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.id)
@@ -166,14 +163,12 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
 def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
             config: ConfigOpt = None) -> None:
     """One JSON line per input line, in input order (stdout or -o FILE)."""
-    from llmbatch.service_layer.jobs import iter_result_records
-
-    rt = _runtime(config)
+    records = read_models.job_results(_runtime(config), job_id)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         count = 0
-        for record in iter_result_records(rt, job_id):
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for record in records:
+            out.write(json.dumps(record.as_dict(), ensure_ascii=False) + "\n")
             count += 1
     finally:
         if output:
@@ -210,10 +205,7 @@ def retry(job_id: str, config: ConfigOpt = None,
 @app.command()
 def events(job_id: str, config: ConfigOpt = None) -> None:
     """A job's timeline."""
-    rt = _runtime(config)
-    with rt.uow() as uow:
-        uow.repo.get_job(job_id)
-        evs = uow.repo.events_of_job(job_id)
+    evs = read_models.iter_job_events(_runtime(config), job_id)
     table = Table("time", "event", "batch", "from", "to", "data")
     for e in evs:
         table.add_row(e.at.strftime("%H:%M:%S.%f")[:-3], e.type, e.batch_id or "",

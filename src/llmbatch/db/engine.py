@@ -3,15 +3,20 @@ processes (CLI, workers, beat) share one file in the embedded mode."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from llmbatch.config import DatabaseConfig
 
-__all__ = ["make_engine"]
+__all__ = ["make_engine", "read_only_connection"]
+
+# Execution option that marks a connection as a reader (see ``read_only_connection``).
+_READ_ONLY = "llmbatch_read_only"
 
 
 def make_engine(config: DatabaseConfig) -> Engine:
@@ -40,6 +45,33 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            # A reader never writes, so it never upgrades a lock: a deferred BEGIN reads a WAL
+            # snapshot without taking the write lock, and writers go on meanwhile.
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrades later.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def read_only_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a read-only transaction, rolled back at the end.
+
+    The queries of one block see one snapshot of the database, and none of them holds up a
+    writer: on SQLite the transaction is a deferred ``BEGIN`` (every other transaction takes
+    the write lock up front with ``BEGIN IMMEDIATE``), on PostgreSQL it is ``REPEATABLE READ,
+    READ ONLY``. What people read (``llmbatch status``, a progress bar polled twice a second,
+    the API) goes through here, so reading a large job never slows its workers down.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        else:
+            conn.execution_options(**{_READ_ONLY: True})
+        conn.begin()
+        try:
+            yield conn
+        finally:
+            conn.rollback()

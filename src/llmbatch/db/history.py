@@ -7,7 +7,6 @@ runs again after a crash writes no row twice.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,8 @@ _COLUMNS = ["job_id", "seq", "batch_id", "attempt", "outcome", "error", "at"]
 
 
 class HistoryRepository:
-    """Writes and reads ``item_attempts`` on one connection, in the caller's transaction."""
+    """Writes ``item_attempts`` on one connection, in the caller's transaction (readers get
+    the history with each result: ``db.read_queries``)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -50,16 +50,3 @@ class HistoryRepository:
             literal(error, JSONType), literal(now, UTCDateTime),
         ).where(items.c.batch_id == batch_id, items.c.status == str(ItemStatus.SUBMITTED))
         self.conn.execute(insert(item_attempts).from_select(_COLUMNS, source))
-
-    def history(self, job_id: str, first_seq: int,
-                last_seq: int) -> dict[int, list[dict[str, Any]]]:
-        """``seq -> [{attempt, batch_id, outcome, error, at}]`` for a run of a job's items."""
-        query = (select(item_attempts).where(item_attempts.c.job_id == job_id,
-                                             item_attempts.c.seq.between(first_seq, last_seq))
-                 .order_by(item_attempts.c.seq, item_attempts.c.id))
-        found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for r in self.conn.execute(query).all():
-            found[r.seq].append({"attempt": r.attempt, "batch_id": r.batch_id,
-                                 "outcome": r.outcome, "error": r.error,
-                                 "at": r.at.isoformat()})
-        return dict(found)

@@ -195,9 +195,3 @@ class ItemQueries:
             items.c.status.in_(moving(ItemStatus.FAILED, ItemStatus.QUEUED)),
         ).values(status=str(ItemStatus.FAILED), error=error, completed_at=now))
         return res.rowcount
-
-    def job_results_after(self, job_id: str, after_seq: int, limit: int) -> list[AnyRow]:
-        """The next ``limit`` items of a job after ``after_seq``, in input order."""
-        return list(self.conn.execute(
-            select(items).where(items.c.job_id == job_id, items.c.seq > after_seq)
-            .order_by(items.c.seq).limit(limit)).all())

@@ -26,7 +26,7 @@ from llmbatch.db.item_queries import AnyRow, ItemQueries
 from llmbatch.db.tables import events, jobs, provider_batches
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.changes import BatchChange, JobChange, LeaseRule
-from llmbatch.domain.events import Event, EventType
+from llmbatch.domain.events import Event
 from llmbatch.domain.job import Job
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import BatchStatus, JobStatus, sources_of
@@ -96,9 +96,10 @@ class Repository(ItemQueries):
         self.conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
 
     def get_job(self, job_id: str, *, totals: bool = True) -> Job:
-        """The job with its item counts and usage totals (``totals=False``: without them,
-        which spares the lifecycle steps an aggregation over every item of a large job);
-        ``NotFoundError`` if absent."""
+        """The job with its item counts and usage totals; ``NotFoundError`` if absent.
+        With totals it aggregates over every item of the job: lifecycle steps pass
+        ``totals=False`` (or read ``job_status``), and what people read comes from the read
+        models (``service_layer.read_models``)."""
         row = self.conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
@@ -110,22 +111,19 @@ class Repository(ItemQueries):
         job.cost_usd = self.cost_total(job_id)
         return job
 
+    def job_status(self, job_id: str) -> JobStatus:
+        """Only the job's status, one column of one row: what a hot path (poll, fetch) needs
+        to know, without ``get_job``'s aggregation over every item of the job."""
+        status = self.conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        if status is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return JobStatus(status)
+
     def find_job_by_idempotency_key(self, tenant: str, key: str) -> tuple[str, str | None] | None:
         """``(job_id, content_hash)`` of the job created with this key, if any."""
         row = self.conn.execute(select(jobs.c.id, jobs.c.content_hash).where(
             jobs.c.tenant == tenant, jobs.c.idempotency_key == key)).first()
         return (row.id, row.content_hash) if row else None
-
-    def list_jobs(self, *, limit: int = 50, status: JobStatus | None = None) -> list[Job]:
-        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(jobs.c.status == str(status))
-        result = []
-        for row in self.conn.execute(query).all():
-            job = _job_from_row(row)
-            job.counts = self.item_counts(job.id)
-            result.append(job)
-        return result
 
     def save_job(self, change: JobChange) -> bool:
         """Persist a job transition; False if the job is no longer in a status that may make
@@ -136,13 +134,6 @@ class Repository(ItemQueries):
                                 .values(status=str(change.to), updated_at=change.at,
                                         **change.values))
         return res.rowcount == 1
-
-    def job_status(self, job_id: str) -> JobStatus:
-        """Just the status (hot paths: no aggregation over the job's items)."""
-        status = self.conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
-        if status is None:
-            raise NotFoundError(f"no job {job_id!r}")
-        return JobStatus(status)
 
     def config_snapshot(self, job_id: str) -> dict[str, Any]:
         snap = self.conn.execute(select(jobs.c.config_snapshot).where(jobs.c.id == job_id))
@@ -281,10 +272,3 @@ class Repository(ItemQueries):
                 {"job_id": e.job_id, "batch_id": e.batch_id, "type": str(e.type),
                  "from_status": e.from_status, "to_status": e.to_status, "at": e.at,
                  "data": e.data} for e in evs])
-
-    def events_of_job(self, job_id: str, limit: int = 1000) -> list[Event]:
-        query = (select(events).where(events.c.job_id == job_id).order_by(events.c.id)
-                 .limit(limit))
-        return [Event(job_id=r.job_id, type=EventType(r.type), at=r.at, batch_id=r.batch_id,
-                      from_status=r.from_status, to_status=r.to_status, data=dict(r.data or {}))
-                for r in self.conn.execute(query).all()]

@@ -1,9 +1,9 @@
-"""Use cases a user starts: create a job from a JSONL file, cancel it, read its results."""
+"""Use cases a user starts: create a job from a JSONL file, cancel it, retry it. (What they
+read, results included, comes from the read models: ``service_layer.read_models``.)"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from llmbatch.service_layer import tasks
 __all__ = [
     "cancel_job",
     "create_job",
-    "iter_result_records",
     "request_from_stored",
     "retry_job",
 ]
@@ -167,40 +166,6 @@ def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
         uow.publish_after_commit(tasks.FINALIZE, job_id)
         uow.commit()
     return JobStatus.CANCELLING
-
-
-def iter_result_records(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
-    """One output record per input line, in input order (DESIGN §1), streamed from the
-    database in chunks."""
-    with rt.uow() as uow:
-        job = uow.repo.get_job(job_id)
-    chunk_last = -1
-    while True:
-        with rt.uow() as uow:
-            rows = uow.repo.job_results_after(job_id, chunk_last, limit=2000)
-            history = (uow.history.history(job_id, rows[0].seq, rows[-1].seq)
-                       if rows else {})
-        if not rows:
-            return
-        for row in rows:
-            status = ItemStatus(row.status)
-            yield {
-                "custom_id": row.custom_id,
-                "status": str(status),
-                "output_text": row.output_text,
-                "finish_reason": row.finish_reason,
-                "response": row.response,
-                "usage": {"input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
-                          "cached_tokens": row.cached_tokens,
-                          "reasoning_tokens": row.reasoning_tokens},
-                "cost_usd": row.cost_usd,
-                "error": row.error,
-                "provider": job.provider,
-                "model": job.model,
-                "attempts": row.attempts,
-                "history": history.get(row.seq, []),
-            }
-        chunk_last = rows[-1].seq
 
 
 RETRYABLE_BY_USER = (ItemStatus.FAILED, ItemStatus.EXPIRED)

@@ -1,0 +1,135 @@
+"""The CLI's reading commands (``status``, ``jobs``, ``events``, ``results``) on a database the
+lifecycle filled through the services: what a user sees of a finished job."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from llmbatch.cli import main as cli
+from llmbatch.errors import NotFoundError
+from llmbatch.service_layer.jobs import create_job
+
+from .harness import MODEL, Driver, result_lines
+
+Writer = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables as wide as they need, so that a test reads whole cells."""
+    monkeypatch.setattr(cli, "console", Console(width=240, soft_wrap=True))
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(cli.app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+def config_file(driver: Driver, tmp_path: Path) -> str:
+    path = tmp_path / "llm_config.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": driver.rt.config.database.url}}),
+                    encoding="utf-8")
+    return str(path)
+
+
+def finished_job(driver: Driver, write_jsonl: Writer) -> str:
+    driver.fake.outcomes["q-1"] = ["permanent"]
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL,
+                           name="nightly")
+    driver.run(job_id)
+    return job_id
+
+
+def test_status_json_shows_the_counts_usage_and_provider_batches(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+
+    data = json.loads(run("status", job_id, "--json", "--config", config_file(driver, tmp_path)))
+
+    (batch,) = driver.batches(job_id)
+    assert {k: data[k] for k in ("id", "name", "status", "provider", "model", "items")} == {
+        "id": job_id, "name": "nightly", "status": "completed_with_failures",
+        "provider": "fake", "model": MODEL, "items": 3}
+    assert data["counts"] == {"failed": 1, "succeeded": 2}
+    assert data["usage"] == {"input_tokens": 20, "output_tokens": 10, "cached_tokens": 0,
+                             "reasoning_tokens": 0}
+    assert data["cost_usd"] is None
+    assert data["batches"] == [{"id": batch.id, "status": "fetched",
+                                "provider_batch_id": batch.provider_batch_id,
+                                "provider_status": "completed", "items": 3, "attempt": 1,
+                                "polls": batch.poll_count, "error": None}]
+
+
+def test_status_prints_the_job_its_counts_and_its_batches(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+
+    lines = run("status", job_id, "--config", config_file(driver, tmp_path)).splitlines()
+
+    (batch,) = driver.batches(job_id)
+    assert lines[0] == f"{job_id} completed_with_failures  fake/{MODEL}  3 items"
+    assert lines[1] == "  failed=1  succeeded=2"
+    assert lines[2].startswith("  usage: ") and lines[2].endswith("cost: -")
+    assert any(batch.id in line and "fetched" in line for line in lines[3:])
+
+
+def test_jobs_lists_the_newest_first_with_succeeded_counts(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    older = finished_job(driver, write_jsonl)
+    driver.clock.advance(60)
+    newer, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
+
+    out = run("jobs", "--config", config_file(driver, tmp_path))
+    only_pending = run("jobs", "--status", "pending", "--config", config_file(driver, tmp_path))
+
+    rows = [[cell for cell in line.split() if cell != "│"] for line in out.splitlines()
+            if older in line or newer in line]
+    assert [row[-1] for row in rows] == [newer, older]
+    assert [row[:5] for row in rows] == [["pending", "fake", MODEL, "2", "0"],
+                                         ["completed_with_failures", "fake", MODEL, "3", "2"]]
+    assert newer in only_pending and older not in only_pending
+
+
+def test_events_prints_the_whole_timeline_in_order(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+
+    out = run("events", job_id, "--config", config_file(driver, tmp_path))
+
+    shown = [word for line in out.splitlines() for word in line.split()
+             if word.startswith(("job.", "batch."))]
+    assert shown == driver.events(job_id)
+
+
+def test_results_writes_one_line_per_input_line_in_order(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+    output = tmp_path / "out.jsonl"
+
+    run("results", job_id, "-o", str(output), "--config", config_file(driver, tmp_path))
+    to_stdout = run("results", job_id, "--config", config_file(driver, tmp_path))
+
+    written = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert written == list(result_lines(driver.rt, job_id))
+    assert [(r["custom_id"], r["status"]) for r in written] == [
+        ("q-0", "succeeded"), ("q-1", "failed"), ("q-2", "succeeded")]
+    assert [json.loads(line) for line in to_stdout.splitlines()] == written
+
+
+@pytest.mark.parametrize("command", ["status", "events", "results"])
+def test_a_reading_command_on_an_unknown_job_reports_it_not_found(
+        driver: Driver, tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(cli.app, [command, "job_nope", "--config",
+                                          config_file(driver, tmp_path)])
+
+    assert isinstance(result.exception, NotFoundError)
+    assert str(result.exception) == "no job 'job_nope'"
+    assert result.stdout == ""
