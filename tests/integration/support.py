@@ -70,11 +70,13 @@ class PostgresServer:
         except psycopg.OperationalError as exc:
             service_missing(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {exc}")
 
-    def create_database(self, purpose: str) -> tuple[str, str]:
-        """``(name, SQLAlchemy URL)`` of a new empty database."""
+    def create_database(self, purpose: str, *, template: str | None = None) -> tuple[str, str]:
+        """``(name, SQLAlchemy URL)`` of a new database: empty, or a copy of ``template`` (a
+        database nobody is connected to)."""
         name = f"llmbatch_it_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self._psycopg.connect(self._admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return name, f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
     def drop_database(self, name: str) -> None:
