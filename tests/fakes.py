@@ -4,7 +4,9 @@
 attempt, what the provider answers; it can also fail the API calls themselves (transient,
 rate-limited, permanent) and "crash" the worker right after the provider created a batch, which
 is how adoption by tag is tested. It validates like a real service: a batch over the request or
-byte limit is refused, so a planner bug shows up as a failed submission.
+byte limit is refused, so a planner bug shows up as a failed submission. A test can also hand it
+raw result lines (``result_lines``), which it reads as an adapter reads a result file: JSON
+escapes decoded, line numbers counted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from llmbatch.domain.models import (
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import PermanentProviderError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine
+from llmbatch.providers.jsonl import read_result_line
 
 __all__ = ["FakeBatch", "FakeProvider", "ItemOutcome", "WorkerCrashed"]
 
@@ -79,9 +82,13 @@ class FakeProvider(BatchProvider):
     # ``WorkerCrashed`` among submit errors is a worker dying before the provider got anything.
     submit_errors: list[Exception] = field(default_factory=list)
     poll_errors: list[ProviderError] = field(default_factory=list)
+    cancel_errors: list[ProviderError] = field(default_factory=list)
     lookup_errors: list[ProviderError] = field(default_factory=list)  # for find_by_tag
     # The next result downloads break off: (lines delivered first, error raised then).
     fetch_errors: list[tuple[int, Exception]] = field(default_factory=list)
+    # custom_id -> the raw result line delivered for it (``{"custom_id", "text", "usage",
+    # ...}``, a success), in place of the scripted outcome.
+    result_lines: dict[str, str] = field(default_factory=dict)
     # The next N submissions create the batch and then kill the worker.
     crash_after_create: int = 0
     # Batch-level failures the next ended batches report: (message, code).
@@ -159,13 +166,21 @@ class FakeProvider(BatchProvider):
         for key in keys:
             if delivered == break_after:
                 raise error  # type: ignore[misc]
+            if key in self.result_lines:
+                result = self._read_line(self.result_lines[key].encode())
+                delivered += 1
+                if result is not None:
+                    yield result.at_line(delivered)
+                continue
             outcome = self._outcome(key, batch.attempt_of[key])
             if outcome == "missing":
                 continue
             delivered += 1
-            yield self._result(key, outcome)
+            yield self._result(key, outcome).at_line(delivered)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
+        if self.cancel_errors:
+            raise self.cancel_errors.pop(0)
         batch = self._get(provider_batch_id)
         if not batch.ended:
             batch.kept = self.cancel_keeps
@@ -217,6 +232,20 @@ class FakeProvider(BatchProvider):
                               message="the request is invalid", retryable=False)
         return ItemResult(provider_key=key, status=ItemStatus.FAILED, error=error,
                           response={"status_code": 429 if error.retryable else 400})
+
+    @staticmethod
+    def _read_line(raw: bytes) -> ItemResult | None:
+        """A raw result line read the way the adapters read theirs."""
+        line = read_result_line(raw)
+        if line is None:
+            return None
+        obj = dict(line.obj or {})
+        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+        return ItemResult(
+            provider_key=line.custom_id, status=ItemStatus.SUCCEEDED, response=obj,
+            output_text=obj.get("text"), finish_reason=obj.get("finish_reason", "stop"),
+            usage=Usage(input_tokens=usage.get("input_tokens", 0),
+                        output_tokens=usage.get("output_tokens", 0)))
 
     def _progress(self, batch: FakeBatch) -> BatchProgress:
         done = len(batch.keys) if batch.status == "completed" else 0

@@ -226,6 +226,11 @@ class RetryConfig(_Frozen):
     base_delay_s: float = Field(1.0, gt=0)
     max_delay_s: float = Field(60.0, gt=0)
     item_max_attempts: int = Field(3, gt=0, description="Provider batches an item may ride in")
+    max_call_failures: int = Field(
+        60, gt=0, description="Poll, cancel or fetch calls of one batch failing in a row "
+                              "before llmbatch gives up on that step; with the backoff above "
+                              "about 40-55 min, so a provider outage of that length is "
+                              "waited out (docs/operations.md)")
 
 
 class AppConfig(_Frozen):

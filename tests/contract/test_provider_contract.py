@@ -36,6 +36,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.domain.states import ItemStatus
+from llmbatch.domain.storable import storable_result
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.errors import (
     PermanentProviderError,
@@ -421,6 +422,35 @@ def test_per_item_provider_errors_are_retryable_in_every_error_shape(
             assert result.error is not None and result.error.retryable, (shape, result.error)
             assert result.error.code in harness.item_error_codes, result.error
             assert result.output_text is None and result.usage is None
+
+
+@pytest.mark.parametrize("poison", ["nul", "lone_surrogate", "huge_usage"])
+def test_answers_a_database_may_refuse_arrive_as_sent_with_their_line_numbers(
+        harness: ProviderHarness, poison: str) -> None:
+    """Valid result lines holding NUL, half a UTF-16 pair or 10^20 tokens come through the SDK
+    intact; ``domain.storable`` then escapes the text (the success stands) or fails the item
+    naming its line."""
+    tag = harness.new_tag()
+    harness.fault("poison_output", tag=tag, rate=1.0, poison=poison)
+    submitted = harness.submit(harness.requests(3, prefix=poison.replace("_", "-")), tag=tag)
+    results = harness.results(submitted.provider_batch_id,
+                              harness.run_to_end(submitted.provider_batch_id, 3))
+
+    assert sorted(r.line or 0 for r in results.values()) == [1, 2, 3]
+    for result in results.values():
+        assert result.status is ItemStatus.SUCCEEDED
+        stored = storable_result(result)
+        if poison == "huge_usage":
+            assert result.usage is not None and result.usage.input_tokens >= 10**20
+            assert stored.result.status is ItemStatus.FAILED
+            assert stored.result.error is not None
+            assert stored.result.error.code == "result_unstorable"
+            assert stored.result.error.message.startswith(f"result line {result.line}: usage.")
+        else:
+            assert result.output_text is not None
+            assert result.output_text.endswith({"nul": "\x00", "lone_surrogate": "\ud800"}[poison])
+            assert stored.escaped and stored.result.status is ItemStatus.SUCCEEDED
+            assert stored.result.output_text == result.output_text[:-1] + "\ufffd"
 
 
 def test_a_4xx_at_create_is_a_permanent_error(harness: ProviderHarness) -> None:

@@ -62,6 +62,7 @@ def test_a_config_built_client_runs_a_batch(server: EmulatorServer, version: str
         progress = adapter.poll(batch_id)
         results = list(adapter.iter_results(batch_id, progress))
         assert sorted(r.provider_key for r in results) == ["u-0", "u-1", "u-2"]
+        assert sorted(r.line or 0 for r in results) == [1, 2, 3]
         assert adapter.api_version == (version or "2026-10-21")
     finally:
         adapter.close()

@@ -14,7 +14,13 @@ from llmbatch.emulator import (
     bundled_profiles,
     load_profile,
 )
-from llmbatch.emulator.faults import FaultInjector, parse_rules
+from llmbatch.emulator.faults import (
+    FaultInjector,
+    PoisonOutputFault,
+    json_line,
+    parse_rules,
+    poison_answer,
+)
 from llmbatch.errors import ConfigError
 
 
@@ -96,6 +102,46 @@ def test_batch_faults_draw_one_rule_per_kind_and_ignore_call_rules() -> None:
     second = inj.for_batch("openai", {})
     assert second.item_errors is not None and second.item_errors.rate == 0.9
     assert second.expire is None
+
+
+def test_a_poison_output_rule_is_drawn_per_batch_and_hits_a_stable_share_of_items() -> None:
+    inj = injector({"kind": "poison_output", "rate": 0.5, "poison": "huge_usage"})
+    poison = inj.for_batch("openai", {}).poison
+    assert isinstance(poison, PoisonOutputFault) and poison.poison == "huge_usage"
+    hits = [poison.hits(0, "batch_1", f"q-{i}") for i in range(400)]
+    assert 150 < sum(hits) < 250
+    assert hits == [poison.hits(0, "batch_1", f"q-{i}") for i in range(400)]
+    assert all(PoisonOutputFault(kind="poison_output").hits(0, "b", f"q-{i}")
+               for i in range(50))  # rate 1 by default
+
+
+@pytest.mark.parametrize(("poison", "tail"), [("nul", "\x00"), ("lone_surrogate", "\ud800")])
+def test_text_poison_lands_in_every_providers_answer_text(poison: str, tail: str) -> None:
+    openai_like = {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+    anthropic_like = {"content": [{"type": "text", "text": "hi"}], "role": "assistant"}
+    gemini_like = {"candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"}}]}
+    assert poison_answer(openai_like, poison)["choices"][0]["message"] == {
+        "role": "assistant", "content": "hi" + tail}
+    assert poison_answer(anthropic_like, poison)["content"][0]["text"] == "hi" + tail
+    assert poison_answer(gemini_like, poison)["candidates"][0]["content"]["parts"][0] == {
+        "text": "hi" + tail}
+    assert openai_like["choices"][0]["message"]["content"] == "hi"  # a copy, not in place
+
+
+def test_huge_usage_poison_sets_every_token_count_and_nothing_else() -> None:
+    answer = {"usage": {"prompt_tokens": 5, "completion_tokens_details": {"reasoning_tokens": 0},
+                        "note": 3},
+              "usageMetadata": {"promptTokenCount": 4}, "created": 17}
+    poisoned = poison_answer(answer, "huge_usage")
+    assert poisoned == {"usage": {"prompt_tokens": 10**20,
+                                  "completion_tokens_details": {"reasoning_tokens": 10**20},
+                                  "note": 3},
+                        "usageMetadata": {"promptTokenCount": 10**20}, "created": 17}
+
+
+def test_a_result_line_with_a_lone_surrogate_is_written_as_its_json_escape() -> None:
+    assert json_line({"t": "é"}) == '{"t":"é"}'.encode()
+    assert json_line({"t": "é\ud800"}) == b'{"t":"\\u00e9\\ud800"}'
 
 
 def test_describe_reports_remaining_budget_and_reset_restores_the_profile() -> None:

@@ -105,6 +105,9 @@ def test_embeddings_run_inline_and_from_a_file_with_the_same_vectors(
     large_mode, large = embed(make(inline_max_bytes=300), emu, "embed-large", bodies)
     assert (small_mode, large_mode) == ("inline", "file")
     assert {k: r.response for k, r in small.items()} == {k: r.response for k, r in large.items()}
+    # Inline responses are numbered by entry, result files by line.
+    assert sorted(r.line or 0 for r in small.values()) == [1, 2, 3]
+    assert sorted(r.line or 0 for r in large.values()) == [1, 2, 3]
     for result in small.values():
         assert result.status is ItemStatus.SUCCEEDED and result.output_text is None
         assert result.response is not None and len(result.response["embedding"]["values"]) == 4

@@ -553,6 +553,34 @@ def test_a_result_file_with_damaged_lines_still_yields_every_readable_result() -
     assert results["ok-1"].output_text == "line\u2028separator"
     assert results["cut-1"].error is not None and results["cut-1"].error.retryable
     assert results["exp-1"].status is ItemStatus.EXPIRED
+    # Lines are numbered within their file, blank and unreadable ones included.
+    assert [r.line for r in results.values()] == [1, 4, 1]
+
+
+def test_lines_the_database_cannot_store_arrive_as_sent_for_the_service_to_handle() -> None:
+    """NUL, a lone surrogate and an absurd token count are valid JSON: the adapter reads them
+    faithfully (``domain.storable`` decides later); JSON nested past the parser is a malformed
+    line, not an exception that would stop the download."""
+    body = json.loads(json.dumps(CHAT_BODY))
+    body["choices"][0]["message"]["content"] = "nul\u0000 and \ud800"
+    body["usage"]["prompt_tokens"] = 10**20
+    deep = b'{"custom_id": "deep-1", "response": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    output = result_line("odd-1", body=body) + b"\n" + deep + b"\n"
+
+    def serve(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=output)
+
+    progress = progress_from_batch(batch(status="completed", output_file_id="file-out"))
+    with openai.OpenAI(api_key="sk-x", base_url="http://openai.test/v1", max_retries=0,
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(serve))) as client:
+        results = list(OpenAIProvider(ProviderConfig(), client=client)
+                       .iter_results("batch_1", progress))
+
+    odd, deep_result = results
+    assert odd.output_text == "nul\x00 and \ud800" and odd.line == 1
+    assert odd.usage is not None and odd.usage.input_tokens == 10**20
+    assert deep_result.provider_key == "deep-1" and deep_result.line == 2
+    assert deep_result.error is not None and deep_result.error.code == "malformed_result_line"
 
 
 def test_a_batch_that_failed_validation_downloads_nothing() -> None:

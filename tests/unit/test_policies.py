@@ -11,7 +11,12 @@ from llmbatch.config import PollingConfig, RetryConfig
 from llmbatch.domain.models import ItemError, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
-from llmbatch.domain.retry import keep_trying_submit, retry_delay
+from llmbatch.domain.retry import (
+    AfterCallFailure,
+    after_call_failure,
+    keep_trying_submit,
+    retry_delay,
+)
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import (
     AuthenticationError,
@@ -126,6 +131,35 @@ def test_an_internal_error_is_retried_only_while_attempts_remain() -> None:
     decisions = [keep_trying_submit(retryable=True, internal=True, copy_may_exist=False,
                                     failures=n, policy=RETRY) for n in (1, 2, 3, 4, 5)]
     assert decisions == [n < RETRY.max_attempts for n in (1, 2, 3, 4, 5)]
+
+
+@pytest.mark.parametrize("batch_ended", [True, False], ids=["fetch", "poll-or-cancel"])
+def test_a_failing_call_backs_off_until_the_bound_and_never_past_it(batch_ended: bool) -> None:
+    policy = RetryConfig(max_call_failures=4)
+    verdicts = [after_call_failure(n, batch_ended=batch_ended, policy=policy)
+                for n in range(1, 9)]
+    given_up = (AfterCallFailure.SETTLE_WITHOUT_RESULTS if batch_ended
+                else AfterCallFailure.ABANDON)
+    assert verdicts == [AfterCallFailure.BACK_OFF] * 3 + [given_up] * 5
+
+
+def test_giving_up_on_a_batch_that_may_still_run_never_settles_it_for_re_sending() -> None:
+    for failures in range(1, 100):
+        verdict = after_call_failure(failures, batch_ended=False, policy=RetryConfig())
+        assert verdict is not AfterCallFailure.SETTLE_WITHOUT_RESULTS
+
+
+def test_by_default_a_step_is_given_up_only_after_most_of_an_hour_of_backoff() -> None:
+    policy = RetryConfig()
+    waits = [min(policy.max_delay_s, policy.base_delay_s * 2 ** (n - 1))
+             for n in range(1, policy.max_call_failures)]  # the ceiling before each retry
+    # Each wait is drawn between half and all of its ceiling: 0.75 of it on average.
+    assert 0.75 * sum(waits) > 40 * 60 and sum(waits) < 60 * 60
+    last = policy.max_call_failures
+    assert after_call_failure(last - 1, batch_ended=True, policy=policy) is \
+        AfterCallFailure.BACK_OFF
+    assert after_call_failure(last, batch_ended=True, policy=policy) is \
+        AfterCallFailure.SETTLE_WITHOUT_RESULTS
 
 
 @pytest.mark.parametrize("retry_after", [0.0, 0.5, 7.0, 30.0])

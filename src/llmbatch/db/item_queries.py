@@ -17,14 +17,34 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
 
-__all__ = ["AnyRow", "ItemQueries"]
+__all__ = ["AnyRow", "ItemQueries", "is_refused_value"]
 
 AnyRow = Row[*tuple[Any, ...]]
+
+
+def is_refused_value(exc: BaseException) -> bool:
+    """Whether a write failed because the database or its driver refused a value in it (so
+    the same rows fail again, whatever the retry) rather than because the database failed.
+
+    PostgreSQL answers a data error (SQLSTATE class 22: NUL in text or JSONB, JSON it cannot
+    parse, a number out of its column's range, a string over its column's width); the drivers
+    refuse before sending: a lone surrogate cannot be encoded (``UnicodeError``), SQLite binds
+    no integer past 64 bits (``OverflowError``), a JSON column gets a value ``json`` cannot
+    write (``TypeError``, wrapped by SQLAlchemy).
+    """
+    if isinstance(exc, DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False
+    if isinstance(exc, StatementError):
+        return isinstance(exc.orig, UnicodeError | OverflowError | TypeError)
+    return isinstance(exc, UnicodeError | OverflowError)
 
 
 class ItemQueries:
@@ -119,6 +139,8 @@ class ItemQueries:
         """Bulk-apply result rows (keyed by ``b_provider_key``) to the batch's submitted items.
 
         Rows for items that already moved on are ignored, so re-running a fetch is harmless.
+        A value the database refuses fails the whole call (``is_refused_value``): the caller
+        makes results storable first (``domain.storable``) and isolates what still fails.
         Each row: b_provider_key, status, batch_id (None when sent back to pending), response,
         output_text, finish_reason, input/output/cached/reasoning_tokens, error, completed_at.
         """

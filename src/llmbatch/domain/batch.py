@@ -16,7 +16,9 @@ from llmbatch.domain.changes import BatchChange, LeaseRule
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchProgress, SubmittedBatch
+from llmbatch.domain.retry import PROVIDER_UNREACHABLE_CODE, RESULTS_UNAVAILABLE_CODE
 from llmbatch.domain.states import BatchStatus, check_transition
+from llmbatch.domain.storable import UNSTORABLE_CODE
 
 __all__ = ["ProviderBatch"]
 
@@ -188,11 +190,38 @@ class ProviderBatch:
             error_code=progress.error_code, poll_count=self.poll_count + 1, ended_at=at,
             call_failures=0, next_poll_at=at)
 
-    def fetched(self, at: datetime, *, results: int, without_result: int) -> BatchChange:
-        """Every item of the batch has its result (or was settled without one)."""
+    def fetched(self, at: datetime, *, results: int, without_result: int,
+                unstorable: str | None = None) -> BatchChange:
+        """Every item of the batch has its result (or was settled without one).
+
+        ``unstorable`` summarises results that could not be stored as they came; it goes on
+        the batch's error unless a batch-level failure is there already, which matters more.
+        It is written only now: earlier, a fetch run again after a crash would read it as the
+        batch's failure and settle the items without a result by it.
+        """
+        noted: dict[str, Any] = ({"error": unstorable, "error_code": UNSTORABLE_CODE}
+                                 if unstorable and self.error_code is None else {})
         return self._change(at, to=BatchStatus.FETCHED, event=EventType.BATCH_FETCHED,
                             data={"results": results, "without_result": without_result},
-                            fetched_at=at)
+                            fetched_at=at, **noted)
+
+    def results_unavailable(self, at: datetime, *, reason: str, failures: int) -> BatchChange:
+        """The download failed ``retry.max_call_failures`` times in a row: fetching goes on
+        without it, and the items without a stored result are settled as unreported."""
+        return self._change(at, event=EventType.BATCH_RESULTS_UNAVAILABLE,
+                            data={"error": reason, "failures": failures},
+                            lease=LeaseRule.HOLD, error=reason,
+                            error_code=RESULTS_UNAVAILABLE_CODE, call_failures=failures)
+
+    def abandon(self, at: datetime, *, reason: str, failures: int) -> BatchChange:
+        """Nobody can ask the provider about the batch any more (``retry.max_call_failures``
+        polls or cancels failed in a row). It may still run there, so it is closed here as
+        ended with the reason; the same task then settles its items and marks it fetched."""
+        return self._change(at, to=BatchStatus.ENDED, event=EventType.BATCH_ABANDONED,
+                            data={"error": reason, "failures": failures},
+                            lease=LeaseRule.HOLD, error=reason,
+                            error_code=PROVIDER_UNREACHABLE_CODE, call_failures=failures,
+                            ended_at=at)
 
 
 def _counts(progress: BatchProgress) -> dict[str, int]:

@@ -35,6 +35,10 @@ class EventType(StrEnum):
     BATCH_STUCK = "batch.stuck"
     BATCH_ENDED = "batch.ended"
     BATCH_FETCHED = "batch.fetched"
+    BATCH_ABANDONED = "batch.abandoned"
+    BATCH_RESULTS_UNAVAILABLE = "batch.results_unavailable"
+    BATCH_RESULTS_ESCAPED = "batch.results_escaped"
+    BATCH_RESULTS_UNSTORABLE = "batch.results_unstorable"
     ITEMS_TOO_LARGE = "items.too_large"
 
 

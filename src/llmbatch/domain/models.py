@@ -74,7 +74,9 @@ class ItemError:
 
 @dataclass(frozen=True)
 class ItemResult:
-    """One result line, keyed by the id we sent to the provider."""
+    """One result line, keyed by the id we sent to the provider. ``line``: where it came
+    from (1-based, within its result file, or its entry in an inline response), for errors
+    that must point at it."""
 
     provider_key: str
     status: ItemStatus
@@ -83,6 +85,13 @@ class ItemResult:
     finish_reason: str | None = None
     usage: Usage | None = None
     error: ItemError | None = None
+    line: int | None = None
+
+    def at_line(self, line: int) -> ItemResult:
+        """This result, read from ``line`` (a plain copy: ``dataclasses.replace`` costs more
+        than parsing the line, and every result takes this)."""
+        return ItemResult(self.provider_key, self.status, self.response, self.output_text,
+                          self.finish_reason, self.usage, self.error, line)
 
 
 class ProviderState(StrEnum):

@@ -1,14 +1,55 @@
 """Retry policy for provider API calls made by tasks: exponential backoff with jitter,
-a provider's Retry-After honoured, permanent errors never retried."""
+a provider's Retry-After honoured, permanent errors never retried, and no step retried
+forever."""
 
 from __future__ import annotations
 
 import random
+from enum import StrEnum
+from typing import Final
 
 from llmbatch.config import RetryConfig
 from llmbatch.errors import ProviderError, RateLimitedError
 
-__all__ = ["keep_trying_submit", "retry_delay"]
+__all__ = [
+    "PROVIDER_UNREACHABLE_CODE",
+    "RESULTS_UNAVAILABLE_CODE",
+    "AfterCallFailure",
+    "after_call_failure",
+    "keep_trying_submit",
+    "retry_delay",
+]
+
+# Why a batch was given up after ``retry.max_call_failures`` failed calls in a row.
+RESULTS_UNAVAILABLE_CODE: Final = "results_unavailable"
+PROVIDER_UNREACHABLE_CODE: Final = "provider_unreachable"
+
+
+class AfterCallFailure(StrEnum):
+    """What a batch does after one of its poll, cancel or fetch calls failed."""
+
+    BACK_OFF = "back_off"  # keep the status; the tick tries again after ``retry_delay``
+    # Fetch only: stop downloading; items without a stored result are settled like items the
+    # provider returned no line for (re-batched while attempts remain, else failed).
+    SETTLE_WITHOUT_RESULTS = "settle_without_results"
+    # Poll or cancel: the batch may still run (and bill) at the provider, so its items are
+    # never sent again: they fail for good, and the batch ends with the reason.
+    ABANDON = "abandon"
+
+
+def after_call_failure(failures: int, *, batch_ended: bool,
+                       policy: RetryConfig) -> AfterCallFailure:
+    """After ``failures`` failed calls in a row (this one included): try again, or give up.
+
+    Every kind of failure counts (network, 5xx, 429, 401/403, our own bugs): each waits out
+    its backoff first, so the bound is a number of tries, not a time, and an outage must last
+    about ``max_call_failures`` backoff steps before work is given up. Giving up differs by
+    what is at stake: the results of an ended batch can be settled without them (its items
+    re-batched), but a batch that may still run must not be sent again, or it is billed twice.
+    """
+    if failures < policy.max_call_failures:
+        return AfterCallFailure.BACK_OFF
+    return AfterCallFailure.SETTLE_WITHOUT_RESULTS if batch_ended else AfterCallFailure.ABANDON
 
 
 def keep_trying_submit(*, retryable: bool, internal: bool, copy_may_exist: bool,

@@ -13,8 +13,9 @@ Two families:
 * **batch faults** are drawn once, when a batch is created, and fix that batch's fate:
   ``item_errors`` (a share of the requests fail, in a chosen error-line shape), ``fail_batch``
   (validation fails with a batch-level error code), ``expire`` (the batch expires part-way
-  with partial results) and ``stuck`` (progress halts and it never leaves in-progress before
-  its deadline).
+  with partial results), ``stuck`` (progress halts and it never leaves in-progress before
+  its deadline) and ``poison_output`` (a share of the answers hold values a result store may
+  refuse, in otherwise valid result lines).
 
 Rules are provider-neutral: operation names are ``<resource>.<verb>`` as the provider's SDK
 calls them (``files.create``, ``batches.retrieve``, ...) and each provider module decides
@@ -23,6 +24,8 @@ what the tags of a batch are and how an error body looks.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import threading
 from collections.abc import Iterable, Mapping
@@ -42,8 +45,11 @@ __all__ = [
     "FaultRule",
     "HttpFault",
     "ItemErrorsFault",
+    "PoisonOutputFault",
     "StuckFault",
+    "json_line",
     "parse_rules",
+    "poison_answer",
 ]
 
 
@@ -114,11 +120,61 @@ class StuckFault(_Rule):
     at_fraction: float = Field(0.5, ge=0.0, lt=1.0)
 
 
+class PoisonOutputFault(_Rule):
+    """Make a deterministic share of a batch's successful answers hold what real models and
+    services do send but a result store may refuse, in an otherwise valid result line:
+    ``nul`` (a NUL character in the answer's text), ``lone_surrogate`` (half a UTF-16 pair,
+    written as the JSON escape ``\\ud800``) or ``huge_usage`` (token counts of 10^20)."""
+
+    kind: Literal["poison_output"]
+    rate: float = Field(1.0, ge=0.0, le=1.0)
+    poison: Literal["nul", "lone_surrogate", "huge_usage"] = "nul"
+
+    def hits(self, seed: int, batch_id: str, item: str) -> bool:
+        """Whether the answer to ``item`` (its custom_id or key) in this batch is poisoned."""
+        draw = hashlib.blake2b(f"poison:{seed}:{batch_id}:{item}".encode(),
+                               digest_size=6).digest()
+        return int.from_bytes(draw, "big") / 2**48 < self.rate
+
+
 FaultRule = Annotated[
-    HttpFault | DelayFault | ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault,
+    HttpFault | DelayFault | ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault
+    | PoisonOutputFault,
     Field(discriminator="kind"),
 ]
-_BatchRule = ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault
+_BatchRule = ItemErrorsFault | FailBatchFault | ExpireFault | StuckFault | PoisonOutputFault
+_TEXT_KEYS = frozenset({"text", "content"})
+_POISON_TEXT = {"nul": "\x00", "lone_surrogate": "\ud800"}
+
+
+def poison_answer(answer: Any, poison: str) -> Any:
+    """A copy of a successful answer (any provider's shape) with ``poison`` applied: the text
+    poisons go at the end of every string under a ``text`` or ``content`` key; ``huge_usage``
+    sets every integer under a key naming tokens (``prompt_tokens``, ``promptTokenCount``)."""
+    if isinstance(answer, list):
+        return [poison_answer(item, poison) for item in answer]
+    if not isinstance(answer, dict):
+        return answer
+    out: dict[str, Any] = {}
+    for key, value in answer.items():
+        if poison in _POISON_TEXT and key in _TEXT_KEYS and isinstance(value, str):
+            out[key] = value + _POISON_TEXT[poison]
+        elif (poison == "huge_usage" and "token" in key.lower() and isinstance(value, int)
+              and not isinstance(value, bool)):
+            out[key] = 10**20
+        else:
+            out[key] = poison_answer(value, poison)
+    return out
+
+
+def json_line(record: Any) -> bytes:
+    """A result line as compact UTF-8 JSON, no newline. A lone surrogate cannot be UTF-8, so
+    a record holding one is written with non-ASCII escaped, as such a service would send it."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(record, separators=(",", ":")).encode()
 _RULES_ADAPTER: TypeAdapter[list[FaultRule]] = TypeAdapter(list[FaultRule])
 
 
@@ -154,6 +210,7 @@ class BatchFaults:
     fail: FailBatchFault | None = None
     expire: ExpireFault | None = None
     stuck: StuckFault | None = None
+    poison: PoisonOutputFault | None = None
 
 
 def _operation_matches(pattern: str, operation: str) -> bool:
@@ -246,11 +303,13 @@ class FaultInjector:
         fail = drawn.get("fail_batch")
         expire = drawn.get("expire")
         stuck = drawn.get("stuck")
+        poison = drawn.get("poison_output")
         return BatchFaults(
             item_errors=item_errors if isinstance(item_errors, ItemErrorsFault) else None,
             fail=fail if isinstance(fail, FailBatchFault) else None,
             expire=expire if isinstance(expire, ExpireFault) else None,
             stuck=stuck if isinstance(stuck, StuckFault) else None,
+            poison=poison if isinstance(poison, PoisonOutputFault) else None,
         )
 
     def _fire(self, armed: _Armed, provider: str, tags: Mapping[str, str]) -> bool:

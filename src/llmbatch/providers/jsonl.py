@@ -75,7 +75,7 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     ``None`` when not even the custom_id is readable."""
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         match = _CUSTOM_ID_RE.search(raw)
         if match is None:
             return None

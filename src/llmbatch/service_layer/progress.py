@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +17,24 @@ from llmbatch.domain.models import BatchProgress, ItemResult, ProviderState
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.pricing import item_cost_usd
-from llmbatch.domain.retry import retry_delay
+from llmbatch.domain.retry import (
+    RESULTS_UNAVAILABLE_CODE,
+    AfterCallFailure,
+    after_call_failure,
+    retry_delay,
+)
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
-from llmbatch.errors import ProviderError
+from llmbatch.domain.storable import StorableResult, storable_result
+from llmbatch.errors import ProviderError, TransientProviderError
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
+from llmbatch.service_layer.result_storage import (
+    repair_events,
+    store_isolating,
+    unstorable_summary,
+)
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
@@ -29,7 +42,8 @@ __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 log = structlog.get_logger("llmbatch.progress")
 
 # Batch-level failure codes that mean "try again later", not "this input is bad".
-RETRYABLE_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE, "provider_lost_batch"})
+RETRYABLE_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE, "provider_lost_batch",
+                                   RESULTS_UNAVAILABLE_CODE})
 # ... and those where the items never ran: the attempt they spent is given back.
 NOT_RUN_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE})
 
@@ -64,11 +78,29 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         if not exc.not_found:
             # Includes 401/403: the batch still runs at the provider, so never re-send it;
             # back off and keep asking (the error is on the batch for an operator to see).
-            return _call_failed(rt, batch, exc)
+            return _poll_failed(rt, batch, exc)
         # The provider no longer knows the batch: end it; its items are re-batched.
         progress = BatchProgress(state=ProviderState.ENDED, provider_status="lost",
                                  error=str(exc), error_code="provider_lost_batch")
+    except Exception as exc:  # a bug or an unexpected failure: counted like a failed call
+        log.exception("llmbatch.batch.poll_crashed", batch_id=batch.id)
+        return _poll_failed(rt, batch, _internal_error(batch, "polling", exc))
     return _record_progress(rt, batch, progress)
+
+
+def _internal_error(batch: ProviderBatch, step: str, exc: Exception) -> ProviderError:
+    return TransientProviderError(f"unexpected error while {step}: {exc!r}",
+                                  provider=batch.provider, code="internal_error")
+
+
+def _poll_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> BatchStatus:
+    """A poll or cancel call failed: back off, or abandon the batch after
+    ``retry.max_call_failures`` failures in a row (``domain.retry.after_call_failure``)."""
+    verdict = after_call_failure(batch.call_failures + 1, batch_ended=False,
+                                 policy=rt.config.retry)
+    if verdict is AfterCallFailure.BACK_OFF:
+        return _call_failed(rt, batch, exc)
+    return abandon_batch(rt, batch, exc)
 
 
 def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> ProviderBatch:
@@ -161,21 +193,30 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         span = uow.repo.attempt_range(batch_id)
         uniform = span[0] if span is not None and span[0] == span[1] else None
         uow.commit()
-    assert batch.provider_batch_id is not None
+    provider_batch_id = batch.provider_batch_id
+    assert provider_batch_id is not None
+    claimed = batch  # the batch as claimed, for the closures below
     adapter = rt.registry.get(batch.provider)
     progress = BatchProgress(state=ProviderState.ENDED, provider_status=batch.provider_status or "",
                              result_refs=batch.result_refs, error=batch.error,
                              error_code=batch.error_code)
     max_attempts = rt.config.retry.item_max_attempts
     prices = rt.config.provider(batch.provider).model(batch.model)
-    chunk: list[ItemResult] = []
+    chunk: list[StorableResult] = []
     stored = 0
+    problems: list[str] = []  # results that could not be stored as they came
 
     def flush() -> None:
         nonlocal stored
+        stored += store_isolating(chunk, write)
+        chunk.clear()
+
+    def write(part: Sequence[StorableResult]) -> int:
+        """One transaction; rolled back if the database refuses a value (then bisected)."""
+        results = [s.result for s in part]
         moment = rt.clock()
         with rt.uow() as uow:
-            keys = [r.provider_key for r in chunk]
+            keys = [r.provider_key for r in results]
             attempts = (dict.fromkeys(keys, uniform) if uniform is not None
                         else uow.repo.attempts_of(batch_id, keys))
             # Rows for keys no longer submitted (a re-run after a crash) match no item.
@@ -183,21 +224,24 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                                  max_attempts=max_attempts,
                                                  cancelling=cancelling), batch_id, moment,
                                     prices)
-                    for r in chunk if r.provider_key in attempts]
+                    for r in results if r.provider_key in attempts]
             uow.history.record_results(batch_id, [
                 {"b_key": r.provider_key, "b_outcome": str(r.status),
                  "b_error": r.error.as_dict() if r.error else None}
-                for r in chunk if r.status is not ItemStatus.SUCCEEDED], moment)
-            stored += uow.repo.record_results(batch_id, rows)
+                for r in results if r.status is not ItemStatus.SUCCEEDED], moment)
+            count = uow.repo.record_results(batch_id, rows)
+            for event in repair_events(claimed, part, moment):
+                uow.record(event)
             uow.commit()
-        chunk.clear()
+        problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
+        return count
 
     if progress.provider_status != "lost":
         try:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
-                for result in adapter.iter_results(batch.provider_batch_id, progress):
-                    chunk.append(result)
+                for result in adapter.iter_results(provider_batch_id, progress):
+                    chunk.append(storable_result(result))
                     if len(chunk) >= rt.config.worker.fetch_chunk_size:
                         flush()
             if chunk:
@@ -205,21 +249,36 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         except CallDeferred as exc:
             return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
-            if not exc.not_found:
-                return _call_failed(rt, batch, exc)  # lease released; the tick retries
-            # The result files are gone: what was not stored counts as unreported below.
-            log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
+            if exc.not_found:
+                # The result files are gone: what was not stored counts as unreported below.
+                log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
+            else:
+                given_up = fetch_given_up(rt, batch, exc)
+                if given_up is None:
+                    return _call_failed(rt, batch, exc)  # lease released; the tick retries
+                batch = given_up
+            if chunk:  # read before the download broke off: kept, not billed again
+                flush()
+        except Exception as exc:  # a bug, or the database failing: counted like a failed call
+            log.exception("llmbatch.batch.fetch_crashed", batch_id=batch_id)
+            internal = _internal_error(batch, "fetching", exc)
+            given_up = fetch_given_up(rt, batch, internal)
+            if given_up is None:
+                return _call_failed(rt, batch, internal)
+            batch = given_up
     now = rt.clock()
     with rt.uow() as uow:
         unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)
-        if not uow.save(batch.fetched(now, results=stored, without_result=unreported)):
+        fetched = batch.fetched(now, results=stored, without_result=unreported,
+                                unstorable=unstorable_summary(problems) if problems else None)
+        if not uow.save(fetched):
             return None  # another task took the batch over; it finishes the fetch
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
     if rt.config.provider(batch.provider).delete_files_after_fetch:
         try:
             with provider_call(rt, batch.provider, "cleanup"):
-                adapter.cleanup(batch.provider_batch_id, progress)
+                adapter.cleanup(provider_batch_id, progress)
         except (ProviderError, CallDeferred) as exc:  # best effort: files expire anyway
             log.warning("llmbatch.batch.cleanup_failed", batch_id=batch_id, error=str(exc))
     return BatchStatus.FETCHED

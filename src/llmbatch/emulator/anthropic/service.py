@@ -24,7 +24,7 @@ from typing import Any
 
 from llmbatch.emulator.anthropic import messages
 from llmbatch.emulator.anthropic.errors import PROVIDER, anthropic_error, invalid_request
-from llmbatch.emulator.faults import ItemErrorsFault
+from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault, json_line, poison_answer
 from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
 from llmbatch.emulator.runtime import EmulatorRuntime
 
@@ -53,6 +53,7 @@ class BatchRecord:
     item_errors: ItemErrorsFault | None
     tags: dict[str, str]
     counts: dict[str, int] | None = None
+    poison: PoisonOutputFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -121,7 +122,7 @@ class AnthropicService:
                     halt_fraction=faults.stuck.at_fraction if faults.stuck else None,
                     expire_fraction=faults.expire.at_fraction if faults.expire else None),
                 order=FinishOrder(total, batch_id, failing), item_errors=faults.item_errors,
-                tags=tags)
+                tags=tags, poison=faults.poison)
             self.batches[batch_id] = record
         rt.stats.batch_created(PROVIDER, tags)
         return self.view(record, base_url)
@@ -243,12 +244,14 @@ class AnthropicService:
                         result = messages.errored(failed[0], failed[1], f"req_{h[:24]}")
                         counts["errored"] += 1
                     else:
-                        result = {"type": "succeeded",
-                                  "message": messages.message(params, f"msg_{h[24:48]}")}
+                        answer = messages.message(params, f"msg_{h[24:48]}")
+                        poison = record.poison
+                        if poison is not None and poison.hits(seed, record.id, custom_id):
+                            answer = poison_answer(answer, poison.poison)
+                        result = {"type": "succeeded", "message": answer}
                         counts["succeeded"] += 1
                 line = {"custom_id": custom_id, "result": result}
-                out.write(json.dumps(line, ensure_ascii=False,
-                                     separators=(",", ":")).encode() + b"\n")
+                out.write(json_line(line) + b"\n")
         return counts
 
 

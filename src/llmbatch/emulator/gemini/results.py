@@ -20,6 +20,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from llmbatch.emulator.faults import json_line, poison_answer
 from llmbatch.emulator.gemini import embed, generate
 from llmbatch.emulator.gemini.errors import status_body
 from llmbatch.emulator.gemini.state import BatchRecord, FileRecord, Results
@@ -82,8 +83,11 @@ def write_results(service: GeminiService, batch: BatchRecord, snap: Snapshot
                 response_id = hashlib.sha256(f"{batch.name}:{index}".encode()).hexdigest()[:22]
                 outcome = {"response": generate.respond(request, model=batch.model,
                                                         response_id=response_id)}
-            data = json.dumps(_entry(line, batch.inline, outcome), ensure_ascii=False,
-                              separators=(",", ":")).encode() + b"\n"
+            poison = batch.poison
+            if "response" in outcome and poison is not None and poison.hits(
+                    rt.settings.seed, batch.name, str(line.get("key", index))):
+                outcome = poison_answer(outcome, poison.poison)
+            data = json_line(_entry(line, batch.inline, outcome)) + b"\n"
             digest.update(data)
             sink.write(data)
     if batch.inline:

@@ -32,6 +32,14 @@ _NO_KEY = ("Method doesn't allow unregistered callers (callers without establish
            "Please use API Key or other form of API consumer identity to call this API.")
 
 
+class _EscapedJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped: inline answers may hold a lone surrogate (the
+    ``poison_output`` fault), which UTF-8 cannot carry but a JSON escape can."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
 def _stream(handle: IO[bytes]) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK):
@@ -164,7 +172,7 @@ def build_router(service: GeminiService, prefix: str) -> APIRouter:
         await enter(request, version, operation, service.batch_tags(name))
         if operation == "batches.get":
             record = service.batch(name)
-            return JSONResponse(await run_in_threadpool(service.view, record))
+            return _EscapedJSONResponse(await run_in_threadpool(service.view, record))
         call = service.cancel if operation == "batches.cancel" else service.delete
         return JSONResponse(await run_in_threadpool(call, name))
 

@@ -231,6 +231,7 @@ class GeminiService:
             name=name, model=model, display_name=display, input_file=file_name,
             input_blob=blob, created_at=now, failing=failing, item_errors=faults.item_errors,
             failure=failure, order=FinishOrder(total, name, failing), kind=kind,
+            poison=faults.poison,
             schedule=Schedule(
                 created_at=now, validate_s=timing.validate_s, run_s=timing.run_s(total),
                 finalize_s=timing.finalize_s, cancel_s=timing.cancel_s,

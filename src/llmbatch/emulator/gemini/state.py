@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from llmbatch.emulator.faults import ItemErrorsFault
+from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault
 from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
 
 __all__ = ["BatchRecord", "FileRecord", "GeminiState", "Results", "UploadSession",
@@ -102,6 +102,7 @@ class BatchRecord:
     failure: dict[str, Any] | None  # the Operation error of a batch that fails
     results: Results | None = None
     kind: str = "generate"  # "generate" (batchGenerateContent) or "embed" (asyncBatchEmbedContent)
+    poison: PoisonOutputFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -15,12 +15,12 @@ not finished are written to the error file as non-HTTP errors (``batch_expired``
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from llmbatch.emulator.faults import json_line, poison_answer
 from llmbatch.emulator.openai.endpoints import ENDPOINTS, Usage
 from llmbatch.emulator.openai.lines import (
     BATCH_CANCELLED,
@@ -48,18 +48,18 @@ class _Sink:
     path: Path
     handle: IO[bytes]
     rng: random.Random
-    block: list[str] = field(default_factory=list)
+    block: list[bytes] = field(default_factory=list)
     lines: int = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        self.block.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        self.block.append(json_line(record))
         if len(self.block) >= BLOCK_LINES:
             self.flush()
 
     def flush(self) -> None:
         if self.block:
             self.rng.shuffle(self.block)
-            self.handle.write(("\n".join(self.block) + "\n").encode())
+            self.handle.write(b"\n".join(self.block) + b"\n")
             self.lines += len(self.block)
             self.block.clear()
 
@@ -128,6 +128,8 @@ def write_results(
             completed += 1
             for key in usage:
                 usage[key] += getattr(used, key)
+            if batch.poison is not None and batch.poison.hits(settings.seed, batch.id, custom_id):
+                response = poison_answer(response, batch.poison.poison)
             sinks["output"].add(success_line(line_id, custom_id, request_id, response))
         for sink in sinks.values():
             sink.flush()

@@ -175,7 +175,7 @@ class OpenAIService:
                     expire_fraction=faults.expire.at_fraction if faults.expire else None,
                 ),
                 order=FinishOrder(scan.total, batch_id, scan.failing),
-                item_errors=faults.item_errors,
+                item_errors=faults.item_errors, poison=faults.poison,
             )
             self.state.batches[batch_id] = batch
         rt.stats.batch_created(PROVIDER, tags)

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmbatch.emulator.faults import ItemErrorsFault
+from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault
 from llmbatch.emulator.openai.endpoints import Usage
 from llmbatch.emulator.openai.validation import ScanResult
 from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
@@ -90,6 +90,7 @@ class BatchRecord:
     order: FinishOrder
     item_errors: ItemErrorsFault | None
     results: Results | None = None
+    poison: PoisonOutputFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

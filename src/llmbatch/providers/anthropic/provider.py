@@ -286,7 +286,7 @@ class AnthropicProvider(BatchProvider):
                               provider_batch_id=provider_batch_id, line=line_no,
                               length=len(raw))
                     continue
-                yield result
+                yield result.at_line(line_no)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask Anthropic to cancel (the batch shows ``canceling``, then ``ended`` with partial

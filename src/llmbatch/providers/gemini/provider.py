@@ -299,14 +299,14 @@ class GeminiProvider(BatchProvider):
                     continue
                 try:
                     entry = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested past the parser
                     entry = None
                 key = entry.get("key") if isinstance(entry, dict) else None
                 if not isinstance(key, str) or not isinstance(entry, dict):
                     log.error("llmbatch.gemini.result_line_unreadable", provider_batch_id=batch,
                               file=file_name, line=line_no, length=len(raw))
                     continue
-                yield item_from_entry(key, entry, batch_status=status)
+                yield item_from_entry(key, entry, batch_status=status).at_line(line_no)
 
     def _iter_inline(self, batch: str, status: str) -> Iterator[ItemResult]:
         with calling("batches.get"):
@@ -318,7 +318,7 @@ class GeminiProvider(BatchProvider):
                 log.error("llmbatch.gemini.inline_response_without_key", provider_batch_id=batch,
                           index=index)
                 continue
-            yield item_from_entry(key, entry, batch_status=status)
+            yield item_from_entry(key, entry, batch_status=status).at_line(index + 1)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask Gemini to cancel; cancelling a batch that already ended returns its progress."""

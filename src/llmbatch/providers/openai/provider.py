@@ -218,7 +218,7 @@ class OpenAIProvider(BatchProvider):
                               provider_batch_id=provider_batch_id, file_id=file_id,
                               line=line_no, length=len(raw))
                     continue
-                yield result
+                yield result.at_line(line_no)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask OpenAI to cancel. Cancelling a batch that already ended is not an error: its
