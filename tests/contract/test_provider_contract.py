@@ -30,8 +30,8 @@ from llmbatch.config import ProviderConfig
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
+    FailureKind,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
 )
@@ -146,7 +146,7 @@ class ProviderHarness:
         """Poll, moving the emulator's clock on, until the provider says the batch ended."""
         for _ in range(5):
             progress = self.adapter.poll(batch_id)
-            if progress.state is ProviderState.ENDED:
+            if progress.ended:
                 return progress
             self.advance(self.batch_seconds(n) + 1)
         raise AssertionError(f"{batch_id} did not end: {progress}")
@@ -259,7 +259,7 @@ def _gemini_adapter(emulator: EmulatorServer, *, transport: Any = None,
     from llmbatch.providers.gemini import GeminiProvider
 
     if transport is not None:
-        config.setdefault("inline_max_bytes", 1024)
+        config.setdefault("options", {"inline_max_bytes": 1024})
     provider_config = ProviderConfig(**{"base_url": f"{emulator.url}/gemini",
                                         "api_key": SecretStr(TEST_API_KEY), "timeout_s": 30.0,
                                         "sdk_max_retries": 0, **config})
@@ -357,7 +357,7 @@ def test_a_batch_runs_to_completion_and_every_result_is_read(harness: ProviderHa
 
     progress = harness.run_to_end(submitted.provider_batch_id, 6)
     assert (progress.total, progress.completed, progress.failed) == (6, 6, 0)
-    assert progress.error is None
+    assert progress.failure is None
 
     results = harness.results(submitted.provider_batch_id, progress)
     assert sorted(results) == [f"q-{i}" for i in range(6)]
@@ -494,7 +494,7 @@ def test_cancel_keeps_the_partial_results(harness: ProviderHarness) -> None:
     harness.advance(timing.validate_s + timing.run_s(n) / 2)
 
     cancelling = harness.adapter.cancel(submitted.provider_batch_id)
-    assert cancelling.state is ProviderState.RUNNING or cancelling.provider_status == "cancelled"
+    assert not cancelling.ended or cancelling.provider_status == "cancelled"
     progress = harness.run_to_end(submitted.provider_batch_id, n)
     assert progress.provider_status in ("cancelled", "canceled", "ended")
 
@@ -507,8 +507,9 @@ def test_cancel_keeps_the_partial_results(harness: ProviderHarness) -> None:
     for result in cancelled:
         assert result.error is not None and result.error.retryable
 
+    assert progress.failure is None  # cancelled on request: not a failure
     again = harness.adapter.cancel(submitted.provider_batch_id)  # already ended: not an error
-    assert again.state is ProviderState.ENDED
+    assert again.ended
 
 
 def test_expiry_keeps_the_partial_results(harness: ProviderHarness) -> None:
@@ -532,13 +533,16 @@ def test_a_batch_that_fails_validation_reports_why_and_yields_no_results(
         batch_failure_harness: ProviderHarness) -> None:
     harness = batch_failure_harness
     tag = harness.new_tag()
-    harness.fault("fail_batch", tag=tag, code="token_limit_exceeded",
-                  message="Enqueued token limit reached for gpt-4o-mini.")
+    harness.fault("fail_batch", tag=tag, code="invalid_json_line",
+                  message="Line 1 is not parseable as valid JSON.")
     submitted = harness.submit(harness.requests(2), tag=tag)
     progress = harness.run_to_end(submitted.provider_batch_id, 2)
-    assert progress.provider_status == "failed"
-    assert progress.error_code == "token_limit_exceeded"
-    assert progress.error is not None and "Enqueued token limit" in progress.error
+    failure = progress.failure
+    assert progress.ended and failure is not None
+    assert (failure.kind, failure.retryable, failure.items_ran) == (
+        FailureKind.INVALID_INPUT, False, False)
+    assert failure.code == "invalid_json_line"
+    assert "not parseable" in failure.message
     assert harness.results(submitted.provider_batch_id, progress) == {}
 
 

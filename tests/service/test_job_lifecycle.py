@@ -17,7 +17,7 @@ from llmbatch.config import (
     RetryConfig,
     WorkerConfig,
 )
-from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import AuthenticationError, TransientProviderError
 from llmbatch.service_layer.jobs import create_job, iter_result_records
@@ -171,7 +171,9 @@ def test_items_the_provider_returned_no_line_for_are_rebatched(
 
 
 def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writer) -> None:
-    driver.fake.batch_failures.append(("Enqueued token limit reached", "token_limit_exceeded"))
+    driver.fake.batch_failures.append(BatchFailure(
+        kind=FailureKind.QUOTA, retryable=True, items_ran=False,
+        message="Enqueued token limit reached", code="token_limit_exceeded"))
     job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
 
     job = driver.run(job_id)
@@ -184,7 +186,9 @@ def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writ
 
 def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(
         driver: Driver, write_jsonl: Writer) -> None:
-    driver.fake.batch_failures.append(("line 1: bad body", "invalid_file"))
+    driver.fake.batch_failures.append(BatchFailure(
+        kind=FailureKind.INVALID_INPUT, retryable=False, items_ran=False,
+        message="line 1: bad body", code="invalid_file"))
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 
     job = driver.run(job_id)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from llmbatch.db.item_queries import AnyRow, ItemQueries
 from llmbatch.db.tables import events, jobs, provider_batches
-from llmbatch.domain.models import Endpoint, Event, Job, ProviderBatch
+from llmbatch.domain.models import BatchFailure, Endpoint, Event, Job, ProviderBatch
 from llmbatch.domain.states import BatchStatus, JobStatus, sources_of
 from llmbatch.errors import NotFoundError
 
@@ -54,7 +54,16 @@ def _batch_from_row(row: AnyRow) -> ProviderBatch:
     values["status"] = BatchStatus(values["status"])
     values["result_refs"] = dict(values["result_refs"] or {})
     values["request_counts"] = dict(values["request_counts"] or {})
+    values["failure"] = BatchFailure.from_dict(values["failure"]) if values["failure"] else None
     return ProviderBatch(**values)
+
+
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as stored: a ``BatchFailure`` as its dict."""
+    failure = values.get("failure")
+    if isinstance(failure, BatchFailure):
+        values["failure"] = failure.as_dict()
+    return values
 
 
 class Repository(ItemQueries):
@@ -144,7 +153,7 @@ class Repository(ItemQueries):
 
     # ---- provider batches -----------------------------------------------------------------
     def add_batch(self, batch: ProviderBatch) -> None:
-        values = {k: getattr(batch, k) for k in _BATCH_FIELDS}
+        values = _stored({k: getattr(batch, k) for k in _BATCH_FIELDS})
         values["status"] = str(batch.status)
         self.conn.execute(insert(provider_batches).values(updated_at=batch.created_at, **values))
 
@@ -186,7 +195,7 @@ class Repository(ItemQueries):
         if release:
             values.update(lease_owner=None, lease_until=None)
         res = self.conn.execute(update(provider_batches).where(and_(*conds))
-                                .values(updated_at=now, **values))
+                                .values(updated_at=now, **_stored(values)))
         return res.rowcount == 1
 
     def move_unleased_batches(self, job_id: str, frm: BatchStatus, to: BatchStatus,

@@ -10,15 +10,22 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
-from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchProgress, Event, ItemResult, ProviderBatch, ProviderState
+from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
+    BatchProgress,
+    Event,
+    FailureKind,
+    ItemResult,
+    ProviderBatch,
+)
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import retry_delay
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
-from llmbatch.errors import ProviderError
+from llmbatch.errors import ProviderError, ResourceGoneError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.unit_of_work import UnitOfWork
@@ -26,11 +33,6 @@ from llmbatch.service_layer.unit_of_work import UnitOfWork
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
 log = structlog.get_logger("llmbatch.progress")
-
-# Batch-level failure codes that mean "try again later", not "this input is bad".
-RETRYABLE_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE, "provider_lost_batch"})
-# ... and those where the items never ran: the attempt they spent is given back.
-NOT_RUN_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE})
 
 
 def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -57,14 +59,28 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     except CallDeferred as exc:
         return _call_deferred(rt, batch, exc)
     except ProviderError as exc:
-        if not exc.not_found:
+        if not isinstance(exc, ResourceGoneError):
             # Includes 401/403: the batch still runs at the provider, so never re-send it;
             # back off and keep asking (the error is on the batch for an operator to see).
             return _call_failed(rt, batch, exc)
         # The provider no longer knows the batch: end it; its items are re-batched.
-        progress = BatchProgress(state=ProviderState.ENDED, provider_status="lost",
-                                 error=str(exc), error_code="provider_lost_batch")
+        progress = BatchProgress(phase=BatchPhase.ENDED,
+                                 provider_status=batch.provider_status or "",
+                                 failure=BatchFailure.lost(str(exc)))
     return _record_progress(rt, batch, progress)
+
+
+def _poll_delay(rt: Runtime, batch: ProviderBatch, progress: BatchProgress,
+                elapsed_s: float) -> float:
+    """When to poll a running batch again, on its provider's latency prior (or the one
+    configured for it). A batch we asked to cancel follows the cancel latency even where
+    the provider has no word for cancelling."""
+    own = rt.registry.get(batch.provider).latency_prior
+    phase = (BatchPhase.CANCELLING if batch.status is BatchStatus.CANCELLING
+             else progress.phase)
+    return next_poll_delay(rt.config.polling, elapsed_s=elapsed_s,
+                           done=progress.completed + progress.failed, total=progress.total,
+                           prior=rt.config.polling.prior(batch.provider, own), phase=phase)
 
 
 def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> None:
@@ -109,12 +125,9 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
     now = rt.clock()
     counts = {"total": progress.total, "completed": progress.completed, "failed": progress.failed}
     with rt.uow() as uow:
-        if progress.state is ProviderState.RUNNING:
+        if not progress.ended:
             elapsed = (now - (batch.submitted_at or batch.created_at)).total_seconds()
-            delay = next_poll_delay(rt.config.polling, elapsed_s=elapsed,
-                                    done=progress.completed + progress.failed,
-                                    total=progress.total, provider=batch.provider,
-                                    provider_status=progress.provider_status)
+            delay = _poll_delay(rt, batch, progress, elapsed)
             uow.repo.update_batch(batch.id, rt.worker_id, now,
                                   provider_status=progress.provider_status,
                                   request_counts=counts, poll_count=batch.poll_count + 1,
@@ -122,22 +135,33 @@ def _record_progress(rt: Runtime, batch: ProviderBatch, progress: BatchProgress)
                                   dispatched_at=None, call_failures=0)
             uow.commit()
             return batch.status
+        failure = progress.failure
         uow.repo.update_batch(batch.id, rt.worker_id, now, to=BatchStatus.ENDED,
                               provider_status=progress.provider_status, request_counts=counts,
-                              result_refs=progress.result_refs, error=progress.error,
-                              error_code=progress.error_code, poll_count=batch.poll_count + 1,
+                              result_refs=progress.result_refs,
+                              error=failure.message if failure else None,
+                              error_code=failure.code if failure else None, failure=failure,
+                              poll_count=batch.poll_count + 1,
                               ended_at=now, dispatched_at=None, call_failures=0,
                               next_poll_at=now)
         uow.record(Event(job_id=batch.job_id, batch_id=batch.id, type="batch.ended", at=now,
                          from_status=str(batch.status), to_status=str(BatchStatus.ENDED),
                          data={"provider_status": progress.provider_status, **counts,
-                               **({"error": progress.error} if progress.error else {})}))
+                               **_failure_data(failure)}))
         uow.publish_after_commit(tasks.FETCH, batch.id)
         # Its place in the provider's queue is free: batches waiting for room may go now.
         uow.limits.wake_waiting(batch.provider, WAITING_CODES, now)
         uow.commit()
     log.info("llmbatch.batch.ended", batch_id=batch.id, provider_status=progress.provider_status)
     return BatchStatus.ENDED
+
+
+def _failure_data(failure: BatchFailure | None) -> dict[str, Any]:
+    """What an event says of a batch-level failure (nothing when there was none)."""
+    if failure is None:
+        return {}
+    return {"error": failure.message, "failure": str(failure.kind),
+            "retryable": failure.retryable}
 
 
 def _result_row(result: ItemResult, status: ItemStatus, batch_id: str, now: Any,
@@ -179,9 +203,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         uow.commit()
     assert batch.provider_batch_id is not None
     adapter = rt.registry.get(batch.provider)
-    progress = BatchProgress(state=ProviderState.ENDED, provider_status=batch.provider_status or "",
-                             result_refs=batch.result_refs, error=batch.error,
-                             error_code=batch.error_code)
+    progress = BatchProgress(phase=BatchPhase.ENDED, provider_status=batch.provider_status or "",
+                             result_refs=batch.result_refs, failure=batch.failure)
     max_attempts = rt.config.retry.item_max_attempts
     prices = rt.config.provider(batch.provider).model(batch.model)
     chunk: list[ItemResult] = []
@@ -213,7 +236,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         for keep_slot in renew:
             keep_slot()
 
-    if progress.provider_status != "lost":
+    if batch.failure is None or batch.failure.kind is not FailureKind.LOST:
         try:
             with provider_call(rt, batch.provider, "fetch") as lease:
                 renew.append(lease.renew)
@@ -226,9 +249,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         except CallDeferred as exc:
             return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
-            if not exc.not_found:
+            if not isinstance(exc, ResourceGoneError):
                 return _call_failed(rt, batch, exc)  # lease released; the tick retries
-            # The result files are gone: what was not stored counts as unreported below.
+            # The results are gone: what was not stored counts as unreported below.
             log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
     now = rt.clock()
     with rt.uow() as uow:
@@ -258,15 +281,17 @@ def _settle_unreported(uow: UnitOfWork, batch: ProviderBatch, cancelling: bool,
                  "message": "cancelled before the provider ran it", "retryable": False}
         history.record_unreported(batch.id, "no_result", error, now)
         return uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now)
-    code = batch.error_code
-    retryable = code is None or code in RETRYABLE_BATCH_CODES
-    message = batch.error or f"the provider returned no result (status {batch.provider_status})"
-    error = {"type": "batch_failed" if batch.error else "missing_result", "code": code,
-             "message": message, "retryable": retryable}
+    failure = batch.failure
+    retryable = failure is None or failure.retryable
+    message = (failure.message if failure else
+               f"the provider returned no result (status {batch.provider_status})")
+    error = {"type": "batch_failed" if failure else "missing_result",
+             "code": failure.code if failure else None, "message": message,
+             "retryable": retryable}
     history.record_unreported(batch.id, "no_result", error, now)
-    if code in NOT_RUN_BATCH_CODES:
+    if failure is not None and failure.refunds_attempts:
         # The provider refused the whole batch for quota before running anything: every
-        # item goes back to pending with its attempt given back, however often that happens.
+        # item goes back to pending with its attempt given back (the quota hold paces it).
         return uow.limits.requeue_unrun_items(batch.id, error)
     return uow.repo.settle_unreported_items(
         batch.id, ItemStatus.FAILED, error, now,

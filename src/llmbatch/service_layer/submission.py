@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.ids import new_id
-from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock
+from llmbatch.domain.limits import WAITING_CODES, SubmissionBlock, WaitReason
 from llmbatch.domain.models import Event, ProviderBatch, SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
-from llmbatch.errors import ProviderError, TransientProviderError
+from llmbatch.errors import ProviderError, QuotaExceededError, TransientProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
@@ -225,7 +224,7 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
     now = rt.clock()
     failures = batch.call_failures + 1
     with rt.uow() as uow:
-        if exc.code == TOKEN_LIMIT_CODE:
+        if isinstance(exc, QuotaExceededError):
             # The queue was full after all (refused at create): wait like a gated batch and
             # do not spend a submit attempt; nothing was created, so no adoption is needed.
             hold = rt.config.provider(batch.provider).rate_limits.quota_hold_s
@@ -237,7 +236,8 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
                              type="batch.waiting_for_quota", at=now,
                              from_status=str(BatchStatus.SUBMITTING),
                              to_status=str(BatchStatus.PLANNED),
-                             data={"reason": TOKEN_LIMIT_CODE, "retry_in_s": hold}))
+                             data={"reason": str(WaitReason.QUOTA_HOLD), "code": exc.code,
+                                   "retry_in_s": hold}))
             uow.commit()
             return BatchStatus.PLANNED
         if keep_trying_submit(retryable=exc.retryable, internal=internal,
