@@ -68,6 +68,21 @@ def test_config_validate_reports_a_raised_limit(tmp_path: Path) -> None:
     assert "providers.anthropic.limits.max_bytes: 999999999999 is above" in result.output
 
 
+def test_config_validate_reports_an_option_the_provider_does_not_know(tmp_path: Path) -> None:
+    path = tmp_path / "llm_config.yaml"
+    path.write_text("providers:\n  gemini:\n    options:\n      api_version: v1\n"
+                    "      completion_window: 24h\n")
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2
+    assert "providers.gemini.options.completion_window: unknown key" in result.output
+
+
+def test_the_example_configuration_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "llm_config.example.yaml"
+    result = CliRunner().invoke(app, ["config", "validate", str(example)])
+    assert result.exit_code == 0, result.output
+
+
 def test_rate_limits_are_optional_and_reject_unknown_keys() -> None:
     assert ProviderConfig().rate_limits == RateLimits()
     assert RateLimits().calls_per_minute is None

@@ -251,8 +251,12 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         except ProviderError as exc:
             if not isinstance(exc, ResourceGoneError):
                 return _call_failed(rt, batch, exc)  # lease released; the tick retries
-            # The results are gone: what was not stored counts as unreported below.
+            # The results are gone: keep the lines already read; the rest counts as
+            # unreported below.
             log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
+            renew.clear()  # the call's slot is already released
+            if chunk:
+                flush()
     now = rt.clock()
     with rt.uow() as uow:
         unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)
