@@ -18,8 +18,8 @@ The world model, and where each number comes from
   finish in less than 1 hour": with sigma 0.9, 67% do) and with OpenRouter's published figure
   for 230k batches across providers (median 7 min, 90% within 1 h). They are assumptions, not
   measurements: the misspecification rows show what happens when reality differs.
-  The policy's default priors (``DEFAULT_LATENCY_PRIORS``) use the same medians and spreads,
-  i.e. the main table assumes calibrated priors; the robustness table does not.
+  The priors the provider classes ship (``BatchProvider.latency_prior``) use the same medians
+  and spreads, i.e. the main table assumes calibrated priors; the robustness table does not.
 * OpenAI (A.3): ``validating`` (total 0) for 0.5-3% of the run, 2% of batches fail validation
   within about a minute; ``in_progress`` with 0 done for 0-30% of the run (queued), then
   ``request_counts`` grow live in 10 segments whose durations vary (Gamma, CV 0.5, so the rate
@@ -29,6 +29,7 @@ The world model, and where each number comes from
   ``processing`` stays equal to the total. The policy has its prior alone.
 * Gemini (C.3): ``BATCH_STATE_PENDING`` for 0-50% of the run, then ``RUNNING`` with
   ``batchStats`` growing live (as OpenAI), then up to 2% of the run before ``SUCCEEDED``.
+  Each poll hands the policy the neutral phase the adapter maps these statuses to.
   ``batchStats`` is only in the raw JSON (the SDK drops it); our adapter reads it. The row
   "gemini, no counters" shows the policy if it could not.
 * Not modelled: the scheduler tick (2 s) that dispatches due polls, task queueing, and failed
@@ -50,12 +51,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 try:
-    from llmbatch.config import PollingConfig
-    from llmbatch.domain.polling import PollSample, next_poll_delay
+    import llmbatch  # noqa: F401
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llmbatch.config import PollingConfig
-    from llmbatch.domain.polling import PollSample, next_poll_delay
+from llmbatch.config import LatencyPrior, PollingConfig
+from llmbatch.domain.models import BatchPhase
+from llmbatch.domain.polling import PollSample, next_poll_delay
+from llmbatch.providers.anthropic import AnthropicProvider
+from llmbatch.providers.gemini import GeminiProvider
+from llmbatch.providers.openai import OpenAIProvider
 
 WINDOW_S = 86_400.0
 SEGMENTS = 10
@@ -75,9 +79,10 @@ class World:
     queued: tuple[float, float]  # share of the run with done == 0 (after validating)
     finalizing: tuple[float, float]  # share of the run with counts full, not yet ended
     fast_fail: float  # share of batches failing validation within about a minute
-    queued_status: str
-    running_status: str
-    finalizing_status: str
+    prior: LatencyPrior  # the one the provider class ships
+    queued_phase: BatchPhase
+    running_phase: BatchPhase
+    finalizing_phase: BatchPhase
     label: str = ""
 
     @property
@@ -85,13 +90,19 @@ class World:
         return self.label or self.provider
 
 
+# Phases as each adapter reports them: OpenAI says validating, then in_progress (with nothing
+# done while queued), then finalizing; Anthropic in_progress throughout; Gemini pending, then
+# running until SUCCEEDED.
 WORLDS = {
     "openai": World("openai", 1200, 1.1, True, (0.005, 0.03), (0.0, 0.3), (0.01, 0.10), 0.02,
-                    "validating", "in_progress", "finalizing"),
+                    OpenAIProvider.latency_prior, BatchPhase.VALIDATING, BatchPhase.RUNNING,
+                    BatchPhase.FINALIZING),
     "anthropic": World("anthropic", 2400, 0.9, False, (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0,
-                       "in_progress", "in_progress", "in_progress"),
+                       AnthropicProvider.latency_prior, BatchPhase.RUNNING, BatchPhase.RUNNING,
+                       BatchPhase.RUNNING),
     "gemini": World("gemini", 7200, 1.0, True, (0.0, 0.0), (0.0, 0.5), (0.0, 0.02), 0.0,
-                    "pending", "running", "running"),  # as the adapter reports them
+                    GeminiProvider.latency_prior, BatchPhase.QUEUED, BatchPhase.RUNNING,
+                    BatchPhase.RUNNING),
 }
 
 
@@ -111,7 +122,7 @@ class Seen(NamedTuple):
     """What one poll returns."""
 
     ended: bool
-    status: str
+    phase: BatchPhase
     done: int
     total: int
 
@@ -144,19 +155,19 @@ def draw_batches(world: World, n: int, seed: int) -> list[SimBatch]:
 def observe(world: World, b: SimBatch, t: float) -> Seen:
     """The provider's answer to a poll at ``t`` seconds after submission."""
     if t >= b.end_s:
-        return Seen(True, "ended", b.total, b.total)
+        return Seen(True, BatchPhase.ENDED, b.total, b.total)
     if t < b.validated_s:
-        return Seen(False, world.queued_status, 0, 0)
+        return Seen(False, world.queued_phase, 0, 0)
     if not world.counts_live:
-        return Seen(False, world.running_status, 0, b.total)  # processing == total
+        return Seen(False, world.running_phase, 0, b.total)  # processing == total
     if t >= b.full_s:
-        return Seen(False, world.finalizing_status, b.total, b.total)
+        return Seen(False, world.finalizing_phase, b.total, b.total)
     if t <= b.knot_t[0]:
-        return Seen(False, world.queued_status, 0, b.total)
+        return Seen(False, world.queued_phase, 0, b.total)
     i = bisect.bisect_right(b.knot_t, t)
     t0, t1, n0, n1 = b.knot_t[i - 1], b.knot_t[i], b.knot_n[i - 1], b.knot_n[i]
     done = int(n0 + (n1 - n0) * (t - t0) / (t1 - t0))
-    return Seen(False, world.running_status, min(done, b.total - 1), b.total)
+    return Seen(False, world.running_phase, min(done, b.total - 1), b.total)
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ def _p95(values: Sequence[float]) -> float:
 
 
 def simulate(world: World, batches: Sequence[SimBatch], policy: PollingConfig, *, seed: int,
-             use_previous: bool = False, provider: str | None = None) -> Result:
+             use_previous: bool = False) -> Result:
     """Poll every batch from submission until a poll sees it ended.
 
     The first poll is at t = 0 (submission sets ``next_poll_at = now``); after each poll of a
@@ -186,7 +197,7 @@ def simulate(world: World, batches: Sequence[SimBatch], policy: PollingConfig, *
     previous poll (needs a stored "last polled at"; see docs/polling.md).
     """
     rng = random.Random(f"{seed}:{world.name}:jitter")
-    provider = provider or world.provider
+    prior = policy.prior(world.provider, world.prior)
     calls, delays = [], []
     for b in batches:
         t, n = 0.0, 0
@@ -197,8 +208,7 @@ def simulate(world: World, batches: Sequence[SimBatch], policy: PollingConfig, *
             if seen.ended:
                 break
             delay = next_poll_delay(policy, elapsed_s=t, done=seen.done, total=seen.total,
-                                    rng=rng, provider=provider, provider_status=seen.status,
-                                    previous=previous)
+                                    rng=rng, prior=prior, phase=seen.phase, previous=previous)
             if use_previous:
                 previous = PollSample(t, seen.done)
             t += delay
@@ -285,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{'calls':>7} {'delay':>7}   {'calls saved':>11}")
     for world in worlds:
         batches = draw_batches(world, max(n // 8, 50), seed)
-        scale = ADAPTIVE.prior(world.provider).budget_scale
+        scale = ADAPTIVE.prior(world.provider, world.prior).budget_scale
         for budget in (0.1, 0.25, 0.5, 1.0, 2.0):
             a = simulate(world, batches,
                          ADAPTIVE.model_copy(update={"delay_budget_s": budget / scale}),

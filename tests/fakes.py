@@ -19,17 +19,18 @@ from typing import Any, ClassVar, Literal
 
 from llmbatch.config import ProviderConfig
 from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
     BatchProgress,
     Endpoint,
     ItemError,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
     Usage,
 )
 from llmbatch.domain.states import ItemStatus
-from llmbatch.errors import PermanentProviderError, ProviderError
+from llmbatch.errors import PermanentProviderError, ProviderError, ResourceGoneError
 from llmbatch.providers.base import BatchProvider, EncodedLine
 from llmbatch.providers.jsonl import read_result_line
 
@@ -56,8 +57,7 @@ class FakeBatch:
     attempt_of: dict[str, int]  # provider key -> how many batches it has ridden in, this one incl.
     status: str = "in_progress"
     polls: int = 0
-    error: str | None = None
-    error_code: str | None = None
+    failure: BatchFailure | None = None
     kept: int | None = None  # on cancel: how many leading items finished before it
 
     @property
@@ -91,8 +91,8 @@ class FakeProvider(BatchProvider):
     result_lines: dict[str, str] = field(default_factory=dict)
     # The next N submissions create the batch and then kill the worker.
     crash_after_create: int = 0
-    # Batch-level failures the next ended batches report: (message, code).
-    batch_failures: list[tuple[str, str]] = field(default_factory=list)
+    # Batch-level failures the next ended batches report, in order.
+    batch_failures: list[BatchFailure] = field(default_factory=list)
     # Polls a batch stays in progress before it completes; None: until the test ends it.
     polls_to_finish: int | None = 0
     # On cancel, the first ``cancel_keeps`` items of a batch have finished.
@@ -201,14 +201,14 @@ class FakeProvider(BatchProvider):
     # ---- internals ------------------------------------------------------------------------
     def _get(self, provider_batch_id: str) -> FakeBatch:
         if provider_batch_id not in self.batches:
-            raise PermanentProviderError(f"no batch {provider_batch_id}", provider=self.name,
-                                         status_code=404, code="not_found")
+            raise ResourceGoneError(f"no batch {provider_batch_id}", provider=self.name,
+                                    status_code=404, code="not_found")
         return self.batches[provider_batch_id]
 
     def _end(self, batch: FakeBatch, status: str) -> None:
         batch.status = status
         if status == "completed" and self.batch_failures:
-            batch.error, batch.error_code = self.batch_failures.pop(0)
+            batch.failure = self.batch_failures.pop(0)
             batch.status = "failed"
 
     def _outcome(self, key: str, attempt: int) -> ItemOutcome:
@@ -250,9 +250,9 @@ class FakeProvider(BatchProvider):
     def _progress(self, batch: FakeBatch) -> BatchProgress:
         done = len(batch.keys) if batch.status == "completed" else 0
         return BatchProgress(
-            state=ProviderState.ENDED if batch.ended else ProviderState.RUNNING,
+            phase=BatchPhase.ENDED if batch.ended else BatchPhase.RUNNING,
             provider_status=batch.status, total=len(batch.keys), completed=done,
-            error=batch.error, error_code=batch.error_code, raw={"id": batch.id})
+            failure=batch.failure, raw={"id": batch.id})
 
     def _submitted(self, batch: FakeBatch) -> SubmittedBatch:
         return SubmittedBatch(provider_batch_id=batch.id, provider_status="validating",

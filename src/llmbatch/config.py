@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from llmbatch.errors import ConfigError
 
 __all__ = [
+    "GENERIC_LATENCY_PRIOR",
     "AppConfig",
     "BrokerConfig",
     "DatabaseConfig",
@@ -90,8 +91,8 @@ class RateLimits(_Frozen):
         2.0, ge=0, le=30,
         description="How long a task waits for a call slot before handing back to the tick")
     quota_hold_s: float = Field(
-        60.0, ge=0, description="After a token_limit_exceeded failure, how long submissions "
-                                "for that model pause")
+        60.0, ge=0, description="After a batch failed for quota (the provider's queue was "
+                                "full), how long submissions for that model pause")
     recheck_s: float = Field(
         10.0, gt=0, description="How often a batch waiting for quota is looked at again "
                                 "(it is also woken when an earlier batch ends)")
@@ -109,7 +110,12 @@ class ModelConfig(_Frozen):
 
 
 class ProviderConfig(_Frozen):
-    """One provider's connection settings, limits and models."""
+    """One provider's connection settings, limits and models: what every provider has.
+
+    What only one provider reads sits under ``options``, checked by that provider's own
+    options model when the registry builds it (unknown keys refused there), so this model
+    never names a vendor.
+    """
 
     enabled: bool = True
     base_url: str | None = None
@@ -122,17 +128,13 @@ class ProviderConfig(_Frozen):
     rate_limits: RateLimits = RateLimits()
     models: tuple[ModelConfig, ...] = ()
     allow_unlisted_models: bool = False
-    completion_window: str = "24h"
-    api_version: str | None = Field(
-        None, description="Provider API version (Anthropic: anthropic-version; Gemini: v1beta/v1)")
-    default_max_tokens: int = Field(
-        1024, gt=0, description="max_tokens for requests without one, where the provider needs it")
-    inline_max_bytes: int | None = Field(
-        None, gt=0, description="Gemini: largest request sent inline; above it, the Files API")
     delete_files_after_fetch: bool = False
     stuck_grace_s: float = Field(
         3600.0, ge=0, description="A batch still running this long after the provider's own "
                                   "deadline is cancelled and its items re-batched")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The provider's own settings, validated by its "
+                                          "options model (see docs/providers/<name>.md)")
 
     @model_validator(mode="after")
     def _unique_models(self) -> ProviderConfig:
@@ -157,26 +159,23 @@ class LatencyPrior(_Frozen):
     """What a provider's batches usually take: a log-normal of the time to completion.
 
     The adaptive poller leans on it while a batch shows no progress (always, for providers
-    whose counters stay still until the end). See ``docs/polling.md`` for the defaults' sources.
+    whose counters stay still until the end). Each provider class carries its own
+    (``BatchProvider.latency_prior``); ``polling.priors.<name>`` overrides it. See
+    ``docs/polling.md`` for the defaults' sources.
     """
 
     median_s: float = Field(gt=0, description="Median time from submission to completion")
     sigma: float = Field(gt=0, le=4, description="Spread: standard deviation of ln(time)")
     finalize_fraction: float = Field(
         0.0, ge=0, lt=1,
-        description="Time after the counters are full (e.g. OpenAI finalizing), as a fraction of "
-                    "the time elapsed")
+        description="Time after the counters are full (the finalizing phase), as a fraction "
+                    "of the time elapsed")
     counts_live: bool = Field(True, description="Whether the done/total counts move while running")
     budget_scale: float = Field(
         1.0, gt=0, description="Multiplies polling.delay_budget_s for this provider")
 
 
-DEFAULT_LATENCY_PRIORS: dict[str, LatencyPrior] = {
-    "openai": LatencyPrior(median_s=1200, sigma=1.1, finalize_fraction=0.05),
-    "anthropic": LatencyPrior(median_s=2400, sigma=0.9, counts_live=False),
-    # Long queued phases read no progress: a smaller budget keeps Gemini's mean delay near 15 s.
-    "gemini": LatencyPrior(median_s=7200, sigma=1.0, finalize_fraction=0.01, budget_scale=0.2),
-}
+# For a provider class that declares none.
 GENERIC_LATENCY_PRIOR = LatencyPrior(median_s=1800, sigma=1.2, finalize_fraction=0.05)
 
 
@@ -201,14 +200,12 @@ class PollingConfig(_Frozen):
     cancel_median_s: float = Field(
         120.0, gt=0, description="Typical time a provider takes to finish cancelling")
     priors: dict[str, LatencyPrior] = Field(
-        default_factory=dict, description="Per-provider priors; override the built-in ones")
+        default_factory=dict,
+        description="Per-provider priors (by provider name); override the provider's own")
 
-    def prior(self, provider: str | None) -> LatencyPrior:
-        """The latency prior of ``provider``: configured, else built in, else generic."""
-        if provider is None:
-            return GENERIC_LATENCY_PRIOR
-        return self.priors.get(provider) or DEFAULT_LATENCY_PRIORS.get(
-            provider, GENERIC_LATENCY_PRIOR)
+    def prior(self, provider: str, own: LatencyPrior) -> LatencyPrior:
+        """The latency prior for ``provider``: configured, else the provider's ``own``."""
+        return self.priors.get(provider) or own
 
     @model_validator(mode="after")
     def _ordered(self) -> PollingConfig:

@@ -9,8 +9,17 @@
     └── ProviderError               anything a provider adapter raises
         ├── TransientProviderError  network trouble, timeouts, 5xx: retry with backoff
         │   └── RateLimitedError    429 / overloaded: retry after ``retry_after`` seconds
-        ├── PermanentProviderError  4xx the provider will never accept: do not retry
-        └── AuthenticationError     401/403: credentials are wrong; retrying cannot help
+        │       └── QuotaExceededError  the provider's queue quota is full: wait until
+        │                               earlier batches end, not merely back off
+        └── PermanentProviderError  4xx the provider will never accept: do not retry
+            ├── AuthenticationError 401/403: credentials are wrong; retrying cannot help
+            └── ResourceGoneError   the provider no longer has the object (batch, file,
+                                    results): asking again cannot bring it back
+
+Which HTTP answers mean what is the adapter's call, made once in its ``errors`` module: "gone"
+is a 404 for one API but also a 403 for a file that no longer exists at another, and a quota
+refusal is an error code of one vendor's own. Code outside ``llmbatch.providers`` asks
+``isinstance``, never a status code or a vendor's error code.
 
 Every exception pickles with its arguments (Celery ships them between processes).
 """
@@ -29,7 +38,9 @@ __all__ = [
     "NotFoundError",
     "PermanentProviderError",
     "ProviderError",
+    "QuotaExceededError",
     "RateLimitedError",
+    "ResourceGoneError",
     "TransientProviderError",
 ]
 
@@ -101,11 +112,6 @@ class ProviderError(LLMBatchError):
 
     retryable: bool = False
 
-    @property
-    def not_found(self) -> bool:
-        """The provider does not know the object (HTTP 404): it is gone, not unreachable."""
-        return self.status_code == 404
-
     def __init__(self, message: str, *, provider: str = "", status_code: int | None = None,
                  code: str | None = None) -> None:
         super().__init__(message)
@@ -139,12 +145,22 @@ class RateLimitedError(TransientProviderError):
         self.retry_after = retry_after
 
 
+class QuotaExceededError(RateLimitedError):
+    """The provider refused new work because its queue quota (e.g. enqueued tokens for a
+    model) is full: nothing was created, and room comes back only as earlier batches end."""
+
+
 class PermanentProviderError(ProviderError):
     """The provider will never accept this request as it is."""
 
 
 class AuthenticationError(PermanentProviderError):
     """Credentials are missing or wrong."""
+
+
+class ResourceGoneError(PermanentProviderError):
+    """The provider no longer has what we asked for (a batch, a file, a batch's results):
+    deleted, expired or never there. Whoever asked settles without it instead of retrying."""
 
 
 def _rebuild_provider_error(

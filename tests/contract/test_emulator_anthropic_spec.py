@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from spec_support import (
+
+from llmbatch.emulator import EmulatorServer, FakeClock
+
+from .spec_support import (
     FIXTURES,
     EmulatorClient,
     assert_fresh_extract_matches,
@@ -25,8 +28,6 @@ from spec_support import (
     schema_validator,
     vendored_refs,
 )
-
-from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 

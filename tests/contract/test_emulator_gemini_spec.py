@@ -20,7 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from spec_support import (
+
+from llmbatch.emulator import EmulatorServer, FakeClock
+
+from .spec_support import (
     FIXTURES,
     EmulatorClient,
     assert_fresh_extract_matches,
@@ -28,8 +31,6 @@ from spec_support import (
     running_emulator,
     schema_validator,
 )
-
-from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 

@@ -23,7 +23,10 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from spec_support import (
+
+from llmbatch.emulator import EmulatorServer, FakeClock
+
+from .spec_support import (
     FIXTURES,
     EmulatorClient,
     assert_fresh_extract_matches,
@@ -33,8 +36,6 @@ from spec_support import (
     schema_validator,
     vendored_refs,
 )
-
-from llmbatch.emulator import EmulatorServer, FakeClock
 
 pytestmark = pytest.mark.contract
 

@@ -73,7 +73,7 @@ def write_chaos_config(path: Path, *, database_url: str, broker_url: str,
             "stuck_grace_s": 0,
             "models": [{"name": model}],
         }
-    providers["anthropic"]["api_version"] = ANTHROPIC_VERSION
+    providers["anthropic"]["options"] = {"api_version": ANTHROPIC_VERSION}
     prior = {"median_s": 1.5, "sigma": 0.6}
     config = {
         "database": {"url": database_url},

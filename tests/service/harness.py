@@ -13,10 +13,14 @@ from sqlalchemy import Engine, func, select
 
 from fakes import FakeProvider
 from llmbatch.bootstrap import Runtime
+from llmbatch.config import AppConfig
 from llmbatch.db import tables
+from llmbatch.db.engine import make_engine
+from llmbatch.db.migrate import upgrade
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
+from llmbatch.providers.registry import ProviderRegistry
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
 from llmbatch.service_layer.read_models import EventRecord, iter_job_events, job_results
@@ -48,14 +52,20 @@ class Clock:
 
 @dataclass
 class Driver:
-    """Runs the lifecycle the way a worker and a beat would, one message at a time."""
+    """Runs the lifecycle the way a worker and a beat would, one message at a time.
+
+    ``fake`` is the injected ``FakeProvider`` (absent when the registry builds real adapters
+    from config); ``provider_clock`` moves the provider's own clock (an emulator's) on with
+    ours at every tick.
+    """
 
     rt: Runtime
     publisher: RecordingPublisher
     clock: Clock
-    fake: FakeProvider
+    fake: FakeProvider | None = None
     deliveries: int = 1  # how many times each message is delivered
     handled: list[str] = field(default_factory=list)
+    provider_clock: Callable[[float], Any] | None = None
 
     def drain(self, max_messages: int = 500) -> None:
         """Deliver published messages (each ``deliveries`` times) until none are left."""
@@ -71,6 +81,8 @@ class Driver:
     def tick(self, advance_s: float = 0.0) -> None:
         """Move the clock, run the beat tick and deliver what it enqueued."""
         self.clock.advance(advance_s)
+        if self.provider_clock is not None:
+            self.provider_clock(advance_s)
         for _ in range(self.deliveries):
             tick(self.rt)
         self.drain()
@@ -83,8 +95,9 @@ class Driver:
             if is_terminal(job.status):
                 return job
             self.tick(400)
+        provider = self.fake.describe() if self.fake else self.batches(job_id)
         raise AssertionError(f"job {job_id} not finished: {self.job(job_id).status}, "
-                             f"provider: {self.fake.describe()}")
+                             f"provider: {provider}")
 
     def job(self, job_id: str) -> Job:
         with self.rt.uow() as uow:
@@ -109,6 +122,20 @@ class Driver:
 def result_lines(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:
     """A job's results as ``llmbatch results`` writes them: one JSON object per input line."""
     return (record.as_dict() for record in job_results(rt, job_id))
+
+
+def real_provider_driver(config: AppConfig, *,
+                         provider_clock: Callable[[float], Any] | None = None) -> Driver:
+    """A driver whose registry builds adapters from ``config`` through the entry-point group,
+    as a worker's does (no fake injected), on a database migrated here. Dispose of
+    ``driver.rt.engine`` when done."""
+    engine = make_engine(config.database)
+    upgrade(engine)
+    publisher = RecordingPublisher()
+    clock = Clock()
+    rt = Runtime(config=config, engine=engine, registry=ProviderRegistry(config),
+                 publisher=publisher, clock=clock, worker_id="test-worker")
+    return Driver(rt=rt, publisher=publisher, clock=clock, provider_clock=provider_clock)
 
 
 def row_counts(engine: Engine) -> dict[str, int]:

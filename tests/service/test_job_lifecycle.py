@@ -17,9 +17,9 @@ from llmbatch.config import (
     RetryConfig,
     WorkerConfig,
 )
-from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.errors import AuthenticationError, TransientProviderError
+from llmbatch.errors import AuthenticationError, ResourceGoneError, TransientProviderError
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.progress import poll_batch
 from llmbatch.service_layer.submission import plan_job, submit_batch
@@ -171,7 +171,9 @@ def test_items_the_provider_returned_no_line_for_are_rebatched(
 
 
 def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writer) -> None:
-    driver.fake.batch_failures.append(("Enqueued token limit reached", "token_limit_exceeded"))
+    driver.fake.batch_failures.append(BatchFailure(
+        kind=FailureKind.QUOTA, retryable=True, items_ran=False,
+        message="Enqueued token limit reached", code="token_limit_exceeded"))
     job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
 
     job = driver.run(job_id)
@@ -184,7 +186,9 @@ def test_a_batch_failed_for_quota_is_rebatched(driver: Driver, write_jsonl: Writ
 
 def test_a_batch_the_provider_refused_fails_its_items_with_the_reason(
         driver: Driver, write_jsonl: Writer) -> None:
-    driver.fake.batch_failures.append(("line 1: bad body", "invalid_file"))
+    driver.fake.batch_failures.append(BatchFailure(
+        kind=FailureKind.INVALID_INPUT, retryable=False, items_ran=False,
+        message="line 1: bad body", code="invalid_file"))
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 
     job = driver.run(job_id)
@@ -211,7 +215,31 @@ def test_a_batch_the_provider_lost_is_sent_again(driver: Driver, write_jsonl: Wr
 
     assert job.status is JobStatus.SUCCEEDED
     assert driver.fake.batch_keys() == [ids(2)]  # the second submission
-    assert [b.status for b in driver.batches(job_id)] == [BatchStatus.FETCHED] * 2
+    lost, again = driver.batches(job_id)
+    assert [lost.status, again.status] == [BatchStatus.FETCHED] * 2
+    assert lost.failure is not None and lost.failure.kind is FailureKind.LOST
+    assert (lost.failure.retryable, lost.error_code) == (True, "provider_lost_batch")
+    ended = next(e for e in driver.event_rows(job_id) if e.type == "batch.ended")
+    assert (ended.data["failure"], ended.data["retryable"]) == ("lost", True)
+
+
+def test_results_gone_midway_keep_what_was_stored_and_send_the_rest_again(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
+    driver.fake.fetch_errors.append((3, ResourceGoneError("the result file expired",
+                                                          provider="fake", status_code=404)))
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    driver.drain()
+
+    driver.tick()  # poll, then the fetch finds the results gone after three lines
+
+    first = driver.batches(job_id)[0]
+    assert first.status is BatchStatus.FETCHED  # ended, not retried: gone stays gone
+    fetched = next(e for e in driver.event_rows(job_id) if e.type == "batch.fetched")
+    assert fetched.data == {"results": 3, "without_result": 2}  # every line read is kept
+    job = driver.run(job_id)
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(5), ["q-3", "q-4"]]
 
 
 def test_a_transient_poll_error_is_retried_later(driver: Driver, write_jsonl: Writer) -> None:

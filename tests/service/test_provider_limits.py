@@ -16,8 +16,9 @@ from fakes import FakeBatch
 from llmbatch.bootstrap import utcnow
 from llmbatch.config import ModelConfig, ProviderConfig, RateLimits, RetryConfig
 from llmbatch.db.limits import LimitsRepository
+from llmbatch.domain.models import BatchFailure, FailureKind
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.errors import InputError, RateLimitedError
+from llmbatch.errors import InputError, QuotaExceededError
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.progress import poll_batch
@@ -113,7 +114,9 @@ def test_token_limit_exceeded_requeues_without_spending_attempts_and_holds_the_m
     # One attempt per item: spending it on a quota refusal would fail every item.
     driver = make_driver(quota_config(1000, quota_hold_s=300),
                          retry=RetryConfig(item_max_attempts=1))
-    refusal = ("Enqueued token limit reached for fake-model", "token_limit_exceeded")
+    refusal = BatchFailure(kind=FailureKind.QUOTA, retryable=True, items_ran=False,
+                           message="Enqueued token limit reached for fake-model",
+                           code="token_limit_exceeded")
     driver.fake.batch_failures += [refusal, refusal]
     job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
     driver.drain()
@@ -134,8 +137,8 @@ def test_token_limit_exceeded_requeues_without_spending_attempts_and_holds_the_m
 def test_a_synchronous_token_limit_refusal_waits_without_spending_submit_attempts(
         make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
     driver = make_driver(quota_config(1000), retry=RetryConfig(max_attempts=1))
-    driver.fake.submit_errors += [RateLimitedError("Enqueued token limit reached",
-                                                   provider="fake", code="token_limit_exceeded")
+    driver.fake.submit_errors += [QuotaExceededError("Enqueued token limit reached",
+                                                     provider="fake", code="queue_full")
                                   for _ in range(3)]
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 

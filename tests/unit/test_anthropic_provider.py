@@ -31,10 +31,11 @@ def server() -> Iterator[EmulatorServer]:
 
 
 def make(server: EmulatorServer, journal: SubmitJournal | None = None,
-         **config: object) -> AnthropicProvider:
+         api_version: str | None = None, **config: object) -> AnthropicProvider:
+    options = {"api_version": api_version} if api_version else {}
     return AnthropicProvider(ProviderConfig(**{
         "base_url": f"{server.url}/anthropic", "api_key": SecretStr("sk-ant-unit"),
-        "timeout_s": 10.0, **config}), journal=journal)
+        "timeout_s": 10.0, "options": options, **config}), journal=journal)
 
 
 def requests(n: int, prefix: str = "u") -> list[RequestLine]:

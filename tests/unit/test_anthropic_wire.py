@@ -9,13 +9,14 @@ import anthropic
 import httpx2
 import pytest
 
-from llmbatch.domain.models import ProviderState, RequestLine
+from llmbatch.domain.models import BatchPhase, RequestLine
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import (
     AuthenticationError,
     InputError,
     PermanentProviderError,
     RateLimitedError,
+    ResourceGoneError,
     TransientProviderError,
 )
 from llmbatch.providers.anthropic.errors import translate_error
@@ -57,14 +58,23 @@ def test_native_bodies_pass_through_with_the_model_added() -> None:
 def test_progress_uses_processing_until_the_end() -> None:
     running = progress_from_batch({"processing_status": "in_progress", "request_counts": {
         "processing": 7, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}})
-    assert (running.state, running.total, running.completed) == (ProviderState.RUNNING, 7, 0)
+    assert (running.phase, running.total, running.completed) == (BatchPhase.RUNNING, 7, 0)
     ended = progress_from_batch({"processing_status": "ended", "results_url": "http://r",
                                  "request_counts": {"processing": 0, "succeeded": 5,
                                                     "errored": 1, "canceled": 1, "expired": 0}})
-    assert (ended.state, ended.total, ended.completed, ended.failed) == (
-        ProviderState.ENDED, 7, 5, 1)
+    assert (ended.phase, ended.total, ended.completed, ended.failed) == (
+        BatchPhase.ENDED, 7, 5, 1)
     assert ended.result_refs == {"results_url": "http://r"}
-    assert progress_from_batch({"processing_status": "canceling"}).state is ProviderState.RUNNING
+    assert ended.failure is None  # expiry and cancellation are per request at Anthropic
+
+
+@pytest.mark.parametrize(("status", "phase"), [
+    ("in_progress", BatchPhase.RUNNING), ("canceling", BatchPhase.CANCELLING),
+    ("ended", BatchPhase.ENDED), ("some_future_status", BatchPhase.RUNNING),
+])
+def test_processing_statuses_map_to_neutral_phases(status: str, phase: BatchPhase) -> None:
+    progress = progress_from_batch({"processing_status": status})
+    assert (progress.phase, progress.provider_status) == (phase, status)
 
 
 def test_a_success_has_text_finish_reason_and_full_input_usage() -> None:
@@ -134,7 +144,7 @@ def _status_error(status: int, kind: str, headers: dict[str, str] | None = None)
     (400, "invalid_request_error", PermanentProviderError),
     (401, "authentication_error", AuthenticationError),
     (403, "permission_error", AuthenticationError),
-    (404, "not_found_error", PermanentProviderError),
+    (404, "not_found_error", ResourceGoneError),
     (500, "api_error", TransientProviderError),
     (529, "overloaded_error", TransientProviderError),
 ])
@@ -143,6 +153,17 @@ def test_status_errors_translate(status: int, kind: str, expected: type) -> None
     assert type(error) is expected
     assert (error.provider, error.status_code, error.code) == ("anthropic", status, kind)
     assert "boom" in error.message
+
+
+def test_results_the_sdk_cannot_find_a_url_for_are_gone() -> None:
+    # The SDK refuses results of a batch without a results_url itself (no HTTP status); the
+    # adapter asks only for ended batches, so the results were archived.
+    refusal = anthropic.AnthropicError("No `results_url` for the given batch; Has it "
+                                       "finished processing? ended")
+    gone = translate_error(refusal, operation="messages.batches.results")
+    assert isinstance(gone, ResourceGoneError) and not gone.retryable
+    elsewhere = translate_error(refusal, operation="messages.batches.retrieve")
+    assert type(elsewhere) is PermanentProviderError
 
 
 def test_a_429_carries_retry_after_and_connection_errors_are_transient() -> None:

@@ -19,7 +19,9 @@ from llmbatch.errors import (
     NotFoundError,
     PermanentProviderError,
     ProviderError,
+    QuotaExceededError,
     RateLimitedError,
+    ResourceGoneError,
     TransientProviderError,
 )
 
@@ -40,6 +42,10 @@ EXAMPLES: list[LLMBatchError] = [
     PermanentProviderError("invalid request", provider="gemini", status_code=400,
                            code="invalid_value"),
     AuthenticationError("bad key", provider="openai", status_code=401, code="invalid_api_key"),
+    QuotaExceededError("queue full", provider="openai", code="token_limit_exceeded",
+                       retry_after=4.0),
+    ResourceGoneError("no such file", provider="gemini", status_code=403,
+                      code="PERMISSION_DENIED"),
 ]
 ATTRIBUTES = ["message", "problems", "file", "line", "field", "provider", "status_code", "code",
               "retry_after", "retryable"]
@@ -81,6 +87,8 @@ def test_a_pickled_error_can_still_be_caught_by_its_family() -> None:
     (RateLimitedError("x"), True),
     (PermanentProviderError("x"), False),
     (AuthenticationError("x"), False),
+    (QuotaExceededError("x"), True),
+    (ResourceGoneError("x"), False),
     (ProviderError("x"), False),
 ])
 def test_retryable_follows_the_family(exc: ProviderError, retryable: bool) -> None:
@@ -107,6 +115,8 @@ def test_the_tree_is_as_drawn() -> None:
     assert issubclass(InvalidTransition, ConflictError)
     assert issubclass(RateLimitedError, TransientProviderError)
     assert issubclass(AuthenticationError, PermanentProviderError)
+    assert issubclass(QuotaExceededError, RateLimitedError)
+    assert issubclass(ResourceGoneError, PermanentProviderError)
     for cls in (TransientProviderError, PermanentProviderError):
         assert issubclass(cls, ProviderError)
     for cls in (ConfigError, InputError, NotFoundError, ConflictError, ProviderError):

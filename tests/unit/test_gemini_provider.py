@@ -14,10 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from llmbatch.config import ProviderConfig
-from llmbatch.domain.models import Endpoint, ProviderState, RequestLine
+from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.states import ItemStatus
 from llmbatch.emulator import EmulatorServer
-from llmbatch.errors import InputError, PermanentProviderError
+from llmbatch.errors import ConfigError, InputError, PermanentProviderError, ResourceGoneError
+from llmbatch.providers.cleanup import delete_files
 from llmbatch.providers.gemini import GeminiProvider
 
 MODEL = "gemini-2.5-flash"
@@ -28,9 +29,9 @@ EMBED_MODEL = "gemini-embedding-001"
 def make(emu: EmulatorServer) -> Iterator[Callable[..., GeminiProvider]]:
     made: list[GeminiProvider] = []
 
-    def build(**config: object) -> GeminiProvider:
+    def build(**options: object) -> GeminiProvider:
         provider = GeminiProvider(ProviderConfig.model_validate({
-            "base_url": f"{emu.url}/gemini", "api_key": SecretStr("k"), **config}))
+            "base_url": f"{emu.url}/gemini", "api_key": SecretStr("k"), "options": options}))
         made.append(provider)
         return provider
 
@@ -49,7 +50,7 @@ def run(provider: GeminiProvider, emu: EmulatorServer, n: int, tag: str) -> dict
     submitted = provider.submit(lines, tag=tag, endpoint=Endpoint.CHAT, model=MODEL)
     emu.advance_clock(30)
     progress = provider.poll(submitted.provider_batch_id)
-    assert progress.state is ProviderState.ENDED, progress
+    assert progress.ended, progress
     results = {r.provider_key: r for r in provider.iter_results(submitted.provider_batch_id,
                                                                 progress)}
     assert all(r.status is ItemStatus.SUCCEEDED for r in results.values())
@@ -66,6 +67,38 @@ def test_inline_vs_file_mode_is_chosen_by_size(make: Callable[..., GeminiProvide
     assert small == large and len(small) == 5  # same requests, same outputs in both modes
     calls = emu.stats()["calls"]["gemini"]
     assert calls["files.upload"] == 1 and calls["files.download"] == 1
+
+
+def test_a_result_file_that_no_longer_exists_is_gone_not_forbidden(
+        make: Callable[..., GeminiProvider], emu: EmulatorServer) -> None:
+    """Google answers 403 for a file that was deleted or expired; read as an authentication
+    failure it made a fetch retry the download forever."""
+    provider = make(inline_max_bytes=500)  # file mode: results come as a file
+    lines = [provider.encode(r, endpoint=Endpoint.CHAT, model=MODEL).data for r in requests(3)]
+    submitted = provider.submit(lines, tag="vanished-results", endpoint=Endpoint.CHAT,
+                                model=MODEL)
+    emu.advance_clock(30)
+    progress = provider.poll(submitted.provider_batch_id)
+    assert progress.ended and "responses_file" in progress.result_refs
+    provider._delete_file(progress.result_refs["responses_file"])  # gone, as after expiry
+
+    with pytest.raises(ResourceGoneError) as err:
+        list(provider.iter_results(submitted.provider_batch_id, progress))
+    assert err.value.status_code == 403 and not err.value.retryable
+    # Clean-up after fetch counts a file already gone as deleted.
+    delete_files([progress.result_refs["responses_file"]], provider._delete_file)
+
+
+def test_options_are_checked_and_can_only_lower_the_inline_limit(
+        make: Callable[..., GeminiProvider]) -> None:
+    assert make(api_version="v1").api_version == "v1"
+    assert make().inline_max_bytes == 20_000_000
+    with pytest.raises(ConfigError) as err:
+        make(api_version="v2", inline_max_bytes=30_000_000, completion_window="24h")
+    assert sorted(p.split(":")[0] for p in err.value.problems) == [
+        "providers.gemini.options.api_version", "providers.gemini.options.completion_window",
+        "providers.gemini.options.inline_max_bytes"]
+    assert any("can only lower it" in p for p in err.value.problems)
 
 
 def test_native_bodies_pass_through_and_bad_models_are_refused(
@@ -91,7 +124,7 @@ def embed(provider: GeminiProvider, emu: EmulatorServer, tag: str,
     submitted = provider.submit(lines, tag=tag, endpoint=Endpoint.EMBEDDINGS, model=EMBED_MODEL)
     emu.advance_clock(30)
     progress = provider.poll(submitted.provider_batch_id)
-    assert progress.state is ProviderState.ENDED, progress
+    assert progress.ended, progress
     assert provider.find_by_tag(tag) is not None
     results = {r.provider_key: r for r in provider.iter_results(submitted.provider_batch_id,
                                                                 progress)}

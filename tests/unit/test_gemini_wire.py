@@ -8,12 +8,14 @@ import httpx2
 import pytest
 from google.genai import errors as genai_errors
 
-from llmbatch.domain.models import ProviderState
+from llmbatch.domain.models import BatchPhase, FailureKind
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import (
     AuthenticationError,
     PermanentProviderError,
+    QuotaExceededError,
     RateLimitedError,
+    ResourceGoneError,
     TransientProviderError,
 )
 from llmbatch.providers.gemini.errors import translate_error
@@ -39,24 +41,50 @@ def operation(state: str, **extra: Any) -> dict[str, Any]:
                        "failedRequestCount": "1", "pendingRequestCount": "1"}}, **extra}
 
 
-def test_states() -> None:
+def test_states_map_to_neutral_phases() -> None:
     assert short_state("BATCH_STATE_RUNNING") == short_state("JOB_STATE_RUNNING") == "running"
     running = progress_from_operation(operation("RUNNING"))
-    assert running.state is ProviderState.RUNNING
+    assert running.phase is BatchPhase.RUNNING
     assert (running.total, running.completed, running.failed) == (5, 3, 1)
-    # SUCCEEDED without output yet: keep polling rather than read nothing.
-    assert progress_from_operation(operation("SUCCEEDED")).state is ProviderState.RUNNING
+    assert progress_from_operation(operation("PENDING")).phase is BatchPhase.QUEUED
+    assert progress_from_operation(operation("UNSPECIFIED")).phase is BatchPhase.RUNNING
+    # SUCCEEDED without output yet: keep polling (finalizing) rather than read nothing.
+    assert progress_from_operation(operation("SUCCEEDED")).phase is BatchPhase.FINALIZING
     done = progress_from_operation(operation("SUCCEEDED", response={"responsesFile": "files/o"}))
-    assert done.state is ProviderState.ENDED
+    assert done.ended and done.failure is None
     assert done.result_refs == {"responses_file": "files/o", "input_file": "files/in"}
     for state in ("FAILED", "CANCELLED", "EXPIRED"):
-        assert progress_from_operation(operation(state)).state is ProviderState.ENDED
+        assert progress_from_operation(operation(state)).phase is BatchPhase.ENDED
+    assert progress_from_operation(operation("CANCELLED")).failure is None
 
 
-def test_a_failed_operation_reports_its_error_and_inline_responses_are_elided() -> None:
+@pytest.mark.parametrize(("code", "kind", "retryable"), [
+    (3, FailureKind.INVALID_INPUT, False),  # INVALID_ARGUMENT
+    (400, FailureKind.INVALID_INPUT, False),
+    (8, FailureKind.QUOTA, True),  # RESOURCE_EXHAUSTED
+    (429, FailureKind.QUOTA, True),
+    (13, FailureKind.OTHER, True),  # INTERNAL
+    (7, FailureKind.OTHER, False),  # PERMISSION_DENIED
+])
+def test_a_failed_operation_reports_a_neutral_failure(code: int, kind: FailureKind,
+                                                       retryable: bool) -> None:
     failed = progress_from_operation(operation("FAILED", error={
-        "code": 3, "message": "bad", "details": [{"reason": "TOKEN_LIMIT"}]}))
-    assert (failed.error, failed.error_code) == ("bad", "TOKEN_LIMIT")
+        "code": code, "message": "bad", "details": [{"reason": "SOME_REASON"}]}))
+    assert failed.ended and failed.failure is not None
+    assert (failed.failure.kind, failed.failure.retryable, failed.failure.items_ran) == (
+        kind, retryable, False)
+    assert (failed.failure.message, failed.failure.code) == ("bad", "SOME_REASON")
+
+
+def test_failed_without_an_error_and_expired_have_failures_too() -> None:
+    bare = progress_from_operation(operation("FAILED")).failure
+    assert bare is not None and (bare.kind, bare.retryable) == (FailureKind.OTHER, False)
+    expired = progress_from_operation(operation("EXPIRED")).failure
+    assert expired is not None and expired.kind is FailureKind.EXPIRED
+    assert (expired.retryable, expired.items_ran) == (True, False)  # 48 h, no results
+
+
+def test_inline_responses_are_elided() -> None:
     inline = {"inlinedResponses": {"inlinedResponses": [{"response": OK}] * 3}}
     op = operation("SUCCEEDED", response=inline)
     op["metadata"]["output"] = inline
@@ -126,6 +154,27 @@ def _api_error(code: int, body: dict[str, Any], headers: dict[str, str] | None =
     return err.value
 
 
+NO_FILE = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
+                     "You do not have permission to access the File x or it may not exist."}}
+
+
+@pytest.mark.parametrize("operation", ["files.download", "files.delete", "files.get"])
+def test_a_file_that_no_longer_exists_is_gone_even_as_a_403(operation: str) -> None:
+    gone = translate_error(_api_error(403, NO_FILE), operation=operation)
+    assert isinstance(gone, ResourceGoneError) and not gone.retryable
+    assert gone.status_code == 403
+    missing_key = {"error": {"code": 403, "details": [{"reason": "CREDENTIALS_MISSING"}]}}
+    assert type(translate_error(_api_error(403, missing_key), operation=operation)) is (
+        AuthenticationError)
+
+
+def test_a_404_is_gone_and_a_403_on_a_batch_is_still_authentication() -> None:
+    assert isinstance(translate_error(_api_error(404, {}), operation="batches.get"),
+                      ResourceGoneError)
+    assert type(translate_error(_api_error(403, NO_FILE), operation="batches.get")) is (
+        AuthenticationError)
+
+
 def test_error_translation() -> None:
     retry = {"error": {"code": 429, "message": "slow", "status": "RESOURCE_EXHAUSTED",
                        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
@@ -141,6 +190,8 @@ def test_error_translation() -> None:
                       AuthenticationError)
     assert isinstance(translate_error(_api_error(403, {}), operation="x"), AuthenticationError)
     assert type(translate_error(_api_error(400, {}), operation="x")) is PermanentProviderError
+    quota = translate_error(_api_error(429, {"error": {"code": 429}}), operation="batches.create")
+    assert isinstance(quota, QuotaExceededError)  # batch limits refuse a create with 429
     assert isinstance(translate_error(_api_error(503, {}), operation="x"),
                       TransientProviderError)
     timeout = translate_error(httpx2.ReadTimeout("slow"), operation="x")
@@ -172,7 +223,7 @@ def test_inline_embedding_outputs_are_read_under_either_name(key: str) -> None:
     op = operation("SUCCEEDED", done=True)
     op["metadata"]["output"] = {key: {"inlinedResponses": entries}}
     progress = progress_from_operation(op)
-    assert progress.state is ProviderState.ENDED and progress.result_refs["inline"] == "true"
+    assert progress.ended and progress.result_refs["inline"] == "true"
     assert inline_entries(op) == entries
     assert progress.raw["metadata"]["output"][key]["inlinedResponses"] == [
         {"llmbatch:elided": 1}]

@@ -87,7 +87,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0004"
+    assert head_revision(fresh_engine) == "0005"
     assert differences(fresh_engine) == []
 
 
@@ -95,7 +95,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0004"
+    assert head_revision(fresh_engine) == "0005"
     assert differences(fresh_engine) == []
 
 
@@ -118,9 +118,9 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0004", "0003", "0002", "0001"]
+    assert pending_revisions(fresh_engine) == ["0005", "0004", "0003", "0002", "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0004", "0003"]
+    assert pending_revisions(fresh_engine) == ["0005", "0004", "0003"]
     upgrade(fresh_engine)
     assert pending_revisions(fresh_engine) == []
 
@@ -138,3 +138,67 @@ def test_a_worker_refuses_a_server_database_whose_schema_is_behind(
     with pytest.raises(ConfigError, match="llmbatch db upgrade"):
         _ensure_schema(rt)
     assert pending_revisions(postgresql_engine)  # nothing was migrated behind the operator
+
+
+def test_upgrading_to_0005_turns_stored_batch_error_codes_into_neutral_failures(
+        fresh_engine: Engine) -> None:
+    """Batches written before 0005 keep their meaning: a quota refusal still holds the model
+    (the query now keys on the failure kind, a JSON field, on both databases), a lost batch
+    still re-batches, and another batch-level error of a batch not yet fetched still fails
+    its items."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import column, insert, table
+
+    from llmbatch.db.limits import LimitsRepository
+    from llmbatch.db.repository import Repository
+    from llmbatch.domain.job import Job
+    from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind
+    from llmbatch.domain.states import JobStatus
+
+    upgrade(fresh_engine, "0004")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    from llmbatch.db.tables import provider_batches
+
+    old_batches = table("provider_batches", *(column(name, provider_batches.c[name].type)
+                                              for name in (
+        "id", "job_id", "provider", "model", "status", "attempt", "item_count", "byte_count",
+        "estimated_tokens", "result_refs", "request_counts", "poll_count", "submit_attempts",
+        "call_failures", "error", "error_code", "created_at", "ended_at", "updated_at")))
+
+    def batch(batch_id: str, status: str, code: str | None, ended: bool = True) -> dict[str, Any]:
+        return {"id": batch_id, "job_id": "job_1", "provider": "p", "model": "m",
+                "status": status, "attempt": 1, "item_count": 1, "byte_count": 1,
+                "estimated_tokens": 0, "result_refs": {}, "request_counts": {},
+                "poll_count": 0, "submit_attempts": 1, "call_failures": 0,
+                "error": f"why {batch_id}" if code else None, "error_code": code,
+                "created_at": now, "ended_at": now if ended else None, "updated_at": now}
+
+    with fresh_engine.begin() as conn:
+        Repository(conn).add_job(Job(id="job_1", name=None, provider="p", model="m",
+                                     endpoint=Endpoint.CHAT, status=JobStatus.RUNNING,
+                                     item_count=1, created_at=now),
+                                 content_hash=None, config_snapshot={})
+        conn.execute(insert(old_batches), [
+            batch("quota", "fetched", "token_limit_exceeded"),
+            batch("lost", "ended", "provider_lost_batch"),
+            batch("refused", "ended", "invalid_json_line"),
+            batch("refused_long_ago", "fetched", "invalid_json_line"),
+            batch("waiting", "planned", "waiting_for_token_quota", ended=False),
+            batch("fine", "fetched", None)])
+
+    upgrade(fresh_engine)
+
+    with fresh_engine.connect() as conn:
+        repo = Repository(conn)
+        failures = {b.id: b.failure for b in repo.batches_of_job("job_1")}
+        assert LimitsRepository(conn).last_quota_failure("p", "m") == now
+        assert LimitsRepository(conn).last_quota_failure("p", "other") is None
+    assert failures == {
+        "quota": BatchFailure(kind=FailureKind.QUOTA, message="why quota", retryable=True,
+                              items_ran=False, code="token_limit_exceeded"),
+        "lost": BatchFailure(kind=FailureKind.LOST, message="why lost", retryable=True,
+                             items_ran=True, code="provider_lost_batch"),
+        "refused": BatchFailure(kind=FailureKind.OTHER, message="why refused",
+                                retryable=False, items_ran=False, code="invalid_json_line"),
+        "refused_long_ago": None, "waiting": None, "fine": None}

@@ -19,14 +19,17 @@ import httpx2
 import openai
 
 from llmbatch.config import ProviderConfig, ProviderLimits
-from llmbatch.domain.models import Endpoint, ProviderState, RequestLine, Usage
+from llmbatch.domain.models import BatchPhase, Endpoint, FailureKind, RequestLine, Usage
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import (
     AuthenticationError,
+    ConfigError,
     InputError,
     PermanentProviderError,
     ProviderError,
+    QuotaExceededError,
     RateLimitedError,
+    ResourceGoneError,
     TransientProviderError,
 )
 from llmbatch.providers.openai import OpenAIProvider, parse_retry_after, translate_error
@@ -73,7 +76,16 @@ def test_the_adapter_is_registered_through_the_entry_point_group() -> None:
 
 def test_constructing_the_adapter_builds_no_client_and_needs_no_key() -> None:
     adapter = provider()
-    assert adapter._client is None
+    with pytest.raises(AuthenticationError):  # the key is needed only now, at first use
+        _ = adapter.client
+
+
+def test_options_take_the_completion_window_and_refuse_unknown_keys() -> None:
+    assert provider(options={"completion_window": "24h"}).options.completion_window == "24h"
+    with pytest.raises(ConfigError) as err:
+        provider(options={"completion_window": "48h", "api_version": "v1"})
+    assert sorted(p.split(":")[0] for p in err.value.problems) == [
+        "providers.openai.options.api_version", "providers.openai.options.completion_window"]
 
 
 def test_a_missing_key_fails_on_first_use_naming_the_config_setting(
@@ -101,7 +113,10 @@ def test_the_client_follows_the_config_and_not_the_environment(
     assert isinstance(client.timeout, httpx2.Timeout)
     assert (client.timeout.read, client.timeout.connect) == (12, 3)
     adapter.close()
-    assert adapter._client is None
+    assert client.is_closed()
+    rebuilt = adapter.client  # closing is not the end: the next use builds a new client
+    assert rebuilt is not client and not rebuilt.is_closed()
+    adapter.close()
 
     custom = provider(api_key="sk-literal", base_url="http://127.0.0.1:1/openai/v1",
                       sdk_max_retries=2)
@@ -389,16 +404,16 @@ def batch(**fields: Any) -> dict[str, Any]:
             "status": "in_progress", **fields}
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("validating", ProviderState.RUNNING), ("in_progress", ProviderState.RUNNING),
-    ("finalizing", ProviderState.RUNNING), ("cancelling", ProviderState.RUNNING),
-    ("completed", ProviderState.ENDED), ("failed", ProviderState.ENDED),
-    ("expired", ProviderState.ENDED), ("cancelled", ProviderState.ENDED),
-    ("some_future_status", ProviderState.RUNNING),
+@pytest.mark.parametrize(("status", "phase"), [
+    ("validating", BatchPhase.VALIDATING), ("in_progress", BatchPhase.RUNNING),
+    ("finalizing", BatchPhase.FINALIZING), ("cancelling", BatchPhase.CANCELLING),
+    ("completed", BatchPhase.ENDED), ("failed", BatchPhase.ENDED),
+    ("expired", BatchPhase.ENDED), ("cancelled", BatchPhase.ENDED),
+    ("some_future_status", BatchPhase.RUNNING),
 ])
-def test_batch_statuses_map_to_running_or_ended(status: str, state: ProviderState) -> None:
+def test_batch_statuses_map_to_neutral_phases(status: str, phase: BatchPhase) -> None:
     progress = progress_from_batch(batch(status=status))
-    assert progress.state is state
+    assert progress.phase is phase
     assert progress.provider_status == status
 
 
@@ -408,7 +423,7 @@ def test_progress_carries_counts_and_file_ids_treating_empty_ids_as_absent() -> 
         request_counts={"total": 10, "completed": 9, "failed": 1}))
     assert (progress.total, progress.completed, progress.failed) == (10, 9, 1)
     assert progress.result_refs == {"input_file_id": "file-in", "output_file_id": "file-out"}
-    assert progress.error is None and progress.error_code is None
+    assert progress.failure is None
     assert progress.raw["id"] == "batch_1"
     empty = progress_from_batch(batch(request_counts=None, output_file_id=None))
     assert (empty.total, empty.completed, empty.failed) == (0, 0, 0)
@@ -422,19 +437,40 @@ def test_a_failed_batch_reports_its_validation_errors_with_line_numbers() -> Non
          "message": "This line is not parseable as valid JSON."},
     ]}
     progress = progress_from_batch(batch(status="failed", errors=errors))
-    assert progress.state is ProviderState.ENDED
-    assert progress.error_code == "token_limit_exceeded"
-    assert progress.error is not None
-    assert "Enqueued token limit reached" in progress.error
-    assert "line 3: This line is not parseable as valid JSON. (invalid_json_line)" in progress.error
-    bare = progress_from_batch(batch(status="failed", errors=None))
-    assert bare.error is not None and bare.error_code is None
+    failure = progress.failure
+    assert progress.ended and failure is not None
+    # The token limit among them makes it a quota refusal: nothing ran, another batch may.
+    assert (failure.kind, failure.retryable, failure.items_ran) == (FailureKind.QUOTA, True,
+                                                                    False)
+    assert failure.code == "token_limit_exceeded"
+    assert "Enqueued token limit reached" in failure.message
+    assert "line 3: This line is not parseable as valid JSON. (invalid_json_line)" in (
+        failure.message)
+
+
+def test_a_batch_that_failed_validation_otherwise_is_invalid_input() -> None:
+    errors = {"data": [{"code": "invalid_json_line", "line": 3, "message": "bad line"}]}
+    failure = progress_from_batch(batch(status="failed", errors=errors)).failure
+    assert failure is not None
+    assert (failure.kind, failure.retryable, failure.items_ran, failure.code) == (
+        FailureKind.INVALID_INPUT, False, False, "invalid_json_line")
+    bare = progress_from_batch(batch(status="failed", errors=None)).failure
+    assert bare is not None and bare.kind is FailureKind.INVALID_INPUT and bare.code is None
+    assert "gave no details" in bare.message
+
+
+def test_an_expired_batch_ran_in_part_and_may_go_again() -> None:
+    failure = progress_from_batch(batch(status="expired")).failure
+    assert failure is not None
+    assert (failure.kind, failure.retryable, failure.items_ran) == (FailureKind.EXPIRED, True,
+                                                                    True)
+    assert progress_from_batch(batch(status="cancelled")).failure is None
 
 
 def test_a_long_list_of_validation_errors_is_summarised() -> None:
     data = [{"code": "duplicate_custom_id", "line": n, "message": "dup"} for n in range(1, 60)]
-    progress = progress_from_batch(batch(status="failed", errors={"data": data}))
-    assert progress.error is not None and progress.error.endswith("... and 39 more")
+    failure = progress_from_batch(batch(status="failed", errors={"data": data})).failure
+    assert failure is not None and failure.message.endswith("... and 39 more")
 
 
 # --- SDK exceptions --------------------------------------------------------------------------
@@ -461,10 +497,12 @@ def status_error(cls: type[Any], status: int, *, code: str | None = None,
     (status_error(openai.AuthenticationError, 401), AuthenticationError, 401),
     (status_error(openai.PermissionDeniedError, 403), AuthenticationError, 403),
     (status_error(openai.BadRequestError, 400, code="invalid_value"), PermanentProviderError, 400),
-    (status_error(openai.NotFoundError, 404), PermanentProviderError, 404),
+    (status_error(openai.NotFoundError, 404), ResourceGoneError, 404),
     (status_error(openai.UnprocessableEntityError, 422), PermanentProviderError, 422),
     (status_error(openai.RateLimitError, 429, code="insufficient_quota"),
      PermanentProviderError, 429),
+    (status_error(openai.RateLimitError, 429, code="token_limit_exceeded"),
+     QuotaExceededError, 429),
     (httpx2.ReadError("peer closed", request=REQUEST), TransientProviderError, None),
     (openai.OpenAIError("something odd"), PermanentProviderError, None),
 ])
@@ -548,8 +586,9 @@ def test_a_result_file_with_damaged_lines_still_yields_every_readable_result() -
             results = {r.provider_key: r for r in adapter.iter_results("batch_1", progress)}
 
     assert list(results) == ["ok-1", "cut-1", "exp-1"]
-    assert [(e["event"], e["file_id"], e["line"]) for e in logs if e["log_level"] == "error"] == [
-        ("llmbatch.openai.result_line_unreadable", "file-out", 2)]
+    assert [(e["event"], e["provider"], e["file"], e["line"])
+            for e in logs if e["log_level"] == "error"] == [
+        ("llmbatch.provider.result_line_unreadable", "openai", "file-out", 2)]
     assert results["ok-1"].output_text == "line\u2028separator"
     assert results["cut-1"].error is not None and results["cut-1"].error.retryable
     assert results["exp-1"].status is ItemStatus.EXPIRED

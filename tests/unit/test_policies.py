@@ -4,10 +4,11 @@ call, and what an item and a job become once results are in."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
-from llmbatch.config import PollingConfig, RetryConfig
+from llmbatch.config import GENERIC_LATENCY_PRIOR, PollingConfig, RetryConfig
 from llmbatch.domain.models import ItemError, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
@@ -39,6 +40,12 @@ class Midpoint(random.Random):
 # predicted end, slow in between, bounded, spread out), not as one formula, so that a better
 # adaptive policy passes them unchanged.
 ADAPTIVE = PollingConfig(strategy="adaptive", min_s=2.0, max_s=300.0)
+
+
+def poll_delay(policy: PollingConfig, **progress: Any) -> float:
+    """The policy's next delay for a batch of a provider with no prior of its own."""
+    return next_poll_delay(policy, prior=GENERIC_LATENCY_PRIOR, **progress)
+
 RUNS = [(elapsed, done, total) for elapsed in (-10, 0, 1, 4, 30, 300, 1200, 7200, 86_400, 10**7)
         for done, total in ((0, 0), (0, 100), (1, 100), (50, 100), (99, 100), (100, 100))]
 
@@ -47,7 +54,7 @@ RUNS = [(elapsed, done, total) for elapsed in (-10, 0, 1, 4, 30, 300, 1200, 7200
 def test_the_fixed_strategy_waits_its_interval_whatever_happened(elapsed: float) -> None:
     policy = PollingConfig(strategy="fixed", interval_s=45.0)
     for done, total in [(0, 0), (0, 100), (50, 100), (100, 100)]:
-        assert next_poll_delay(policy, elapsed_s=elapsed, done=done, total=total) == 45.0
+        assert poll_delay(policy, elapsed_s=elapsed, done=done, total=total) == 45.0
 
 
 @pytest.mark.parametrize("policy", [
@@ -58,7 +65,7 @@ def test_the_fixed_strategy_waits_its_interval_whatever_happened(elapsed: float)
 def test_adaptive_delays_never_leave_the_configured_bounds_even_with_jitter(
         policy: PollingConfig) -> None:
     for seed, (elapsed, done, total) in enumerate(RUNS * 5):
-        delay = next_poll_delay(policy, elapsed_s=elapsed, done=done, total=total,
+        delay = poll_delay(policy, elapsed_s=elapsed, done=done, total=total,
                                 rng=random.Random(seed))
         assert policy.min_s <= delay <= policy.max_s, (elapsed, done, total)
 
@@ -66,26 +73,26 @@ def test_adaptive_delays_never_leave_the_configured_bounds_even_with_jitter(
 @pytest.mark.parametrize("done", [0, 10])
 def test_a_batch_just_submitted_is_polled_again_quickly(done: int) -> None:
     for seed in range(50):
-        delay = next_poll_delay(ADAPTIVE, elapsed_s=0.5, done=done, total=100,
+        delay = poll_delay(ADAPTIVE, elapsed_s=0.5, done=done, total=100,
                                 rng=random.Random(seed))
         assert delay <= ADAPTIVE.min_s * 1.1  # one jitter step above the minimum at most
 
 
 def test_a_batch_running_for_a_while_is_polled_less_often_than_a_new_one() -> None:
-    early = next_poll_delay(ADAPTIVE, elapsed_s=2, done=0, total=100, rng=Midpoint())
-    later = next_poll_delay(ADAPTIVE, elapsed_s=600, done=0, total=100, rng=Midpoint())
+    early = poll_delay(ADAPTIVE, elapsed_s=2, done=0, total=100, rng=Midpoint())
+    later = poll_delay(ADAPTIVE, elapsed_s=600, done=0, total=100, rng=Midpoint())
     assert later > 5 * early
 
 
 def test_observed_progress_shortens_the_wait_near_the_predicted_end() -> None:
-    waits = [next_poll_delay(ADAPTIVE, elapsed_s=600, done=done, total=1000, rng=Midpoint())
+    waits = [poll_delay(ADAPTIVE, elapsed_s=600, done=done, total=1000, rng=Midpoint())
              for done in (50, 500, 950)]
     assert waits == sorted(waits, reverse=True)
     assert waits[-1] < waits[0]
 
 
 def test_adaptive_jitter_spreads_polls_of_batches_submitted_together() -> None:
-    delays = [next_poll_delay(ADAPTIVE, elapsed_s=300, done=0, total=0, rng=random.Random(s))
+    delays = [poll_delay(ADAPTIVE, elapsed_s=300, done=0, total=0, rng=random.Random(s))
               for s in range(300)]
     assert len({round(d, 6) for d in delays}) > 250  # not in lockstep
     assert max(delays) / min(delays) <= 1.1 / 0.9 + 1e-9  # by at most ±10%
@@ -93,7 +100,7 @@ def test_adaptive_jitter_spreads_polls_of_batches_submitted_together() -> None:
 
 
 def test_polls_at_the_cap_are_still_spread() -> None:
-    delays = {round(next_poll_delay(ADAPTIVE, elapsed_s=10**7, done=0, total=0,
+    delays = {round(poll_delay(ADAPTIVE, elapsed_s=10**7, done=0, total=0,
                                     rng=random.Random(s)), 3) for s in range(50)}
     assert len(delays) > 40
     assert max(delays) <= ADAPTIVE.max_s

@@ -17,27 +17,30 @@ from types import ModuleType
 import pytest
 from pydantic import ValidationError
 
-from llmbatch.config import (
-    DEFAULT_LATENCY_PRIORS,
-    GENERIC_LATENCY_PRIOR,
-    LatencyPrior,
-    PollingConfig,
-)
+from llmbatch.config import GENERIC_LATENCY_PRIOR, LatencyPrior, PollingConfig
+from llmbatch.domain.models import BatchPhase
 from llmbatch.domain.polling import PollSample, next_poll_delay
+from llmbatch.providers.anthropic import AnthropicProvider
+from llmbatch.providers.gemini import GeminiProvider
+from llmbatch.providers.openai import OpenAIProvider
 
 ADAPTIVE = PollingConfig()
 STEADY = PollingConfig(jitter=0.0)  # no jitter: the delay itself
-PROVIDERS = [None, "openai", "anthropic", "gemini", "someone-else"]
-STATUSES = [None, "validating", "in_progress", "finalizing", "cancelling", "canceling",
-            "pending", "running", "succeeded"]
+# The priors the provider classes ship (the policy itself knows no provider).
+PRIORS: dict[str | None, LatencyPrior] = {
+    "openai": OpenAIProvider.latency_prior, "anthropic": AnthropicProvider.latency_prior,
+    "gemini": GeminiProvider.latency_prior, None: GENERIC_LATENCY_PRIOR,
+    "sharp": LatencyPrior(median_s=60, sigma=0.05, counts_live=False)}
+PROVIDERS = list(PRIORS)
+PHASES = [p for p in BatchPhase if p is not BatchPhase.ENDED]
 SIM_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "polling_simulation.py"
 
 
 def steady(elapsed: float, done: int = 0, total: int = 0, provider: str | None = "openai",
-           status: str | None = None, previous: PollSample | None = None,
+           phase: BatchPhase = BatchPhase.RUNNING, previous: PollSample | None = None,
            policy: PollingConfig = STEADY) -> float:
     return next_poll_delay(policy, elapsed_s=elapsed, done=done, total=total,
-                           provider=provider, provider_status=status, previous=previous)
+                           prior=PRIORS[provider], phase=phase, previous=previous)
 
 
 # ---- bounds and strategies -------------------------------------------------------------------
@@ -51,15 +54,15 @@ def steady(elapsed: float, done: int = 0, total: int = 0, provider: str | None =
 def test_delays_never_leave_the_bounds_whatever_the_inputs(policy: PollingConfig) -> None:
     rng = random.Random(1)
     for provider in PROVIDERS:
-        for status in STATUSES:
+        for phase in PHASES:
             for elapsed in (-5.0, 0.0, 0.3, 7.0, 95.0, 1800.0, 20_000.0, 86_400.0, 1e7):
                 for done, total in ((0, 0), (0, 500), (1, 500), (250, 500), (499, 500),
                                     (500, 500), (7, 3)):
                     for previous in (None, PollSample(elapsed / 2, done // 2),
                                      PollSample(elapsed, done), PollSample(-1, 10**9)):
                         delay = next_poll_delay(policy, elapsed_s=elapsed, done=done,
-                                                total=total, rng=rng, provider=provider,
-                                                provider_status=status, previous=previous)
+                                                total=total, rng=rng, prior=PRIORS[provider],
+                                                phase=phase, previous=previous)
                         assert policy.min_s <= delay <= policy.max_s
                         assert math.isfinite(delay)
 
@@ -67,10 +70,10 @@ def test_delays_never_leave_the_bounds_whatever_the_inputs(policy: PollingConfig
 def test_the_fixed_strategy_is_exactly_its_interval() -> None:
     policy = PollingConfig(strategy="fixed", interval_s=30.0, min_s=60.0, max_s=120.0)
     for provider in PROVIDERS:
-        for status in STATUSES:
+        for phase in PHASES:
             for elapsed, done, total in ((0, 0, 0), (600, 10, 100), (86_400, 100, 100)):
                 assert next_poll_delay(policy, elapsed_s=elapsed, done=done, total=total,
-                                       provider=provider, provider_status=status,
+                                       prior=PRIORS[provider], phase=phase,
                                        previous=PollSample(1, 1),
                                        rng=random.Random(3)) == 30.0
 
@@ -79,7 +82,7 @@ def test_the_fixed_strategy_is_exactly_its_interval() -> None:
 def test_jitter_stays_within_its_fraction_and_really_spreads(elapsed: float) -> None:
     base = steady(elapsed, provider="anthropic")
     delays = [next_poll_delay(ADAPTIVE, elapsed_s=elapsed, done=0, total=0,
-                              provider="anthropic", rng=random.Random(seed))
+                              prior=PRIORS["anthropic"], rng=random.Random(seed))
               for seed in range(400)]
     low = max(base * (1 - ADAPTIVE.jitter), ADAPTIVE.min_s)
     high = min(base * (1 + ADAPTIVE.jitter), ADAPTIVE.max_s)
@@ -89,7 +92,7 @@ def test_jitter_stays_within_its_fraction_and_really_spreads(elapsed: float) -> 
 
 def test_without_jitter_the_policy_is_deterministic() -> None:
     a = [steady(t, 40, 100) for t in (10.0, 100.0, 1000.0)]
-    b = [next_poll_delay(STEADY, elapsed_s=t, done=40, total=100, provider="openai",
+    b = [next_poll_delay(STEADY, elapsed_s=t, done=40, total=100, prior=PRIORS["openai"],
                          rng=random.Random(99)) for t in (10.0, 100.0, 1000.0)]
     assert a == b
 
@@ -110,7 +113,7 @@ def test_fast_at_first_at_most_growth_times_the_time_elapsed(provider: str) -> N
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", None])
 def test_with_no_progress_the_interval_grows_once_the_batch_outlives_its_prior(
         provider: str | None) -> None:
-    prior = STEADY.prior(provider)
+    prior = PRIORS[provider]
     grid = [prior.median_s * k for k in (1.5, 2, 3, 5, 8, 13, 21)]
     waits = [steady(t, 0, 100, provider=provider) for t in grid if t < 86_400]
     assert waits == sorted(waits)
@@ -142,16 +145,22 @@ def test_a_faster_recent_rate_brings_the_next_poll_forward() -> None:
 
 def test_counters_full_or_finalizing_means_a_short_tail() -> None:
     running = steady(3600, 0, 1000)
-    for done, status in ((1000, "in_progress"), (990, "finalizing")):
-        tail = steady(3600, done, 1000, status=status)
+    for done, phase in ((1000, BatchPhase.RUNNING), (990, BatchPhase.FINALIZING)):
+        tail = steady(3600, done, 1000, phase=phase)
         assert tail < running
         # finalizing lasts ~5% of the run so far (OpenAI default): ~3 min after an hour
         assert tail < 0.05 * 3600
 
 
 def test_cancelling_follows_the_cancel_latency_not_the_batch_prior() -> None:
-    for status in ("cancelling", "canceling"):
-        assert steady(40_000, status=status) < steady(40_000)
+    for provider in ("openai", "anthropic", "gemini"):
+        assert steady(40_000, provider=provider, phase=BatchPhase.CANCELLING) < steady(
+            40_000, provider=provider)
+
+
+def test_queued_and_validating_batches_lean_on_the_prior_like_running_ones() -> None:
+    for phase in (BatchPhase.QUEUED, BatchPhase.VALIDATING):
+        assert steady(1800, 0, 0, phase=phase) == steady(1800, 0, 0)
 
 
 def test_providers_without_live_counters_ignore_them() -> None:
@@ -167,9 +176,9 @@ def test_each_poll_buys_the_configured_expected_delay(provider: str, elapsed: fl
     # Check the closed form against a plain numerical integration: the expected overshoot
     # E[(t + d - T)+ | T > t] of the chosen d is the budget.
     policy = PollingConfig(jitter=0.0, growth=1e6, max_s=1e5)
-    prior = policy.prior(provider)
+    prior = PRIORS[provider]
     budget = policy.delay_budget_s * prior.budget_scale
-    d = next_poll_delay(policy, elapsed_s=elapsed, done=0, total=0, provider=provider)
+    d = next_poll_delay(policy, elapsed_s=elapsed, done=0, total=0, prior=prior)
 
     def survival(x: float) -> float:
         return 0.5 * math.erfc((math.log(x) - math.log(prior.median_s)) / (prior.sigma
@@ -189,16 +198,14 @@ def test_a_larger_budget_means_fewer_polls() -> None:
 
 
 # ---- configuration -----------------------------------------------------------------------------
-def test_priors_default_per_provider_and_can_be_overridden() -> None:
-    assert PollingConfig().prior("anthropic") == DEFAULT_LATENCY_PRIORS["anthropic"]
-    assert PollingConfig().prior("unknown") == GENERIC_LATENCY_PRIOR
-    assert PollingConfig().prior(None) == GENERIC_LATENCY_PRIOR
+def test_priors_come_from_the_provider_and_config_can_override_them() -> None:
+    own = PRIORS["anthropic"]
+    assert PollingConfig().prior("anthropic", own) is own
     mine = LatencyPrior(median_s=60, sigma=0.5)
     policy = PollingConfig.model_validate({"priors": {"openai": {"median_s": 60, "sigma": 0.5}}})
-    assert policy.prior("openai") == mine
-    assert policy.prior("gemini") == DEFAULT_LATENCY_PRIORS["gemini"]  # others keep defaults
-    assert steady(60, provider="openai", policy=policy.model_copy(update={"jitter": 0.0})) \
-        < steady(60, provider="openai")
+    assert policy.prior("openai", PRIORS["openai"]) == mine
+    assert policy.prior("gemini", PRIORS["gemini"]) is PRIORS["gemini"]  # others keep theirs
+    assert next_poll_delay(STEADY, elapsed_s=60, done=0, total=0, prior=mine) < steady(60)
 
 
 @pytest.mark.parametrize("bad", [{"median_s": 0, "sigma": 1}, {"median_s": 10, "sigma": 0},

@@ -17,14 +17,14 @@ from sqlalchemy import Connection, Table, and_, case, func, or_, select, text, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from llmbatch.db.tables import items, provider_batches, provider_rate_buckets, provider_slots
+from llmbatch.domain.models import FailureKind
 from llmbatch.domain.states import BatchStatus, ItemStatus, moving
 from llmbatch.errors import ConfigError
 
-__all__ = ["AT_PROVIDER", "TOKEN_LIMIT_CODE", "LimitsRepository"]
+__all__ = ["AT_PROVIDER", "LimitsRepository"]
 
 # Batches that hold a place in the provider's queue (and our in-flight caps).
 AT_PROVIDER = (BatchStatus.SUBMITTING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING)
-TOKEN_LIMIT_CODE = "token_limit_exceeded"
 
 
 class LimitsRepository:
@@ -135,11 +135,12 @@ class LimitsRepository:
             b.provider == provider, b.status.in_(states))).scalar_one()
         return int(tokens), int(count)
 
-    def last_token_limit_failure(self, provider: str, model: str) -> datetime | None:
-        """When a batch of this model last ended with ``token_limit_exceeded``."""
+    def last_quota_failure(self, provider: str, model: str) -> datetime | None:
+        """When a batch of this model last ended failed for quota (``FailureKind.QUOTA``)."""
         b = provider_batches.c
         moment: datetime | None = self.conn.execute(select(func.max(b.ended_at)).where(
-            b.provider == provider, b.model == model, b.error_code == TOKEN_LIMIT_CODE,
+            b.provider == provider, b.model == model,
+            b.failure["kind"].as_string() == str(FailureKind.QUOTA),
         )).scalar_one()
         return moment
 

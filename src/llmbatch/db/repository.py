@@ -28,7 +28,7 @@ from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.changes import BatchChange, JobChange, LeaseRule
 from llmbatch.domain.events import Event
 from llmbatch.domain.job import Job
-from llmbatch.domain.models import Endpoint
+from llmbatch.domain.models import BatchFailure, Endpoint
 from llmbatch.domain.states import BatchStatus, JobStatus, sources_of
 from llmbatch.errors import NotFoundError
 
@@ -60,7 +60,16 @@ def _batch_from_row(row: AnyRow) -> ProviderBatch:
     values["status"] = BatchStatus(values["status"])
     values["result_refs"] = dict(values["result_refs"] or {})
     values["request_counts"] = dict(values["request_counts"] or {})
+    values["failure"] = BatchFailure.from_dict(values["failure"]) if values["failure"] else None
     return ProviderBatch(**values)
+
+
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as stored: a ``BatchFailure`` as its dict."""
+    failure = values.get("failure")
+    if isinstance(failure, BatchFailure):
+        values["failure"] = failure.as_dict()
+    return values
 
 
 class Repository(ItemQueries):
@@ -154,7 +163,7 @@ class Repository(ItemQueries):
 
     # ---- provider batches -----------------------------------------------------------------
     def add_batch(self, batch: ProviderBatch) -> None:
-        values = {k: getattr(batch, k) for k in _BATCH_FIELDS}
+        values = _stored({k: getattr(batch, k) for k in _BATCH_FIELDS})
         values["status"] = str(batch.status)
         self.conn.execute(insert(provider_batches).values(updated_at=batch.created_at, **values))
 
@@ -201,7 +210,7 @@ class Repository(ItemQueries):
             # it is due (the message that brought us here has been consumed).
             values.update(lease_owner=None, lease_until=None, dispatched_at=None)
         res = self.conn.execute(update(provider_batches).where(and_(*conds))
-                                .values(updated_at=change.at, **values))
+                                .values(updated_at=change.at, **_stored(values)))
         return res.rowcount == 1
 
     def renew_lease(self, batch_id: str, owner: str, until: datetime) -> bool:

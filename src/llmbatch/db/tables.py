@@ -115,6 +115,8 @@ provider_batches = Table(
     Column("cancel_reason", String(100)),  # set when llmbatch itself decides to cancel it
     Column("error", Text),
     Column("error_code", String(100)),
+    # domain.models.BatchFailure.as_dict() of a batch the provider failed as a whole.
+    Column("failure", JSONType),
     Column("created_at", UTCDateTime, nullable=False),
     Column("submitted_at", UTCDateTime),
     Column("ended_at", UTCDateTime),

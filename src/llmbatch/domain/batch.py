@@ -14,8 +14,8 @@ from typing import Any
 
 from llmbatch.domain.changes import BatchChange, LeaseRule
 from llmbatch.domain.events import Event, EventType
-from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchProgress, SubmittedBatch
+from llmbatch.domain.limits import WAITING_CODES, WaitReason
+from llmbatch.domain.models import BatchFailure, BatchProgress, FailureKind, SubmittedBatch
 from llmbatch.domain.retry import PROVIDER_UNREACHABLE_CODE, RESULTS_UNAVAILABLE_CODE
 from llmbatch.domain.states import BatchStatus, check_transition
 from llmbatch.domain.storable import UNSTORABLE_CODE
@@ -54,6 +54,7 @@ class ProviderBatch:
     ended_at: datetime | None = None
     error: str | None = None
     error_code: str | None = None
+    failure: BatchFailure | None = None  # why the provider failed it as a whole, if it did
 
     # ---- the mechanics ----------------------------------------------------------------------
     def _change(self, at: datetime, *, to: BatchStatus | None = None,
@@ -119,7 +120,8 @@ class ProviderBatch:
         """The provider refused the create for quota: nothing was created, so no adoption is
         needed and the submit attempt is given back; wait like a gated batch."""
         return self._change(at, to=BatchStatus.PLANNED, event=EventType.BATCH_WAITING_FOR_QUOTA,
-                            data={"reason": code, "retry_in_s": hold_s}, error=error,
+                            data={"reason": str(WaitReason.QUOTA_HOLD), "code": code,
+                                  "retry_in_s": hold_s}, error=error,
                             error_code=code, submit_attempts=max(self.submit_attempts - 1, 0),
                             next_poll_at=at + timedelta(seconds=hold_s))
 
@@ -181,14 +183,16 @@ class ProviderBatch:
     def ended(self, at: datetime, progress: BatchProgress) -> BatchChange:
         """The provider is done with the batch: its results are due for fetching now."""
         counts = _counts(progress)
+        failure = progress.failure
+        said = ({"error": failure.message, "failure": str(failure.kind),
+                 "retryable": failure.retryable} if failure else {})
         return self._change(
             at, to=BatchStatus.ENDED, event=EventType.BATCH_ENDED,
-            data={"provider_status": progress.provider_status, **counts,
-                  **({"error": progress.error} if progress.error else {})},
+            data={"provider_status": progress.provider_status, **counts, **said},
             provider_status=progress.provider_status, request_counts=counts,
-            result_refs=progress.result_refs, error=progress.error,
-            error_code=progress.error_code, poll_count=self.poll_count + 1, ended_at=at,
-            call_failures=0, next_poll_at=at)
+            result_refs=progress.result_refs, error=failure.message if failure else None,
+            error_code=failure.code if failure else None, failure=failure,
+            poll_count=self.poll_count + 1, ended_at=at, call_failures=0, next_poll_at=at)
 
     def fetched(self, at: datetime, *, results: int, without_result: int,
                 unstorable: str | None = None) -> BatchChange:
@@ -208,10 +212,13 @@ class ProviderBatch:
     def results_unavailable(self, at: datetime, *, reason: str, failures: int) -> BatchChange:
         """The download failed ``retry.max_call_failures`` times in a row: fetching goes on
         without it, and the items without a stored result are settled as unreported."""
+        failure = BatchFailure(kind=FailureKind.LOST, message=reason, retryable=True,
+                               items_ran=True, code=RESULTS_UNAVAILABLE_CODE)
         return self._change(at, event=EventType.BATCH_RESULTS_UNAVAILABLE,
                             data={"error": reason, "failures": failures},
                             lease=LeaseRule.HOLD, error=reason,
-                            error_code=RESULTS_UNAVAILABLE_CODE, call_failures=failures)
+                            error_code=RESULTS_UNAVAILABLE_CODE, failure=failure,
+                            call_failures=failures)
 
     def abandon(self, at: datetime, *, reason: str, failures: int) -> BatchChange:
         """Nobody can ask the provider about the batch any more (``retry.max_call_failures``

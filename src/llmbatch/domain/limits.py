@@ -9,7 +9,7 @@ the budget still go out at once.
 
 Submission: a batch goes to the provider only if the model's enqueued-token quota has room
 for all of it next to the batches already there, the provider's cap on batches in flight is
-not reached, and no recent ``token_limit_exceeded`` asked us to hold off.
+not reached, and no recent quota failure (``FailureKind.QUOTA``) asked us to hold off.
 """
 
 from __future__ import annotations

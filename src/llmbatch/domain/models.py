@@ -15,11 +15,13 @@ from typing import Any
 from llmbatch.domain.states import ItemStatus
 
 __all__ = [
+    "BatchFailure",
+    "BatchPhase",
     "BatchProgress",
     "Endpoint",
+    "FailureKind",
     "ItemError",
     "ItemResult",
-    "ProviderState",
     "RequestLine",
     "SubmittedBatch",
     "Usage",
@@ -94,27 +96,103 @@ class ItemResult:
                           self.finish_reason, self.usage, self.error, line)
 
 
-class ProviderState(StrEnum):
-    """Where a provider batch is, in neutral terms."""
+class BatchPhase(StrEnum):
+    """Where a provider batch is, in neutral terms; each adapter maps its vendor's statuses.
 
-    RUNNING = "running"  # not terminal at the provider
-    ENDED = "ended"  # terminal: results (possibly partial or none) can be fetched
+    Only ``ENDED`` is terminal: results (possibly partial, possibly none) can be fetched. The
+    others steer polling: ``FINALIZING`` means the requests are done and only a short tail is
+    left, ``CANCELLING`` that the provider's cancel latency applies. A status an adapter does
+    not know maps to ``RUNNING``: polling a little longer is harmless, fetching before the
+    results are final would lose them.
+    """
+
+    QUEUED = "queued"  # accepted, waiting for capacity
+    VALIDATING = "validating"  # the input is being checked
+    RUNNING = "running"
+    FINALIZING = "finalizing"  # requests done, results being prepared
+    CANCELLING = "cancelling"
+    ENDED = "ended"
+
+
+class FailureKind(StrEnum):
+    """Why a whole batch failed, in neutral terms (what to do about it is in ``BatchFailure``).
+
+    - ``QUOTA``: the provider had no room (e.g. the model's enqueued-token quota); more
+      batches for that model wait a while (``rate_limits.quota_hold_s``);
+    - ``INVALID_INPUT``: the provider refused the input as a whole (a validation failure);
+    - ``EXPIRED``: the provider's deadline passed before every request ran;
+    - ``LOST``: the provider no longer knows the batch (llmbatch decides this one when a poll
+      finds the batch gone, see ``errors.ResourceGoneError``);
+    - ``OTHER``: anything else the provider reported.
+    """
+
+    QUOTA = "quota"
+    INVALID_INPUT = "invalid_input"
+    EXPIRED = "expired"
+    LOST = "lost"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """A batch-level failure, set by the adapter on an ended batch (``None`` when the batch
+    ran normally, even if some of its requests failed).
+
+    ``retryable``: its items may succeed in another batch. ``items_ran``: the provider may
+    have run (and billed) some of its requests; ``False`` only when the adapter knows none ran.
+    ``code`` and ``message`` are the provider's own, for people.
+    """
+
+    kind: FailureKind
+    message: str
+    retryable: bool
+    items_ran: bool
+    code: str | None = None
+
+    @property
+    def refunds_attempts(self) -> bool:
+        """Whether the items go back to pending without spending an attempt: a quota refusal
+        that ran nothing says nothing about the items, and the quota hold bounds how often it
+        can happen. Any other failure spends the attempt, so a batch failing the same way
+        again and again ends after ``retry.item_max_attempts``."""
+        return self.kind is FailureKind.QUOTA and not self.items_ran
+
+    @classmethod
+    def lost(cls, message: str) -> BatchFailure:
+        """The provider no longer has the batch: its items, which may have run, go again."""
+        return cls(kind=FailureKind.LOST, message=message, retryable=True, items_ran=True,
+                   code="provider_lost_batch")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": str(self.kind), "message": self.message, "retryable": self.retryable,
+                "items_ran": self.items_ran, "code": self.code}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchFailure:
+        return cls(kind=FailureKind(data["kind"]), message=str(data["message"]),
+                   retryable=bool(data["retryable"]), items_ran=bool(data["items_ran"]),
+                   code=data.get("code"))
 
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """What a poll learns. ``provider_status`` is the provider's own word, kept for humans."""
+    """What a poll learns. ``provider_status`` is the provider's own word, kept for humans;
+    code decides on ``phase`` and ``failure``."""
 
-    state: ProviderState
+    phase: BatchPhase
     provider_status: str
     total: int = 0
     completed: int = 0
     failed: int = 0
-    # Provider-specific ids needed to fetch results (e.g. OpenAI output/error file ids).
+    # Provider-specific ids needed to fetch results (e.g. output and error file ids).
     result_refs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None  # batch-level failure, e.g. validation errors
-    error_code: str | None = None
+    failure: BatchFailure | None = None  # set on ended batches that failed as a whole
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        """Terminal at the provider: results can be fetched."""
+        return self.phase is BatchPhase.ENDED
 
 
 @dataclass(frozen=True)

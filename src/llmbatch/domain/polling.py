@@ -5,14 +5,14 @@ every second between a batch's completion and our next poll is a second its resu
 ``fixed`` ignores both and polls every ``interval_s``. ``adaptive`` trades them explicitly:
 
 1. **Predict** when the batch will end, as a log-normal distribution of the time left:
-   - counters moving (OpenAI ``request_counts``, Gemini ``batchStats``): extrapolate the rate
-     (between the last two polls if the previous one is known, else since submission) to the
-     requests left, plus the provider's finalizing tail; the spread (``progress_sigma``) widens
-     when few requests are done, because an early rate says little;
-   - counters full but the batch still running (OpenAI ``finalizing``): a short tail, a fraction
-     of the time elapsed so far;
-   - cancelling: the provider's cancel latency (``cancel_median_s``);
-   - no progress to read (Anthropic, whose counters stay still until the end; any batch still
+   - counters moving (the prior says ``counts_live``): extrapolate the rate (between the last
+     two polls if the previous one is known, else since submission) to the requests left,
+     plus the provider's finalizing tail; the spread (``progress_sigma``) widens when few
+     requests are done, because an early rate says little;
+   - counters full but the batch still running, or the phase ``FINALIZING``: a short tail, a
+     fraction of the time elapsed so far;
+   - phase ``CANCELLING``: the provider's cancel latency (``cancel_median_s``);
+   - no progress to read (providers whose counters stay still until the end; any batch still
      queued or validating): the provider's latency prior, conditioned on the batch not having
      ended yet.
 2. **Wait** until the expected detection delay this one poll would add reaches the budget
@@ -29,7 +29,9 @@ every second between a batch's completion and our next poll is a second its resu
 4. **Jitter** it by ±``jitter`` (kept inside the bounds) so batches submitted together do not
    poll in lockstep.
 
-The function is pure: no clock, no I/O; randomness comes from ``rng``. Why the budget rule and
+The prior is the provider's (``BatchProvider.latency_prior``, or ``polling.priors.<name>``):
+the caller picks it, this module names no provider. The function is pure: no clock, no I/O;
+randomness comes from ``rng``. Why the budget rule and
 what it can and cannot achieve per provider: ``docs/polling.md`` and
 ``benchmarks/polling_simulation.py``.
 """
@@ -41,14 +43,13 @@ import random
 from dataclasses import dataclass
 
 from llmbatch.config import LatencyPrior, PollingConfig
+from llmbatch.domain.models import BatchPhase
 
 __all__ = ["PollSample", "next_poll_delay"]
 
 _SQRT2 = math.sqrt(2.0)
-_FINALIZING = frozenset({"finalizing"})
-_CANCELLING = frozenset({"cancelling", "canceling"})  # OpenAI, Anthropic
 _FINALIZE_SIGMA = 0.8  # spread of the finalizing tail: "1-10% of the run" is a wide range
-_CANCEL_SIGMA = 1.0  # "within ~10 minutes" (OpenAI): a median of minutes, a long tail
+_CANCEL_SIGMA = 1.0  # "within ~10 minutes" (a documented figure): minutes, with a long tail
 _MIN_FRACTION = 0.05  # below this fraction done, an extrapolation is barely better than a guess
 _NEWTON_STEPS = 60
 _DEFAULT_RNG = random.Random()
@@ -67,8 +68,8 @@ class PollSample:
 
 
 def next_poll_delay(policy: PollingConfig, *, elapsed_s: float, done: int, total: int,
-                    rng: random.Random | None = None, provider: str | None = None,
-                    provider_status: str | None = None,
+                    prior: LatencyPrior, phase: BatchPhase = BatchPhase.RUNNING,
+                    rng: random.Random | None = None,
                     previous: PollSample | None = None) -> float:
     """Seconds to wait before polling a running batch again (see the module docstring)."""
     if policy.strategy == "fixed":
@@ -76,9 +77,8 @@ def next_poll_delay(policy: PollingConfig, *, elapsed_s: float, done: int, total
     rng = rng if rng is not None else _DEFAULT_RNG
     elapsed = max(elapsed_s, 0.0)
     ceiling = min(policy.max_s, max(policy.min_s, policy.growth * elapsed))
-    prior = policy.prior(provider)
     mu, sigma, start = _outlook(policy, prior, elapsed=elapsed, done=done, total=total,
-                                status=(provider_status or "").lower(), previous=previous)
+                                phase=phase, previous=previous)
     delay = _delay_for_budget(mu, sigma, start, policy.delay_budget_s * prior.budget_scale,
                               ceiling)
     delay = min(max(delay, policy.min_s), policy.max_s)
@@ -89,17 +89,18 @@ def next_poll_delay(policy: PollingConfig, *, elapsed_s: float, done: int, total
 
 
 def _outlook(policy: PollingConfig, prior: LatencyPrior, *, elapsed: float, done: int,
-             total: int, status: str, previous: PollSample | None) -> tuple[float, float, float]:
+             total: int, phase: BatchPhase,
+             previous: PollSample | None) -> tuple[float, float, float]:
     """The completion-time distribution ``(mu, sigma, start)``: ``T ~ LogNormal(mu, sigma)``
     measured from ``elapsed - start``, known to exceed ``start``.
 
     ``start`` is 0 for predictions of the time left (measured from now) and ``elapsed`` for
     the prior (measured from submission, conditioned on the batch still running).
     """
-    if status in _CANCELLING:
+    if phase is BatchPhase.CANCELLING:
         return math.log(policy.cancel_median_s), _CANCEL_SIGMA, 0.0
     live = prior.counts_live and total > 0
-    if status in _FINALIZING or (live and done >= total):
+    if phase is BatchPhase.FINALIZING or (live and done >= total):
         tail = max(prior.finalize_fraction * elapsed, policy.min_s)
         return math.log(tail), _FINALIZE_SIGMA, 0.0
     if live and done > 0 and elapsed > 0:

@@ -1,9 +1,16 @@
 """The contract every provider adapter fulfils.
 
-An adapter is constructed with its ``ProviderConfig`` (key, base URL, timeouts, SDK retries);
-it never reads the environment. It speaks provider-neutral values (``domain.models``) to the
-service layer and translates its SDK's exceptions into ``llmbatch.errors`` in one place.
-Limits and capabilities are class attributes; config can only lower them (``effective_limits``).
+An adapter is constructed with its ``ProviderConfig`` (key, base URL, timeouts, SDK retries,
+and ``options``, the keys only it reads, checked by its ``options_model``); it never reads the
+environment. It speaks provider-neutral values (``domain.models``) to the service layer: a
+``BatchPhase`` and a ``BatchFailure`` rather than its vendor's status words and error codes,
+and errors of ``llmbatch.errors`` translated from its SDK's exceptions in one place (it alone
+knows which answers mean ``ResourceGoneError`` or ``QuotaExceededError``). Limits,
+capabilities and the latency prior are class attributes; config can only lower limits
+(``effective_limits``) and may override the prior (``polling.priors.<name>``).
+
+A provider is a package that registers its class in the ``llmbatch.providers`` entry-point
+group; nothing outside it names the provider.
 """
 
 from __future__ import annotations
@@ -12,20 +19,33 @@ import abc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from llmbatch.config import ProviderConfig
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from llmbatch.config import (
+    GENERIC_LATENCY_PRIOR,
+    LatencyPrior,
+    ProviderConfig,
+    format_validation_error,
+)
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
 )
-from llmbatch.errors import ProviderError
+from llmbatch.errors import AuthenticationError, ConfigError, ProviderError
 
-__all__ = ["BatchLimits", "BatchProvider", "EncodedLine"]
+__all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions"]
+
+
+class ProviderOptions(BaseModel):
+    """Base of a provider's options model (``providers.<name>.options``): frozen, and an
+    unknown key is an error, as everywhere in the configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class BatchProvider(abc.ABC):
     """Base class of provider adapters."""
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # the vendor's name for people ("OpenAI"); defaults to ``name``
     max_requests: ClassVar[int]
     max_bytes: ClassVar[int]
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
@@ -61,9 +82,45 @@ class BatchProvider(abc.ABC):
     # ``cancel``, ``fetch``, ``cleanup``); the per-minute call cap charges this many. Missing
     # operations cost 1. Pages of a listing beyond the first are not counted.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({})
+    # The keys of ``providers.<name>.options`` and their checks; a subclass declares its own
+    # model and narrows ``options`` to it.
+    options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    # What this provider's batches usually take, for the adaptive poller.
+    latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
 
     def __init__(self, config: ProviderConfig) -> None:
+        """Raises ``ConfigError`` (``providers.<name>.options.<key>: message`` problems) when
+        ``config.options`` does not fit ``options_model``."""
         self.config = config
+        self.options: ProviderOptions = self.read_options(
+            config.options, where=f"providers.{self.name}.options")
+
+    @classmethod
+    def read_options(cls, values: Mapping[str, Any], *, where: str) -> ProviderOptions:
+        """``values`` checked by ``options_model``; problems are reported under ``where``."""
+        try:
+            return cls.options_model.model_validate(dict(values))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: invalid options",
+                              format_validation_error(exc, where)) from exc
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    def require_api_key(self) -> str:
+        """The API key from config (the variable it names, or the literal); its absence is an
+        ``AuthenticationError`` that says what to set. Adapters call this when they build their
+        client, on first use, so a worker that never talks to a provider needs no key for it."""
+        key = self.config.resolved_api_key()
+        if key:
+            return key
+        env = self.config.api_key_env
+        where = f"providers.{self.name}.api_key_env"
+        hint = (f"set the environment variable {env} (named by {where})" if env else
+                f"set {where} to the name of the environment variable that holds the key")
+        raise AuthenticationError(f"no {self.display_name} API key: {hint}", provider=self.name,
+                                  code="missing_api_key")
 
     def effective_limits(self, model: str) -> BatchLimits:
         """Provider limits, lowered (never raised) by config."""
@@ -125,11 +182,16 @@ class BatchProvider(abc.ABC):
 
     @abc.abstractmethod
     def poll(self, provider_batch_id: str) -> BatchProgress:
-        """Status and progress of a provider batch."""
+        """Phase and progress of a provider batch, with the ``BatchFailure`` of one that ended
+        failed. A batch the provider no longer has raises ``ResourceGoneError``."""
 
     @abc.abstractmethod
     def iter_results(self, provider_batch_id: str, progress: BatchProgress) -> Iterator[ItemResult]:
-        """Stream the results of an ended batch, one item at a time, never all in memory."""
+        """Stream the results of an ended batch, one item at a time, never all in memory.
+
+        Results the provider no longer has (deleted, expired) raise ``ResourceGoneError``,
+        possibly after some were yielded: the caller settles the rest as without a result.
+        """
 
     @abc.abstractmethod
     def cancel(self, provider_batch_id: str) -> BatchProgress:
@@ -142,9 +204,14 @@ class BatchProvider(abc.ABC):
         if refused.status_code not in (400, 409):
             raise refused
         progress = self.poll(provider_batch_id)
-        if progress.state is not ProviderState.ENDED:
+        if not progress.ended:
             raise refused
         return progress
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
         """Delete provider-side files after results are stored (when configured). Optional."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release what the adapter holds (pooled connections). Long-lived workers keep one
+        adapter per process; whoever builds short-lived ones (tests, one-off commands) closes
+        them. Optional."""

@@ -5,13 +5,38 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
+import structlog
+
+from llmbatch.domain.models import ItemResult
+from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
-__all__ = ["ResultLine", "display_name", "read_result_line", "split_lines", "spool_jsonl"]
+__all__ = ["ResultLine", "compact_json", "display_name", "parse_result_stream",
+           "read_result_line", "split_lines", "spool_jsonl"]
+
+log = structlog.get_logger(__name__)
+
+
+
+def compact_json(obj: Any, *, field: str) -> bytes:
+    """``obj`` as one line of compact UTF-8 JSON, for a batch line or a request body.
+
+    Refuses, as an ``InputError`` naming ``field``, what no provider can be sent faithfully
+    (NaN or Infinity, values JSON has no word for, cycles). A lone surrogate (``"\ud800"``) is
+    a legal JSON escape but not UTF-8: such an object is written with escapes instead.
+    """
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot be written as JSON: {exc}", field=field) from exc
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 def display_name(tag: str) -> str:
@@ -56,6 +81,28 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         del buffer[:start]
     if buffer:
         yield bytes(buffer).rstrip(b"\r")
+
+
+def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemResult | None],
+                        *, provider: str, **where: Any) -> Iterator[ItemResult]:
+    """The results in a JSONL body, one ``parse``d line at a time; blank lines are skipped.
+
+    A line ``parse`` cannot read (``None``: not even its key) is logged with its number and
+    skipped, not raised: its item simply has no result, which the service layer treats like
+    any item a provider did not return (retryable), whereas raising would make one garbled
+    line block every other result of the batch on every fetch attempt. ``where`` (batch,
+    file) goes into the log line. Each result carries its line number, which an operator
+    needs when one of them cannot be stored.
+    """
+    for line_no, raw in enumerate(split_lines(chunks), start=1):
+        if not raw.strip():
+            continue
+        result = parse(raw)
+        if result is None:
+            log.error("llmbatch.provider.result_line_unreadable", provider=provider,
+                      line=line_no, length=len(raw), **where)
+            continue
+        yield result.at_line(line_no)
 
 
 _CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')

@@ -1,7 +1,9 @@
 """Finding provider classes by name through the ``llmbatch.providers`` entry-point group.
 
 Built-in providers register through the same group a third-party package would use, so adding
-a provider is one module plus one line in its package's ``pyproject.toml``.
+a provider is one package plus one line in its ``pyproject.toml``: the class brings its own
+limits, options model (``providers.<name>.options``), latency prior and error mapping, and no
+module outside it names the provider (``tests/plugin_provider`` shows one added that way).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ProviderRegistry:
                               f"({exc})") from exc
         if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
             raise ConfigError(f"entry point {name!r} does not name a BatchProvider subclass")
+        # Options are checked before the adapter is built, with the name the config uses.
+        cls.read_options(provider_config.options, where=f"providers.{name}.options")
         if cls.needs_submit_journal and self._journal is not None:
             instance = cls(provider_config, journal=self._journal)  # type: ignore[call-arg]
         else:
@@ -73,8 +77,9 @@ class ProviderRegistry:
 
     def check_limits(self) -> None:
         """Build every configured, installed provider so that a limit above the provider's own
-        is a ``ConfigError`` at start-up (worker, ``config validate``), not at the first job.
-        Providers whose extra is not installed are left for when they are used."""
+        or an option it does not accept is a ``ConfigError`` at start-up (worker,
+        ``config validate``), not at the first job. Providers whose extra is not installed are
+        left for when they are used."""
         problems: list[str] = []
         installed = available_providers()
         for name in sorted(self._config.providers):
@@ -85,8 +90,8 @@ class ProviderRegistry:
             except ConfigError as exc:
                 problems += exc.problems or [exc.message]
         if problems:
-            raise ConfigError("a limit in the configuration is above the provider's own",
-                              problems)
+            raise ConfigError("the configuration does not fit the providers (a limit above "
+                              "the provider's own, or an option it does not accept)", problems)
 
     @staticmethod
     def _check_enabled(name: str, provider_config: ProviderConfig) -> None:

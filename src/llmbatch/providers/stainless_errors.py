@@ -5,7 +5,8 @@ Both SDKs raise the same classes (``APITimeoutError``, ``APIConnectionError``,
 ``APIStatusError``, ``APIResponseValidationError`` under one base error) over the same
 transport, so the skeleton lives here and each adapter's ``errors`` module supplies only what
 is its own: the SDK module, the provider name, how to read ``(code, message)`` off a status
-error, and any status rule of its own (e.g. OpenAI's ``insufficient_quota`` is permanent).
+error, and its own rules (``Classify``): which answers mean the object is gone
+(``ResourceGoneError``), a quota refusal (``QuotaExceededError``), or a permanent 429.
 No vendor SDK is imported here.
 """
 
@@ -35,8 +36,9 @@ __all__ = ["StainlessErrors", "TransportError", "error_for_status"]
 
 # (status error) -> (provider's error code, human message or None for the SDK's own)
 Describe = Callable[[Any], tuple[str | None, str | None]]
-# (status, code) -> True when the status error is permanent whatever its status says
-PermanentRule = Callable[[int, str | None], bool]
+# (HTTP status, or None for an error the SDK raised without a response; provider's code;
+# operation) -> the error class it becomes, or None for the common mapping by status
+Classify = Callable[[int | None, str | None, str], type[ProviderError] | None]
 
 
 def error_for_status(status: int, message: str, *, provider: str, code: str | None,
@@ -53,8 +55,8 @@ def error_for_status(status: int, message: str, *, provider: str, code: str | No
     return PermanentProviderError(message, provider=provider, status_code=status, code=code)
 
 
-def _never_permanent(status: int, code: str | None) -> bool:
-    return False
+def _common(status: int | None, code: str | None, operation: str) -> type[ProviderError] | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class StainlessErrors:
     sdk: ModuleType  # exposes the four API error classes
     base_error: type[Exception]  # the SDK's root error (``OpenAIError``, ``AnthropicError``)
     describe: Describe
-    permanent: PermanentRule = _never_permanent
+    classify: Classify = _common
 
     @property
     def sdk_errors(self) -> tuple[type[BaseException], ...]:
@@ -94,18 +96,22 @@ class StainlessErrors:
         if isinstance(exc, TransportError):
             return TransientProviderError(f"{operation}: connection broke: {exc!r}",
                                           provider=provider, code="connection_error")
-        return PermanentProviderError(f"{operation}: {exc}", provider=provider)
+        cls = self.classify(None, None, operation) or PermanentProviderError
+        return cls(f"{operation}: {exc}", provider=provider)
 
     def _from_status(self, exc: Any, operation: str) -> ProviderError:
         status: int = exc.status_code
         code, text = self.describe(exc)
         message = f"{operation}: {text if text is not None else exc.message}"
-        if self.permanent(status, code):
-            return PermanentProviderError(message, provider=self.provider, status_code=status,
-                                          code=code)
         retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
-        return error_for_status(status, message, provider=self.provider, code=code,
-                                retry_after=retry_after)
+        cls = self.classify(status, code, operation)
+        if cls is None:
+            return error_for_status(status, message, provider=self.provider, code=code,
+                                    retry_after=retry_after)
+        if issubclass(cls, RateLimitedError):
+            return cls(message, provider=self.provider, status_code=status, code=code,
+                       retry_after=retry_after)
+        return cls(message, provider=self.provider, status_code=status, code=code)
 
     @contextmanager
     def calling(self, operation: str) -> Iterator[None]:

@@ -9,7 +9,7 @@
   longer than ``worker.lease_s``.
 * ``submission_gate``: decides, under a per-provider lock and in the caller's transaction,
   whether a planned batch may go now (enqueued-token quota, ``max_batches_in_flight``, the
-  hold after ``token_limit_exceeded``; rules in ``domain.limits``).
+  hold after a quota failure; rules in ``domain.limits``).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def submission_gate(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch,
     pconf = rt.config.provider(batch.provider)
     model = pconf.model(batch.model)
     tokens, batches = repo.in_flight(batch.provider, batch.model)
-    last_failure = repo.last_token_limit_failure(batch.provider, batch.model)
+    last_failure = repo.last_quota_failure(batch.provider, batch.model)
     hold = pconf.rate_limits.quota_hold_s
     return submission_block(
         batch_tokens=batch.estimated_tokens, tokens_in_flight=tokens,

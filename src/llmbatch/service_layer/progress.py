@@ -10,22 +10,20 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.config import ModelConfig
-from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchProgress, ItemResult, ProviderState
+from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import (
-    RESULTS_UNAVAILABLE_CODE,
     AfterCallFailure,
     after_call_failure,
     retry_delay,
 )
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.storable import StorableResult, storable_result
-from llmbatch.errors import ProviderError, TransientProviderError
+from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
@@ -40,12 +38,6 @@ from llmbatch.service_layer.unit_of_work import UnitOfWork
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
 log = structlog.get_logger("llmbatch.progress")
-
-# Batch-level failure codes that mean "try again later", not "this input is bad".
-RETRYABLE_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE, "provider_lost_batch",
-                                   RESULTS_UNAVAILABLE_CODE})
-# ... and those where the items never ran: the attempt they spent is given back.
-NOT_RUN_BATCH_CODES = frozenset({TOKEN_LIMIT_CODE})
 
 
 def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -75,13 +67,14 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     except CallDeferred as exc:
         return _call_deferred(rt, batch, exc)
     except ProviderError as exc:
-        if not exc.not_found:
+        if not isinstance(exc, ResourceGoneError):
             # Includes 401/403: the batch still runs at the provider, so never re-send it;
             # back off and keep asking (the error is on the batch for an operator to see).
             return _poll_failed(rt, batch, exc)
         # The provider no longer knows the batch: end it; its items are re-batched.
-        progress = BatchProgress(state=ProviderState.ENDED, provider_status="lost",
-                                 error=str(exc), error_code="provider_lost_batch")
+        progress = BatchProgress(phase=BatchPhase.ENDED,
+                                 provider_status=batch.provider_status or "",
+                                 failure=BatchFailure.lost(str(exc)))
     except Exception as exc:  # a bug or an unexpected failure: counted like a failed call
         log.exception("llmbatch.batch.poll_crashed", batch_id=batch.id)
         return _poll_failed(rt, batch, _internal_error(batch, "polling", exc))
@@ -101,6 +94,19 @@ def _poll_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Batch
     if verdict is AfterCallFailure.BACK_OFF:
         return _call_failed(rt, batch, exc)
     return abandon_batch(rt, batch, exc)
+
+
+def _poll_delay(rt: Runtime, batch: ProviderBatch, progress: BatchProgress,
+                elapsed_s: float) -> float:
+    """When to poll a running batch again, on its provider's latency prior (or the one
+    configured for it). A batch we asked to cancel follows the cancel latency even where
+    the provider has no word for cancelling."""
+    own = rt.registry.get(batch.provider).latency_prior
+    phase = (BatchPhase.CANCELLING if batch.status is BatchStatus.CANCELLING
+             else progress.phase)
+    return next_poll_delay(rt.config.polling, elapsed_s=elapsed_s,
+                           done=progress.completed + progress.failed, total=progress.total,
+                           prior=rt.config.polling.prior(batch.provider, own), phase=phase)
 
 
 def _record_cancel_sent(rt: Runtime, batch: ProviderBatch) -> ProviderBatch:
@@ -137,12 +143,9 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
                      progress: BatchProgress) -> BatchStatus | None:
     now = rt.clock()
     with rt.uow() as uow:
-        if progress.state is ProviderState.RUNNING:
+        if not progress.ended:
             elapsed = (now - (batch.submitted_at or batch.created_at)).total_seconds()
-            delay = next_poll_delay(rt.config.polling, elapsed_s=elapsed,
-                                    done=progress.completed + progress.failed,
-                                    total=progress.total, provider=batch.provider,
-                                    provider_status=progress.provider_status)
+            delay = _poll_delay(rt, batch, progress, elapsed)
             uow.save(batch.polled(now, progress, delay_s=delay))
             uow.commit()
             return batch.status
@@ -197,9 +200,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     assert provider_batch_id is not None
     claimed = batch  # the batch as claimed, for the closures below
     adapter = rt.registry.get(batch.provider)
-    progress = BatchProgress(state=ProviderState.ENDED, provider_status=batch.provider_status or "",
-                             result_refs=batch.result_refs, error=batch.error,
-                             error_code=batch.error_code)
+    progress = BatchProgress(phase=BatchPhase.ENDED, provider_status=batch.provider_status or "",
+                             result_refs=batch.result_refs, failure=batch.failure)
     max_attempts = rt.config.retry.item_max_attempts
     prices = rt.config.provider(batch.provider).model(batch.model)
     chunk: list[StorableResult] = []
@@ -236,7 +238,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
         return count
 
-    if progress.provider_status != "lost":
+    if batch.failure is None or batch.failure.kind is not FailureKind.LOST:
         try:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
@@ -249,8 +251,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         except CallDeferred as exc:
             return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
-            if exc.not_found:
-                # The result files are gone: what was not stored counts as unreported below.
+            if isinstance(exc, ResourceGoneError):
+                # The results are gone: keep the lines already read; the rest counts as
+                # unreported below.
                 log.warning("llmbatch.batch.results_gone", batch_id=batch_id, error=str(exc))
             else:
                 given_up = fetch_given_up(rt, batch, exc)
@@ -293,15 +296,17 @@ def _settle_unreported(uow: UnitOfWork, batch: ProviderBatch, cancelling: bool,
                  "message": "cancelled before the provider ran it", "retryable": False}
         history.record_unreported(batch.id, "no_result", error, now)
         return uow.repo.settle_unreported_items(batch.id, ItemStatus.CANCELLED, error, now)
-    code = batch.error_code
-    retryable = code is None or code in RETRYABLE_BATCH_CODES
-    message = batch.error or f"the provider returned no result (status {batch.provider_status})"
-    error = {"type": "batch_failed" if batch.error else "missing_result", "code": code,
-             "message": message, "retryable": retryable}
+    failure = batch.failure
+    retryable = failure is None or failure.retryable
+    message = (failure.message if failure else
+               f"the provider returned no result (status {batch.provider_status})")
+    error = {"type": "batch_failed" if failure else "missing_result",
+             "code": failure.code if failure else None, "message": message,
+             "retryable": retryable}
     history.record_unreported(batch.id, "no_result", error, now)
-    if code in NOT_RUN_BATCH_CODES:
+    if failure is not None and failure.refunds_attempts:
         # The provider refused the whole batch for quota before running anything: every
-        # item goes back to pending with its attempt given back, however often that happens.
+        # item goes back to pending with its attempt given back (the quota hold paces it).
         return uow.limits.requeue_unrun_items(batch.id, error)
     return uow.repo.settle_unreported_items(
         batch.id, ItemStatus.FAILED, error, now,

@@ -16,7 +16,6 @@ from datetime import datetime
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.limits import TOKEN_LIMIT_CODE
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
@@ -25,7 +24,7 @@ from llmbatch.domain.models import SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
-from llmbatch.errors import ProviderError, TransientProviderError
+from llmbatch.errors import ProviderError, QuotaExceededError, TransientProviderError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
@@ -236,7 +235,7 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
     now = rt.clock()
     failures = batch.call_failures + 1
     with rt.uow() as uow:
-        if exc.code == TOKEN_LIMIT_CODE:
+        if isinstance(exc, QuotaExceededError):
             hold = rt.config.provider(batch.provider).rate_limits.quota_hold_s
             uow.save(batch.wait_for_quota(now, error=str(exc), code=exc.code, hold_s=hold))
             uow.commit()

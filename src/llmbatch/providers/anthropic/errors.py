@@ -7,8 +7,15 @@
 | APIResponseValidationError (2xx, unreadable)       | TransientProviderError          |
 | RateLimitError (429)                               | RateLimitedError + retry_after  |
 | AuthenticationError (401), PermissionDenied (403)  | AuthenticationError             |
-| other 4xx (400, 402 billing, 404, 413, ...)        | PermanentProviderError          |
+| NotFoundError (404): batch unknown or deleted      | ResourceGoneError               |
+| results of a batch with no ``results_url`` (SDK)   | ResourceGoneError               |
+| other 4xx (400, 402 billing, 413, ...)             | PermanentProviderError          |
 | any other AnthropicError                           | PermanentProviderError          |
+
+The SDK refuses ``results`` itself (a plain ``AnthropicError``, no HTTP status) for a batch
+without a ``results_url``. The adapter asks for results only of batches that ended, and
+Anthropic keeps results 29 days after creation (then ``archived_at`` is set and the batch
+stays listable without them): so that refusal means the results are gone.
 
 ``code`` is Anthropic's ``error.type`` (``overloaded_error``, ``not_found_error``...), so
 operators see the provider's own word. Every error carries ``provider="anthropic"`` and the
@@ -23,12 +30,15 @@ from typing import Any, Final
 
 import anthropic
 
+from llmbatch.errors import ProviderError, ResourceGoneError
 from llmbatch.providers.retry_after import parse_retry_after
 from llmbatch.providers.stainless_errors import StainlessErrors
 
-__all__ = ["PROVIDER", "SDK_ERRORS", "calling", "parse_retry_after", "translate_error"]
+__all__ = ["PROVIDER", "RESULTS", "SDK_ERRORS", "calling", "parse_retry_after",
+           "translate_error"]
 
 PROVIDER: Final = "anthropic"
+RESULTS: Final = "messages.batches.results"  # the operation name of a results download
 
 
 def _error_object(body: Any) -> Mapping[str, Any]:
@@ -48,8 +58,16 @@ def _describe(exc: anthropic.APIStatusError) -> tuple[str | None, str | None]:
             message if isinstance(message, str) else None)
 
 
-# No rule of its own: 529 overloaded is >= 500, so transient like any server error.
-_ERRORS: Final = StainlessErrors(PROVIDER, anthropic, anthropic.AnthropicError, _describe)
+def _classify(status: int | None, code: str | None, operation: str) -> type[ProviderError] | None:
+    """Gone: a 404, or the SDK's own refusal to read results (see above). 529 overloaded is
+    >= 500, so transient like any server error under the common mapping."""
+    if status == 404 or (status is None and operation == RESULTS):
+        return ResourceGoneError
+    return None
+
+
+_ERRORS: Final = StainlessErrors(PROVIDER, anthropic, anthropic.AnthropicError, _describe,
+                                 _classify)
 SDK_ERRORS: Final = _ERRORS.sdk_errors
 translate_error = _ERRORS.translate_error
 calling = _ERRORS.calling

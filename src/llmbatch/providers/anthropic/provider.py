@@ -3,7 +3,8 @@
 The format lives in ``translate`` and ``wire``, the exception mapping in ``errors``, the memory
 of our own submissions in ``journal``; this module holds the calls. The SDK client is built on
 first use from ``ProviderConfig`` only (never the environment); the base URL is always passed
-so ``ANTHROPIC_BASE_URL`` in a worker's environment cannot redirect batches.
+so ``ANTHROPIC_BASE_URL`` in a worker's environment cannot redirect batches. Its own settings
+(``providers.anthropic.options``) are ``AnthropicOptions``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -20,8 +20,9 @@ from typing import IO, Any, ClassVar, Final
 import anthropic
 import structlog
 from anthropic.types.messages import MessageBatch
+from pydantic import Field
 
-from llmbatch.config import ProviderConfig
+from llmbatch.config import LatencyPrior, ProviderConfig
 from llmbatch.domain.journal import JournalEntry, SubmitJournal
 from llmbatch.domain.models import (
     BatchProgress,
@@ -31,24 +32,20 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import (
-    AuthenticationError,
     InputError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from llmbatch.providers.anthropic.errors import PROVIDER, calling
+from llmbatch.providers.anthropic.errors import PROVIDER, RESULTS, calling
 from llmbatch.providers.anthropic.journal import MemoryJournal
 from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
-from llmbatch.providers.anthropic.wire import (
-    encode_line,
-    parse_result_line,
-    progress_from_batch,
-    split_lines,
-)
-from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.providers.anthropic.wire import encode_line, parse_result_line, progress_from_batch
+from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.jsonl import parse_result_stream
+from llmbatch.providers.sdk_client import LazyClient
 
-__all__ = ["DEFAULT_BASE_URL", "AnthropicProvider", "keys_digest"]
+__all__ = ["DEFAULT_BASE_URL", "AnthropicOptions", "AnthropicProvider", "keys_digest"]
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +70,15 @@ def keys_digest(keys: Iterable[str]) -> str:
     return f"{total:064x}"
 
 
+class AnthropicOptions(ProviderOptions):
+    """``providers.anthropic.options``."""
+
+    api_version: str | None = Field(
+        None, description="anthropic-version sent with every call; the SDK's own when unset")
+    default_max_tokens: int = Field(
+        1024, gt=0, description="max_tokens for requests without one (Anthropic requires it)")
+
+
 class AnthropicProvider(BatchProvider):
     """Anthropic Message Batches for chat (Messages) requests.
 
@@ -88,62 +94,52 @@ class AnthropicProvider(BatchProvider):
     """
 
     name: ClassVar[str] = "anthropic"
+    label: ClassVar[str] = "Anthropic"
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
     needs_submit_journal: ClassVar[bool] = True
+    options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
+    options: AnthropicOptions
+    # Counts stay still until the end: the poller has the prior alone.
+    latency_prior: ClassVar[LatencyPrior] = LatencyPrior(median_s=2400, sigma=0.9,
+                                                         counts_live=False)
 
     def __init__(self, config: ProviderConfig, *, client: anthropic.Anthropic | None = None,
                  journal: SubmitJournal | None = None) -> None:
         """``client`` injects a ready SDK client (tests, custom transports); ``journal`` a
         durable submission journal (default: in memory, for the life of the adapter)."""
         super().__init__(config)
-        if config.api_version is not None and config.api_version not in API_VERSIONS:
-            log.warning("llmbatch.anthropic.unknown_api_version", api_version=config.api_version)
-        self._client = self._injected = client
-        self._client_lock = threading.Lock()
+        version = self.options.api_version
+        if version is not None and version not in API_VERSIONS:
+            log.warning("llmbatch.anthropic.unknown_api_version", api_version=version)
+        self._client = LazyClient(self._build_client, anthropic.Anthropic.close,
+                                  injected=client)
         self.journal: SubmitJournal = journal or MemoryJournal()
 
     @property
     def api_version(self) -> str:
-        """The ``anthropic-version`` sent: config's, else the SDK's default."""
-        return self.config.api_version or _sdk_api_version()
+        """The ``anthropic-version`` sent: the options', else the SDK's default."""
+        return self.options.api_version or _sdk_api_version()
 
     @property
     def client(self) -> anthropic.Anthropic:
         """The SDK client, built once on first use (a missing key fails here, not at start)."""
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._build_client()
-        return self._client
+        return self._client.get()
 
     def close(self) -> None:
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
-        with self._client_lock:
-            client, self._client = self._client, self._injected
-        if client is not None and client is not self._injected:
-            client.close()
+        self._client.close()
 
     def _build_client(self) -> anthropic.Anthropic:
-        key = self.config.resolved_api_key()
-        if not key:
-            env = self.config.api_key_env
-            hint = (f"set the environment variable {env} (named by "
-                    "providers.anthropic.api_key_env)" if env else
-                    "set providers.anthropic.api_key_env to the name of the environment "
-                    "variable that holds the key")
-            raise AuthenticationError(f"no Anthropic API key: {hint}", provider=PROVIDER,
-                                      code="missing_api_key")
-        headers = {"anthropic-version": self.config.api_version} if self.config.api_version \
-            else None
+        version = self.options.api_version
         return anthropic.Anthropic(
-            api_key=key,
+            api_key=self.require_api_key(),
             base_url=self.config.base_url or DEFAULT_BASE_URL,
             timeout=anthropic.Timeout(self.config.timeout_s,
                                       connect=self.config.connect_timeout_s),
             max_retries=self.config.sdk_max_retries,  # tasks retry; SDK retries would multiply
-            default_headers=headers,
+            default_headers={"anthropic-version": version} if version else None,
         )
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
@@ -152,7 +148,7 @@ class AnthropicProvider(BatchProvider):
             raise InputError(f"Anthropic batches do not support the {endpoint!r} endpoint",
                              field="endpoint")
         encoded = encode_line(request, model=model, api_version=self.api_version,
-                              default_max_tokens=self.config.default_max_tokens)
+                              default_max_tokens=self.options.default_max_tokens)
         limit = self.effective_limits(model).max_bytes - len(_BODY_HEAD) - len(_BODY_TAIL)
         if len(encoded.data) > limit:
             raise InputError(f"the request is {len(encoded.data)} bytes encoded; an Anthropic "
@@ -268,25 +264,18 @@ class AnthropicProvider(BatchProvider):
         """Stream the results JSONL, one parsed line at a time.
 
         The body is read as raw bytes and split here, not by the SDK's decoder: one unreadable
-        line is then logged and skipped (its item is simply missing, which the service layer
-        treats as retryable) instead of aborting the whole stream on every fetch attempt.
+        line is then logged and skipped (``parse_result_stream``) instead of aborting the whole
+        stream on every fetch attempt. Results Anthropic no longer keeps (29 days after
+        creation) or a batch it no longer knows raise ``ResourceGoneError``.
         """
         yield from self._iter_raw(provider_batch_id)
 
     def _iter_raw(self, provider_batch_id: str) -> Iterator[ItemResult]:
-        with calling("messages.batches.results"), \
-                self.client.messages.batches.with_streaming_response.results(
-                    provider_batch_id) as response:
-            for line_no, raw in enumerate(split_lines(response.iter_bytes()), start=1):
-                if not raw.strip():
-                    continue
-                result = parse_result_line(raw)
-                if result is None:
-                    log.error("llmbatch.anthropic.result_line_unreadable",
-                              provider_batch_id=provider_batch_id, line=line_no,
-                              length=len(raw))
-                    continue
-                yield result.at_line(line_no)
+        with calling(RESULTS), self.client.messages.batches.with_streaming_response.results(
+                provider_batch_id) as response:
+            yield from parse_result_stream(response.iter_bytes(), parse_result_line,
+                                           provider=PROVIDER,
+                                           provider_batch_id=provider_batch_id)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask Anthropic to cancel (the batch shows ``canceling``, then ``ended`` with partial

@@ -9,16 +9,15 @@ are tested without a network.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.domain.models import (
+    BatchPhase,
     BatchProgress,
     ItemError,
     ItemResult,
-    ProviderState,
     RequestLine,
     Usage,
 )
@@ -26,10 +25,11 @@ from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.anthropic.translate import to_anthropic_params
 from llmbatch.providers.base import EncodedLine
-from llmbatch.providers.jsonl import read_result_line, split_lines
+from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
 __all__ = [
     "CUSTOM_ID_PATTERN",
+    "PHASES",
     "RETRYABLE_ERROR_TYPES",
     "encode_line",
     "finish_reason",
@@ -46,6 +46,9 @@ RETRYABLE_ERROR_TYPES: Final = frozenset({
     "api_error", "overloaded_error", "rate_limit_error", "timeout_error", "internal_error",
     "server_error", "service_unavailable",
 })
+# processing_status -> phase; anything else counts as running.
+PHASES: Final = {"in_progress": BatchPhase.RUNNING, "canceling": BatchPhase.CANCELLING,
+                 "ended": BatchPhase.ENDED}
 _STOP: Final = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
                 "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "length",
                 "model_context_window_exceeded": "length"}
@@ -87,16 +90,8 @@ def encode_line(request: RequestLine, *, model: str, api_version: str,
                                      default_max_tokens=default_max_tokens)
         field = "body"
     key = provider_key(request)
-    item = {"custom_id": key, "params": params}
-    try:
-        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot be written as JSON: {exc}", field=field) from exc
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: keep it escaped
-        data = json.dumps(item, separators=(",", ":"), allow_nan=False).encode("ascii")
-    return EncodedLine(provider_key=key, data=data)
+    return EncodedLine(provider_key=key,
+                       data=compact_json({"custom_id": key, "params": params}, field=field))
 
 
 def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
@@ -105,7 +100,8 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
     While in progress Anthropic moves only ``processing`` (the other counters stay 0 until the
     end), so ``completed`` is ``total - processing`` (done, whatever the outcome) and ``failed``
     is known only at the end. An unknown status counts as running: fetching before the end
-    would lose results.
+    would lose results. Anthropic has no batch-level failure (expiry and cancellation are
+    results of single requests), so ``failure`` stays ``None``.
     """
     status = str(batch.get("processing_status") or "")
     raw_counts = batch.get("request_counts")
@@ -118,7 +114,7 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
     if isinstance(batch.get("results_url"), str) and batch["results_url"]:
         refs["results_url"] = batch["results_url"]
     return BatchProgress(
-        state=ProviderState.ENDED if ended else ProviderState.RUNNING,
+        phase=PHASES.get(status, BatchPhase.RUNNING),
         provider_status=status,
         total=total,
         completed=numbers["succeeded"] if ended else total - numbers["processing"],

@@ -5,10 +5,20 @@
 | httpx2 TimeoutException                            | TransientProviderError "timeout"  |
 | httpx2 other transport errors (connect, reset...)  | TransientProviderError            |
 | APIError 408, 409, 499, >= 500                     | TransientProviderError            |
-| APIError 429                                       | RateLimitedError + retry_after    |
+| APIError 429 at ``batches.create``                 | QuotaExceededError + retry_after  |
+| APIError 429 elsewhere                             | RateLimitedError + retry_after    |
+| APIError 404                                       | ResourceGoneError                 |
+| APIError 403 on a file (get, download, delete)     | ResourceGoneError                 |
 | APIError 401, 403, 400 with reason API_KEY_INVALID | AuthenticationError               |
 | other APIError 4xx                                 | PermanentProviderError            |
 | anything else                                      | PermanentProviderError            |
+
+Gone: Google answers 403 "You do not have permission to access the File ... or it may not
+exist" for a file that was deleted or expired (uploaded files live 48 h; result files are
+kept for a limited time), so on a file a 403 is gone unless its reason names the credentials;
+treating it as an authentication problem made a fetch retry a vanished result file forever.
+Quota: batch limits (concurrent batches, enqueued tokens per model) refuse a create with
+429 ``RESOURCE_EXHAUSTED`` and nothing is created, so the batch waits for room.
 
 ``retry_after`` comes from the body's ``google.rpc.RetryInfo.retryDelay`` (how Google says it),
 else ``retry-after-ms`` / ``retry-after`` headers. Raw HTTP calls made next to the SDK raise
@@ -29,15 +39,23 @@ from llmbatch.errors import (
     AuthenticationError,
     PermanentProviderError,
     ProviderError,
+    QuotaExceededError,
     RateLimitedError,
+    ResourceGoneError,
     TransientProviderError,
 )
+from llmbatch.providers.retry_after import parse_retry_after
 
 __all__ = ["PROVIDER", "SDK_ERRORS", "calling", "retry_delay", "translate_error"]
 
 PROVIDER: Final = "gemini"
 SDK_ERRORS: Final = (genai_errors.APIError, httpx2.HTTPError)
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+# Calls on a file that existed: a 403 from them means the file is gone.
+_EXISTING_FILE_OPERATIONS: Final = frozenset({"files.get", "files.download", "files.delete"})
+# ErrorInfo reasons that make a 403 about the key, not the object asked for.
+_CREDENTIAL_REASONS: Final = frozenset({"API_KEY_INVALID", "CREDENTIALS_MISSING",
+                                        "API_KEY_SERVICE_BLOCKED", "SERVICE_DISABLED"})
 
 
 def retry_delay(details: Any, headers: Mapping[str, str] | None) -> float | None:
@@ -49,16 +67,7 @@ def retry_delay(details: Any, headers: Mapping[str, str] | None) -> float | None
             match = _DURATION.match(str(item.get("retryDelay", "")))
             if match:
                 return float(match.group(1))
-    if headers is not None:
-        for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-            value = headers.get(name)
-            if value is None:
-                continue
-            try:
-                return max(float(value) / scale, 0.0)
-            except ValueError:
-                continue
-    return None
+    return parse_retry_after(headers) if headers is not None else None
 
 
 def _reason(details: Any) -> str | None:
@@ -77,8 +86,12 @@ def _from_api_error(exc: genai_errors.APIError, operation: str) -> ProviderError
     message = f"{operation}: {exc.message or exc.details}"
     if status == 429:
         headers = getattr(getattr(exc, "response", None), "headers", None)
-        return RateLimitedError(message, provider=PROVIDER, status_code=status, code=code,
-                                retry_after=retry_delay(exc.details, headers))
+        limited = QuotaExceededError if operation == "batches.create" else RateLimitedError
+        return limited(message, provider=PROVIDER, status_code=status, code=code,
+                       retry_after=retry_delay(exc.details, headers))
+    if status == 404 or (status == 403 and operation in _EXISTING_FILE_OPERATIONS
+                         and reason not in _CREDENTIAL_REASONS):
+        return ResourceGoneError(message, provider=PROVIDER, status_code=status, code=code)
     if status in (401, 403) or reason == "API_KEY_INVALID":
         return AuthenticationError(message, provider=PROVIDER, status_code=status, code=code)
     if status in (408, 409, 499) or status >= 500:

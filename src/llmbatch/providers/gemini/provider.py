@@ -11,7 +11,8 @@ Which calls go through the SDK and which are raw HTTP (same base URL, key and ht
   ``error``; and the result-file **download**, which the SDK returns as one ``bytes``.
 
 Inline vs file mode is chosen per batch by size: the whole create request must stay under
-``INLINE_MAX_BYTES`` (Google's limit is 20 MB; ``config.inline_max_bytes`` can lower it).
+``INLINE_MAX_BYTES`` (Google's limit is 20 MB; ``options.inline_max_bytes`` can lower it). Its
+own settings (``providers.gemini.options``) are ``GeminiOptions``.
 
 Embeddings batches take the same two modes on ``models/{model}:asyncBatchEmbedContent``, with
 the same ``batch`` envelope (lines ``{"key", "request": EmbedContentRequest}``; inline items
@@ -24,40 +25,42 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import IO, Any, ClassVar, Final
+from typing import IO, Any, ClassVar, Final, Literal
 
 import httpx2
 import structlog
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+from pydantic import Field, field_validator
 
-from llmbatch.config import ProviderConfig
+from llmbatch.config import LatencyPrior, ProviderConfig
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
     ItemResult,
-    ProviderState,
     RequestLine,
     SubmittedBatch,
 )
-from llmbatch.errors import AuthenticationError, InputError, ProviderError
-from llmbatch.providers.base import BatchProvider, EncodedLine
-from llmbatch.providers.gemini.errors import PROVIDER, SDK_ERRORS, calling
+from llmbatch.errors import InputError, ProviderError
+from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
 from llmbatch.providers.gemini.wire import (
     inline_entries,
     item_from_entry,
     progress_from_operation,
     short_state,
-    split_lines,
 )
-from llmbatch.providers.jsonl import display_name, spool_jsonl
+from llmbatch.providers.jsonl import compact_json, display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.sdk_client import LazyClient
 
-__all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiProvider"]
+__all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
+           "GeminiProvider"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,15 +78,31 @@ _CREATE_METHODS: Final = {Endpoint.CHAT: "batchGenerateContent",
                           Endpoint.EMBEDDINGS: "asyncBatchEmbedContent"}
 
 
-def _dumps(obj: Any) -> bytes:
-    try:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot be written as JSON: {exc}", field="body") from exc
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: keep them escaped
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
+class GeminiOptions(ProviderOptions):
+    """``providers.gemini.options``."""
+
+    api_version: Literal["v1beta", "v1"] = Field(
+        DEFAULT_API_VERSION, description="The API version in every URL")
+    inline_max_bytes: int | None = Field(
+        None, gt=0, description="Largest create request sent inline; above it, the Files API "
+                                "(can only lower Google's 20 MB)")
+
+    @field_validator("inline_max_bytes")
+    @classmethod
+    def _not_above_google(cls, value: int | None) -> int | None:
+        if value is not None and value > INLINE_MAX_BYTES:
+            raise ValueError(f"{value} is above the provider's own limit of {INLINE_MAX_BYTES} "
+                             "(config can only lower it)")
+        return value
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """The SDK client and the raw client beneath it (one connection pool), with the key."""
+
+    sdk: genai.Client
+    http: httpx2.Client
+    key: str
 
 
 class GeminiProvider(BatchProvider):
@@ -91,32 +110,25 @@ class GeminiProvider(BatchProvider):
     (``asyncBatchEmbedContent``)."""
 
     name: ClassVar[str] = "gemini"
+    label: ClassVar[str] = "Gemini"
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
     # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
+    options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
+    options: GeminiOptions
+    # Long queued phases read no progress: a smaller budget keeps the mean delay near 15 s.
+    latency_prior: ClassVar[LatencyPrior] = LatencyPrior(
+        median_s=7200, sigma=1.0, finalize_fraction=0.01, budget_scale=0.2)
 
     def __init__(self, config: ProviderConfig, *,
                  transport: httpx2.BaseTransport | None = None) -> None:
         """``transport`` swaps the HTTP transport under both the SDK and the raw calls."""
         super().__init__(config)
         self._transport = transport
-        self._lock = threading.Lock()
-        self._client: genai.Client | None = None
-        self._http: httpx2.Client | None = None
-        self._key = ""
-
-    def limit_problems(self) -> list[str]:
-        """Also refuse an ``inline_max_bytes`` above Google's 20 MB inline limit."""
-        problems = super().limit_problems()
-        value = self.config.inline_max_bytes
-        if value is not None and value > INLINE_MAX_BYTES:
-            problems.append(f"providers.{self.name}.inline_max_bytes: {value} is above the "
-                            f"provider's own limit of {INLINE_MAX_BYTES} (config can only "
-                            "lower it)")
-        return problems
+        self._clients = LazyClient(self._build_clients, lambda built: built.http.close())
 
     @property
     def base_url(self) -> str:
@@ -125,49 +137,36 @@ class GeminiProvider(BatchProvider):
 
     @property
     def api_version(self) -> str:
-        return self.config.api_version or DEFAULT_API_VERSION
+        return self.options.api_version
 
     @property
     def inline_max_bytes(self) -> int:
-        return min(INLINE_MAX_BYTES, self.config.inline_max_bytes or INLINE_MAX_BYTES)
+        return self.options.inline_max_bytes or INLINE_MAX_BYTES
 
-    def _clients(self) -> tuple[genai.Client, httpx2.Client]:
+    def _build_clients(self) -> _Clients:
         """SDK client and raw client, built once on first use from config only."""
-        with self._lock:
-            if self._client is None or self._http is None:
-                key = self.config.resolved_api_key()
-                if not key:
-                    raise AuthenticationError(
-                        "no Gemini API key: set providers.gemini.api_key_env to the name of "
-                        "an environment variable holding it", provider=PROVIDER,
-                        code="missing_api_key")
-                self._key = key
-                self._http = httpx2.Client(
-                    transport=self._transport,
-                    timeout=httpx2.Timeout(self.config.timeout_s,
-                                           connect=self.config.connect_timeout_s))
-                retries = self.config.sdk_max_retries
-                self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
-                    base_url=self.base_url, api_version=self.api_version,
-                    timeout=int(self.config.timeout_s * 1000), httpx_client=self._http,
-                    # None keeps the SDK default: no retries (llmbatch retries tasks).
-                    retry_options=types.HttpRetryOptions(attempts=retries + 1)
-                    if retries else None))
-            return self._client, self._http
+        key = self.require_api_key()
+        http = httpx2.Client(transport=self._transport, timeout=httpx2.Timeout(
+            self.config.timeout_s, connect=self.config.connect_timeout_s))
+        retries = self.config.sdk_max_retries
+        sdk = genai.Client(api_key=key, http_options=types.HttpOptions(
+            base_url=self.base_url, api_version=self.api_version,
+            timeout=int(self.config.timeout_s * 1000), httpx_client=http,
+            # None keeps the SDK default: no retries (llmbatch retries tasks).
+            retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None))
+        return _Clients(sdk=sdk, http=http, key=key)
 
     def close(self) -> None:
         """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
-        with self._lock:
-            http, self._http, self._client = self._http, None, None
-        if http is not None:
-            http.close()
+        self._clients.close()
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{self.api_version}/{path}"
 
     def _raw(self, method: str, path: str, *, content: bytes | None = None) -> dict[str, Any]:
-        _, http = self._clients()
-        headers = {"x-goog-api-key": self._key}
+        clients = self._clients.get()
+        http = clients.http
+        headers = {"x-goog-api-key": clients.key}
         if content is not None:
             headers["content-type"] = "application/json"
         response = http.request(method, self._url(path), content=content, headers=headers)
@@ -192,7 +191,7 @@ class GeminiProvider(BatchProvider):
                 else to_generate_content(request.body)
         else:
             raise InputError("missing or not a JSON object", field="body")
-        data = _dumps({"key": request.custom_id, "request": payload})
+        data = compact_json({"key": request.custom_id, "request": payload}, field="body")
         limit = self.effective_limits(model).max_bytes
         if len(data) + 1 > limit:
             raise InputError(f"the request is {len(data) + 1} bytes encoded; a Gemini batch "
@@ -205,7 +204,7 @@ class GeminiProvider(BatchProvider):
         under ``inline_max_bytes``, else upload them (Files API) and create from the file.
         ``display_name`` carries ``tag`` for ``find_by_tag``. Create is not idempotent: after
         an ambiguous failure, callers look the tag up before sending again."""
-        client, _ = self._clients()
+        client = self._clients.get().sdk
         model_name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
         create_path = f"{model_name}:{_CREATE_METHODS[endpoint]}"
         with tempfile.TemporaryFile(prefix="llmbatch-gemini-", suffix=".jsonl") as spool:
@@ -231,14 +230,15 @@ class GeminiProvider(BatchProvider):
         try:
             with calling("batches.create"):
                 if endpoint is Endpoint.EMBEDDINGS:
-                    operation = self._raw("POST", create_path, content=_dumps({"batch": {
-                        "displayName": tag, "inputConfig": {"fileName": file_name}}}))
+                    operation = self._raw("POST", create_path, content=compact_json({"batch": {
+                        "displayName": tag, "inputConfig": {"fileName": file_name}}},
+                        field="body"))
                 else:
                     job = client.batches.create(
                         model=model_name, src=file_name,
                         config=types.CreateBatchJobConfig(display_name=tag))
         except ProviderError:
-            self._delete_file_quietly(file_name)
+            delete_orphan(file_name, self._delete_file, provider=PROVIDER)
             raise
         if job is None:
             log.info("llmbatch.gemini.batch_created", mode="file", tag=tag, endpoint=endpoint,
@@ -254,7 +254,7 @@ class GeminiProvider(BatchProvider):
     def find_by_tag(self, tag: str) -> SubmittedBatch | None:
         """The first listed batch whose ``display_name`` is ``tag``, among the newest
         ``FIND_BY_TAG_MAX_BATCHES`` (a list without a filter cannot prove more absence)."""
-        client, _ = self._clients()
+        client = self._clients.get().sdk
         with calling("batches.list"):
             pager = client.batches.list(config=types.ListBatchJobsConfig(
                 page_size=FIND_BY_TAG_PAGE_SIZE))
@@ -278,9 +278,10 @@ class GeminiProvider(BatchProvider):
     def iter_results(self, provider_batch_id: str, progress: BatchProgress) -> Iterator[ItemResult]:
         """Stream the result file line by line, or read the inline responses (bounded by the
         20 MB inline input). Entries without a readable key are logged and skipped: their items
-        get no result, which the service layer treats as retryable."""
+        get no result, which the service layer treats as retryable. A result file Google no
+        longer has raises ``ResourceGoneError`` (see ``errors``)."""
         refs, status = progress.result_refs, progress.provider_status
-        if progress.state is not ProviderState.ENDED:
+        if not progress.ended:
             raise ValueError(f"{provider_batch_id} has not ended ({status})")
         if "responses_file" in refs:
             yield from self._iter_file(provider_batch_id, refs["responses_file"], status)
@@ -288,25 +289,25 @@ class GeminiProvider(BatchProvider):
             yield from self._iter_inline(provider_batch_id, status)
 
     def _iter_file(self, batch: str, file_name: str, status: str) -> Iterator[ItemResult]:
-        _, http = self._clients()
+        clients = self._clients.get()
         url = self._url(f"{file_name}:download")
-        with calling("files.download"), http.stream(
+
+        def parse(raw: bytes) -> ItemResult | None:
+            try:
+                entry = json.loads(raw)
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser
+                return None
+            key = entry.get("key") if isinstance(entry, dict) else None
+            if not isinstance(key, str) or not isinstance(entry, dict):
+                return None
+            return item_from_entry(key, entry, batch_status=status)
+
+        with calling("files.download"), clients.http.stream(
                 "GET", url, params={"alt": "media"},
-                headers={"x-goog-api-key": self._key}) as response:
+                headers={"x-goog-api-key": clients.key}) as response:
             genai_errors.APIError.raise_for_response(response)
-            for line_no, raw in enumerate(split_lines(response.iter_bytes()), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    entry = json.loads(raw)
-                except (ValueError, RecursionError):  # not JSON, or nested past the parser
-                    entry = None
-                key = entry.get("key") if isinstance(entry, dict) else None
-                if not isinstance(key, str) or not isinstance(entry, dict):
-                    log.error("llmbatch.gemini.result_line_unreadable", provider_batch_id=batch,
-                              file=file_name, line=line_no, length=len(raw))
-                    continue
-                yield item_from_entry(key, entry, batch_status=status).at_line(line_no)
+            yield from parse_result_stream(response.iter_bytes(), parse, provider=PROVIDER,
+                                           provider_batch_id=batch, file=file_name)
 
     def _iter_inline(self, batch: str, status: str) -> Iterator[ItemResult]:
         with calling("batches.get"):
@@ -322,7 +323,7 @@ class GeminiProvider(BatchProvider):
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask Gemini to cancel; cancelling a batch that already ended returns its progress."""
-        client, _ = self._clients()
+        client = self._clients.get().sdk
         try:
             with calling("batches.cancel"):
                 client.batches.cancel(name=_batch_name(provider_batch_id))
@@ -332,34 +333,20 @@ class GeminiProvider(BatchProvider):
 
     def delete_batch(self, provider_batch_id: str) -> None:
         """Delete the batch resource (results go with it)."""
-        client, _ = self._clients()
+        client = self._clients.get().sdk
         with calling("batches.delete"):
             client.batches.delete(name=_batch_name(provider_batch_id))
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
         """Delete the input and result files when ``delete_files_after_fetch`` is set
-        (already gone is fine; the first other failure is raised after trying both)."""
-        if not self.config.delete_files_after_fetch:
-            return
-        client, _ = self._clients()
-        first: ProviderError | None = None
-        for key in ("input_file", "responses_file"):
-            if name := progress.result_refs.get(key):
-                try:
-                    with calling("files.delete"):
-                        client.files.delete(name=name)
-                except ProviderError as exc:
-                    if exc.status_code != 404 and first is None:
-                        first = exc
-        if first is not None:
-            raise first
+        (every file is tried; one already gone is fine)."""
+        if self.config.delete_files_after_fetch:
+            delete_files((progress.result_refs.get(key)
+                          for key in ("input_file", "responses_file")), self._delete_file)
 
-    def _delete_file_quietly(self, name: str) -> None:
-        client, _ = self._clients()
-        try:
-            client.files.delete(name=name)
-        except SDK_ERRORS as exc:
-            log.warning("llmbatch.gemini.orphan_file", file=name, error=repr(exc))
+    def _delete_file(self, name: str) -> None:
+        with calling("files.delete"):
+            self._clients.get().sdk.files.delete(name=name)
 
 
 def _batch_name(provider_batch_id: str) -> str:
@@ -373,8 +360,9 @@ def _inline_body(spool: IO[bytes], tag: str) -> bytes:
     for raw in spool:
         line = json.loads(raw)
         items.append({"request": line["request"], "metadata": {"key": line["key"]}})
-    return _dumps({"batch": {"displayName": tag,
-                             "inputConfig": {"requests": {"requests": items}}}})
+    return compact_json({"batch": {"displayName": tag,
+                                   "inputConfig": {"requests": {"requests": items}}}},
+                        field="body")
 
 
 def _submitted(operation: dict[str, Any], *, input_file: str | None = None) -> SubmittedBatch:

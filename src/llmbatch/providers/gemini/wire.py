@@ -30,7 +30,15 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from llmbatch.domain.models import BatchProgress, ItemError, ItemResult, ProviderState, Usage
+from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
+    BatchProgress,
+    FailureKind,
+    ItemError,
+    ItemResult,
+    Usage,
+)
 from llmbatch.domain.states import ItemStatus
 from llmbatch.providers.gemini.translate import candidate_text, finish_reason
 from llmbatch.providers.jsonl import split_lines
@@ -39,6 +47,8 @@ __all__ = [
     "ENDED_STATES",
     "GRPC_TO_HTTP",
     "INLINE_KEYS",
+    "PHASES",
+    "batch_failure",
     "classify",
     "inline_entries",
     "item_from_entry",
@@ -49,6 +59,10 @@ __all__ = [
 ]
 
 ENDED_STATES: Final = frozenset({"succeeded", "failed", "cancelled", "expired"})
+# short_state -> phase; anything else counts as running. A ``succeeded`` batch whose output is
+# not attached yet is still finalizing (see ``progress_from_operation``).
+PHASES: Final = {"pending": BatchPhase.QUEUED, "running": BatchPhase.RUNNING,
+                 **dict.fromkeys(ENDED_STATES, BatchPhase.ENDED)}
 BLOCKED: Final = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
                             "IMAGE_SAFETY"})
 # google.rpc.Code -> HTTP status (https://cloud.google.com/apis/design/errors#handling_errors).
@@ -120,8 +134,9 @@ def progress_from_operation(operation: Mapping[str, Any]) -> BatchProgress:
 
     ENDED needs a terminal state *and*, for ``succeeded``, an output reference: a client
     has been seen polling on while a SUCCEEDED job's output was not yet attached, and reading
-    results before it is would lose them. Inline responses are elided from ``raw`` (they can
-    be megabytes and ``raw`` is stored); ``iter_results`` fetches them again.
+    results before it is would lose them (until then the phase is FINALIZING). Inline
+    responses are elided from ``raw`` (they can be megabytes and ``raw`` is stored);
+    ``iter_results`` fetches them again.
     """
     metadata = operation.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
@@ -137,26 +152,46 @@ def progress_from_operation(operation: Mapping[str, Any]) -> BatchProgress:
     input_config = metadata.get("inputConfig")
     if isinstance(input_config, Mapping) and isinstance(input_config.get("fileName"), str):
         refs["input_file"] = input_config["fileName"]
-    ended = status in ENDED_STATES and (status != "succeeded" or bool(refs.keys()
-                                                                      - {"input_file"}))
-    error = code = None
-    op_error = operation.get("error")
-    if isinstance(op_error, Mapping):
-        error = str(op_error.get("message") or "the batch failed (no message)")
-        code = _error_code(op_error)
-    elif status == "failed":
-        error = "the batch failed (Gemini gave no error)"
+    phase = PHASES.get(status, BatchPhase.RUNNING)
+    if status == "succeeded" and not refs.keys() - {"input_file"}:
+        phase = BatchPhase.FINALIZING
     return BatchProgress(
-        state=ProviderState.ENDED if ended else ProviderState.RUNNING,
+        phase=phase,
         provider_status=status,
         total=_count(stats.get("requestCount")),
         completed=_count(stats.get("successfulRequestCount")),
         failed=_count(stats.get("failedRequestCount")),
         result_refs=refs,
-        error=error,
-        error_code=code,
+        failure=batch_failure(status, operation.get("error")),
         raw=_elide_inline(operation),
     )
+
+
+def batch_failure(status: str, op_error: Any) -> BatchFailure | None:
+    """The failure of a batch that ended ``failed`` or ``expired``; ``None`` otherwise.
+
+    ``expired``: 48 h pending or running, and no results, so nothing is known to have run.
+    ``failed``: the Operation ``error`` (a google.rpc.Status) says why; its code decides:
+    ``RESOURCE_EXHAUSTED`` is a quota refusal, ``INVALID_ARGUMENT`` and its 400 siblings
+    invalid input, anything else ``OTHER``, retryable when the code is (internal,
+    unavailable...).
+    """
+    if status == "expired":
+        return BatchFailure(kind=FailureKind.EXPIRED, code="BATCH_STATE_EXPIRED",
+                            retryable=True, items_ran=False,
+                            message="the batch expired (48 h pending or running) without "
+                                    "results")
+    if status != "failed":
+        return None
+    if not isinstance(op_error, Mapping):
+        return BatchFailure(kind=FailureKind.OTHER, retryable=False, items_ran=False,
+                            message="the batch failed (Gemini gave no error)")
+    http, _, retryable = classify(op_error.get("code"), op_error.get("status"))
+    kind = (FailureKind.QUOTA if http == 429 else FailureKind.INVALID_INPUT if http == 400
+            else FailureKind.OTHER)
+    return BatchFailure(kind=kind, retryable=retryable and http is not None,
+                        items_ran=False, code=_error_code(op_error),
+                        message=str(op_error.get("message") or "the batch failed (no message)"))
 
 
 def _elide_inline(operation: Mapping[str, Any]) -> dict[str, Any]:

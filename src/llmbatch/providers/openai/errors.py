@@ -7,13 +7,18 @@
 | APIResponseValidationError (2xx, unreadable)    | TransientProviderError          |
 | RateLimitError (429)                            | RateLimitedError + retry_after  |
 | 429 with code ``insufficient_quota``            | PermanentProviderError          |
+| code ``token_limit_exceeded`` (any status)      | QuotaExceededError              |
 | 401, 403                                        | AuthenticationError             |
+| 404 (batch or file unknown, deleted, expired)   | ResourceGoneError               |
 | other 4xx                                       | PermanentProviderError          |
 | any other OpenAIError                           | PermanentProviderError          |
 
 ``insufficient_quota`` is a billing state, not a burst: retrying it with backoff only delays
-the clear failure a user needs to see. Every error carries ``provider="openai"``, the HTTP
-status and OpenAI's error ``code``, and names the operation that failed.
+the clear failure a user needs to see. ``token_limit_exceeded`` at create (some accounts get
+the enqueued-token refusal synchronously rather than as a failed batch) created nothing: the
+batch waits for room like one that failed for quota. Every error carries
+``provider="openai"``, the HTTP status and OpenAI's error ``code``, and names the operation
+that failed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from typing import Final
 
 import openai
 
+from llmbatch.errors import (
+    PermanentProviderError,
+    ProviderError,
+    QuotaExceededError,
+    ResourceGoneError,
+)
+from llmbatch.providers.openai.wire import TOKEN_LIMIT_CODE
 from llmbatch.providers.retry_after import parse_retry_after
 from llmbatch.providers.stainless_errors import StainlessErrors
 
@@ -37,12 +49,18 @@ def _describe(exc: openai.APIStatusError) -> tuple[str | None, str | None]:
     return exc.code, message if isinstance(message, str) else None
 
 
-def _permanent(status: int, code: str | None) -> bool:
-    """``insufficient_quota`` arrives as a 429 but is a billing state, not a burst."""
-    return status == 429 and code == "insufficient_quota"
+def _classify(status: int | None, code: str | None, operation: str) -> type[ProviderError] | None:
+    """OpenAI's own rules (see the table above); ``None`` leaves the common mapping."""
+    if code == TOKEN_LIMIT_CODE:
+        return QuotaExceededError
+    if status == 429 and code == "insufficient_quota":
+        return PermanentProviderError
+    if status == 404:
+        return ResourceGoneError
+    return None
 
 
-_ERRORS: Final = StainlessErrors(PROVIDER, openai, openai.OpenAIError, _describe, _permanent)
+_ERRORS: Final = StainlessErrors(PROVIDER, openai, openai.OpenAIError, _describe, _classify)
 SDK_ERRORS: Final = _ERRORS.sdk_errors
 translate_error = _ERRORS.translate_error
 calling = _ERRORS.calling

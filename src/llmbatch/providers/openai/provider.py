@@ -3,13 +3,13 @@
 The wire format lives in ``wire`` and the exception mapping in ``errors``; this module holds the
 calls. The SDK client is built on first use from ``ProviderConfig`` only: the adapter never
 reads the environment, and the base URL is always passed so that ``OPENAI_BASE_URL`` in a
-worker's environment cannot silently redirect batches.
+worker's environment cannot silently redirect batches. Its own settings
+(``providers.openai.options``) are ``OpenAIOptions``.
 """
 
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -19,7 +19,7 @@ import openai
 import structlog
 from openai.types import Batch
 
-from llmbatch.config import ProviderConfig
+from llmbatch.config import LatencyPrior, ProviderConfig
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -28,18 +28,15 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.domain.requests import ENDPOINT_URLS
-from llmbatch.errors import AuthenticationError, InputError, ProviderError
-from llmbatch.providers.base import BatchProvider, EncodedLine
-from llmbatch.providers.jsonl import display_name, spool_jsonl
-from llmbatch.providers.openai.errors import PROVIDER, SDK_ERRORS, calling
-from llmbatch.providers.openai.wire import (
-    encode_line,
-    parse_result_line,
-    progress_from_batch,
-    split_lines,
-)
+from llmbatch.errors import InputError, ProviderError
+from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.openai.errors import PROVIDER, calling
+from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
+from llmbatch.providers.sdk_client import LazyClient
 
-__all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +54,12 @@ FIND_BY_TAG_PAGE_SIZE: Final = 100  # the API's maximum
 FIND_BY_TAG_MAX_PAGES: Final = 50
 
 
+class OpenAIOptions(ProviderOptions):
+    """``providers.openai.options``."""
+
+    completion_window: Literal["24h"] = "24h"  # the only value the Batch API takes
+
+
 class OpenAIProvider(BatchProvider):
     """OpenAI batches for chat completions and embeddings.
 
@@ -65,51 +68,37 @@ class OpenAIProvider(BatchProvider):
     """
 
     name: ClassVar[str] = "openai"
+    label: ClassVar[str] = "OpenAI"
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
     # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"submit": 2, "fetch": 2, "cleanup": 3})
+    options_model: ClassVar[type[ProviderOptions]] = OpenAIOptions
+    options: OpenAIOptions
+    # Counts move live; "finalizing" after them takes a few percent of the run.
+    latency_prior: ClassVar[LatencyPrior] = LatencyPrior(median_s=1200, sigma=1.1,
+                                                         finalize_fraction=0.05)
 
     def __init__(self, config: ProviderConfig, *, client: openai.OpenAI | None = None) -> None:
         """``client`` injects a ready SDK client (tests, custom transports); otherwise one is
         built from ``config`` on first use."""
         super().__init__(config)
-        self._client = self._injected = client
-        self._client_lock = threading.Lock()
+        self._client = LazyClient(self._build_client, openai.OpenAI.close, injected=client)
 
     @property
     def client(self) -> openai.OpenAI:
-        """The SDK client, built once on first use (a missing key fails here, not at start-up,
-        so a worker that never talks to OpenAI does not need its key)."""
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._build_client()
-        return self._client
+        """The SDK client, built once on first use (a missing key fails here)."""
+        return self._client.get()
 
     def close(self) -> None:
-        """Close the SDK client this adapter built (an injected one belongs to its owner).
-
-        Long-lived workers keep one adapter per process; whoever builds short-lived ones
-        (tests, one-off CLI commands) closes them so pooled connections are not leaked."""
-        with self._client_lock:
-            client, self._client = self._client, self._injected
-        if client is not None and client is not self._injected:
-            client.close()
+        """Close the SDK client this adapter built (an injected one belongs to its owner)."""
+        self._client.close()
 
     def _build_client(self) -> openai.OpenAI:
-        key = self.config.resolved_api_key()
-        if not key:
-            env = self.config.api_key_env
-            hint = (f"set the environment variable {env} (named by providers.openai.api_key_env)"
-                    if env else "set providers.openai.api_key_env to the name of the "
-                    "environment variable that holds the key")
-            raise AuthenticationError(f"no OpenAI API key: {hint}", provider=PROVIDER,
-                                      code="missing_api_key")
         return openai.OpenAI(
-            api_key=key,
+            api_key=self.require_api_key(),
             base_url=self.config.base_url or DEFAULT_BASE_URL,
             timeout=openai.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s),
             # llmbatch retries whole tasks with backoff; SDK retries on top would multiply.
@@ -150,11 +139,11 @@ class OpenAIProvider(BatchProvider):
                 batch = client.batches.create(
                     input_file_id=uploaded.id,
                     endpoint=cast(Any, url),
-                    completion_window=cast(Literal["24h"], self.config.completion_window),
+                    completion_window=self.options.completion_window,
                     metadata={TAG_METADATA_KEY: tag},
                 )
         except ProviderError:
-            self._delete_quietly(uploaded.id)
+            delete_orphan(uploaded.id, self._delete_file, provider=PROVIDER)
             raise
         log.info("llmbatch.openai.batch_created", provider_batch_id=batch.id, tag=tag,
                  input_file_id=uploaded.id)
@@ -195,9 +184,8 @@ class OpenAIProvider(BatchProvider):
 
         ``progress`` must come from a poll that saw the batch ended. A batch that ``failed``
         validation ran nothing and yields nothing. A line whose custom_id cannot be read is
-        logged and skipped, not raised: its item simply has no result, which the service layer
-        must treat like any item a provider did not return (retryable), whereas raising would
-        make one garbled line block every other result of the batch on every fetch attempt.
+        logged and skipped (``parse_result_stream``). A file OpenAI no longer has (deleted,
+        past its expiry) raises ``ResourceGoneError``.
         """
         if progress.provider_status == "failed":
             return
@@ -209,16 +197,9 @@ class OpenAIProvider(BatchProvider):
     def _iter_file(self, provider_batch_id: str, file_id: str) -> Iterator[ItemResult]:
         with calling("files.content"), \
                 self.client.files.with_streaming_response.content(file_id) as response:
-            for line_no, raw in enumerate(split_lines(response.iter_bytes()), start=1):
-                if not raw.strip():
-                    continue
-                result = parse_result_line(raw)
-                if result is None:
-                    log.error("llmbatch.openai.result_line_unreadable",
-                              provider_batch_id=provider_batch_id, file_id=file_id,
-                              line=line_no, length=len(raw))
-                    continue
-                yield result.at_line(line_no)
+            yield from parse_result_stream(response.iter_bytes(), parse_result_line,
+                                           provider=PROVIDER,
+                                           provider_batch_id=provider_batch_id, file=file_id)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         """Ask OpenAI to cancel. Cancelling a batch that already ended is not an error: its
@@ -231,31 +212,16 @@ class OpenAIProvider(BatchProvider):
         return progress_from_batch(batch.model_dump(mode="json"))
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
-        """Delete the input, output and error files when ``delete_files_after_fetch`` is set.
+        """Delete the input, output and error files when ``delete_files_after_fetch`` is set
+        (every file is tried; one already gone is fine)."""
+        if self.config.delete_files_after_fetch:
+            delete_files((progress.result_refs.get(key) for key in
+                          ("input_file_id", "output_file_id", "error_file_id")),
+                         self._delete_file)
 
-        Tries every file before raising the first failure; a file already gone (404) is fine.
-        """
-        if not self.config.delete_files_after_fetch:
-            return
-        first_error: ProviderError | None = None
-        for key in ("input_file_id", "output_file_id", "error_file_id"):
-            file_id = progress.result_refs.get(key)
-            if not file_id:
-                continue
-            try:
-                with calling("files.delete"):
-                    self.client.files.delete(file_id)
-            except ProviderError as exc:
-                if exc.status_code != 404 and first_error is None:
-                    first_error = exc
-        if first_error is not None:
-            raise first_error
-
-    def _delete_quietly(self, file_id: str) -> None:
-        try:
+    def _delete_file(self, file_id: str) -> None:
+        with calling("files.delete"):
             self.client.files.delete(file_id)
-        except SDK_ERRORS as exc:
-            log.warning("llmbatch.openai.orphan_file", file_id=file_id, error=repr(exc))
 
 
 def _submitted(batch: Batch) -> SubmittedBatch:

@@ -7,16 +7,17 @@ worth another batch, how usage maps) read in one place and are tested without a 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
     BatchProgress,
     Endpoint,
+    FailureKind,
     ItemError,
     ItemResult,
-    ProviderState,
     RequestLine,
     Usage,
 )
@@ -24,11 +25,14 @@ from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
-from llmbatch.providers.jsonl import read_result_line, split_lines
+from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
 __all__ = [
     "ENDED_STATUSES",
+    "PHASES",
     "RUNNING_STATUSES",
+    "TOKEN_LIMIT_CODE",
+    "batch_failure",
     "classify_item_failure",
     "encode_line",
     "parse_result_line",
@@ -39,6 +43,13 @@ __all__ = [
 
 RUNNING_STATUSES: Final = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 ENDED_STATUSES: Final = frozenset({"completed", "failed", "expired", "cancelled"})
+# The enqueued-token quota of a model is full: a batch-level error of a failed batch, or (some
+# accounts) a synchronous refusal of create.
+TOKEN_LIMIT_CODE: Final = "token_limit_exceeded"
+# Batch.status -> phase; a status not listed counts as running (see ``progress_from_batch``).
+PHASES: Final = {"validating": BatchPhase.VALIDATING, "in_progress": BatchPhase.RUNNING,
+                 "finalizing": BatchPhase.FINALIZING, "cancelling": BatchPhase.CANCELLING,
+                 **dict.fromkeys(ENDED_STATUSES, BatchPhase.ENDED)}
 
 # Codes that say "the batch machinery or capacity failed, not your request": another batch can
 # succeed. ``insufficient_quota`` arrives as a 429 but is a billing state, not a burst: retrying
@@ -83,15 +94,7 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
         raise InputError("streaming is not possible in a batch", field=f"{field}.stream")
 
     line = {"custom_id": request.custom_id, "method": "POST", "url": url, "body": body}
-    try:
-        text = json.dumps(line, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:  # NaN/Infinity, non-JSON values, cycles
-        raise InputError(f"cannot be written as JSON: {exc}", field=field) from exc
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate ("\ud800") is a legal JSON escape but not UTF-8: keep it escaped.
-        data = json.dumps(line, separators=(",", ":"), allow_nan=False).encode("ascii")
+    data = compact_json(line, field=field)
     if len(data) + 1 > max_line_bytes:
         raise InputError(f"the request is {len(data) + 1} bytes encoded; an OpenAI batch file "
                          f"holds at most {max_line_bytes}", field=field)
@@ -109,27 +112,45 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
     counts = counts if isinstance(counts, Mapping) else {}
     refs = {key: value for key in ("input_file_id", "output_file_id", "error_file_id")
             if isinstance(value := batch.get(key), str) and value}  # "" means absent
-    error = code = None
-    if status == "failed":
-        error, code = _batch_errors(batch.get("errors"))
     return BatchProgress(
-        state=ProviderState.ENDED if status in ENDED_STATUSES else ProviderState.RUNNING,
+        phase=PHASES.get(status, BatchPhase.RUNNING),
         provider_status=status,
         total=_count(counts.get("total")),
         completed=_count(counts.get("completed")),
         failed=_count(counts.get("failed")),
         result_refs=refs,
-        error=error,
-        error_code=code,
+        failure=batch_failure(status, batch.get("errors")),
         raw=dict(batch),
     )
 
 
-def _batch_errors(errors: Any) -> tuple[str, str | None]:
+def batch_failure(status: str, errors: Any) -> BatchFailure | None:
+    """The failure of a batch that ended ``failed`` or ``expired``; ``None`` otherwise.
+
+    ``failed`` means the input file failed validation: nothing ran. It is a quota refusal
+    (retryable, the batch waits for room) when an error says ``token_limit_exceeded``, else
+    invalid input. ``expired`` ran part of the batch: the requests left over come back as
+    ``batch_expired`` lines, and any item without a line may go again.
+    """
+    if status == "expired":
+        return BatchFailure(kind=FailureKind.EXPIRED, code="batch_expired", retryable=True,
+                            items_ran=True, message="the batch expired (24 h) before every "
+                                                    "request ran")
+    if status != "failed":
+        return None
+    message, codes = _batch_errors(errors)
+    quota = TOKEN_LIMIT_CODE in codes
+    return BatchFailure(kind=FailureKind.QUOTA if quota else FailureKind.INVALID_INPUT,
+                        message=message, retryable=quota, items_ran=False,
+                        code=TOKEN_LIMIT_CODE if quota else next(iter(codes), None))
+
+
+def _batch_errors(errors: Any) -> tuple[str, list[str]]:
+    """A message listing the batch's validation errors, and their codes in order."""
     data = errors.get("data") if isinstance(errors, Mapping) else None
     entries = [e for e in data if isinstance(e, Mapping)] if isinstance(data, list) else []
     if not entries:
-        return "the batch failed at validation (OpenAI gave no details)", None
+        return "the batch failed at validation (OpenAI gave no details)", []
     parts = []
     for entry in entries[:_MAX_BATCH_ERRORS]:
         where = f"line {entry['line']}: " if entry.get("line") is not None else ""
@@ -137,8 +158,7 @@ def _batch_errors(errors: Any) -> tuple[str, str | None]:
         parts.append(f"{where}{entry.get('message') or 'no message'}{code}")
     if len(entries) > _MAX_BATCH_ERRORS:
         parts.append(f"... and {len(entries) - _MAX_BATCH_ERRORS} more")
-    first_code = next((str(e["code"]) for e in entries if e.get("code")), None)
-    return "; ".join(parts), first_code
+    return "; ".join(parts), [str(e["code"]) for e in entries if e.get("code")]
 
 
 def parse_result_line(raw: bytes) -> ItemResult | None:
