@@ -375,6 +375,8 @@ def test_every_scenario_for_all_providers_is_offered_to_provider_packages() -> N
     takes_harness = {name for name, obj in globals().items()
                      if name.startswith("test_") and callable(obj)
                      and "harness" in inspect.signature(obj).parameters}
+    # Needs the emulator's poison_output fault, which a provider package's server lacks.
+    takes_harness.discard("test_answers_a_database_may_refuse_arrive_as_sent_with_their_line_numbers")
     assert {scenario.__name__ for scenario in EVERY_PROVIDER} == takes_harness
 
 

@@ -87,7 +87,7 @@ def write_config(path: Path, *, database_url: str, broker_url: str, emulator_url
                            "rate_limits": {"max_batches_in_flight": IN_FLIGHT,
                                            "recheck_s": 0.5},
                            "models": [{"name": model}]}
-    providers["anthropic"]["api_version"] = ANTHROPIC_VERSION
+    providers["anthropic"]["options"] = {"api_version": ANTHROPIC_VERSION}
     config = {
         "database": {"url": database_url},
         "broker": {"url": broker_url, "polling_interval_s": 0.1},
