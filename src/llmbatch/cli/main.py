@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
@@ -25,6 +26,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Run bulk LLM work through the providers' native batch APIs.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration file.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from llmbatch import __version__
+
+        console.print(f"llmbatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Run bulk LLM work through the providers' native batch APIs."""
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
@@ -47,6 +65,25 @@ def _runtime(path: Path | None, *, publish: bool = False) -> Runtime:
     from llmbatch.worker.app import CeleryPublisher, make_celery
 
     return build_runtime(config, CeleryPublisher(make_celery(config)))
+
+
+def _stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
+    """The runtime of a command about jobs already stored (status, results, cancel...): a
+    database with nothing in it is said in one line, never created on the way (the embedded
+    SQLite path is relative to the current directory, so a command run elsewhere would
+    otherwise open, and leave behind, a new empty one)."""
+    from sqlalchemy.engine import make_url
+
+    config = _config(path)
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        raise ConfigError(f"no llmbatch database at {Path(url.database).resolve()}: nothing was "
+                          "submitted with this configuration here (database.url is relative "
+                          "to the current directory; run from where you submitted, or set it)")
+    rt = _runtime(path, publish=publish)
+    _ensure_schema(rt)
+    return rt
 
 
 def _ensure_schema(rt: Runtime) -> None:
@@ -112,7 +149,7 @@ def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker
 def status(job_id: str, config: ConfigOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's status, item counts, usage and provider batches."""
-    job = read_models.job_detail(_runtime(config), job_id)
+    job = read_models.job_detail(_stored_runtime(config), job_id)
     batches = job.batches
     data: dict[str, Any] = {
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
@@ -149,7 +186,7 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
          status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
          ) -> None:
     """Recent jobs."""
-    page = read_models.list_jobs(_runtime(config), limit=limit, status=status)
+    page = read_models.list_jobs(_stored_runtime(config), limit=limit, status=status)
     table = Table("status", "provider", "model", "items", "succeeded", "created")
     table.add_column("job", no_wrap=True)
     for job in page.entries:
@@ -163,7 +200,7 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
 def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
             config: ConfigOpt = None) -> None:
     """One JSON line per input line, in input order (stdout or -o FILE)."""
-    records = read_models.job_results(_runtime(config), job_id)
+    records = read_models.job_results(_stored_runtime(config), job_id)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         count = 0
@@ -182,7 +219,7 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
     """Cancel a job; partial results the provider kept are still fetched."""
     from llmbatch.service_layer.jobs import cancel_job
 
-    new_status = cancel_job(_runtime(config, publish=True), job_id)
+    new_status = cancel_job(_stored_runtime(config, publish=True), job_id)
     console.print(f"job {job_id}: {new_status}")
 
 
@@ -194,7 +231,7 @@ def retry(job_id: str, config: ConfigOpt = None,
     """Start a child job of JOB's failed and expired items (after you fixed the cause)."""
     from llmbatch.service_layer.jobs import retry_job
 
-    rt = _runtime(config, publish=True)
+    rt = _stored_runtime(config, publish=True)
     child_id, count = retry_job(rt, job_id)
     console.print(f"created job [bold]{child_id}[/bold] retrying {count} item(s) of {job_id}")
     if wait:
@@ -205,7 +242,7 @@ def retry(job_id: str, config: ConfigOpt = None,
 @app.command()
 def events(job_id: str, config: ConfigOpt = None) -> None:
     """A job's timeline."""
-    evs = read_models.iter_job_events(_runtime(config), job_id)
+    evs = read_models.iter_job_events(_stored_runtime(config), job_id)
     table = Table("time", "event", "batch", "from", "to", "data")
     for e in evs:
         table.add_row(e.at.strftime("%H:%M:%S.%f")[:-3], e.type, e.batch_id or "",
@@ -306,23 +343,35 @@ def demo(
     sys.exit(run_demo(console, items=items, keep=keep))
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors (unknown command or option, bad value): typer >= 0.29 raises those
+    of the click it bundles, older typer those of click itself; both are shown the same way."""
+    import click
+
+    kinds: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as BundledClickException
+    except ImportError:  # typer before 0.29
+        pass
+    else:
+        kinds.append(BundledClickException)
+    return tuple(kinds)
+
+
 def main() -> None:
-    """Entry point: run the CLI and turn llmbatch errors into a message and exit code 2."""
+    """Entry point: run the CLI; llmbatch errors and usage errors are one line and exit 2
+    (a message is printed as text, never as markup: it may quote the user's input)."""
     try:
         code = app(standalone_mode=False)
     except LLMBatchError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _usage_errors() as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     if isinstance(code, int) and code:
         sys.exit(code)
