@@ -1,6 +1,6 @@
 """The submission journal: what an adapter records about its own create calls, for providers
-whose batches carry no tag (Anthropic), so that a batch created by a worker that then died can
-still be found and adopted instead of being sent, and billed, twice.
+whose batches carry no tag (``needs_submit_journal``), so that a batch created by a worker
+that then died can still be found and adopted instead of being sent, and billed, twice.
 
 ``begin`` before the create call (request count, an order-independent digest of the ids, the
 time), ``created`` the moment the provider answers with an id, ``ambiguous`` when the call

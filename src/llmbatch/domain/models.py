@@ -37,7 +37,7 @@ class Endpoint(StrEnum):
 
 @dataclass(frozen=True)
 class RequestLine:
-    """One validated input line. ``body`` is the neutral (OpenAI-style) body without ``model``;
+    """One validated input line. ``body`` is the neutral (chat-completions) body without ``model``;
     ``native`` is a provider-native body passed through untouched."""
 
     index: int

@@ -2,7 +2,8 @@
 
 Accepted per line (a JSON object):
 - ``{"custom_id", "body": {...chat body...}}`` - the neutral form;
-- an OpenAI batch line ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``;
+- a batch-file line ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``
+  (the neutral form is that body, so such a file is taken unchanged);
 - ``{"custom_id", "native": {...}}`` - a provider-native body passed through untouched.
 A missing ``custom_id`` becomes ``line-<n>``. ``model`` inside a body must match the job's model.
 """

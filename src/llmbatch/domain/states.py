@@ -45,7 +45,7 @@ class BatchStatus(StrEnum):
 
     PLANNED = "planned"  # items assigned, nothing sent yet
     SUBMITTING = "submitting"  # a worker is uploading/creating; provider copy may exist
-    IN_PROGRESS = "in_progress"  # the provider has it (validating/running/finalizing)
+    IN_PROGRESS = "in_progress"  # the provider has it (any phase before ended)
     CANCELLING = "cancelling"  # cancel sent, provider not terminal yet
     ENDED = "ended"  # provider terminal; results waiting to be fetched
     FETCHED = "fetched"  # results stored on items

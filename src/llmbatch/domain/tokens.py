@@ -1,7 +1,7 @@
 """A cheap estimate of the prompt tokens one request puts in a provider's queue.
 
-Why an estimate: the enqueued-token quotas (OpenAI per model, Gemini per model) are checked by
-the provider against *its* tokenizer, which we neither ship nor want in the hot path of job
+Why an estimate: enqueued-token quotas (per model, at the providers that have them) are checked
+by the provider against *its* tokenizer, which we neither ship nor want in the hot path of job
 creation. What the planner and the submission gate need is a number that is cheap, stable
 (stored once per item at create time) and errs on the high side for ordinary text.
 
@@ -9,13 +9,12 @@ The heuristic: every character of request *text* (message contents, system promp
 definitions, embedding inputs; any string value except known non-text keys such as ``model``,
 ``role`` and base64/URL payloads) counts, four characters make a token (rounded up), and each
 message adds a few tokens of framing. English prose runs at roughly 4 characters per token on
-OpenAI's and Google's tokenizers, so this lands within ~20% for prose; code and non-Latin
+the common tokenizers, so this lands within ~20% for prose; code and non-Latin
 scripts run denser, which is why quotas should leave some headroom.
 
-Output tokens are *not* counted: OpenAI's enqueued limit counts input (prompt) tokens only
-(PROVIDER_APIS.md A.4: "no output-token limit"), and Gemini's batch quota is likewise a
-queue of input tokens. Images and files are not counted (their share of a quota is small and
-provider-specific).
+Output tokens are *not* counted: the enqueued-token quotas count input (prompt) tokens only
+(PROVIDER_APIS.md: "no output-token limit"). Images and files are not counted (their share
+of a quota is small and provider-specific).
 """
 
 from __future__ import annotations
