@@ -224,8 +224,8 @@ class RetryConfig(_Frozen):
     max_delay_s: float = Field(60.0, gt=0)
     item_max_attempts: int = Field(3, gt=0, description="Provider batches an item may ride in")
     max_call_failures: int = Field(
-        60, gt=0, description="Poll, cancel or fetch calls of one batch failing in a row "
-                              "before llmbatch gives up on that step; with the backoff above "
+        60, gt=0, description="Submit, poll, cancel or fetch calls of one batch failing in a "
+                              "row before llmbatch gives up on that step; with the backoff above "
                               "about 40-55 min, so a provider outage of that length is "
                               "waited out (docs/operations.md)")
 

@@ -165,6 +165,30 @@ def test_a_batch_whose_copy_may_exist_is_never_failed_while_the_lookup_by_tag_fa
     assert "batch.adopted" in driver.events(job_id)
 
 
+def test_a_lookup_by_tag_failing_past_the_bound_fails_the_batch_and_never_sends_it_again(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    driver = make_driver(retry=RetryConfig(max_call_failures=4))
+    driver.fake.crash_after_create = 1
+    job_id, batch_id = planned_batch(driver, write_jsonl)
+    with pytest.raises(WorkerCrashed):
+        submit_batch(driver.rt, batch_id)
+    driver.clock.advance(driver.rt.config.worker.lease_s + 1)
+    tick(driver.rt)
+    driver.fake.lookup_errors += [AuthenticationError("revoked", provider="fake",
+                                                      status_code=401)] * 50
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.FAILED
+    assert len(driver.fake.batches) == 1  # the copy made before the crash, never a second
+    assert len(driver.fake.lookup_errors) == 50 - 4
+    (batch,) = driver.batches(job_id)
+    assert batch.status is BatchStatus.FAILED
+    assert batch.error is not None and "may exist at the provider" in batch.error
+    assert batch_id in batch.error
+    assert {r["status"] for r in result_lines(driver.rt, job_id)} == {"failed"}
+
+
 def test_a_batch_created_by_a_worker_that_then_died_is_adopted_not_sent_twice(
         driver: Driver, write_jsonl: Writer) -> None:
     driver.fake.crash_after_create = 1

@@ -96,3 +96,13 @@ def test_a_bulk_item_move_the_table_forbids_cannot_be_written() -> None:
     assert moving(ItemStatus.SUBMITTED, ItemStatus.QUEUED) == ["queued"]
     with pytest.raises(InvalidTransition):
         moving(ItemStatus.PENDING, ItemStatus.SUCCEEDED)
+
+
+def test_an_error_text_no_database_stores_is_escaped_in_every_change() -> None:
+    change = batch(BatchStatus.IN_PROGRESS).call_failed(T, error="bad\x00gate\ud800",
+                                                        failures=1, delay_s=1)
+    assert change.values["error"] == "bad\ufffdgate\ufffd"
+    retry = batch(BatchStatus.SUBMITTING).retry_submission(T, error="x\x00", code=None,
+                                                           failures=1, delay_s=1)
+    assert retry.values["error"] == "x\ufffd"
+    assert retry.event is not None and retry.event.data["error"] == "x\ufffd"

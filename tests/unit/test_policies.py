@@ -123,15 +123,24 @@ def test_a_submission_keeps_trying_after_retryable_errors_and_fails_fast_on_perm
         error: ProviderError, retryable: bool) -> None:
     decisions = [keep_trying_submit(retryable=error.retryable, internal=False,
                                     copy_may_exist=False, failures=n, policy=RETRY)
-                 for n in (1, 3, 10, 100)]
+                 for n in (1, 3, 10, RETRY.max_call_failures - 1)]
     assert decisions == [retryable] * 4
 
 
 @pytest.mark.parametrize("retryable", [True, False])
-def test_a_submission_whose_copy_may_exist_is_never_given_up(retryable: bool) -> None:
+def test_a_submission_whose_copy_may_exist_is_kept_until_the_call_failure_bound(
+        retryable: bool) -> None:
     for internal in (True, False):
         assert keep_trying_submit(retryable=retryable, internal=internal, copy_may_exist=True,
-                                  failures=1000, policy=RETRY)
+                                  failures=RETRY.max_call_failures - 1, policy=RETRY)
+        assert not keep_trying_submit(retryable=retryable, internal=internal,
+                                      copy_may_exist=True, failures=RETRY.max_call_failures,
+                                      policy=RETRY)
+
+
+def test_transient_submit_errors_end_at_the_call_failure_bound_too() -> None:
+    assert not keep_trying_submit(retryable=True, internal=False, copy_may_exist=False,
+                                  failures=RETRY.max_call_failures, policy=RETRY)
 
 
 def test_an_internal_error_is_retried_only_while_attempts_remain() -> None:

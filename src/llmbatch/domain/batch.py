@@ -18,7 +18,7 @@ from llmbatch.domain.limits import WAITING_CODES, WaitReason
 from llmbatch.domain.models import BatchFailure, BatchProgress, FailureKind, SubmittedBatch
 from llmbatch.domain.retry import PROVIDER_UNREACHABLE_CODE, RESULTS_UNAVAILABLE_CODE
 from llmbatch.domain.states import BatchStatus, check_transition
-from llmbatch.domain.storable import UNSTORABLE_CODE
+from llmbatch.domain.storable import UNSTORABLE_CODE, escape_text
 
 __all__ = ["ProviderBatch"]
 
@@ -63,6 +63,11 @@ class ProviderBatch:
                 **values: Any) -> BatchChange:
         if to is not None:
             check_transition(self.status, to)
+        # Provider messages are quoted on the batch and in its event and may hold text no
+        # database stores (NUL, lone surrogates).
+        for fields in (values, data or {}):
+            if isinstance(fields.get("error"), str):
+                fields["error"] = escape_text(fields["error"])
         ev = None
         if event is not None:
             ev = Event(job_id=self.job_id, batch_id=self.id, type=event, at=at,

@@ -56,13 +56,19 @@ def keep_trying_submit(*, retryable: bool, internal: bool, copy_may_exist: bool,
                        failures: int, policy: RetryConfig) -> bool:
     """After a failed submission: back to PLANNED (True) or fail the batch (False)?
 
+    - Nothing retries forever: at ``policy.max_call_failures`` failures in a row the batch
+      fails, like a poll that keeps failing (the bound is a number of backed-off tries, so an
+      outage of about 40-55 min with the defaults is waited out first).
     - A copy may exist at the provider (an earlier attempt may have created it and the lookup
-      by tag did not finish): never give up, or a billed batch would be abandoned.
+      by tag did not finish): keep trying until that bound, or a billed batch is abandoned;
+      at the bound its items fail rather than being sent again blind.
     - The provider said "later" (network, 5xx, 429): keep trying with backoff, as polls do; an
       outage must delay work, not fail it.
     - An error in our own code: up to ``policy.max_attempts`` failures in a row.
     - The provider refused the request: fail now.
     """
+    if failures >= policy.max_call_failures:
+        return False
     if copy_may_exist:
         return True
     if internal:

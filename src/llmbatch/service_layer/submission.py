@@ -248,11 +248,16 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
                                             failures=failures, delay_s=delay))
             uow.commit()
             return BatchStatus.PLANNED
-        if uow.save(batch.submission_failed(now, error=str(exc), code=exc.code)):
+        error = str(exc)
+        if copy_may_exist:  # given up at the bound: say what may be left at the provider
+            error = (f"gave up after {failures} failed tries in a row; a copy of this batch may "
+                     f"exist at the provider (tag {batch.id}), so its items are not sent again "
+                     f"(last error: {exc})")
+        if uow.save(batch.submission_failed(now, error=error, code=exc.code)):
             uow.repo.fail_unsent_items(batch.id, {
-                "type": type(exc).__name__, "code": exc.code, "message": str(exc),
+                "type": type(exc).__name__, "code": exc.code, "message": error,
                 "retryable": exc.retryable}, now)
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
-    log.warning("llmbatch.batch.submit_failed", batch_id=batch.id, error=str(exc))
+    log.warning("llmbatch.batch.submit_failed", batch_id=batch.id, error=error)
     return BatchStatus.FAILED
