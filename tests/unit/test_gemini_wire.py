@@ -192,6 +192,9 @@ def test_error_translation() -> None:
     assert type(translate_error(_api_error(400, {}), operation="x")) is PermanentProviderError
     quota = translate_error(_api_error(429, {"error": {"code": 429}}), operation="batches.create")
     assert isinstance(quota, QuotaExceededError)  # batch limits refuse a create with 429
+    # A 429 at create that says when to come back is the per-minute rate limit, not the quota.
+    throttled = translate_error(_api_error(429, retry), operation="batches.create")
+    assert type(throttled) is RateLimitedError and throttled.retry_after == 2.5
     assert isinstance(translate_error(_api_error(503, {}), operation="x"),
                       TransientProviderError)
     timeout = translate_error(httpx2.ReadTimeout("slow"), operation="x")

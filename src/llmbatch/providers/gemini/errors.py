@@ -5,8 +5,8 @@
 | httpx2 TimeoutException                            | TransientProviderError "timeout"  |
 | httpx2 other transport errors (connect, reset...)  | TransientProviderError            |
 | APIError 408, 409, 499, >= 500                     | TransientProviderError            |
-| APIError 429 at ``batches.create``                 | QuotaExceededError + retry_after  |
-| APIError 429 elsewhere                             | RateLimitedError + retry_after    |
+| APIError 429 at ``batches.create``, no retry delay | QuotaExceededError                |
+| APIError 429 otherwise                             | RateLimitedError + retry_after    |
 | APIError 404                                       | ResourceGoneError                 |
 | APIError 403 on a file (get, download, delete)     | ResourceGoneError                 |
 | APIError 401, 403, 400 with reason API_KEY_INVALID | AuthenticationError               |
@@ -86,9 +86,14 @@ def _from_api_error(exc: genai_errors.APIError, operation: str) -> ProviderError
     message = f"{operation}: {exc.message or exc.details}"
     if status == 429:
         headers = getattr(getattr(exc, "response", None), "headers", None)
-        limited = QuotaExceededError if operation == "batches.create" else RateLimitedError
+        retry_after = retry_delay(exc.details, headers)
+        # The enqueued-token quota refuses a create with 429 and no retry delay
+        # (PROVIDER_APIS.md, Gemini limits); a 429 that says when to come back is the
+        # ordinary per-minute rate limit, waited out like any other.
+        quota = operation == "batches.create" and retry_after is None
+        limited = QuotaExceededError if quota else RateLimitedError
         return limited(message, provider=PROVIDER, status_code=status, code=code,
-                       retry_after=retry_delay(exc.details, headers))
+                       retry_after=retry_after)
     if status == 404 or (status == 403 and operation in _EXISTING_FILE_OPERATIONS
                          and reason not in _CREDENTIAL_REASONS):
         return ResourceGoneError(message, provider=PROVIDER, status_code=status, code=code)
