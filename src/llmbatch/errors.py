@@ -6,6 +6,7 @@
     ├── NotFoundError               a job or batch id that does not exist
     ├── ConflictError               idempotency-key reuse with other content, illegal transition
     │   └── InvalidTransition       a status change the transition table forbids
+    ├── InfrastructureError         the database or the broker cannot be reached
     └── ProviderError               anything a provider adapter raises
         ├── TransientProviderError  network trouble, timeouts, 5xx: retry with backoff
         │   └── RateLimitedError    429 / overloaded: retry after ``retry_after`` seconds
@@ -32,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
+    "InfrastructureError",
     "InputError",
     "InvalidTransition",
     "LLMBatchError",
@@ -47,6 +49,12 @@ __all__ = [
 
 class LLMBatchError(Exception):
     """Root of every error llmbatch raises on purpose."""
+
+
+class InfrastructureError(LLMBatchError):
+    """The database or the broker llmbatch was told to use cannot be reached (down, wrong
+    address, refused credentials): nothing about the user's input is wrong, and trying again
+    once it is back is safe. The message names which one and where, never a password."""
 
 
 class ConfigError(LLMBatchError):

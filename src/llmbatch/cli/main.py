@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
@@ -365,11 +366,11 @@ def main() -> None:
         code = app(standalone_mode=False)
     except LLMBatchError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+        sys.exit(exit_code_for(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except _usage_errors() as exc:
         exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
