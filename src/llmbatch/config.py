@@ -65,6 +65,11 @@ class WorkerConfig(_Frozen):
     tick_interval_s: float = Field(2.0, gt=0, description="Beat period of the scheduler tick")
     fetch_chunk_size: int = Field(1000, gt=0, description="Result lines written per transaction")
     build_chunk_size: int = Field(2000, gt=0, description="Items read per query for a file")
+    dispatch_limit: int = Field(20_000, gt=0,
+                                description="Batches a tick enqueues work for, at most")
+    dispatch_messages: int = Field(
+        200, gt=0, description="Task messages per kind a tick publishes, at most: beyond that "
+                               "many due batches, one message carries several batch ids")
 
 
 class ProviderLimits(_Frozen):

@@ -74,7 +74,8 @@ class Driver:
                 return
             task, args = self.publisher.messages.pop(0)
             for _ in range(self.deliveries):
-                SERVICES[task](self.rt, *args)
+                for entity_id in args:  # a tick's message may name several (as the worker)
+                    SERVICES[task](self.rt, entity_id)
             self.handled.append(task)
         raise AssertionError(f"still busy after {max_messages} messages")
 

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from llmbatch.config import ModelConfig, ProviderConfig
+from llmbatch.config import ModelConfig, ProviderConfig, WorkerConfig
 from llmbatch.db import tables
 from llmbatch.domain.states import JobStatus, is_terminal
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.scheduler import tick
+from llmbatch.service_layer.submission import plan_job
 
 from .harness import MODEL, SERVICES, Driver, result_lines
 
@@ -116,3 +117,27 @@ def dump(driver: Driver) -> dict[str, list[tuple[Any, ...]]]:
     with driver.rt.engine.connect() as conn:
         return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key))]
                 for t in tables.metadata.sorted_tables}
+
+
+def test_messages_naming_several_batches_run_the_job_like_one_message_per_batch(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    """With few messages allowed per tick, each names several batches; the job ends the same
+    as with one message per batch, and no tick publishes more than allowed per kind."""
+    path = write_jsonl(12)
+    runs = []
+    for per_kind in (200, 2):
+        driver = scripted(make_driver(SPLIT, worker=WorkerConfig(dispatch_messages=per_kind)))
+        job_id, _ = create_job(driver.rt, path, provider="fake", model=MODEL)
+        plan_job(driver.rt, job_id)  # six batches of two; the messages plan sent are lost
+        driver.publisher.messages.clear()
+        driver.clock.advance(driver.rt.config.worker.lease_s + 1)
+        tick(driver.rt)
+        published = [(task, args) for task, args in driver.publisher.messages]
+        assert len([1 for task, _ in published if task == tasks.SUBMIT]) == min(per_kind, 6)
+        assert sorted(i for _, args in published for i in args) == sorted(
+            b.id for b in driver.batches(job_id))
+        driver.run(job_id)
+        result = outcome(driver, job_id)
+        result["provider_batches"].sort()  # sent in another order: the same batches
+        runs.append(result)
+    assert runs[1] == runs[0]

@@ -6,6 +6,7 @@ published only after the commit succeeded, so a worker never wakes up to state i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -18,21 +19,34 @@ from llmbatch.db.repository import Repository
 from llmbatch.domain.changes import BatchChange, JobChange
 from llmbatch.domain.events import Event
 
-__all__ = ["NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
+__all__ = ["Message", "NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
 
 log = structlog.get_logger("llmbatch.uow")
 
 
+# A task message: the task's name, its arguments, and the delay before it may run.
+Message = tuple[str, tuple[Any, ...], float | None]
+
+
 class Publisher(Protocol):
-    """Sends a task message (a wake-up call: the database holds the truth)."""
+    """Sends task messages (wake-up calls: the database holds the truth).
+
+    ``publish_many`` sends a unit of work's messages together, which a broker may do in one
+    round trip (the embedded SQLite broker in one transaction instead of one per message).
+    """
 
     def publish(self, task: str, *args: Any, countdown: float | None = None) -> None: ...
+
+    def publish_many(self, messages: Sequence[Message]) -> None: ...
 
 
 class NullPublisher:
     """For processes that only read or that rely on the beat tick to pick work up."""
 
     def publish(self, task: str, *args: Any, countdown: float | None = None) -> None:
+        return None
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
         return None
 
 
@@ -44,6 +58,9 @@ class RecordingPublisher:
 
     def publish(self, task: str, *args: Any, countdown: float | None = None) -> None:
         self.messages.append((task, args))
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        self.messages.extend((task, args) for task, args, _ in messages)
 
 
 class UnitOfWork:
@@ -58,7 +75,7 @@ class UnitOfWork:
         self._publisher = publisher or NullPublisher()
         self._conn: Connection | None = None
         self._events: list[Event] = []
-        self._messages: list[tuple[str, tuple[Any, ...], float | None]] = []
+        self._messages: list[Message] = []
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self._engine.connect()
@@ -109,8 +126,8 @@ class UnitOfWork:
         self._events = []
         self._conn.commit()
         messages, self._messages = self._messages, []
-        for task, args, countdown in messages:
-            self._publisher.publish(task, *args, countdown=countdown)
+        if messages:
+            self._publisher.publish_many(messages)
         # No eager BEGIN: the connection begins on its next statement, so a unit of work
         # that committed holds no (SQLite write) lock while it does other things.
 

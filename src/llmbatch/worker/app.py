@@ -8,6 +8,8 @@ dies; every task is idempotent (it claims a lease and checks state), so that is 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from sqlalchemy.engine import make_url
 
 from llmbatch.config import AppConfig
 from llmbatch.service_layer import tasks as task_names
+from llmbatch.service_layer.unit_of_work import Message
+from llmbatch.worker.sqla_broker import SQLAlchemyChannel
 
 __all__ = ["CeleryPublisher", "make_celery"]
 
@@ -32,6 +36,17 @@ class CeleryPublisher:
 
     def publish(self, task: str, *args: Any, countdown: float | None = None) -> None:
         self._app.send_task(task, args=list(args), countdown=countdown, queue=QUEUE)
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        """Send ``messages`` through one producer; on the embedded broker they are stored in
+        one transaction (``sqla_broker.SQLAlchemyChannel.grouped``)."""
+        with self._app.producer_or_acquire() as producer:
+            channel = producer.channel
+            group = channel.grouped() if isinstance(channel, SQLAlchemyChannel) else nullcontext()
+            with group:
+                for task, args, countdown in messages:
+                    self._app.send_task(task, args=list(args), countdown=countdown,
+                                        queue=QUEUE, producer=producer)
 
 
 def _ensure_sqlite_dir(broker_url: str) -> None:

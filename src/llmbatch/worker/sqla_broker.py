@@ -12,9 +12,12 @@ setting (URL-derived transport names may not name modules).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
+from kombu.utils.json import dumps
 from sqlalchemy import Engine, create_engine
 
 __all__ = ["SQLAlchemyChannel", "SQLAlchemyTransport"]
@@ -27,7 +30,33 @@ _KOMBU_OPTIONS = frozenset({
 
 
 class SQLAlchemyChannel(kombu_sqla.Channel):
-    """Builds the broker's engine from the engine options only."""
+    """Builds the broker's engine from the engine options only, and can store a group of
+    messages in one transaction (``grouped``): kombu commits every message on its own, about
+    3 ms each on SQLite, which made a tick waking 10,000 batches take most of a minute."""
+
+    _grouping = False
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Messages put inside the block are committed together when it ends (or none of
+        them, if it raises: the tick's later pass publishes them again)."""
+        self._grouping = True
+        try:
+            yield
+        except BaseException:
+            self.session.rollback()
+            raise
+        else:
+            self.session.commit()
+        finally:
+            self._grouping = False
+
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if not self._grouping:
+            return super()._put(queue, payload, **kwargs)  # type: ignore[no-untyped-call]
+        queue_row = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        self.session.add(self.message_cls(dumps(payload), queue_row))  # type: ignore[no-untyped-call]
+        return None
 
     def _engine_from_config(self) -> Engine:
         conninfo: Any = self.connection.client

@@ -37,9 +37,11 @@ def register_tasks(app: Celery, config: AppConfig) -> None:
         return rt
 
     def bind(name: str, service: Callable[[Runtime, str], Any]) -> None:
+        # A tick that finds many batches due names several in one message
+        # (``scheduler.wake_up_messages``); each is handled as if it had come alone.
         @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
-        def _task(entity_id: str) -> str:
-            return str(service(runtime(), entity_id))
+        def _task(*entity_ids: str) -> str:
+            return ", ".join(str(service(runtime(), entity_id)) for entity_id in entity_ids)
 
     bind(names.PLAN, plan_job)
     bind(names.SUBMIT, submit_batch)
