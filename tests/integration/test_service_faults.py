@@ -38,7 +38,7 @@ from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.service_layer.jobs import create_job
 
-from .chaos_support import batch_rows, item_rows
+from .chaos_support import batch_rows, event_rows, item_rows
 from .private_services import private_postgres, private_redis
 from .support import (
     API_KEY,
@@ -177,6 +177,7 @@ def run_and_check(cluster: Cluster, tmp_path: Path, fault: Fault,
 
     rows = item_rows(rt, job_ids)
     batches = batch_rows(rt, job_ids)
+    evs = event_rows(rt, job_ids)
     expected = {f"{prefix}-{i:05d}" for prefix in jobs_in.values() for i in range(ITEMS)}
     lost = sum(1 for r in rows if r.status != "succeeded" or r.response is None)
     lost += len(expected - {r.custom_id for r in rows})
@@ -193,7 +194,8 @@ def run_and_check(cluster: Cluster, tmp_path: Path, fault: Fault,
         "batches": len(batches), "created_at_provider": int(stats["batches_created"].get(
             "openai", 0)),
         "lost": lost, "duplicates": duplicate_batches + duplicate_items,
-        "adopted_or_interrupted": sum(1 for b in batches if b.submit_attempts > 1),
+        "adopted": sum(1 for e in evs if e.type == "batch.adopted"),
+        "submit_interrupted": sum(1 for e in evs if e.type == "batch.submit_interrupted"),
         "max_item_attempts": max((r.attempts for r in rows), default=0),
         "seconds": round(elapsed, 1),
     }
