@@ -107,8 +107,10 @@ def test_two_workers_on_one_host_with_rabbitmq_both_run_and_both_work(
     assert all(len(n) == 1 for n in nodes) and nodes[0] != nodes[1], nodes
 
 
-def test_an_explicit_hostname_names_the_node(rabbit_url: str, own_db: str,
-                                             emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_an_explicit_hostname_names_the_node_and_a_taken_name_fails_loudly(
+        rabbit_url: str, own_db: str, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """``-n`` names the node. A second worker given a name already running on RabbitMQ
+    cannot start: it must exit non-zero (so a supervisor sees the failure), not 0."""
     config_path = write_config(tmp_path / "llm_config.yaml", database_url=own_db,
                                broker_url=rabbit_url, emulator_url=emulator.url)
     from llmbatch.db.migrate import upgrade
@@ -117,14 +119,19 @@ def test_an_explicit_hostname_names_the_node(rabbit_url: str, own_db: str,
     upgrade(rt.engine)
     rt.engine.dispose()
     processes = Processes(tmp_path)
+    args = ("worker", "--config", str(config_path), "--loglevel", "INFO", "-n", "ops-named@%h")
     try:
-        worker = processes.start("named", "worker", "--config", str(config_path),
-                                 "--loglevel", "INFO", "-n", "ops-named@%h")
+        first = processes.start("named", *args)
         deadline = time.monotonic() + 60
-        while "ready" not in worker.tail() and time.monotonic() < deadline:
+        while "ready" not in first.tail() and time.monotonic() < deadline:
             processes.check_alive()
             time.sleep(0.2)
-        log = worker.tail(200)
+        log = first.tail(200)
+        second = processes.start("same-name", *args)
+        code = second.popen.wait(timeout=60)
+        second_log = second.tail(200)
     finally:
         processes.stop_all()
     assert re.search(r"ops-named@\S+ ready", log), log
+    assert "ResourceLocked" in second_log, second_log
+    assert code != 0, f"a worker that could not start exited with {code}"

@@ -264,7 +264,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for the lifecycle tasks (any number per host)."""
     from llmbatch.observability.logging import configure_logging
-    from llmbatch.worker.app import QUEUE, make_celery
+    from llmbatch.worker.app import QUEUE, make_celery, run_celery
     from llmbatch.worker.naming import node_name
 
     cfg = _config(config)
@@ -277,17 +277,17 @@ def worker(
             f"--hostname={node_name(hostname)}"]
     if beat:
         argv += ["--beat", f"--schedule={_beat_schedule_path(cfg)}"]
-    make_celery(cfg).worker_main(argv)
+    sys.exit(run_celery(make_celery(cfg), argv))
 
 
 @app.command("beat")
 def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
-    from llmbatch.worker.app import make_celery
+    from llmbatch.worker.app import make_celery, run_celery
 
     cfg = _config(config)
-    make_celery(cfg).start(["beat", f"--loglevel={loglevel}",
-                            f"--schedule={_beat_schedule_path(cfg)}"])
+    sys.exit(run_celery(make_celery(cfg), ["beat", f"--loglevel={loglevel}",
+                                           f"--schedule={_beat_schedule_path(cfg)}"]))
 
 
 def _beat_schedule_path(cfg: AppConfig) -> Path:
