@@ -59,29 +59,35 @@ def _stop_pid(popen: subprocess.Popen[bytes], sig: signal.Signals, timeout: floa
 
 # ---- RabbitMQ ----------------------------------------------------------------------------------
 
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), 3).close()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def rabbitmq_vhost() -> Iterator[str]:
     """A fresh virtual host on the machine's RabbitMQ (``rabbitmqctl``), the test user allowed
     on it, deleted at the end: its queues (``llmbatch``, the pidboxes) are nobody else's."""
-    with contextlib.suppress(OSError), socket.create_connection((RABBIT_HOST, RABBIT_PORT), 3):
-        ctl = shutil.which("rabbitmqctl")
-        if ctl is None:
-            service_missing("rabbitmqctl is not on PATH (needed for a private vhost)")
-        vhost = f"llmbatch-it-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if not _reachable(RABBIT_HOST, RABBIT_PORT):
+        service_missing(f"RabbitMQ is not reachable at {RABBIT_HOST}:{RABBIT_PORT}")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        service_missing("rabbitmqctl is not on PATH (needed for a private vhost)")
+    vhost = f"llmbatch-it-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
         for args in (["add_vhost", vhost],
                      ["set_permissions", "-p", vhost, RABBIT_USER, ".*", ".*", ".*"]):
             done = subprocess.run([ctl, "-q", *args], capture_output=True, text=True,
                                   timeout=60, check=False)
             if done.returncode != 0:
                 service_missing(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
-        try:
-            yield (f"amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@{RABBIT_HOST}:{RABBIT_PORT}/"
-                   f"{vhost}")
-        finally:
-            subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True,
-                           timeout=60, check=False)
-        return
-    service_missing(f"RabbitMQ is not reachable at {RABBIT_HOST}:{RABBIT_PORT}")
+        yield f"amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True, timeout=60,
+                       check=False)
 
 
 # ---- Redis -------------------------------------------------------------------------------------

@@ -269,3 +269,24 @@ def test_beat_killed_and_restarted(tmp_path: Path, postgres: PostgresServer,
             run_and_check(cluster, tmp_path, fault, break_it, capsys)
     finally:
         postgres.drop_database(name)
+
+
+def test_closing_a_redis_channel_whose_connection_is_gone_is_a_connection_error(
+        tmp_path: Path) -> None:
+    """The state a broker restart leaves some channels in (their connection's settings
+    already cleared) made kombu's close raise AttributeError, which Celery takes for an
+    unrecoverable error: the worker exited. Our channel raises the transport's connection
+    error instead, which the consumer's close ignores before it reconnects."""
+    from kombu import Connection
+    from kombu.common import ignore_errors
+
+    from llmbatch.worker.redis_broker import RedisTransport
+
+    with private_redis(tmp_path) as redis, Connection(redis.url,
+                                                      transport=RedisTransport) as conn:
+        channel = conn.channel()
+        channel.qos._delivered["tag-1"] = None  # a message delivered, not yet acked
+        channel.connection.client = None  # what kombu leaves behind on a dead connection
+        channel._pool = None
+        ignore_errors(conn, channel.close)  # raised AttributeError with kombu's own channel
+        assert channel.closed
