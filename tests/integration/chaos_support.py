@@ -211,7 +211,8 @@ class Fleet:
 # by its tag and adopt it rather than send the batch again.
 AIM_DELAY_S = 2.0
 AIM_PROVIDERS = ("openai", "gemini")  # the ones whose batches carry our tag (adoptable)
-AIM_WAIT_S = 10.0  # how long an aimed kill waits for a create to hold back
+AIM_WAIT_S = 8.0  # how long an aimed kill waits for a create to hold back
+AIM_MISSES = 3  # after this many waits in vain (creates have become rare), kill at random
 assert AIM_DELAY_S < LEASE_S * 2 / 3
 
 
@@ -224,10 +225,11 @@ def aim_rule(provider: str, n: int) -> dict[str, Any]:
 
 class Killer(threading.Thread):
     """Every 2-5 s, SIGKILL a worker and restart it; at most ``max_kills`` times and for at
-    most ``window_s``. Every other kill, up to ``max_aimed``, is aimed INSIDE a submission:
+    most ``window_s``. The first kills, up to ``max_aimed``, are aimed INSIDE a submission:
     it waits for a create that the emulator holds back (``aim_rule``) and kills the worker
     whose task sent it (the lease owner of the batch being submitted: ``host:pid:token``).
-    The others hit a random worker."""
+    Once ``AIM_MISSES`` aims found no create in time, and after ``max_aimed``, kills hit a
+    random worker."""
 
     def __init__(self, fleet: Fleet, *, seed: int, max_kills: int, window_s: float,
                  emulator: EmulatorServer | None = None, rt: Runtime | None = None,
@@ -253,7 +255,8 @@ class Killer(threading.Thread):
                 elapsed = time.monotonic() - self.started_at
                 if elapsed > self.window_s:
                     return
-                if len(self.kills) % 2 == 0 and len(self.aimed) < self.max_aimed \
+                # Aimed first, while creates are frequent (every job's first round).
+                if len(self.aimed) < self.max_aimed and self.aims_missed < AIM_MISSES \
                         and self._aimed_kill():
                     continue
                 if not order:  # every worker once per round, in a random order

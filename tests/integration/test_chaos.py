@@ -5,7 +5,7 @@ beat, against an emulator that answers ~20% of all calls with 5xx, throws 429 bu
 Retry-After, fails 5% of the requests inside batches (plus a share of permanent failures in
 three batches), expires one batch per provider half done and leaves two batches stuck until
 their deadline. Meanwhile a killer SIGKILLs a worker's whole process group every 2-5 s and
-starts it again. Every other kill (up to ``MAX_AIMED_KILLS``) is aimed inside a submission:
+starts it again. The first kills (up to ``MAX_AIMED_KILLS``) are aimed inside a submission:
 the emulator holds one OpenAI or Gemini create back ``AIM_DELAY_S`` and the worker whose task
 sent it is killed meanwhile, so the batch exists at the provider but not in our records; the
 next attempt must adopt it (``adopted`` > 0), never send it again.
@@ -86,7 +86,7 @@ MIN_ITEMS, MAX_ITEMS = 10, 60
 WORKERS = 3
 KILL_WINDOW_S = 90.0
 MAX_KILLS = 40
-MAX_AIMED_KILLS = 10  # kills aimed inside a submission (between create and record)
+MAX_AIMED_KILLS = 8  # kills aimed inside a submission (between create and record)
 # The wait ends when everything is terminal, or when nothing moved for STALL_S (longer than
 # a stuck batch sits at the provider before its deadline), or at CAP_S, a generous bound for
 # a run that keeps moving (a quiet machine needs about two minutes, a busy one more).

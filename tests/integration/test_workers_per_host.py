@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from .support import (
     MODEL,
     PostgresServer,
     Processes,
+    emulator_stats,
     wait_for_jobs,
     write_config,
     write_prompts,
@@ -87,6 +89,10 @@ def test_two_workers_on_one_host_with_rabbitmq_both_run_and_both_work(
         jobs = wait_for_jobs(rt, job_ids, timeout=120, alive=processes.check_alive)
         processes.check_alive()  # both workers still up at the end
         logs = [w.log.read_text(encoding="utf-8", errors="replace") for w in workers]
+        with rt.uow() as uow:
+            batch_ids = {b.id for j in job_ids for b in uow.repo.batches_of_job(j)}
+        tags = emulator_stats(emulator.url)["creates_by_tag"].get("openai", {})
+        created = Counter({b: tags.get(f"llmbatch_batch_id={b}", 0) for b in batch_ids})
     finally:
         processes.stop_all()
         app.close()
@@ -94,14 +100,19 @@ def test_two_workers_on_one_host_with_rabbitmq_both_run_and_both_work(
 
     tasks_done = [len(TASK_DONE.findall(log)) for log in logs]
     nodes = [sorted(set(re.findall(r"llmbatch-\d+-[0-9a-f]{8}@\S+", log))) for log in logs]
+    duplicates = sum(n - 1 for n in created.values() if n > 1)
+    lost = sum(ITEMS - j.counts.get(ItemStatus.SUCCEEDED, 0) for j in jobs.values())
     figures = {"workers": 2, "broker": "rabbitmq (private vhost)", "jobs": len(jobs),
                "items": JOBS * ITEMS, "tasks_done_per_worker": tasks_done,
+               "batches": len(batch_ids), "lost": lost, "duplicates": duplicates,
                "statuses": sorted(str(j.status) for j in jobs.values()),
                "seconds": round(time.monotonic() - started, 1)}
     with capsys.disabled():
         print(f"\nworkers-per-host figures: {json.dumps(figures)}")
     assert all(j.status is JobStatus.SUCCEEDED and j.counts == {ItemStatus.SUCCEEDED: ITEMS}
                for j in jobs.values()), jobs
+    assert lost == 0 and duplicates == 0, figures
+    assert set(created.values()) == {1}, created  # every batch created once at the provider
     assert not any("ResourceLocked" in log for log in logs)
     assert all(n > 0 for n in tasks_done), f"a worker took no task: {tasks_done}"
     assert all(len(n) == 1 for n in nodes) and nodes[0] != nodes[1], nodes
