@@ -212,7 +212,11 @@ class Fleet:
 AIM_DELAY_S = 2.0
 AIM_PROVIDERS = ("openai", "gemini")  # the ones whose batches carry our tag (adoptable)
 AIM_WAIT_S = 8.0  # how long an aimed kill waits for a create to hold back
-AIM_MISSES = 3  # after this many waits in vain (creates have become rare), kill at random
+AIM_MISSES = 6  # after this many waits in vain (creates have become rare), kill at random
+# Aim until this many held creates did land at the provider after their sender was killed (a
+# held create can still fail: a 5xx or 429 rule drawn for the same call).
+AIM_LANDED = 3
+TAG_KEYS = {"openai": "llmbatch_batch_id=", "gemini": "displayName="}
 assert AIM_DELAY_S < LEASE_S * 2 / 3
 
 
@@ -242,6 +246,8 @@ class Killer(threading.Thread):
         self.kills: list[tuple[float, str]] = []
         self.aimed: list[tuple[float, str, str]] = []  # (elapsed, worker, batch id)
         self.aims_missed = 0
+        # Batches created at the provider whose sender was killed before recording them.
+        self.landed: list[str] = []
         self._pending_aim: float | None = None  # delay_s of an installed, unfired aim rule
         self.started_at = time.monotonic()
         self.error: BaseException | None = None
@@ -256,8 +262,8 @@ class Killer(threading.Thread):
                 if elapsed > self.window_s:
                     return
                 # Aimed first, while creates are frequent (every job's first round).
-                if len(self.aimed) < self.max_aimed and self.aims_missed < AIM_MISSES \
-                        and self._aimed_kill():
+                if len(self.landed) < AIM_LANDED and len(self.aimed) < self.max_aimed \
+                        and self.aims_missed < AIM_MISSES and self._aimed_kill():
                     continue
                 if not order:  # every worker once per round, in a random order
                     order = sorted(self.fleet.workers)
@@ -293,22 +299,50 @@ class Killer(threading.Thread):
         # The held create's batch is SUBMITTING, leased to the task that sent it.
         with self.rt.engine.connect() as conn:
             rows = conn.execute(
-                select(provider_batches.c.id, provider_batches.c.lease_owner)
+                select(provider_batches.c.id, provider_batches.c.provider,
+                       provider_batches.c.lease_owner)
                 .where(provider_batches.c.status == "submitting",
                        provider_batches.c.provider.in_(AIM_PROVIDERS))).all()
-        victims: dict[str, str] = {}
-        for batch_id, owner in rows:
+        victims: dict[str, list[tuple[str, str]]] = {}
+        for batch_id, batch_provider, owner in rows:
             name = self._worker_of(owner)
             if name is not None:
-                victims.setdefault(name, batch_id)
+                victims.setdefault(name, []).append((batch_provider, batch_id))
         elapsed = round(time.monotonic() - self.started_at, 1)
-        for name, batch_id in victims.items():
+        for name, batches in victims.items():
             self.fleet.kill_and_restart(name)
             self.kills.append((elapsed, name))
-            self.aimed.append((elapsed, name, batch_id))
+            self.aimed.append((elapsed, name, batches[0][1]))
         if not victims:
             self.aims_missed += 1
-        return bool(victims)
+            return False
+        # Still unrecorded now that their senders are dead (nobody else touches them before
+        # the lease runs out): those the provider creates must be adopted.
+        killed = {batch_id: provider for batches in victims.values()
+                  for provider, batch_id in batches}
+        with self.rt.engine.connect() as conn:
+            unrecorded = {row.id for row in conn.execute(
+                select(provider_batches.c.id).where(
+                    provider_batches.c.id.in_(list(killed)),
+                    provider_batches.c.provider_batch_id.is_(None)))}
+        self._note_landed([(killed[b], b) for b in sorted(unrecorded)])
+        return True
+
+    def _note_landed(self, batches: list[tuple[str, str]]) -> None:
+        """Which of the killed senders' batches the provider created anyway (the held create
+        finishes after its client is gone): each must be adopted, not sent again."""
+        assert self.emulator is not None
+        if not batches:
+            return
+        deadline = time.monotonic() + AIM_DELAY_S + 2.0
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            tags = self.emulator.runtime.stats.snapshot()["creates_by_tag"]
+            landed = [batch_id for provider, batch_id in batches
+                      if tags.get(provider, {}).get(TAG_KEYS[provider] + batch_id)]
+            if landed:
+                self.landed += landed
+                return
+            time.sleep(0.1)
 
     def _worker_of(self, lease_owner: str | None) -> str | None:
         """The fleet worker whose process group holds the lease owner's pid."""
