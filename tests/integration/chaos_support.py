@@ -6,6 +6,7 @@ the emulator afterwards."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import threading
@@ -203,16 +204,51 @@ class Fleet:
                     self._start(name)
 
 
-class Killer(threading.Thread):
-    """Every 2-5 s, SIGKILL a random worker and restart it; at most ``max_kills`` times and
-    for at most ``window_s``."""
+# Aimed kills: a provider create held back this long at the emulator, and the worker sending
+# it killed meanwhile. The create still happens (the emulator finishes the call after the
+# client is gone) before the dead worker's lease can run out (every LEASE_S / 3 renewed, so
+# it lasts at least 2/3 of LEASE_S after the kill), so the next attempt must find the copy
+# by its tag and adopt it rather than send the batch again.
+AIM_DELAY_S = 2.0
+AIM_PROVIDERS = ("openai", "gemini")  # the ones whose batches carry our tag (adoptable)
+AIM_WAIT_S = 8.0  # how long an aimed kill waits for a create to hold back
+AIM_MISSES = 6  # after this many waits in vain (creates have become rare), kill at random
+# Aim until this many held creates did land at the provider after their sender was killed (a
+# held create can still fail: a 5xx or 429 rule drawn for the same call).
+AIM_LANDED = 3
+TAG_KEYS = {"openai": "llmbatch_batch_id=", "gemini": "displayName="}
+assert AIM_DELAY_S < LEASE_S * 2 / 3
 
-    def __init__(self, fleet: Fleet, *, seed: int, max_kills: int, window_s: float) -> None:
+
+def aim_rule(provider: str, n: int) -> dict[str, Any]:
+    """The next create at ``provider`` is held back ~``AIM_DELAY_S``; the delay's last
+    digits (``n`` ms) tell this rule apart in the emulator's rule list."""
+    return {"kind": "delay", "provider": provider, "operation": "batches.create", "times": 1,
+            "delay_s": round(AIM_DELAY_S + n / 1000, 3)}
+
+
+class Killer(threading.Thread):
+    """Every 2-5 s, SIGKILL a worker and restart it; at most ``max_kills`` times and for at
+    most ``window_s``. The first kills, up to ``max_aimed``, are aimed INSIDE a submission:
+    it waits for a create that the emulator holds back (``aim_rule``) and kills the worker
+    whose task sent it (the lease owner of the batch being submitted: ``host:pid:token``).
+    Once ``AIM_MISSES`` aims found no create in time, and after ``max_aimed``, kills hit a
+    random worker."""
+
+    def __init__(self, fleet: Fleet, *, seed: int, max_kills: int, window_s: float,
+                 emulator: EmulatorServer | None = None, rt: Runtime | None = None,
+                 max_aimed: int = 0) -> None:
         super().__init__(name="chaos-killer", daemon=True)
         self.fleet, self.max_kills, self.window_s = fleet, max_kills, window_s
+        self.emulator, self.rt, self.max_aimed = emulator, rt, max_aimed
         self.rng = random.Random(seed)
         self.stop_event = threading.Event()
         self.kills: list[tuple[float, str]] = []
+        self.aimed: list[tuple[float, str, str]] = []  # (elapsed, worker, batch id)
+        self.aims_missed = 0
+        # Batches created at the provider whose sender was killed before recording them.
+        self.landed: list[str] = []
+        self._pending_aim: float | None = None  # delay_s of an installed, unfired aim rule
         self.started_at = time.monotonic()
         self.error: BaseException | None = None
 
@@ -225,6 +261,10 @@ class Killer(threading.Thread):
                 elapsed = time.monotonic() - self.started_at
                 if elapsed > self.window_s:
                     return
+                # Aimed first, while creates are frequent (every job's first round).
+                if len(self.landed) < AIM_LANDED and len(self.aimed) < self.max_aimed \
+                        and self.aims_missed < AIM_MISSES and self._aimed_kill():
+                    continue
                 if not order:  # every worker once per round, in a random order
                     order = sorted(self.fleet.workers)
                     self.rng.shuffle(order)
@@ -233,6 +273,87 @@ class Killer(threading.Thread):
                 self.kills.append((round(elapsed, 1), name))
         except BaseException as exc:  # surfaced by the test
             self.error = exc
+
+    def _rule_fired(self, delay_s: float) -> bool:
+        assert self.emulator is not None
+        return any(r["kind"] == "delay" and r["delay_s"] == delay_s and r["fired"]
+                   for r in self.emulator.runtime.faults.describe())
+
+    def _aimed_kill(self) -> bool:
+        """Hold a create back, kill the worker sending it; False if none came in time."""
+        if self.emulator is None or self.rt is None:
+            return False
+        provider = self.rng.choice(AIM_PROVIDERS)
+        if self._pending_aim is None:  # one aim rule at a time: the first delay rule wins
+            rule = aim_rule(provider, len(self.aimed) + self.aims_missed + 1)
+            self.emulator.set_faults([rule], mode="append")
+            self._pending_aim = rule["delay_s"]
+        delay_s = self._pending_aim
+        deadline = time.monotonic() + AIM_WAIT_S
+        while not self._rule_fired(delay_s):
+            if time.monotonic() > deadline or self.stop_event.is_set():
+                self.aims_missed += 1
+                return False
+            time.sleep(0.02)
+        self._pending_aim = None
+        # The held create's batch is SUBMITTING, leased to the task that sent it.
+        with self.rt.engine.connect() as conn:
+            rows = conn.execute(
+                select(provider_batches.c.id, provider_batches.c.provider,
+                       provider_batches.c.lease_owner)
+                .where(provider_batches.c.status == "submitting",
+                       provider_batches.c.provider.in_(AIM_PROVIDERS))).all()
+        victims: dict[str, list[tuple[str, str]]] = {}
+        for batch_id, batch_provider, owner in rows:
+            name = self._worker_of(owner)
+            if name is not None:
+                victims.setdefault(name, []).append((batch_provider, batch_id))
+        elapsed = round(time.monotonic() - self.started_at, 1)
+        for name, batches in victims.items():
+            self.fleet.kill_and_restart(name)
+            self.kills.append((elapsed, name))
+            self.aimed.append((elapsed, name, batches[0][1]))
+        if not victims:
+            self.aims_missed += 1
+            return False
+        # Still unrecorded now that their senders are dead (nobody else touches them before
+        # the lease runs out): those the provider creates must be adopted.
+        killed = {batch_id: provider for batches in victims.values()
+                  for provider, batch_id in batches}
+        with self.rt.engine.connect() as conn:
+            unrecorded = {row.id for row in conn.execute(
+                select(provider_batches.c.id).where(
+                    provider_batches.c.id.in_(list(killed)),
+                    provider_batches.c.provider_batch_id.is_(None)))}
+        self._note_landed([(killed[b], b) for b in sorted(unrecorded)])
+        return True
+
+    def _note_landed(self, batches: list[tuple[str, str]]) -> None:
+        """Which of the killed senders' batches the provider created anyway (the held create
+        finishes after its client is gone): each must be adopted, not sent again."""
+        assert self.emulator is not None
+        if not batches:
+            return
+        deadline = time.monotonic() + AIM_DELAY_S + 2.0
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            tags = self.emulator.runtime.stats.snapshot()["creates_by_tag"]
+            landed = [batch_id for provider, batch_id in batches
+                      if tags.get(provider, {}).get(TAG_KEYS[provider] + batch_id)]
+            if landed:
+                self.landed += landed
+                return
+            time.sleep(0.1)
+
+    def _worker_of(self, lease_owner: str | None) -> str | None:
+        """The fleet worker whose process group holds the lease owner's pid."""
+        try:
+            pid = int((lease_owner or "").rsplit(":", 2)[1])
+            group = os.getpgid(pid)
+        except (IndexError, ValueError, ProcessLookupError):
+            return None
+        with self.fleet.lock:
+            return next((name for name, proc in self.fleet.workers.items()
+                         if proc.popen.pid == group), None)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -1,41 +1,88 @@
 """Running a worker (with its beat) as a child process for the embedded mode.
 
 ``llmbatch demo`` and ``llmbatch submit --wait`` on the embedded default start one so that a
-user needs no server and no second terminal. It is stopped when the command ends.
+user needs no server and no second terminal. It is stopped when the command ends, and also
+when the command dies without ending it (SIGKILL, a crash, a closed terminal): the child
+holds the read end of a pipe whose only write end is in the command ("the lifeline"). The
+kernel closes that end when the command dies however it dies, so the child reads EOF, shuts
+down warmly and, if that takes too long, kills its own process group (the beat and any pool
+children with it). A pipe works wherever ``os.pipe`` does and needs no polling.
+
+The child runs ``python -m llmbatch.cli.embedded worker ...``: this module's ``__main__``
+starts the lifeline watch, then hands the arguments to the ordinary ``llmbatch`` command.
+Its output goes to a log file (``embedded-worker.log`` beside the database by default), not
+to nowhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["EmbeddedWorker"]
+__all__ = ["LIFELINE_ENV", "EmbeddedWorker", "default_log_file", "watch_lifeline"]
+
+LIFELINE_ENV = "LLMBATCH_LIFELINE_FD"
+LOG_NAME = "embedded-worker.log"
+# After the parent died: how long a warm shutdown may take before the group is killed.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def default_log_file(config_path: Path | None) -> Path:
+    """Where the child's output goes: beside an SQLite database (the embedded default keeps
+    its files in one data directory), else in the default data directory."""
+    from sqlalchemy.engine import make_url
+
+    from llmbatch.config import DEFAULT_DATA_DIR, load_config
+
+    try:
+        url = make_url(load_config(config_path).database.url)
+    except Exception:  # the child reports a bad config itself, in the log
+        return DEFAULT_DATA_DIR / LOG_NAME
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / LOG_NAME
+    return DEFAULT_DATA_DIR / LOG_NAME
 
 
 class EmbeddedWorker:
-    """``with EmbeddedWorker(config_path): ...`` - a ``llmbatch worker --beat`` child."""
+    """``with EmbeddedWorker(config_path): ...`` - a ``llmbatch worker --beat`` child that
+    ends with the block, or with this process if it dies first."""
 
     def __init__(self, config_path: Path | None, *, concurrency: int = 4,
                  log_file: Path | None = None, env: dict[str, str] | None = None) -> None:
         self._config_path = config_path
         self._concurrency = concurrency
-        self._log_file = log_file
+        self.log_file = log_file or default_log_file(config_path)
         self._env = env
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None
 
     def __enter__(self) -> EmbeddedWorker:
-        cmd = [sys.executable, "-m", "llmbatch", "worker", "--beat", "--pool", "threads",
-               "--concurrency", str(self._concurrency)]
+        cmd = [sys.executable, "-m", "llmbatch.cli.embedded", "worker", "--beat",
+               "--pool", "threads", "--concurrency", str(self._concurrency)]
         if self._config_path is not None:
             cmd += ["--config", str(self._config_path)]
-        out = self._log_file.open("ab") if self._log_file else subprocess.DEVNULL
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                      env={**os.environ, **(self._env or {})},
-                                      start_new_session=True)
+        read_end, write_end = os.pipe()  # both non-inheritable: only pass_fds crosses
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.log_file.open("ab") as out:
+                # Its own session: a Ctrl-C at the terminal reaches this process only, which
+                # then stops the child in order (``__exit__``).
+                self._proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env={**os.environ, **(self._env or {}), LIFELINE_ENV: str(read_end)},
+                    pass_fds=(read_end,), start_new_session=True)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._lifeline = write_end
         return self
 
     @property
@@ -49,11 +96,56 @@ class EmbeddedWorker:
                  tb: TracebackType | None) -> None:
         if self._proc is None:
             return
-        if self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(timeout=5)
-        self._proc = None
+        try:
+            if self._proc.poll() is None:
+                _signal_group(self._proc.pid, signal.SIGTERM)
+                try:
+                    self._proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    _signal_group(self._proc.pid, signal.SIGKILL)
+                    self._proc.wait(timeout=5)
+            # Pool or beat children that outlived the worker share its group.
+            _signal_group(self._proc.pid, signal.SIGKILL)
+        finally:
+            if self._lifeline is not None:
+                os.close(self._lifeline)
+                self._lifeline = None
+            self._proc = None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def watch_lifeline(fd: int, *, grace_s: float = SHUTDOWN_GRACE_S) -> threading.Thread:
+    """In the child: a daemon thread that blocks on the lifeline and, at EOF (the parent
+    died), asks this process to stop (SIGTERM: Celery's warm shutdown), then kills the whole
+    process group if it is still there after ``grace_s``."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
+                pass  # nothing is ever written; only EOF matters
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(grace_s)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="llmbatch-lifeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def _main() -> None:
+    """``python -m llmbatch.cli.embedded <llmbatch args>``: the lifeline, then the CLI."""
+    fd = os.environ.pop(LIFELINE_ENV, None)
+    if fd is not None and fd.isdigit():
+        watch_lifeline(int(fd))
+    from llmbatch.cli.main import main
+
+    sys.argv[0] = "llmbatch"
+    main()
+
+
+if __name__ == "__main__":
+    _main()

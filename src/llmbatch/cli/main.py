@@ -258,10 +258,14 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "threads",
     beat: Annotated[bool, typer.Option(help="Also run the scheduler tick in this process")] = False,
     loglevel: str = "WARNING",
+    hostname: Annotated[str | None, typer.Option(
+        "--hostname", "-n", help="Celery node name (default: unique, llmbatch-<pid>-<id>@%h)",
+    )] = None,
 ) -> None:
-    """Run a Celery worker for the lifecycle tasks."""
+    """Run a Celery worker for the lifecycle tasks (any number per host)."""
     from llmbatch.observability.logging import configure_logging
-    from llmbatch.worker.app import QUEUE, make_celery
+    from llmbatch.worker.app import QUEUE, make_celery, run_celery
+    from llmbatch.worker.naming import node_name
 
     cfg = _config(config)
     configure_logging(loglevel)
@@ -269,20 +273,21 @@ def worker(
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
-            "-Q", QUEUE, "--without-gossip", "--without-mingle"]
+            "-Q", QUEUE, "--without-gossip", "--without-mingle",
+            f"--hostname={node_name(hostname)}"]
     if beat:
         argv += ["--beat", f"--schedule={_beat_schedule_path(cfg)}"]
-    make_celery(cfg).worker_main(argv)
+    sys.exit(run_celery(make_celery(cfg), argv))
 
 
 @app.command("beat")
 def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
-    from llmbatch.worker.app import make_celery
+    from llmbatch.worker.app import make_celery, run_celery
 
     cfg = _config(config)
-    make_celery(cfg).start(["beat", f"--loglevel={loglevel}",
-                            f"--schedule={_beat_schedule_path(cfg)}"])
+    sys.exit(run_celery(make_celery(cfg), ["beat", f"--loglevel={loglevel}",
+                                           f"--schedule={_beat_schedule_path(cfg)}"]))
 
 
 def _beat_schedule_path(cfg: AppConfig) -> Path:

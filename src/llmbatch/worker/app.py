@@ -21,11 +21,13 @@ from llmbatch.service_layer import tasks as task_names
 from llmbatch.service_layer.unit_of_work import Message
 from llmbatch.worker.sqla_broker import SQLAlchemyChannel
 
-__all__ = ["CeleryPublisher", "make_celery"]
+__all__ = ["CeleryPublisher", "make_celery", "run_celery"]
 
 QUEUE = "llmbatch"
 SQLA_PREFIX = "sqla+"
 SQLA_TRANSPORT = "llmbatch.worker.sqla_broker:SQLAlchemyTransport"
+REDIS_SCHEMES = ("redis://",)  # rediss:// keeps kombu's own (its TLS set-up keys on the name)
+REDIS_TRANSPORT = "llmbatch.worker.redis_broker:RedisTransport"
 
 
 class CeleryPublisher:
@@ -63,6 +65,9 @@ def make_celery(config: AppConfig) -> Celery:
     if broker_url.startswith(SQLA_PREFIX):
         # kombu's own SQLAlchemy transport cannot take polling_interval (see sqla_broker).
         broker_url, transport = broker_url.removeprefix(SQLA_PREFIX), SQLA_TRANSPORT
+    elif broker_url.startswith(REDIS_SCHEMES):
+        # kombu's own Redis transport can crash a worker when the broker restarts.
+        transport = REDIS_TRANSPORT
     app = Celery("llmbatch", broker=broker_url, set_as_current=False)
     app.conf.update(
         broker_transport=transport,
@@ -86,3 +91,20 @@ def make_celery(config: AppConfig) -> Celery:
     register_tasks(app, config)
     os.environ.setdefault("FORKED_BY_MULTIPROCESSING", "1")
     return app
+
+
+def run_celery(app: Celery, argv: list[str]) -> int:
+    """Run a ``celery`` sub-command (``worker``, ``beat``) on ``app``; its exit status.
+
+    ``Celery.worker_main`` and ``Celery.start`` drop the status the command ends with, so a
+    worker that stops on an unrecoverable error (a broker refusing it, a crash) would exit 0
+    and a supervisor with ``Restart=on-failure`` would leave it down.
+    """
+    from celery.bin.celery import celery as celery_command
+
+    celery_command.params[0].default = app  # what Celery.start does: --app is this app
+    try:
+        code = celery_command.main(args=argv, standalone_mode=False)
+    finally:
+        celery_command.params[0].default = None
+    return code if isinstance(code, int) else 0
