@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmbatch.emulator import synth
+from llmbatch.emulator.gemini.fields import Violation, check
 
 __all__ = ["prompt_tokens", "reject", "respond"]
 
@@ -32,6 +33,10 @@ def _get(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
 def reject(request: Mapping[str, Any]) -> str | None:
     """The INVALID_ARGUMENT message this request gets, if any (proto field names, as Google's
     messages use them)."""
+    try:
+        check(request, "GenerateContentRequest")
+    except Violation as exc:
+        return exc.message
     contents = request.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified"

@@ -26,7 +26,8 @@ from typing import IO, Any
 
 from llmbatch.emulator.faults import BatchFaults, ItemErrorsFault
 from llmbatch.emulator.gemini import embed, generate
-from llmbatch.emulator.gemini.errors import PROVIDER, rpc_error
+from llmbatch.emulator.gemini.errors import PROVIDER, bad_request, rpc_error
+from llmbatch.emulator.gemini.fields import Violation, check
 from llmbatch.emulator.gemini.results import write_results
 from llmbatch.emulator.gemini.state import (
     BatchRecord,
@@ -44,8 +45,8 @@ __all__ = ["CREATE_METHODS", "GeminiService", "line_failure"]
 # The create verb of each batch kind (``models/{model}:<verb>``).
 CREATE_METHODS = {"batchGenerateContent": "generate", "asyncBatchEmbedContent": "embed"}
 
-_BATCH_FIELDS = {"displayName", "display_name", "inputConfig", "input_config", "priority",
-                 "webhookConfig", "webhook_config", "model", "name"}
+# The message a create body is parsed into, per batch kind (see ``fields``).
+_CREATE_MESSAGES = {"generate": "CreateGenerateContentBatch", "embed": "CreateEmbedContentBatch"}
 
 
 def line_failure(request: Any, *, batch: str, index: int, seed: int,
@@ -192,13 +193,13 @@ class GeminiService:
                      kind: str = "generate") -> dict[str, Any]:
         """Validate the create body, store the input as a JSONL blob, schedule the batch
         (``kind``: ``generate`` or ``embed``)."""
+        try:
+            check(body, _CREATE_MESSAGES[kind])
+        except Violation as exc:
+            raise bad_request(exc.message, exc.field) from None
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, dict):
             raise rpc_error(400, "* BatchGenerateContentRequest.batch: batch is required")
-        for key in batch:
-            if key not in _BATCH_FIELDS:
-                raise rpc_error(400, f'Invalid JSON payload received. Unknown name "{key}" at '
-                                "'batch': Cannot find field.")
         display = _first(batch, "displayName", "display_name")
         if not isinstance(display, str) or not display:
             raise rpc_error(400, "* GenerateContentBatch.display_name: display_name is required")
