@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 
 from llmbatch.emulator import EmulatorServer, FakeClock
 
-from .spec_support import EmulatorClient, running_emulator
+from .spec_support import EmulatorClient, load_extractor, running_emulator
 
 pytestmark = pytest.mark.contract
 
@@ -154,3 +155,175 @@ def test_gemini_file_lines_with_unknown_fields_fail_alone(gemini: Gemini) -> Non
     assert "response" in by_key["good"]
     assert by_key["bad"]["error"]["code"] == 400
     assert 'Unknown name "txt"' in by_key["bad"]["error"]["message"]
+
+
+# --- Anthropic ---------------------------------------------------------------------------------
+
+# ../shared/specs beside the checkout (a worktree sits one level deeper than the main one).
+SPECS = next((p / "shared" / "specs" for p in Path(__file__).resolve().parents
+              if (p / "shared" / "specs").is_dir()), Path("/nonexistent"))
+ANTHROPIC_SPEC = SPECS / "anthropic-openapi.json"
+
+
+class Anthropic(EmulatorClient):
+    def __init__(self, server: EmulatorServer, clock: FakeClock) -> None:
+        super().__init__(server, clock, f"{server.url}/anthropic", {
+            "x-api-key": "sk-ant-strict", "anthropic-version": "2023-06-01"})
+
+    def run(self, params: list[dict[str, Any]], **headers: str) -> dict[str, dict[str, Any]]:
+        """Create a batch of these params, run it to the end, its results by custom_id."""
+        requests = [{"custom_id": f"r-{i}", "params": p} for i, p in enumerate(params)]
+        batch = self.post("/v1/messages/batches", json={"requests": requests},
+                          headers=headers)
+        self.clock.advance(300)
+        batch = self.get(f"/v1/messages/batches/{batch['id']}")
+        response = self.http.get(batch["results_url"])
+        assert response.headers["content-type"] == "application/x-jsonl"
+        return {line["custom_id"]: line["result"]
+                for line in map(json.loads, response.text.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[Anthropic]:
+    with running_emulator(Anthropic) as emu:
+        yield emu
+
+
+def _params(**extra: Any) -> dict[str, Any]:
+    return {"model": "claude-haiku-4-5", "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"requests": [{"custom_id": "a", "params": _params()}], "extra": True},
+     "extra: Extra inputs are not permitted"),
+    ({"requests": [{"custom_id": "a", "params": _params(), "note": "x"}]},
+     "requests.0.note: Extra inputs are not permitted"),
+])
+def test_anthropic_refuses_unknown_envelope_names_at_create(
+        anthropic: Anthropic, body: dict[str, Any], message: str) -> None:
+    response = anthropic.http.post("/v1/messages/batches", json=body)
+    assert response.status_code == 400
+    assert response.json()["type"] == "error"
+    assert response.json()["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_anthropic_params_are_judged_per_request_and_fail_alone(anthropic: Anthropic) -> None:
+    """``params`` validation is asynchronous (PROVIDER_APIS.md B.2): a bad request becomes an
+    ``errored`` result and its neighbours run."""
+    no_max = _params()
+    del no_max["max_tokens"]
+    results = anthropic.run([_params(), _params(tempreature=0.5), no_max, _params(speed="x")])
+    assert results["r-0"]["type"] == "succeeded"
+    errors = {k: (v["type"], v.get("error", {}).get("error", {}).get("message"))
+              for k, v in results.items() if k != "r-0"}
+    assert errors == {
+        "r-1": ("errored", "tempreature: Extra inputs are not permitted"),
+        "r-2": ("errored", "max_tokens: Field required"),
+        "r-3": ("errored", "speed: Extra inputs are not permitted"),
+    }
+    beta = anthropic.run([_params(context_management={"edits": []})],
+                         **{"anthropic-beta": "context-management-2025-06-27"})
+    assert beta["r-0"]["type"] == "succeeded"
+
+
+def test_anthropic_params_names_match_the_api_description() -> None:
+    from llmbatch.emulator.anthropic.messages import BETA_PARAMS, PARAMS
+
+    if not ANTHROPIC_SPEC.exists():
+        pytest.skip("../shared/specs is not beside this checkout")
+    schemas = json.loads(ANTHROPIC_SPEC.read_text(encoding="utf-8"))["components"]["schemas"]
+    plain = set(schemas["CreateMessageParamsWithoutStream"]["properties"])
+    beta = set(schemas["BetaCreateMessageParams"]["properties"])
+    assert PARAMS == plain | {"stream"}
+    assert BETA_PARAMS == beta - PARAMS
+
+
+# --- OpenAI ------------------------------------------------------------------------------------
+
+OPENAI_SPEC = SPECS / "openai-openapi.yaml"
+
+
+class OpenAI(EmulatorClient):
+    def __init__(self, server: EmulatorServer, clock: FakeClock) -> None:
+        super().__init__(server, clock, f"{server.url}/openai/v1",
+                         {"authorization": "Bearer sk-strict"})
+
+    def upload(self, lines: list[dict[str, Any]]) -> str:
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        body = self.post("/files", files={"file": ("in.jsonl", text.encode())},
+                         data={"purpose": "batch"})
+        return str(body["id"])
+
+
+@pytest.fixture(scope="module")
+def openai_emu() -> Iterator[OpenAI]:
+    with running_emulator(OpenAI) as emu:
+        yield emu
+
+
+def _line(custom_id: str, **body: Any) -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                     **body}}
+
+
+def test_openai_refuses_an_unknown_create_argument(openai_emu: OpenAI) -> None:
+    file_id = openai_emu.upload([_line("a")])
+    response = openai_emu.http.post("/batches", json={
+        "input_file_id": file_id, "endpoint": "/v1/chat/completions",
+        "completion_window": "24h", "priority": "high"})
+    assert response.status_code == 400
+    assert response.json() == {"error": {
+        "message": "Unrecognized request argument supplied: priority",
+        "type": "invalid_request_error", "param": None, "code": None}}
+
+
+def test_openai_request_bodies_with_unknown_names_fail_alone(openai_emu: OpenAI) -> None:
+    file_id = openai_emu.upload([_line("good"), _line("bad", max_token=5)])
+    batch = openai_emu.post("/batches", json={
+        "input_file_id": file_id, "endpoint": "/v1/chat/completions",
+        "completion_window": "24h"})
+    openai_emu.clock.advance(300)
+    done = openai_emu.get(f"/batches/{batch['id']}")
+    assert done["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    errors = openai_emu.http.get(f"/files/{done['error_file_id']}/content").text
+    line = json.loads(errors.splitlines()[0])
+    assert line["custom_id"] == "bad"
+    assert line["response"]["status_code"] == 400
+    assert line["response"]["body"]["error"]["message"] == \
+        "Unrecognized request argument supplied: max_token"
+
+
+def test_openai_names_match_the_api_description() -> None:
+    from llmbatch.emulator.openai.endpoints import ChatCompletions, Embeddings
+    from llmbatch.emulator.openai.service import CREATE_BATCH_NAMES
+
+    if not OPENAI_SPEC.exists():
+        pytest.skip("../shared/specs is not beside this checkout")
+    import yaml
+
+    schemas = yaml.load(OPENAI_SPEC.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"][
+        "schemas"]
+
+    def names(schema: str) -> set[str]:
+        node = schemas[schema]
+        found = set(node.get("properties", {}))
+        for part in node.get("allOf", []):
+            found |= names(part["$ref"].rsplit("/", 1)[-1]) if "$ref" in part \
+                else set(part.get("properties", {}))
+        return found
+
+    assert names("CreateChatCompletionRequest") == ChatCompletions.NAMES
+    assert names("CreateEmbeddingRequest") == Embeddings.NAMES
+    assert names("CreateBatchRequest") == CREATE_BATCH_NAMES
+
+
+def test_the_gemini_field_table_matches_a_fresh_extraction_when_the_spec_is_present() -> None:
+    extractor = load_extractor("extract_gemini_request_fields")
+    if not (SPECS / extractor.SPEC).exists():
+        pytest.skip("../shared/specs is not beside this checkout")
+    fresh = extractor.render(extractor.extract(SPECS))
+    assert fresh == extractor.OUTPUT.read_text(encoding="utf-8"), (
+        "re-run tests/fixtures/extract_gemini_request_fields.py")

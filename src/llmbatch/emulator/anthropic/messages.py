@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from llmbatch.emulator import synth
 from llmbatch.emulator.anthropic.errors import error_envelope
@@ -19,18 +19,39 @@ from llmbatch.emulator.faults import ItemErrorsFault
 
 __all__ = ["errored", "failure", "message"]
 
+# The names ``CreateMessageParams`` takes (Anthropic's API description, ``additionalProperties:
+# false``), plus ``stream``, which gets its own refusal below. Checked against the description
+# by tests/contract/test_emulator_strictness.py when ../shared/specs is present.
+PARAMS: Final = frozenset({
+    "model", "messages", "cache_control", "container", "inference_geo", "max_tokens",
+    "metadata", "output_config", "service_tier", "stop_sequences", "system", "temperature",
+    "thinking", "tool_choice", "tools", "top_k", "top_p", "stream"})
+# What ``BetaCreateMessageParams`` adds; taken when the create carries ``anthropic-beta``.
+BETA_PARAMS: Final = frozenset({"context_management", "mcp_servers", "output_format", "speed",
+                                "user_profile_id"})
+
 _INJECTED = {429: ("rate_limit_error", "Rate limited (injected fault)."),
              529: ("overloaded_error", "Overloaded"),
              400: ("invalid_request_error", "Invalid request (injected fault).")}
 
 
 def failure(params: Mapping[str, Any], *, batch_id: str, custom_id: str, seed: int,
-            item_errors: ItemErrorsFault | None) -> tuple[str, str] | None:
+            item_errors: ItemErrorsFault | None, beta: bool = False
+            ) -> tuple[str, str] | None:
     """(error type, message) if this request errors, else None.
 
     Params are validated per request, as Anthropic does (asynchronously): the checks here are
     the ones a plain Messages call would fail on that create-time validation lets through.
     """
+    allowed = PARAMS | BETA_PARAMS if beta else PARAMS
+    for name in params:
+        if name not in allowed:
+            return "invalid_request_error", f"{name}: Extra inputs are not permitted"
+    for name in ("model", "max_tokens", "messages"):
+        if name not in params:
+            return "invalid_request_error", f"{name}: Field required"
+    if not isinstance(params["model"], str) or not params["model"]:
+        return "invalid_request_error", "model: Input should be a valid string"
     max_tokens = params.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return ("invalid_request_error",

@@ -2,8 +2,10 @@
 
 Validation at create is what the real service does synchronously (PROVIDER_APIS.md B.2, B.4):
 body shape, 1..100,000 requests, the 256 MB body (413 ``request_too_large``), the custom_id
-pattern and uniqueness, ``params`` with ``model`` and ``max_tokens``. Everything else about a
-request's params is judged per request and lands as an ``errored`` result, as for real.
+pattern and uniqueness, ``params`` an object, no names beyond ``requests``/``custom_id``/``params``
+(400 "...: Extra inputs are not permitted"). ``params`` themselves are validated
+asynchronously, as for real (B.2): a missing ``max_tokens`` or ``model``, or a name the
+Messages API does not take, lands as an ``errored`` result of that request alone.
 
 Requests are kept in the blob store (one JSONL blob per batch), never in memory; results are
 written once, when the batch ends, and streamed back. Phases come from the shared
@@ -54,6 +56,7 @@ class BatchRecord:
     tags: dict[str, str]
     counts: dict[str, int] | None = None
     poison: PoisonOutputFault | None = None
+    beta: bool = False  # created with anthropic-beta: the beta params are accepted
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -74,7 +77,7 @@ class AnthropicService:
     # -- create ----------------------------------------------------------------------------
 
     def create_batch(self, raw: bytes, tags: dict[str, str],
-                     base_url: str = "") -> dict[str, Any]:
+                     base_url: str = "", *, beta: bool = False) -> dict[str, Any]:
         """Validate the body, store its requests, draw faults, start the clock."""
         settings = self.runtime.settings.anthropic
         if len(raw) > settings.max_body_bytes:
@@ -87,6 +90,9 @@ class AnthropicService:
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list):
             raise invalid_request("requests: Field required")
+        for name in body:
+            if name != "requests":
+                raise invalid_request(f"{name}: Extra inputs are not permitted")
         if not requests:
             raise invalid_request("requests: List should have at least 1 item after "
                                   "validation, not 0")
@@ -106,7 +112,7 @@ class AnthropicService:
                                         separators=(",", ":")).encode() + b"\n")
                 if messages.failure(item["params"], batch_id=batch_id,
                                     custom_id=item["custom_id"], seed=rt.settings.seed,
-                                    item_errors=faults.item_errors) is not None:
+                                    item_errors=faults.item_errors, beta=beta) is not None:
                     failing.append(i)
         total = len(requests)
         del body, requests
@@ -122,7 +128,7 @@ class AnthropicService:
                     halt_fraction=faults.stuck.at_fraction if faults.stuck else None,
                     expire_fraction=faults.expire.at_fraction if faults.expire else None),
                 order=FinishOrder(total, batch_id, failing), item_errors=faults.item_errors,
-                tags=tags, poison=faults.poison)
+                tags=tags, poison=faults.poison, beta=beta)
             self.batches[batch_id] = record
         rt.stats.batch_created(PROVIDER, tags)
         return self.view(record, base_url)
@@ -239,7 +245,8 @@ class AnthropicService:
                     counts[cut] += 1
                 else:
                     failed = messages.failure(params, batch_id=record.id, custom_id=custom_id,
-                                              seed=seed, item_errors=record.item_errors)
+                                              seed=seed, item_errors=record.item_errors,
+                                              beta=record.beta)
                     if failed is not None:
                         result = messages.errored(failed[0], failed[1], f"req_{h[:24]}")
                         counts["errored"] += 1
@@ -274,8 +281,6 @@ def _check_item(i: int, item: Any, seen: set[str]) -> None:
     params = item.get("params")
     if not isinstance(params, dict):
         raise invalid_request(f"requests.{i}.params: Field required")
-    for name in ("model", "max_tokens", "messages"):
-        if name not in params:
-            raise invalid_request(f"requests.{i}.params.{name}: Field required")
-    if not isinstance(params["model"], str) or not params["model"]:
-        raise invalid_request(f"requests.{i}.params.model: Input should be a valid string")
+    for name in item:
+        if name not in ("custom_id", "params"):
+            raise invalid_request(f"requests.{i}.{name}: Extra inputs are not permitted")

@@ -15,11 +15,11 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from llmbatch.emulator import synth
 
-__all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage"]
+__all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage", "unrecognized"]
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
@@ -76,11 +76,30 @@ def _positive_int(body: Mapping[str, Any], name: str) -> Rejection | None:
     return None
 
 
+def unrecognized(body: Mapping[str, Any], names: frozenset[str]) -> str | None:
+    """OpenAI's refusal of the first body name its request schema lacks, if any."""
+    extra = next((name for name in body if name not in names), None)
+    return None if extra is None else f"Unrecognized request argument supplied: {extra}"
+
+
 class ChatCompletions:
     """``/v1/chat/completions``."""
 
+    # ``CreateChatCompletionRequest`` (OpenAI's API description, its allOf merged). Checked
+    # against the description by tests/contract/test_emulator_strictness.py.
+    NAMES: Final = frozenset({
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+        "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+        "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
+
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Missing messages, bad token limits, bad ``n``, streaming."""
+        """Unknown names, missing messages, bad token limits, bad ``n``, streaming."""
+        if message := unrecognized(body, self.NAMES):
+            return Rejection(400, message)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return Rejection(400, "Missing required parameter: 'messages'.", "messages",
@@ -177,8 +196,12 @@ def _embedding_inputs(value: Any) -> list[Any] | None:
 class Embeddings:
     """``/v1/embeddings``: deterministic unit vectors, ``dimensions`` or the configured size."""
 
+    NAMES: Final = frozenset({"dimensions", "encoding_format", "input", "model", "user"})
+
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Missing or empty input, bad dimensions."""
+        """Unknown names, missing or empty input, bad dimensions."""
+        if message := unrecognized(body, self.NAMES):
+            return Rejection(400, message)
         if "input" not in body:
             return Rejection(400, "Missing required parameter: 'input'.", "input",
                              "missing_required_parameter")
