@@ -235,8 +235,8 @@ def test_anthropic_params_names_match_the_api_description() -> None:
     schemas = json.loads(ANTHROPIC_SPEC.read_text(encoding="utf-8"))["components"]["schemas"]
     plain = set(schemas["CreateMessageParamsWithoutStream"]["properties"])
     beta = set(schemas["BetaCreateMessageParams"]["properties"])
-    assert PARAMS == plain | {"stream"}
-    assert BETA_PARAMS == beta - PARAMS
+    assert plain | {"stream"} == PARAMS
+    assert beta - PARAMS == BETA_PARAMS
 
 
 # --- OpenAI ------------------------------------------------------------------------------------

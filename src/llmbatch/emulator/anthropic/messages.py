@@ -78,6 +78,24 @@ def errored(kind: str, message: str, request_id: str) -> dict[str, Any]:
     return {"type": "errored", "error": error_envelope(kind, message, request_id)}
 
 
+def _tool_use(params: Mapping[str, Any], seed: bytes, message_id: str) -> dict[str, Any] | None:
+    """A ``tool_use`` block for about half the requests offering client tools (ones with an
+    ``input_schema``); always under ``tool_choice`` ``any`` or ``tool``, never under ``none``.
+    Its ``input`` satisfies the tool's ``input_schema``."""
+    tools = [t for t in params.get("tools") or [] if isinstance(t, Mapping)
+             and isinstance(t.get("name"), str) and isinstance(t.get("input_schema"), Mapping)]
+    choice = params.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, Mapping) else "auto"
+    forced = choice.get("name") if isinstance(choice, Mapping) and kind == "tool" else None
+    mode = {"any": "required", "tool": "required", "none": "none"}.get(str(kind), "auto")
+    if not tools or not synth.wants_tool_call(seed, mode):
+        return None
+    tool = tools[synth.pick_tool(seed, [t["name"] for t in tools], forced)]
+    return {"type": "tool_use", "id": "toolu_" + message_id.removeprefix("msg_"),
+            "name": tool["name"], "input": synth.json_instance(tool["input_schema"], seed),
+            "caller": {"type": "direct"}}
+
+
 def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     """The ``Message`` a successful request returns (spec ``Message``, all required keys)."""
     seed = synth.digest(params)
@@ -87,16 +105,23 @@ def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     n, cut = synth.reply_length(seed, max_tokens if isinstance(max_tokens, int) else None)
     config = params.get("output_config")
     fmt = config.get("format") if isinstance(config, Mapping) else None
-    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+    call = _tool_use(params, seed, message_id)
+    content: list[dict[str, Any]]
+    if call is not None:
+        content, stop = [call], "tool_use"
+        n = max(synth.estimate_tokens(json.dumps(call["input"])), 1)
+    elif isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
         text = json.dumps(synth.json_instance(fmt.get("schema"), seed), separators=(",", ":"))
-        cut = False
+        content, stop = [{"type": "text", "text": text, "citations": None}], "end_turn"
     else:
         text = synth.reply_words(seed, n)
+        content = [{"type": "text", "text": text, "citations": None}]
+        stop = "max_tokens" if cut else "end_turn"
     return {
         "id": message_id, "type": "message", "role": "assistant",
-        "content": [{"type": "text", "text": text, "citations": None}],
+        "content": content,
         "model": params.get("model"),
-        "stop_reason": "max_tokens" if cut else "end_turn",
+        "stop_reason": stop,
         "stop_sequence": None, "stop_details": None, "container": None,
         "usage": {
             "input_tokens": prompt - cached, "output_tokens": n,

@@ -131,18 +131,22 @@ class ChatCompletions:
                                              None)
             thought = length // 2 if reasoning_model and length > 1 else 0
             visible = max(length - thought, 1)
-            content, structured = self._content(body, choice_seed, visible)
-            if structured:
-                visible = max(synth.estimate_tokens(content), 1)
+            message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None,
+                                       "annotations": []}
+            call = self._tool_call(body, choice_seed, f"{response_id}{index}")
+            if call is not None:
+                message["tool_calls"] = [call]
+                visible, finish = max(synth.estimate_tokens(call["function"]["arguments"]),
+                                      1), "tool_calls"
+            else:
+                content, structured = self._content(body, choice_seed, visible)
+                if structured:
+                    visible = max(synth.estimate_tokens(content), 1)
+                message["content"], finish = content, "length" if cut else "stop"
             output += thought + visible
             reasoning += thought
-            choices.append({
-                "index": index,
-                "message": {"role": "assistant", "content": content, "refusal": None,
-                            "annotations": []},
-                "logprobs": None,
-                "finish_reason": "length" if cut else "stop",
-            })
+            choices.append({"index": index, "message": message, "logprobs": None,
+                            "finish_reason": finish})
         prompt = self.prompt_tokens(body)
         cached = synth.cached_tokens(seed, prompt)
         response = {
@@ -167,6 +171,28 @@ class ChatCompletions:
             "system_fingerprint": "fp_emulator",
         }
         return response, Usage(input=prompt, cached=cached, output=output, reasoning=reasoning)
+
+    @staticmethod
+    def _tool_call(body: Mapping[str, Any], seed: bytes, call_id: str) -> dict[str, Any] | None:
+        """A function tool call (``tools`` of type function), for about half the requests
+        that offer tools; always under ``tool_choice: required`` or a named function, never
+        under ``none``. Arguments satisfy the function's ``parameters`` schema."""
+        tools = [t["function"] for t in body.get("tools") or []
+                 if isinstance(t, Mapping) and t.get("type") == "function"
+                 and isinstance(t.get("function"), Mapping)
+                 and isinstance(t["function"].get("name"), str)]
+        choice = body.get("tool_choice", "auto")
+        forced = None
+        if isinstance(choice, Mapping):
+            named = choice.get("function")
+            forced = named.get("name") if isinstance(named, Mapping) else None
+            choice = "required"
+        if not tools or not synth.wants_tool_call(seed, str(choice)):
+            return None
+        tool = tools[synth.pick_tool(seed, [t["name"] for t in tools], forced)]
+        arguments = synth.json_instance(tool.get("parameters") or {"type": "object"}, seed)
+        return {"id": f"call_{call_id[:24]}", "type": "function",
+                "function": {"name": tool["name"], "arguments": json.dumps(arguments)}}
 
     @staticmethod
     def _content(body: Mapping[str, Any], seed: bytes, words: int) -> tuple[str, bool]:
