@@ -12,17 +12,36 @@ Errors are llmbatch's own: an emulator that cannot be reached is ``Infrastructur
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from llmbatch.errors import InfrastructureError, InputError
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "EmulatorControl"]
+__all__ = ["DEFAULT_URL", "URL_ENV", "EmulatorControl", "EmulatorHandle"]
 
 URL_ENV = "LLMBATCH_EMULATOR_URL"
 DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class EmulatorHandle(Protocol):
+    """What the contract harness needs of an emulator: its control API, in process
+    (``llmbatch.emulator.EmulatorServer``) or over HTTP (``EmulatorControl``)."""
+
+    def set_faults(self, rules: Iterable[Any], *,
+                   mode: Literal["replace", "append"] = ...) -> object: ...
+
+    def clear_faults(self) -> object: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def reset(self, *, faults: bool = True, stats: bool = True,
+              state: bool = False) -> None: ...
+
+    def advance_clock(self, seconds: float) -> float: ...
+
+    def settings(self) -> dict[str, Any]: ...
 
 
 class EmulatorControl:
@@ -69,12 +88,13 @@ class EmulatorControl:
         result: dict[str, Any] = self._call("GET", "/faults")
         return result
 
-    def set_faults(self, rules: Iterable[Mapping[str, Any]], *,
+    def set_faults(self, rules: Iterable[Any], *,
                    mode: Literal["replace", "append"] = "append",
                    seed: int | None = None) -> dict[str, Any]:
         """Install rules (appended by default); returns the rule set now active."""
         result: dict[str, Any] = self._call("POST", "/faults", {
-            "rules": [dict(r) for r in rules], "mode": mode, "seed": seed})
+            "rules": [r.model_dump(mode="json") if hasattr(r, "model_dump") else dict(r)
+                      for r in rules], "mode": mode, "seed": seed})
         return result
 
     def clear_faults(self) -> dict[str, Any]:
