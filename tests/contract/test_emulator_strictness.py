@@ -228,7 +228,7 @@ def test_anthropic_params_are_judged_per_request_and_fail_alone(anthropic: Anthr
 
 
 def test_anthropic_params_names_match_the_api_description() -> None:
-    from llmbatch.emulator.anthropic.messages import BETA_PARAMS, PARAMS
+    from llmbatch.emulator.anthropic.lines import BETA_PARAMS, PARAMS
 
     if not ANTHROPIC_SPEC.exists():
         pytest.skip("../shared/specs is not beside this checkout")

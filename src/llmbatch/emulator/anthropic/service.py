@@ -15,49 +15,23 @@ written once, when the batch ends, and streamed back. Phases come from the share
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmbatch.emulator.anthropic import messages
+from llmbatch.emulator.anthropic import lines
 from llmbatch.emulator.anthropic.errors import PROVIDER, anthropic_error, invalid_request
-from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault, json_line, poison_answer
-from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
+from llmbatch.emulator.anthropic.results import results_blob, write_results
+from llmbatch.emulator.anthropic.state import BatchRecord, render_batch, rfc3339
+from llmbatch.emulator.progress import FinishOrder, Schedule, Snapshot
 from llmbatch.emulator.runtime import EmulatorRuntime
 
 __all__ = ["AnthropicService", "BatchRecord", "rfc3339"]
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 RETENTION_S = 29 * 86_400
-_COUNTERS = ("processing", "succeeded", "errored", "canceled", "expired")
-
-
-def rfc3339(moment: float) -> str:
-    """``2024-09-24T18:37:24.100435Z``."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class BatchRecord:
-    """One batch: its schedule, where its requests are, and (once ended) its result counts."""
-
-    id: str
-    created_at: float
-    total: int
-    blob: str
-    schedule: Schedule
-    order: FinishOrder
-    item_errors: ItemErrorsFault | None
-    tags: dict[str, str]
-    counts: dict[str, int] | None = None
-    poison: PoisonOutputFault | None = None
-    beta: bool = False  # created with anthropic-beta: the beta params are accepted
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class AnthropicService:
@@ -110,7 +84,7 @@ class AnthropicService:
             for i, item in enumerate(requests):
                 handle.write(json.dumps(item, ensure_ascii=False,
                                         separators=(",", ":")).encode() + b"\n")
-                if messages.failure(item["params"], batch_id=batch_id,
+                if lines.failure(item["params"], batch_id=batch_id,
                                     custom_id=item["custom_id"], seed=rt.settings.seed,
                                     item_errors=faults.item_errors, beta=beta) is not None:
                     failing.append(i)
@@ -186,7 +160,7 @@ class AnthropicService:
         with self.lock:
             self.batches.pop(batch_id, None)
         self.runtime.blobs.delete(record.blob)
-        self.runtime.blobs.delete(f"{record.blob}.results")
+        self.runtime.blobs.delete(results_blob(record))
         return {"id": batch_id, "type": "message_batch_deleted"}
 
     def results_path(self, batch_id: str) -> Path:
@@ -196,7 +170,7 @@ class AnthropicService:
         if record.counts is None:
             raise anthropic_error(404, f"Results for message batch {batch_id} are not "
                                   "available yet.")
-        return self.runtime.blobs.path(f"{record.blob}.results")
+        return self.runtime.blobs.path(results_blob(record))
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -207,59 +181,9 @@ class AnthropicService:
         """The MessageBatch as of now, writing the results first if it just ended."""
         with record.lock:
             snap = self._snapshot(record)
-            ended = snap.phase.terminal
-            if ended and record.counts is None:
-                record.counts = self._write_results(record, snap)
-        counts = dict(record.counts) if ended and record.counts else {
-            **dict.fromkeys(_COUNTERS, 0), "processing": record.total}
-        ended_at = max(snap.times.values()) if ended and snap.times else None
-        cancel_at = record.schedule.cancel_requested_at
-        status = "ended" if ended else ("canceling" if snap.phase is Phase.CANCELLING
-                                        else "in_progress")
-        return {
-            "id": record.id, "type": "message_batch", "processing_status": status,
-            "request_counts": counts,
-            "ended_at": rfc3339(ended_at) if ended_at is not None else None,
-            "created_at": rfc3339(record.created_at),
-            "expires_at": rfc3339(record.schedule.deadline),
-            "archived_at": None,
-            "cancel_initiated_at": rfc3339(cancel_at) if cancel_at is not None else None,
-            "results_url": (f"{base_url}/v1/messages/batches/{record.id}/results"
-                            if ended else None),
-        }
-
-    def _write_results(self, record: BatchRecord, snap: Snapshot) -> dict[str, int]:
-        """Write every request's result line (one JSON object per line, no blank line)."""
-        counts = dict.fromkeys(_COUNTERS, 0)
-        cut = "expired" if snap.phase is Phase.EXPIRED else "canceled"
-        seed = self.runtime.settings.seed
-        src = self.runtime.blobs.path(record.blob)
-        dst = self.runtime.blobs.path(f"{record.blob}.results")
-        with src.open("rb") as requests, dst.open("wb") as out:
-            for index, raw in enumerate(requests):
-                item = json.loads(raw)
-                custom_id, params = item["custom_id"], item["params"]
-                h = hashlib.sha256(f"{record.id}:{index}".encode()).hexdigest()
-                if record.order.rank(index) >= snap.finished:
-                    result: dict[str, Any] = {"type": cut}
-                    counts[cut] += 1
-                else:
-                    failed = messages.failure(params, batch_id=record.id, custom_id=custom_id,
-                                              seed=seed, item_errors=record.item_errors,
-                                              beta=record.beta)
-                    if failed is not None:
-                        result = messages.errored(failed[0], failed[1], f"req_{h[:24]}")
-                        counts["errored"] += 1
-                    else:
-                        answer = messages.message(params, f"msg_{h[24:48]}")
-                        poison = record.poison
-                        if poison is not None and poison.hits(seed, record.id, custom_id):
-                            answer = poison_answer(answer, poison.poison)
-                        result = {"type": "succeeded", "message": answer}
-                        counts["succeeded"] += 1
-                line = {"custom_id": custom_id, "result": result}
-                out.write(json_line(line) + b"\n")
-        return counts
+            if snap.phase.terminal and record.counts is None:
+                record.counts = write_results(self.runtime, record, snap)
+        return render_batch(record, snap, base_url)
 
 
 def _check_item(i: int, item: Any, seen: set[str]) -> None:
