@@ -105,3 +105,14 @@ def test_no_emulator_is_one_line_and_exit_3() -> None:
     result = llmbatch("emulator", "faults", "list", "--url", f"http://127.0.0.1:{_free_port()}")
     assert result.returncode == 3
     assert "no emulator answers at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_the_emulator_extra_the_cli_says_what_to_install() -> None:
+    """A core install (no fastapi/uvicorn) runs every other command; ``llmbatch emulator``
+    names the extra in one line, exit 2."""
+    script = ("import sys; sys.modules['uvicorn'] = None; sys.modules['fastapi'] = None; "
+              "sys.argv = ['llmbatch', 'emulator']; from llmbatch.cli.main import main; main()")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 2, result
+    assert "llmbatch[emulator]" in result.stderr and "Traceback" not in result.stderr
