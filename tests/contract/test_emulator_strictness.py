@@ -227,6 +227,51 @@ def test_anthropic_params_are_judged_per_request_and_fail_alone(anthropic: Anthr
     assert beta["r-0"]["type"] == "succeeded"
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    (_params(messages=[{"role": "user", "content": [{"type": "text", "txt": "hi"}]}]),
+     "messages.0.content.0.txt: Extra inputs are not permitted"),
+    (_params(messages=[{"role": "user", "content": "hi", "name": "x"}]),
+     "messages.0.name: Extra inputs are not permitted"),
+    (_params(messages=[{"role": "user", "content": [{"type": "picture", "data": "x"}]}]),
+     "messages.0.content.0: Input tag 'picture' found using 'type' does not match any of the "
+     "expected tags"),
+    (_params(temperature="warm"), "temperature: Input should be a valid number"),
+    (_params(tools=[{"name": "t", "input_schema": {"type": "object"}, "strict_mode": True}]),
+     "tools.0.strict_mode: Extra inputs are not permitted"),
+])
+def test_anthropic_params_are_checked_against_the_api_description(
+        params: dict[str, Any], message: str) -> None:
+    from llmbatch.emulator.anthropic.lines import failure
+
+    assert failure(params, batch_id="b", custom_id="c", seed=0, item_errors=None) == (
+        "invalid_request_error", message)
+
+
+def test_anthropic_valid_params_pass_the_description() -> None:
+    from llmbatch.emulator.anthropic.lines import failure
+
+    params = _params(system=[{"type": "text", "text": "be brief",
+                              "cache_control": {"type": "ephemeral"}}],
+                     tools=[{"name": "weather", "description": "w",
+                             "input_schema": {"type": "object", "properties": {}}}],
+                     tool_choice={"type": "auto"}, temperature=0.3, stop_sequences=["x"],
+                     output_config={"format": {"type": "json_schema",
+                                               "schema": {"type": "object"}}},
+                     messages=[{"role": "user", "content": "hi"},
+                               {"role": "assistant", "content": [{"type": "text", "text": "?"}]},
+                               {"role": "user", "content": [{"type": "text", "text": "go"}]}])
+    assert failure(params, batch_id="b", custom_id="c", seed=0, item_errors=None) is None
+
+
+def test_anthropic_params_schema_matches_a_fresh_extraction_when_the_spec_is_present() -> None:
+    extractor = load_extractor("extract_anthropic_params_schema")
+    if not (SPECS / extractor.SPEC).exists():
+        pytest.skip("../shared/specs is not beside this checkout")
+    fresh = extractor.render(extractor.extract(SPECS))
+    assert fresh == extractor.OUTPUT.read_text(encoding="utf-8"), (
+        "re-run tests/fixtures/extract_anthropic_params_schema.py")
+
+
 def test_anthropic_params_names_match_the_api_description() -> None:
     from llmbatch.emulator.anthropic.lines import BETA_PARAMS, PARAMS
 

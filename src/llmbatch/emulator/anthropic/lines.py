@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.emulator.anthropic.errors import error_envelope
+from llmbatch.emulator.anthropic.params import params_error
 from llmbatch.emulator.faults import ItemErrorsFault
 
 __all__ = ["BETA_PARAMS", "PARAMS", "errored", "failure"]
@@ -60,6 +61,8 @@ def failure(params: Mapping[str, Any], *, batch_id: str, custom_id: str, seed: i
         return "invalid_request_error", "messages: at least one message is required"
     if params.get("stream"):
         return "invalid_request_error", "stream: streaming is not supported in batches"
+    if (message := params_error(params, beta=beta)) is not None:
+        return "invalid_request_error", message
     if item_errors is None or item_errors.rate <= 0:
         return None
     draw = hashlib.blake2b(f"{seed}:{batch_id}:{custom_id}".encode(), digest_size=8).digest()
