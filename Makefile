@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench polling-sim clean
+.PHONY: demo test test-unit test-service test-contract test-integration test-chaos lint bench \
+	polling-sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +14,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo runs on the emulator: .[dev] includes the llmbatch[emulator] extra.
 demo: $(STAMP)
 	$(BIN)/llmbatch demo
 
 test: $(STAMP)
 	$(BIN)/pytest
 
+# One tier at a time (docs/testing.md): unit needs nothing; service a database (SQLite, or
+# PostgreSQL when configured); contract the emulator in process; integration PostgreSQL,
+# Redis and worker processes; chaos is the slow part of integration.
 test-unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -m unit
+
+test-service: $(STAMP)
+	$(BIN)/pytest -m service
+
+test-contract: $(STAMP)
+	$(BIN)/pytest -m contract
+
+test-integration: $(STAMP)
+	$(BIN)/pytest -m "integration and not chaos"
+
+test-chaos: $(STAMP)
+	$(BIN)/pytest -m chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

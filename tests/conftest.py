@@ -9,9 +9,11 @@ fake clock starts its own ``EmulatorServer``.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +118,35 @@ def wait_for_batch(openai_client: Any) -> Callable[..., Any]:
             time.sleep(0.05)
 
     return wait
+
+
+# --- test tiers (docs/testing.md) ---------------------------------------------------------------
+
+_TIER_OF_DIRECTORY = {"unit": "unit", "service": "service", "contract": "contract",
+                      "plugin_provider": "contract", "integration": "integration"}
+_EMULATOR_FIXTURES = frozenset({"emulator", "emu", "openai_client", "submit_batch",
+                                "wait_for_batch"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, from its directory: a test under ``tests/unit`` that
+    runs the emulator over loopback HTTP (an emulator fixture, or a module that starts an
+    ``EmulatorServer``) is ``contract``, not ``unit``. ``-m unit`` is then pure code."""
+    root = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        try:
+            top = path.relative_to(root).parts[0]
+        except ValueError:
+            continue
+        tier = _TIER_OF_DIRECTORY.get(top)
+        if tier == "unit" and (_EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ()))
+                               or "EmulatorServer" in _module_source(path)):
+            tier = "contract"
+        if tier is not None and item.get_closest_marker(tier) is None:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@functools.cache
+def _module_source(path: Path) -> str:
+    return path.read_text(encoding="utf-8")

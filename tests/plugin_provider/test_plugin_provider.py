@@ -17,8 +17,6 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from contract.harness import TEST_API_KEY, ProviderHarness, TagHeader, running_harness
-from contract.test_provider_contract import EVERY_PROVIDER
 from llmbatch.config import AppConfig, DatabaseConfig, ModelConfig, PollingConfig, ProviderConfig
 from llmbatch.domain.models import BatchProgress
 from llmbatch.domain.states import JobStatus
@@ -28,6 +26,14 @@ from llmbatch.providers.base import BatchProvider
 from llmbatch.providers.registry import ENTRY_POINT_GROUP, ProviderRegistry, available_providers
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.read_models import job_results
+from llmbatch.testing.contract.harness import (
+    TEST_API_KEY,
+    ProviderHarness,
+    TagHeader,
+    running_harness,
+)
+from llmbatch.testing.contract.scenarios import EVERY_PROVIDER
+from llmbatch.testing.control import EmulatorControl
 from service.harness import chat_line, real_provider_driver
 
 pytestmark = pytest.mark.contract
@@ -43,8 +49,8 @@ def provider_class() -> type[BatchProvider]:
     return cls
 
 
-def _forget_results(emulator: EmulatorServer) -> Callable[[BatchProvider, str, BatchProgress],
-                                                           None]:
+def _forget_results(emulator: EmulatorControl) -> Callable[[BatchProvider, str, BatchProgress],
+                                                            None]:
     def forget(adapter: BatchProvider, batch_id: str, progress: BatchProgress) -> None:
         httpx2.delete(f"{emulator.url}/anthropic/v1/messages/batches/{batch_id}", headers={
             "x-api-key": TEST_API_KEY, "anthropic-version": "2023-06-01"}).raise_for_status()
@@ -52,9 +58,10 @@ def _forget_results(emulator: EmulatorServer) -> Callable[[BatchProvider, str, B
     return forget
 
 
-def build_harness(emulator: EmulatorServer) -> ProviderHarness:
+def build_harness(emulator: EmulatorControl) -> ProviderHarness:
     """minibatch against the emulator's Message Batches surface (fault rules, call counts and
-    the clock are that surface's)."""
+    the clock are that surface's), steered over HTTP as a server of the package's own would
+    be: nothing here reaches into the emulator's process."""
     cls, tagger = provider_class(), TagHeader()
 
     def adapter(*, transport: Any = None, **config: Any) -> tuple[BatchProvider,
@@ -78,8 +85,9 @@ def build_harness(emulator: EmulatorServer) -> ProviderHarness:
 
 @pytest.fixture
 def harness(emulator: EmulatorServer) -> Iterator[ProviderHarness]:
-    """The contract scenarios' harness, for minibatch."""
-    yield from running_harness(build_harness, emulator)
+    """The contract scenarios' harness, for minibatch, through the control API over HTTP."""
+    with EmulatorControl(emulator.url) as control:
+        yield from running_harness(build_harness, control)
 
 
 # The contract scenarios every provider passes, collected here against minibatch's ``harness``.

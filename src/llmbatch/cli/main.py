@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
@@ -46,6 +47,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(emulator_app, name="emulator")
 
 console = Console()
 # Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
@@ -297,16 +299,6 @@ def _beat_schedule_path(cfg: AppConfig) -> Path:
 
     digest = hashlib.sha256(cfg.broker.url.encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"llmbatch-beat-{digest}"
-
-
-@app.command()
-def emulator(host: str = "127.0.0.1", port: int = 8765,
-             profile: Annotated[Path | None, typer.Option(
-                 help="YAML with timing, limits and faults")] = None) -> None:
-    """Serve emulated provider batch APIs (offline testing, the demo, benchmarks)."""
-    from llmbatch.emulator.server import serve
-
-    serve(host, port, profile)
 
 
 @db_app.command("upgrade")

@@ -1,8 +1,9 @@
 """Offline, stateful imitations of the providers' batch APIs, for tests, demo and benchmarks.
 
-One server, one path prefix per provider (``/openai/v1``; Anthropic and Gemini to follow),
-shared clock, blob store, fault injection and control endpoint (``/_emulator``). The official
-SDKs work against it unchanged::
+One server, one path prefix per provider (``/openai/v1``, ``/anthropic``, ``/gemini``), shared
+clock, blob store, fault injection and control endpoint (``/_emulator``). The official SDKs
+work against it unchanged, and it refuses what the real APIs refuse, in their own error
+shapes. Needs the ``llmbatch[emulator]`` extra (FastAPI, uvicorn); docs/emulator.md::
 
     from llmbatch.emulator import EmulatorServer, load_profile
     with EmulatorServer(load_profile("fast")) as emu:

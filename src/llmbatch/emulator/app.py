@@ -31,8 +31,8 @@ __all__ = ["PROVIDERS", "create_app"]
 
 ProviderInstaller = Callable[[FastAPI, EmulatorRuntime], object]
 
-#: provider name -> (path prefix, installer). Anthropic (``/anthropic``) and Gemini
-#: (``/gemini``) join here as sibling modules.
+#: provider name -> (path prefix, installer). Each provider package has the same layout
+#: (docs/emulator.md, "Layout").
 PROVIDERS: dict[str, tuple[str, ProviderInstaller]] = {
     "openai": ("/openai/", openai_emulator.install),
     "anthropic": ("/anthropic/", anthropic_emulator.install),

@@ -53,7 +53,7 @@ class EmulatorRuntime:
             settings=settings,
             clock=clock or ShiftableClock(),
             blobs=BlobStore(settings.data_dir),
-            ids=IdFactory(settings.seed),
+            ids=IdFactory(settings.seed, reproducible=settings.reproducible_ids),
             faults=FaultInjector(settings.faults),
             stats=Stats(),
         )

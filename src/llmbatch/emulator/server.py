@@ -137,6 +137,10 @@ class EmulatorServer:
         """The same counters as ``GET /_emulator/stats``."""
         return self.runtime.stats.snapshot()
 
+    def settings(self) -> dict[str, Any]:
+        """The settings as ``GET /_emulator/settings`` shows them (JSON values)."""
+        return self.runtime.settings.model_dump(mode="json")
+
     def reset(self, *, faults: bool = True, stats: bool = True, state: bool = False) -> None:
         """Profile faults back, stats zeroed, optionally every file and batch dropped."""
         self.runtime.reset(faults=faults, stats=stats, state=state)

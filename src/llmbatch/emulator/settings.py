@@ -114,7 +114,11 @@ class EmulatorSettings(_Frozen):
     api_keys: tuple[str, ...] | None = Field(
         None, description="Accepted API keys; None accepts any non-empty key"
     )
-    seed: int = Field(0, description="Seeds ids and output shuffling (outputs depend on bodies)")
+    seed: int = Field(0, description="Seeds ids, finish order and fault draws (outputs "
+                                     "depend on request bodies alone)")
+    reproducible_ids: bool = Field(
+        False, description="Same seed, same ids on every start; else ids carry a random "
+                           "per-start nonce and never repeat across restarts")
     data_dir: Path | None = Field(
         None, description="Where file bytes live; None = a temp dir removed at shutdown"
     )

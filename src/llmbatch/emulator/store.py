@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -82,14 +83,18 @@ class BlobStore:
 
 
 class IdFactory:
-    """Provider-style ids (``file-…``, ``batch_…``) that are unique and reproducible.
+    """Provider-style ids (``file-…``, ``batch_…``) that are unique, across restarts too.
 
-    Ids hash a seed and a counter, so two emulators started with the same seed hand out the
-    same ids in the same order, which keeps test logs and snapshots comparable.
+    Ids hash the seed, a run nonce and a counter. By default the nonce is random per
+    emulator start, so a restarted emulator never hands out an id an earlier run issued (a
+    client holding an old batch id gets 404, not someone else's batch). ``reproducible=True``
+    (settings ``reproducible_ids``) drops the nonce: two emulators started with the same seed
+    then hand out the same ids in the same order, for comparable logs and snapshots.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, *, reproducible: bool = False) -> None:
         self._seed = seed
+        self._nonce = "" if reproducible else secrets.token_hex(8)
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
@@ -97,7 +102,7 @@ class IdFactory:
         """``prefix`` followed by ``length`` characters of ``hex`` or ``base62``."""
         with self._lock:
             n = next(self._counter)
-        digest = hashlib.sha256(f"{self._seed}:{prefix}:{n}".encode()).digest()
+        digest = hashlib.sha256(f"{self._seed}:{self._nonce}:{prefix}:{n}".encode()).digest()
         if alphabet == "hex":
             return prefix + digest.hex()[:length]
         value = int.from_bytes(digest, "big")

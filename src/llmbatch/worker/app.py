@@ -88,7 +88,7 @@ def make_celery(config: AppConfig) -> Celery:
     )
     from llmbatch.worker.tasks import register_tasks
 
-    register_tasks(app, config)
+    register_tasks(app, config, CeleryPublisher)
     os.environ.setdefault("FORKED_BY_MULTIPROCESSING", "1")
     return app
 

@@ -18,20 +18,22 @@ from llmbatch.service_layer import tasks as names
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
+from llmbatch.service_layer.unit_of_work import Publisher
 
 __all__ = ["register_tasks"]
 
 
-def register_tasks(app: Celery, config: AppConfig) -> None:
-    """Bind the service functions to task names on ``app``."""
+def register_tasks(app: Celery, config: AppConfig,
+                   publisher: Callable[[Celery], Publisher]) -> None:
+    """Bind the service functions to task names on ``app``; ``publisher(app)`` is how the
+    tasks' runtime publishes follow-up tasks (given by ``worker.app``, which this module must
+    not import: it imports this one)."""
     state: dict[str, Any] = {}
 
     def runtime() -> Runtime:
         # One runtime per process: engines and SDK clients must not cross a fork.
         if state.get("pid") != os.getpid():
-            from llmbatch.worker.app import CeleryPublisher
-
-            state["runtime"] = build_runtime(config, CeleryPublisher(app))
+            state["runtime"] = build_runtime(config, publisher(app))
             state["pid"] = os.getpid()
         rt: Runtime = state["runtime"]
         return rt

@@ -1,60 +1,35 @@
-"""One request's fate in a batch, and the result line that reports it.
-
-Like the OpenAI emulator, the fate is a pure function of the request, the batch id, the seed
-and the drawn ``item_errors`` fault: computed once at create (so the count of failures is
-known) and again when the results are written, with no per-line storage. Successful replies
-are ``Message`` objects from ``synth`` (deterministic text, plausible usage).
+"""What a successful request answers: a ``Message`` (spec ``Message``, every required key)
+whose text and usage derive from the params alone (see ``synth``); a ``tool_use`` block for
+requests offering tools, a JSON text for ``output_config.format`` ``json_schema``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from llmbatch.emulator import synth
-from llmbatch.emulator.anthropic.errors import error_envelope
-from llmbatch.emulator.faults import ItemErrorsFault
 
-__all__ = ["errored", "failure", "message"]
-
-_INJECTED = {429: ("rate_limit_error", "Rate limited (injected fault)."),
-             529: ("overloaded_error", "Overloaded"),
-             400: ("invalid_request_error", "Invalid request (injected fault).")}
+__all__ = ["message"]
 
 
-def failure(params: Mapping[str, Any], *, batch_id: str, custom_id: str, seed: int,
-            item_errors: ItemErrorsFault | None) -> tuple[str, str] | None:
-    """(error type, message) if this request errors, else None.
-
-    Params are validated per request, as Anthropic does (asynchronously): the checks here are
-    the ones a plain Messages call would fail on that create-time validation lets through.
-    """
-    max_tokens = params.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        return ("invalid_request_error",
-                "max_tokens: Input should be greater than or equal to 1")
-    messages = params.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "invalid_request_error", "messages: at least one message is required"
-    if params.get("stream"):
-        return "invalid_request_error", "stream: streaming is not supported in batches"
-    if item_errors is None or item_errors.rate <= 0:
+def _tool_use(params: Mapping[str, Any], seed: bytes, message_id: str) -> dict[str, Any] | None:
+    """A ``tool_use`` block for about half the requests offering client tools (ones with an
+    ``input_schema``); always under ``tool_choice`` ``any`` or ``tool``, never under ``none``.
+    Its ``input`` satisfies the tool's ``input_schema``."""
+    tools = [t for t in params.get("tools") or [] if isinstance(t, Mapping)
+             and isinstance(t.get("name"), str) and isinstance(t.get("input_schema"), Mapping)]
+    choice = params.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, Mapping) else "auto"
+    forced = choice.get("name") if isinstance(choice, Mapping) and kind == "tool" else None
+    mode = {"any": "required", "tool": "required", "none": "none"}.get(str(kind), "auto")
+    if not tools or not synth.wants_tool_call(seed, mode):
         return None
-    draw = hashlib.blake2b(f"{seed}:{batch_id}:{custom_id}".encode(), digest_size=8).digest()
-    if int.from_bytes(draw[:6], "big") / 2**48 >= item_errors.rate:
-        return None
-    status = item_errors.status_code
-    kind, text = _INJECTED.get(status, ("api_error", "Internal server error (injected fault).")
-                               if status >= 500 else ("invalid_request_error",
-                                                      f"Request failed ({status}, injected)."))
-    return item_errors.code or kind, text
-
-
-def errored(kind: str, message: str, request_id: str) -> dict[str, Any]:
-    """An ``errored`` result."""
-    return {"type": "errored", "error": error_envelope(kind, message, request_id)}
+    tool = tools[synth.pick_tool(seed, [t["name"] for t in tools], forced)]
+    return {"type": "tool_use", "id": "toolu_" + message_id.removeprefix("msg_"),
+            "name": tool["name"], "input": synth.json_instance(tool["input_schema"], seed),
+            "caller": {"type": "direct"}}
 
 
 def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
@@ -66,16 +41,23 @@ def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     n, cut = synth.reply_length(seed, max_tokens if isinstance(max_tokens, int) else None)
     config = params.get("output_config")
     fmt = config.get("format") if isinstance(config, Mapping) else None
-    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+    call = _tool_use(params, seed, message_id)
+    content: list[dict[str, Any]]
+    if call is not None:
+        content, stop = [call], "tool_use"
+        n = max(synth.estimate_tokens(json.dumps(call["input"])), 1)
+    elif isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
         text = json.dumps(synth.json_instance(fmt.get("schema"), seed), separators=(",", ":"))
-        cut = False
+        content, stop = [{"type": "text", "text": text, "citations": None}], "end_turn"
     else:
         text = synth.reply_words(seed, n)
+        content = [{"type": "text", "text": text, "citations": None}]
+        stop = "max_tokens" if cut else "end_turn"
     return {
         "id": message_id, "type": "message", "role": "assistant",
-        "content": [{"type": "text", "text": text, "citations": None}],
+        "content": content,
         "model": params.get("model"),
-        "stop_reason": "max_tokens" if cut else "end_turn",
+        "stop_reason": stop,
         "stop_sequence": None, "stop_details": None, "container": None,
         "usage": {
             "input_tokens": prompt - cached, "output_tokens": n,

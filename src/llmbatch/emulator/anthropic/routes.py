@@ -93,8 +93,9 @@ def build_router(service: AnthropicService, prefix: str) -> APIRouter:
         raw = await request.body()
         tags = tags_of(raw, request.headers.get(TAGS_HEADER))
         await enter(request, "batches.create", tags)
-        return JSONResponse(await run_in_threadpool(service.create_batch, raw, tags,
-                                                    base_url(request)))
+        beta = bool(request.headers.get("anthropic-beta"))
+        return JSONResponse(await run_in_threadpool(
+            lambda: service.create_batch(raw, tags, base_url(request), beta=beta)))
 
     @router.get("/v1/messages/batches")
     async def list_batches(request: Request) -> JSONResponse:
@@ -131,7 +132,7 @@ def build_router(service: AnthropicService, prefix: str) -> APIRouter:
         path = await run_in_threadpool(service.results_path, batch_id)
         handle = path.open("rb")  # opened here: a delete racing the download cannot break it
         size = os.fstat(handle.fileno()).st_size
-        return StreamingResponse(_stream(handle), media_type="application/binary",
+        return StreamingResponse(_stream(handle), media_type="application/x-jsonl",
                                  headers={"content-length": str(size)})
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -2,8 +2,10 @@
 
 Validation at create is what the real service does synchronously (PROVIDER_APIS.md B.2, B.4):
 body shape, 1..100,000 requests, the 256 MB body (413 ``request_too_large``), the custom_id
-pattern and uniqueness, ``params`` with ``model`` and ``max_tokens``. Everything else about a
-request's params is judged per request and lands as an ``errored`` result, as for real.
+pattern and uniqueness, ``params`` an object, no names beyond ``requests``/``custom_id``/``params``
+(400 "...: Extra inputs are not permitted"). ``params`` themselves are validated
+asynchronously, as for real (B.2): a missing ``max_tokens`` or ``model``, or a name the
+Messages API does not take, lands as an ``errored`` result of that request alone.
 
 Requests are kept in the blob store (one JSONL blob per batch), never in memory; results are
 written once, when the batch ends, and streamed back. Phases come from the shared
@@ -13,48 +15,23 @@ written once, when the batch ends, and streamed back. Phases come from the share
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmbatch.emulator.anthropic import messages
+from llmbatch.emulator.anthropic import lines
 from llmbatch.emulator.anthropic.errors import PROVIDER, anthropic_error, invalid_request
-from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault, json_line, poison_answer
-from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
+from llmbatch.emulator.anthropic.results import results_blob, write_results
+from llmbatch.emulator.anthropic.state import BatchRecord, render_batch, rfc3339
+from llmbatch.emulator.progress import FinishOrder, Schedule, Snapshot
 from llmbatch.emulator.runtime import EmulatorRuntime
 
 __all__ = ["AnthropicService", "BatchRecord", "rfc3339"]
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 RETENTION_S = 29 * 86_400
-_COUNTERS = ("processing", "succeeded", "errored", "canceled", "expired")
-
-
-def rfc3339(moment: float) -> str:
-    """``2024-09-24T18:37:24.100435Z``."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class BatchRecord:
-    """One batch: its schedule, where its requests are, and (once ended) its result counts."""
-
-    id: str
-    created_at: float
-    total: int
-    blob: str
-    schedule: Schedule
-    order: FinishOrder
-    item_errors: ItemErrorsFault | None
-    tags: dict[str, str]
-    counts: dict[str, int] | None = None
-    poison: PoisonOutputFault | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class AnthropicService:
@@ -74,7 +51,7 @@ class AnthropicService:
     # -- create ----------------------------------------------------------------------------
 
     def create_batch(self, raw: bytes, tags: dict[str, str],
-                     base_url: str = "") -> dict[str, Any]:
+                     base_url: str = "", *, beta: bool = False) -> dict[str, Any]:
         """Validate the body, store its requests, draw faults, start the clock."""
         settings = self.runtime.settings.anthropic
         if len(raw) > settings.max_body_bytes:
@@ -87,6 +64,9 @@ class AnthropicService:
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list):
             raise invalid_request("requests: Field required")
+        for name in body:
+            if name != "requests":
+                raise invalid_request(f"{name}: Extra inputs are not permitted")
         if not requests:
             raise invalid_request("requests: List should have at least 1 item after "
                                   "validation, not 0")
@@ -104,9 +84,9 @@ class AnthropicService:
             for i, item in enumerate(requests):
                 handle.write(json.dumps(item, ensure_ascii=False,
                                         separators=(",", ":")).encode() + b"\n")
-                if messages.failure(item["params"], batch_id=batch_id,
+                if lines.failure(item["params"], batch_id=batch_id,
                                     custom_id=item["custom_id"], seed=rt.settings.seed,
-                                    item_errors=faults.item_errors) is not None:
+                                    item_errors=faults.item_errors, beta=beta) is not None:
                     failing.append(i)
         total = len(requests)
         del body, requests
@@ -122,7 +102,7 @@ class AnthropicService:
                     halt_fraction=faults.stuck.at_fraction if faults.stuck else None,
                     expire_fraction=faults.expire.at_fraction if faults.expire else None),
                 order=FinishOrder(total, batch_id, failing), item_errors=faults.item_errors,
-                tags=tags, poison=faults.poison)
+                tags=tags, poison=faults.poison, beta=beta)
             self.batches[batch_id] = record
         rt.stats.batch_created(PROVIDER, tags)
         return self.view(record, base_url)
@@ -180,7 +160,7 @@ class AnthropicService:
         with self.lock:
             self.batches.pop(batch_id, None)
         self.runtime.blobs.delete(record.blob)
-        self.runtime.blobs.delete(f"{record.blob}.results")
+        self.runtime.blobs.delete(results_blob(record))
         return {"id": batch_id, "type": "message_batch_deleted"}
 
     def results_path(self, batch_id: str) -> Path:
@@ -190,7 +170,7 @@ class AnthropicService:
         if record.counts is None:
             raise anthropic_error(404, f"Results for message batch {batch_id} are not "
                                   "available yet.")
-        return self.runtime.blobs.path(f"{record.blob}.results")
+        return self.runtime.blobs.path(results_blob(record))
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -201,58 +181,9 @@ class AnthropicService:
         """The MessageBatch as of now, writing the results first if it just ended."""
         with record.lock:
             snap = self._snapshot(record)
-            ended = snap.phase.terminal
-            if ended and record.counts is None:
-                record.counts = self._write_results(record, snap)
-        counts = dict(record.counts) if ended and record.counts else {
-            **dict.fromkeys(_COUNTERS, 0), "processing": record.total}
-        ended_at = max(snap.times.values()) if ended and snap.times else None
-        cancel_at = record.schedule.cancel_requested_at
-        status = "ended" if ended else ("canceling" if snap.phase is Phase.CANCELLING
-                                        else "in_progress")
-        return {
-            "id": record.id, "type": "message_batch", "processing_status": status,
-            "request_counts": counts,
-            "ended_at": rfc3339(ended_at) if ended_at is not None else None,
-            "created_at": rfc3339(record.created_at),
-            "expires_at": rfc3339(record.schedule.deadline),
-            "archived_at": None,
-            "cancel_initiated_at": rfc3339(cancel_at) if cancel_at is not None else None,
-            "results_url": (f"{base_url}/v1/messages/batches/{record.id}/results"
-                            if ended else None),
-        }
-
-    def _write_results(self, record: BatchRecord, snap: Snapshot) -> dict[str, int]:
-        """Write every request's result line (one JSON object per line, no blank line)."""
-        counts = dict.fromkeys(_COUNTERS, 0)
-        cut = "expired" if snap.phase is Phase.EXPIRED else "canceled"
-        seed = self.runtime.settings.seed
-        src = self.runtime.blobs.path(record.blob)
-        dst = self.runtime.blobs.path(f"{record.blob}.results")
-        with src.open("rb") as requests, dst.open("wb") as out:
-            for index, raw in enumerate(requests):
-                item = json.loads(raw)
-                custom_id, params = item["custom_id"], item["params"]
-                h = hashlib.sha256(f"{record.id}:{index}".encode()).hexdigest()
-                if record.order.rank(index) >= snap.finished:
-                    result: dict[str, Any] = {"type": cut}
-                    counts[cut] += 1
-                else:
-                    failed = messages.failure(params, batch_id=record.id, custom_id=custom_id,
-                                              seed=seed, item_errors=record.item_errors)
-                    if failed is not None:
-                        result = messages.errored(failed[0], failed[1], f"req_{h[:24]}")
-                        counts["errored"] += 1
-                    else:
-                        answer = messages.message(params, f"msg_{h[24:48]}")
-                        poison = record.poison
-                        if poison is not None and poison.hits(seed, record.id, custom_id):
-                            answer = poison_answer(answer, poison.poison)
-                        result = {"type": "succeeded", "message": answer}
-                        counts["succeeded"] += 1
-                line = {"custom_id": custom_id, "result": result}
-                out.write(json_line(line) + b"\n")
-        return counts
+            if snap.phase.terminal and record.counts is None:
+                record.counts = write_results(self.runtime, record, snap)
+        return render_batch(record, snap, base_url)
 
 
 def _check_item(i: int, item: Any, seen: set[str]) -> None:
@@ -274,8 +205,6 @@ def _check_item(i: int, item: Any, seen: set[str]) -> None:
     params = item.get("params")
     if not isinstance(params, dict):
         raise invalid_request(f"requests.{i}.params: Field required")
-    for name in ("model", "max_tokens", "messages"):
-        if name not in params:
-            raise invalid_request(f"requests.{i}.params.{name}: Field required")
-    if not isinstance(params["model"], str) or not params["model"]:
-        raise invalid_request(f"requests.{i}.params.model: Input should be a valid string")
+    for name in item:
+        if name not in ("custom_id", "params"):
+            raise invalid_request(f"requests.{i}.{name}: Extra inputs are not permitted")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.emulator import synth
+from llmbatch.emulator.gemini.fields import Violation, check
 
 __all__ = ["DEFAULT_DIMENSIONS", "MAX_DIMENSIONS", "TASK_TYPES", "reject", "respond"]
 
@@ -39,6 +40,10 @@ def _text(request: Mapping[str, Any]) -> str:
 
 def reject(request: Mapping[str, Any]) -> str | None:
     """The INVALID_ARGUMENT message this request gets, if any."""
+    try:
+        check(request, "EmbedContentRequest")
+    except Violation as exc:
+        return exc.message
     content = request.get("content")
     if not isinstance(content, Mapping):
         return "* EmbedContentRequest.content: content is not specified"

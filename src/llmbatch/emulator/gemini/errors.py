@@ -11,7 +11,7 @@ from typing import Any
 
 from llmbatch.emulator.runtime import EmulatorHTTPError
 
-__all__ = ["PROVIDER", "STATUS_NAMES", "fault_error", "rpc_error", "status_body"]
+__all__ = ["PROVIDER", "STATUS_NAMES", "bad_request", "fault_error", "rpc_error", "status_body"]
 
 PROVIDER = "gemini"
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
@@ -49,6 +49,14 @@ def rpc_error(code: int, message: str, *, reason: str | None = None,
         details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
                         "retryDelay": f"{retry_after_s:g}s"})
     return EmulatorHTTPError(code, {"error": status_body(code, message, details)})
+
+
+def bad_request(message: str, field: str) -> EmulatorHTTPError:
+    """400 INVALID_ARGUMENT for a refused field, with the ``google.rpc.BadRequest`` detail
+    Google adds (``fieldViolations``: the field path and the same text)."""
+    details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": field, "description": message}]}]
+    return EmulatorHTTPError(400, {"error": status_body(400, message, details)})
 
 
 def fault_error(status: int, message: str | None, retry_after_s: float | None = None

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmbatch.emulator import synth
+from llmbatch.emulator.gemini.fields import Violation, check
 
 __all__ = ["prompt_tokens", "reject", "respond"]
 
@@ -32,6 +33,10 @@ def _get(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
 def reject(request: Mapping[str, Any]) -> str | None:
     """The INVALID_ARGUMENT message this request gets, if any (proto field names, as Google's
     messages use them)."""
+    try:
+        check(request, "GenerateContentRequest")
+    except Violation as exc:
+        return exc.message
     contents = request.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified"
@@ -76,6 +81,31 @@ def prompt_tokens(request: Mapping[str, Any]) -> int:
     return total
 
 
+def _function_call(request: Mapping[str, Any], seed: bytes) -> dict[str, Any] | None:
+    """A ``functionCall`` part for about half the requests declaring functions; always under
+    ``functionCallingConfig.mode`` ``ANY`` (among ``allowedFunctionNames`` when given), never
+    under ``NONE``. ``args`` satisfy the declaration's ``parameters`` (Gemini ``Schema``) or
+    ``parametersJsonSchema``."""
+    declared = [d for tool in request.get("tools") or [] if isinstance(tool, Mapping)
+                for d in _get(tool, "functionDeclarations", "function_declarations") or []
+                if isinstance(d, Mapping) and isinstance(d.get("name"), str)]
+    tool_config = _get(request, "toolConfig", "tool_config")
+    calling = _get(tool_config, "functionCallingConfig", "function_calling_config") if \
+        isinstance(tool_config, Mapping) else None
+    mode = str(calling.get("mode", "AUTO")).upper() if isinstance(calling, Mapping) else "AUTO"
+    allowed = _get(calling, "allowedFunctionNames", "allowed_function_names") if isinstance(
+        calling, Mapping) else None
+    if isinstance(allowed, list) and allowed:
+        declared = [d for d in declared if d["name"] in allowed] or declared
+    wanted = {"ANY": "required", "NONE": "none"}.get(mode, "auto")
+    if not declared or not synth.wants_tool_call(seed, wanted):
+        return None
+    declaration = declared[synth.pick_tool(seed, [d["name"] for d in declared])]
+    schema = _get(declaration, "parametersJsonSchema", "parameters_json_schema") or \
+        declaration.get("parameters") or {"type": "OBJECT"}
+    return {"name": declaration["name"], "args": synth.json_instance(schema, seed)}
+
+
 def respond(request: Mapping[str, Any], *, model: str, response_id: str) -> dict[str, Any]:
     """A ``GenerateContentResponse`` with ``candidateCount`` candidates."""
     seed = synth.digest(request)
@@ -92,6 +122,12 @@ def respond(request: Mapping[str, Any], *, model: str, response_id: str) -> dict
     for index in range(int(_get(config, "candidateCount", "candidate_count") or 1)):
         cand_seed = synth.stream(seed, 32, f"candidate:{index}")
         length, cut = synth.reply_length(cand_seed, limit if isinstance(limit, int) else None)
+        call = _function_call(request, cand_seed)
+        if call is not None:
+            output += max(synth.estimate_tokens(json.dumps(call["args"])), 1)
+            candidates.append({"content": {"parts": [{"functionCall": call}], "role": "model"},
+                               "finishReason": "STOP", "index": index})
+            continue
         if mime == "application/json":
             text = json.dumps(synth.json_instance(schema, cand_seed) if schema
                               else {"answer": synth.reply_words(cand_seed, length)})

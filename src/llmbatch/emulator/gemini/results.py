@@ -18,16 +18,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmbatch.emulator.faults import json_line, poison_answer
 from llmbatch.emulator.gemini import embed, generate
 from llmbatch.emulator.gemini.errors import status_body
+from llmbatch.emulator.gemini.lines import line_failure
 from llmbatch.emulator.gemini.state import BatchRecord, FileRecord, Results
 from llmbatch.emulator.progress import Phase, Snapshot
-
-if TYPE_CHECKING:
-    from llmbatch.emulator.gemini.service import GeminiService
+from llmbatch.emulator.runtime import EmulatorRuntime
+from llmbatch.emulator.settings import GeminiSettings
 
 __all__ = ["write_results"]
 
@@ -48,15 +48,13 @@ def _error(code: int, message: str, inline: bool) -> dict[str, Any]:
             else status_body(code, message)}
 
 
-def write_results(service: GeminiService, batch: BatchRecord, snap: Snapshot
+def write_results(rt: EmulatorRuntime, batch: BatchRecord, snap: Snapshot
                   ) -> tuple[Results, FileRecord | None]:
     """Write the results of ``batch`` as of ``snap``; the file record for file input."""
-    from llmbatch.emulator.gemini.service import line_failure
-
-    rt = service.runtime
+    settings: GeminiSettings = rt.settings.gemini
     if Phase.RUNNING not in snap.times or snap.phase == Phase.FAILED:
         return Results(0, 0, None, None), None
-    unrun = _UNRUN.get(snap.phase) if service.settings.unfinished_requests == "error" else None
+    unrun = _UNRUN.get(snap.phase) if settings.unfinished_requests == "error" else None
     out_name = rt.ids.new("files/batch-", length=24, alphabet="hex")
     blob = out_name.replace("/", "-")
     succeeded = failed = 0
@@ -96,6 +94,6 @@ def write_results(service: GeminiService, batch: BatchRecord, snap: Snapshot
     record = FileRecord(name=out_name, display_name=f"{batch.display_name}-output",
                         mime_type="application/jsonl", size=rt.blobs.size(blob),
                         sha256=base64.b64encode(digest.digest()).decode(), created_at=made_at,
-                        expires_at=made_at + service.settings.result_retention_s,
+                        expires_at=made_at + settings.result_retention_s,
                         source="GENERATED", tags=batch.tags)
     return Results(succeeded, failed, out_name, None), record

@@ -25,8 +25,9 @@ import json
 from typing import IO, Any
 
 from llmbatch.emulator.faults import BatchFaults, ItemErrorsFault
-from llmbatch.emulator.gemini import embed, generate
-from llmbatch.emulator.gemini.errors import PROVIDER, rpc_error
+from llmbatch.emulator.gemini.errors import PROVIDER, bad_request, rpc_error
+from llmbatch.emulator.gemini.fields import Violation, check
+from llmbatch.emulator.gemini.lines import line_failure
 from llmbatch.emulator.gemini.results import write_results
 from llmbatch.emulator.gemini.state import (
     BatchRecord,
@@ -39,34 +40,13 @@ from llmbatch.emulator.gemini.state import (
 from llmbatch.emulator.progress import FinishOrder, Schedule
 from llmbatch.emulator.runtime import EmulatorRuntime
 
-__all__ = ["CREATE_METHODS", "GeminiService", "line_failure"]
+__all__ = ["CREATE_METHODS", "GeminiService"]
 
 # The create verb of each batch kind (``models/{model}:<verb>``).
 CREATE_METHODS = {"batchGenerateContent": "generate", "asyncBatchEmbedContent": "embed"}
 
-_BATCH_FIELDS = {"displayName", "display_name", "inputConfig", "input_config", "priority",
-                 "webhookConfig", "webhook_config", "model", "name"}
-
-
-def line_failure(request: Any, *, batch: str, index: int, seed: int,
-                 item_errors: ItemErrorsFault | None, kind: str = "generate"
-                 ) -> tuple[int, str] | None:
-    """(HTTP code, message) of a request that fails, or None. Pure, so validation and result
-    writing agree without storing anything per line."""
-    if not isinstance(request, dict):
-        return 400, "* BatchGenerateContentRequest.request: must be an object"
-    reject = embed.reject if kind == "embed" else generate.reject
-    if (message := reject(request)) is not None:
-        return 400, message
-    if item_errors is None or item_errors.rate <= 0:
-        return None
-    draw = hashlib.blake2b(f"{seed}:{batch}:{index}".encode(), digest_size=8).digest()
-    if int.from_bytes(draw[:6], "big") / 2**48 >= item_errors.rate:
-        return None
-    code = item_errors.status_code
-    return code, {429: "Resource has been exhausted (e.g. check quota).",
-                  503: "The model is overloaded. Please try again later."}.get(
-        code, "An internal error has occurred." if code >= 500 else "Invalid request (injected).")
+# The message a create body is parsed into, per batch kind (see ``fields``).
+_CREATE_MESSAGES = {"generate": "CreateGenerateContentBatch", "embed": "CreateEmbedContentBatch"}
 
 
 def _first(mapping: dict[str, Any], camel: str, snake: str) -> Any:
@@ -192,13 +172,13 @@ class GeminiService:
                      kind: str = "generate") -> dict[str, Any]:
         """Validate the create body, store the input as a JSONL blob, schedule the batch
         (``kind``: ``generate`` or ``embed``)."""
+        try:
+            check(body, _CREATE_MESSAGES[kind])
+        except Violation as exc:
+            raise bad_request(exc.message, exc.field) from None
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, dict):
             raise rpc_error(400, "* BatchGenerateContentRequest.batch: batch is required")
-        for key in batch:
-            if key not in _BATCH_FIELDS:
-                raise rpc_error(400, f'Invalid JSON payload received. Unknown name "{key}" at '
-                                "'batch': Cannot find field.")
         display = _first(batch, "displayName", "display_name")
         if not isinstance(display, str) or not display:
             raise rpc_error(400, "* GenerateContentBatch.display_name: display_name is required")
@@ -307,7 +287,7 @@ class GeminiService:
         with batch.lock:
             snap = batch.schedule.snapshot(self.runtime.clock.now())
             if snap.phase.has_results and snap.phase.terminal and batch.results is None:
-                batch.results, record = write_results(self, batch, snap)
+                batch.results, record = write_results(self.runtime, batch, snap)
                 if record is not None:
                     with self.state.lock:
                         self.state.files[record.name] = record

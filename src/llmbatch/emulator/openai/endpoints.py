@@ -15,11 +15,11 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from llmbatch.emulator import synth
 
-__all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage"]
+__all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage", "unrecognized"]
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
@@ -76,11 +76,30 @@ def _positive_int(body: Mapping[str, Any], name: str) -> Rejection | None:
     return None
 
 
+def unrecognized(body: Mapping[str, Any], names: frozenset[str]) -> str | None:
+    """OpenAI's refusal of the first body name its request schema lacks, if any."""
+    extra = next((name for name in body if name not in names), None)
+    return None if extra is None else f"Unrecognized request argument supplied: {extra}"
+
+
 class ChatCompletions:
     """``/v1/chat/completions``."""
 
+    # ``CreateChatCompletionRequest`` (OpenAI's API description, its allOf merged). Checked
+    # against the description by tests/contract/test_emulator_strictness.py.
+    NAMES: Final = frozenset({
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+        "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+        "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
+
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Missing messages, bad token limits, bad ``n``, streaming."""
+        """Unknown names, missing messages, bad token limits, bad ``n``, streaming."""
+        if message := unrecognized(body, self.NAMES):
+            return Rejection(400, message)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return Rejection(400, "Missing required parameter: 'messages'.", "messages",
@@ -112,18 +131,22 @@ class ChatCompletions:
                                              None)
             thought = length // 2 if reasoning_model and length > 1 else 0
             visible = max(length - thought, 1)
-            content, structured = self._content(body, choice_seed, visible)
-            if structured:
-                visible = max(synth.estimate_tokens(content), 1)
+            message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None,
+                                       "annotations": []}
+            call = self._tool_call(body, choice_seed, f"{response_id}{index}")
+            if call is not None:
+                message["tool_calls"] = [call]
+                visible, finish = max(synth.estimate_tokens(call["function"]["arguments"]),
+                                      1), "tool_calls"
+            else:
+                content, structured = self._content(body, choice_seed, visible)
+                if structured:
+                    visible = max(synth.estimate_tokens(content), 1)
+                message["content"], finish = content, "length" if cut else "stop"
             output += thought + visible
             reasoning += thought
-            choices.append({
-                "index": index,
-                "message": {"role": "assistant", "content": content, "refusal": None,
-                            "annotations": []},
-                "logprobs": None,
-                "finish_reason": "length" if cut else "stop",
-            })
+            choices.append({"index": index, "message": message, "logprobs": None,
+                            "finish_reason": finish})
         prompt = self.prompt_tokens(body)
         cached = synth.cached_tokens(seed, prompt)
         response = {
@@ -148,6 +171,28 @@ class ChatCompletions:
             "system_fingerprint": "fp_emulator",
         }
         return response, Usage(input=prompt, cached=cached, output=output, reasoning=reasoning)
+
+    @staticmethod
+    def _tool_call(body: Mapping[str, Any], seed: bytes, call_id: str) -> dict[str, Any] | None:
+        """A function tool call (``tools`` of type function), for about half the requests
+        that offer tools; always under ``tool_choice: required`` or a named function, never
+        under ``none``. Arguments satisfy the function's ``parameters`` schema."""
+        tools = [t["function"] for t in body.get("tools") or []
+                 if isinstance(t, Mapping) and t.get("type") == "function"
+                 and isinstance(t.get("function"), Mapping)
+                 and isinstance(t["function"].get("name"), str)]
+        choice = body.get("tool_choice", "auto")
+        forced = None
+        if isinstance(choice, Mapping):
+            named = choice.get("function")
+            forced = named.get("name") if isinstance(named, Mapping) else None
+            choice = "required"
+        if not tools or not synth.wants_tool_call(seed, str(choice)):
+            return None
+        tool = tools[synth.pick_tool(seed, [t["name"] for t in tools], forced)]
+        arguments = synth.json_instance(tool.get("parameters") or {"type": "object"}, seed)
+        return {"id": f"call_{call_id[:24]}", "type": "function",
+                "function": {"name": tool["name"], "arguments": json.dumps(arguments)}}
 
     @staticmethod
     def _content(body: Mapping[str, Any], seed: bytes, words: int) -> tuple[str, bool]:
@@ -177,8 +222,12 @@ def _embedding_inputs(value: Any) -> list[Any] | None:
 class Embeddings:
     """``/v1/embeddings``: deterministic unit vectors, ``dimensions`` or the configured size."""
 
+    NAMES: Final = frozenset({"dimensions", "encoding_format", "input", "model", "user"})
+
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Missing or empty input, bad dimensions."""
+        """Unknown names, missing or empty input, bad dimensions."""
+        if message := unrecognized(body, self.NAMES):
+            return Rejection(400, message)
         if "input" not in body:
             return Rejection(400, "Missing required parameter: 'input'.", "input",
                              "missing_required_parameter")

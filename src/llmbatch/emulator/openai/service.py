@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbatch.emulator.faults import FailBatchFault
-from llmbatch.emulator.openai.endpoints import ENDPOINTS
+from llmbatch.emulator.openai.endpoints import ENDPOINTS, unrecognized
 from llmbatch.emulator.openai.errors import (
     PROVIDER,
     invalid_value,
@@ -25,7 +25,12 @@ from llmbatch.emulator.openai.validation import ScanResult, batch_error, scan_in
 from llmbatch.emulator.progress import FinishOrder, Phase, Schedule
 from llmbatch.emulator.runtime import EmulatorRuntime
 
-__all__ = ["BATCH_ENDPOINTS", "UPLOAD_PURPOSES", "OpenAIService", "expiry_seconds"]
+__all__ = ["BATCH_ENDPOINTS", "CREATE_BATCH_NAMES", "UPLOAD_PURPOSES", "OpenAIService",
+           "expiry_seconds"]
+
+#: ``CreateBatchRequest``'s names (OpenAI's API description); others are refused with 400.
+CREATE_BATCH_NAMES = frozenset({"completion_window", "endpoint", "input_file_id", "metadata",
+                                "output_expires_after"})
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 BATCH_ENDPOINTS = ("/v1/responses", "/v1/chat/completions", "/v1/embeddings",
@@ -124,6 +129,8 @@ class OpenAIService:
 
     def create_batch(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate parameters and input file, draw faults, and start the batch's clock."""
+        if message := unrecognized(params, CREATE_BATCH_NAMES):
+            raise openai_error(400, message)
         for name in ("input_file_id", "endpoint", "completion_window"):
             if params.get(name) in (None, ""):
                 raise missing_parameter(name)

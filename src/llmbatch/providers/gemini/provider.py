@@ -14,11 +14,15 @@ Inline vs file mode is chosen per batch by size: the whole create request must s
 ``INLINE_MAX_BYTES`` (Google's limit is 20 MB; ``options.inline_max_bytes`` can lower it). Its
 own settings (``providers.gemini.options``) are ``GeminiOptions``.
 
-Embeddings batches take the same two modes on ``models/{model}:asyncBatchEmbedContent``, with
-the same ``batch`` envelope (lines ``{"key", "request": EmbedContentRequest}``; inline items
-``{"request", "metadata": {"key"}}``), and their Operations are polled, listed, cancelled and
-read like chat ones. Both creates are raw: the SDK's ``batches.create_embeddings`` is marked
-experimental and, inline, rebuilds requests from its typed models as ``batches.create`` does.
+Embeddings batches (``models/{model}:asyncBatchEmbedContent``, same ``batch`` envelope) always
+go through the Files API, lines ``{"key", "request": EmbedContentRequest}``, whose result lines
+carry the ``key`` back. Inline embedding items are ``{"request": EmbedContentRequest}`` and
+nothing else: the item schema has no ``metadata`` (google-genai 3.6.1
+``batches._EmbedContentBatch_to_mldev`` never sends one; the emulator refuses it as Google's
+proto parser does), so inline results could only be joined by position, and llmbatch keeps no
+per-batch order to join them with (docs/providers/gemini.md, "Embeddings"). Their Operations
+are polled, listed, cancelled and read like chat ones. The create is raw: the SDK's
+``batches.create_embeddings`` is marked experimental.
 """
 
 from __future__ import annotations
@@ -201,7 +205,8 @@ class GeminiProvider(BatchProvider):
     def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
                model: str) -> SubmittedBatch:
         """Spool the lines to disk, then send them inline when the whole create request fits
-        under ``inline_max_bytes``, else upload them (Files API) and create from the file.
+        under ``inline_max_bytes`` (chat only: embeddings always take the file, see the
+        module docstring), else upload them (Files API) and create from the file.
         ``display_name`` carries ``tag`` for ``find_by_tag``. Create is not idempotent: after
         an ambiguous failure, callers look the tag up before sending again."""
         client = self._clients.get().sdk
@@ -211,8 +216,8 @@ class GeminiProvider(BatchProvider):
             count, size = spool_jsonl(lines, spool, self.effective_limits(model), vendor="Gemini")
             spool.seek(0)
             body = None
-            if size + count * _INLINE_ITEM_OVERHEAD + len(tag) + _ENVELOPE_BYTES \
-                    <= self.inline_max_bytes:
+            if endpoint is Endpoint.CHAT and size + count * _INLINE_ITEM_OVERHEAD + len(tag) \
+                    + _ENVELOPE_BYTES <= self.inline_max_bytes:
                 body = _inline_body(spool, tag)
             if body is not None and len(body) <= self.inline_max_bytes:
                 with calling("batches.create"):
@@ -355,7 +360,8 @@ def _batch_name(provider_batch_id: str) -> str:
 
 
 def _inline_body(spool: IO[bytes], tag: str) -> bytes:
-    """The inline create body, built from the spooled lines (``key`` -> ``metadata.key``)."""
+    """The inline create body of a chat batch, built from the spooled lines (``key`` ->
+    ``metadata.key``, which ``InlinedRequest`` has and ``InlinedEmbedContentRequest`` has not)."""
     items = []
     for raw in spool:
         line = json.loads(raw)
