@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.bootstrap import Runtime
+from llmbatch.cli import info as cli_info
+from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
@@ -37,15 +40,24 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+_debug = False
+"""Set by ``--debug``: errors are shown with their traceback."""
+
+
 @app.callback()
 def _root(version: Annotated[bool, typer.Option(
         "--version", callback=_show_version, is_eager=True,
-        help="Print the version and exit.")] = False) -> None:
+        help="Print the version and exit.")] = False,
+          debug: Annotated[bool, typer.Option(
+              "--debug", help="Show the full traceback of an error.")] = False) -> None:
     """Run bulk LLM work through the providers' native batch APIs."""
+    global _debug
+    _debug = debug
 
 
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.command("info")(cli_info.info)
 
 console = Console()
 # Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
@@ -56,53 +68,19 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 
 
 def _config(path: Path | None) -> AppConfig:
-    return load_config(path)
+    return cli_runtime.project_config(path)[0]
 
 
 def _runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    config = _config(path)
-    if not publish:
-        return build_runtime(config)
-    from llmbatch.worker.app import CeleryPublisher, make_celery
-
-    return build_runtime(config, CeleryPublisher(make_celery(config)))
+    return cli_runtime.runtime(path, publish=publish)
 
 
 def _stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    """The runtime of a command about jobs already stored (status, results, cancel...): a
-    database with nothing in it is said in one line, never created on the way (the embedded
-    SQLite path is relative to the current directory, so a command run elsewhere would
-    otherwise open, and leave behind, a new empty one)."""
-    from sqlalchemy.engine import make_url
-
-    config = _config(path)
-    url = make_url(config.database.url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
-        raise ConfigError(f"no llmbatch database at {Path(url.database).resolve()}: nothing was "
-                          "submitted with this configuration here (database.url is relative "
-                          "to the current directory; run from where you submitted, or set it)")
-    rt = _runtime(path, publish=publish)
-    _ensure_schema(rt)
-    return rt
+    return cli_runtime.stored_runtime(path, publish=publish)
 
 
-def _ensure_schema(rt: Runtime) -> None:
-    """The embedded SQLite file is migrated on the spot; a shared server database only by an
-    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code."""
-    from llmbatch.db.migrate import pending_revisions, upgrade
-
-    if rt.engine.dialect.name == "sqlite":
-        upgrade(rt.engine)
-        return
-    pending = pending_revisions(rt.engine)
-    if pending:
-        raise ConfigError(f"the database schema is behind this version of llmbatch "
-                          f"(pending: {', '.join(reversed(pending))}); run: llmbatch db upgrade")
-
-
-def _is_embedded(config: AppConfig) -> bool:
-    return config.broker.url.startswith("sqla+sqlite")
+_ensure_schema = cli_runtime.ensure_schema
+_is_embedded = cli_runtime.is_embedded
 
 
 @app.command()
@@ -263,16 +241,16 @@ def worker(
     from llmbatch.observability.logging import configure_logging
     from llmbatch.worker.app import QUEUE, make_celery
 
-    cfg = _config(config)
     configure_logging(loglevel)
-    rt = build_runtime(cfg)
+    rt = _runtime(config)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle"]
-    if beat:
-        argv += ["--beat", f"--schedule={_beat_schedule_path(cfg)}"]
-    make_celery(cfg).worker_main(argv)
+    with _beat_schedule(config) as schedule:
+        if beat:
+            argv += ["--beat", f"--schedule={schedule}"]
+        make_celery(rt.config).worker_main(argv)
 
 
 @app.command("beat")
@@ -280,18 +258,25 @@ def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
     from llmbatch.worker.app import make_celery
 
-    cfg = _config(config)
-    make_celery(cfg).start(["beat", f"--loglevel={loglevel}",
-                            f"--schedule={_beat_schedule_path(cfg)}"])
+    rt = _runtime(config)
+    with _beat_schedule(config) as schedule:
+        make_celery(rt.config).start(["beat", f"--loglevel={loglevel}",
+                                      f"--schedule={schedule}"])
 
 
-def _beat_schedule_path(cfg: AppConfig) -> Path:
-    """Beat's own bookkeeping file, one per broker (it holds nothing we need to keep)."""
-    import hashlib
-    import tempfile
+@contextmanager
+def _beat_schedule(config: Path | None) -> Iterator[Path]:
+    """Beat's own bookkeeping file (it holds nothing we need to keep): one per process, in the
+    project's home, removed on exit with whatever suffixes the shelve backend added."""
+    import os
 
-    digest = hashlib.sha256(cfg.broker.url.encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"llmbatch-beat-{digest}"
+    _, project = cli_runtime.project_config(config)
+    path = project.ensure_home() / f"beat-schedule-{os.getpid()}"
+    try:
+        yield path
+    finally:
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink(missing_ok=True)
 
 
 @app.command()
@@ -360,19 +345,34 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 def main() -> None:
-    """Entry point: run the CLI; llmbatch errors and usage errors are one line and exit 2
-    (a message is printed as text, never as markup: it may quote the user's input)."""
+    """Entry point: run the CLI. llmbatch errors and usage errors are one line (or a few, for a
+    list of problems) with the exit code of ``cli/exit_codes.py``; an unexpected error is one
+    line too, exit 1, pointing at ``--debug``, which shows any error's traceback instead. A
+    message is printed as text, never as markup: it may quote the user's input."""
     try:
         code = app(standalone_mode=False)
     except LLMBatchError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(exit_code_for(exc))
+        _report(exc, exit_code_for(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(ExitCode.INTERRUPTED)
     except _usage_errors() as exc:
         exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except Exception as exc:  # a bug or an unforeseen environment problem
+        _report(exc, ExitCode.INTERNAL, unexpected=True)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _report(exc: Exception, code: int, *, unexpected: bool = False) -> None:
+    if _debug or "--debug" in sys.argv[1:2]:
+        err.print_exception(show_locals=False)
+    elif unexpected:
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} "
+                  "(run again with --debug for the traceback, and please report it)",
+                  highlight=False)
+    else:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+    sys.exit(code)
