@@ -21,7 +21,7 @@ from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.tables import events, item_attempts, items, jobs, provider_batches
 from llmbatch.domain.states import ItemStatus, JobStatus
 
-__all__ = ["ReadQueries", "reading"]
+__all__ = ["RESULT_COLUMNS", "ReadQueries", "reading"]
 
 _JOB_COLUMNS = (jobs.c.id, jobs.c.tenant, jobs.c.name, jobs.c.provider, jobs.c.model,
                 jobs.c.endpoint, jobs.c.status, jobs.c.item_count, jobs.c.parent_job_id,
@@ -45,7 +45,7 @@ _ITEM_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.attempt
 
 # What a result record holds: everything but the request (which may be large and is not
 # output) and the bookkeeping columns.
-_RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
+RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
 
 
 @contextmanager
@@ -138,7 +138,7 @@ class ReadQueries:
     def results(self, job_id: str, *, after_seq: int | None, limit: int) -> list[AnyRow]:
         """Up to ``limit`` items of a job after ``after_seq``, in input order, with their
         output."""
-        return self._items_after(_RESULT_COLUMNS, job_id, after_seq, limit, ())
+        return self._items_after(RESULT_COLUMNS, job_id, after_seq, limit, ())
 
     def _items_after(self, columns: Sequence[ColumnElement[Any]], job_id: str,
                      after_seq: int | None, limit: int,

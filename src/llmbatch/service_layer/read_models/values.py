@@ -168,9 +168,12 @@ class ResultRecord:
     model: str
     attempts: int
     history: tuple[ItemAttempt, ...] = ()
+    job_id: str | None = None
+    """The job whose attempt this is, in a lineage's merged results (else None, not shown)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"job_id": self.job_id} if self.job_id else {}),
             "custom_id": self.custom_id, "status": str(self.status),
             "output_text": self.output_text, "finish_reason": self.finish_reason,
             "response": self.response, "usage": self.usage.as_dict(),
