@@ -19,8 +19,13 @@ from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.tables import items, jobs
 from llmbatch.domain.states import ItemStatus
 
-__all__ = ["copy_latest_for_retry", "latest_status_counts", "lineage_job_ids",
-           "latest_results", "lineage_root"]
+__all__ = [
+    "copy_latest_for_retry",
+    "latest_results",
+    "latest_status_counts",
+    "lineage_job_ids",
+    "lineage_root",
+]
 
 
 def lineage_root(conn: Connection, job_id: str) -> str:
@@ -77,11 +82,11 @@ def copy_latest_for_retry(conn: Connection, lineage: Sequence[str], parent_id: s
     """Copy into ``child_id``, as fresh pending items, the items of ``parent_id`` in
     ``statuses`` whose latest attempt in the lineage is in ``statuses`` too (one INSERT ...
     SELECT, keeping ``seq`` so that results keep the input order)."""
-    statuses = [str(s) for s in statuses]
+    wanted = list(statuses)
     latest = _latest(lineage)
     chosen = select(latest.c.id).where(
-        latest.c.rank == 1, latest.c.status.in_(statuses),
-        latest.c.seq.in_(_of_job(parent_id, (ItemStatus(s) for s in statuses))))
+        latest.c.rank == 1, latest.c.status.in_([str(s) for s in wanted]),
+        latest.c.seq.in_(_of_job(parent_id, wanted)))
     src = select(
         literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
         items.c.request, items.c.wire_bytes, items.c.estimated_tokens,

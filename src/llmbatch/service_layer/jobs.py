@@ -25,10 +25,10 @@ from llmbatch.errors import ConflictError, InputError
 from llmbatch.service_layer import tasks
 
 __all__ = [
+    "RetryOutcome",
     "cancel_job",
     "create_job",
     "request_from_stored",
-    "RetryOutcome",
     "retry_job",
     "retry_lineage",
 ]

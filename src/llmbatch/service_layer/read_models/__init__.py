@@ -23,8 +23,8 @@ Every function takes ``tenant``: None reads all tenants; otherwise another tenan
 
 from llmbatch.service_layer.read_models.cursors import MAX_PAGE_SIZE
 from llmbatch.service_layer.read_models.items import job_items, job_results
-from llmbatch.service_layer.read_models.lineage import lineage_results
 from llmbatch.service_layer.read_models.jobs import job_detail, job_summary, list_jobs
+from llmbatch.service_layer.read_models.lineage import lineage_results
 from llmbatch.service_layer.read_models.timeline import iter_job_events, job_events
 from llmbatch.service_layer.read_models.values import (
     FINAL_ITEM_STATUSES,
