@@ -76,7 +76,7 @@ def _yes_no(value: bool | None, yes: str, no: str, unknown: str = "-") -> str:
 def info(config: Annotated[Path | None, typer.Option(
              "--config", "-c", help="llm_config.yaml (default: found upward, like git)")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Which config file, home, database, broker and emulator commands run here use."""
+    """Which config file, home, database, broker and emulator are in use here."""
     console = Console(soft_wrap=True)
     cfg, project = project_config(config)
     data = describe(cfg, project)

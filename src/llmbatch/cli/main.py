@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.cli import info as cli_info
+from llmbatch.cli import reading as cli_reading
+from llmbatch.cli import results as cli_results
+from llmbatch.cli import retry as cli_retry
 from llmbatch.cli import runtime as cli_runtime
+from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
-from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
-from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
 
@@ -57,7 +57,6 @@ def _root(version: Annotated[bool, typer.Option(
 
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
-app.command("info")(cli_info.info)
 
 console = Console()
 # Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
@@ -114,83 +113,7 @@ def submit(
 
 
 def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool) -> int:
-    from llmbatch.cli.embedded import EmbeddedWorker
-    from llmbatch.cli.progress import wait_for_job
-
-    ctx = EmbeddedWorker(config) if start_worker else nullcontext()
-    with ctx:
-        job = wait_for_job(rt, job_id, console)
-    console.print(f"job {job.id}: {job.status}")
-    return 0 if job.status is JobStatus.SUCCEEDED else 1
-
-
-@app.command()
-def status(job_id: str, config: ConfigOpt = None,
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """A job's status, item counts, usage and provider batches."""
-    job = read_models.job_detail(_stored_runtime(config), job_id)
-    batches = job.batches
-    data: dict[str, Any] = {
-        "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
-        "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
-        "counts": {str(k): v for k, v in sorted(job.counts.items())},
-        "usage": job.usage.as_dict(), "cost_usd": job.cost_usd,
-        "parent_job_id": job.parent_job_id, "created_at": job.created_at.isoformat(),
-        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
-        "error": job.error,
-        "batches": [{"id": b.id, "status": str(b.status), "provider_batch_id":
-                     b.provider_batch_id, "provider_status": b.provider_status,
-                     "items": b.item_count, "attempt": b.attempt, "polls": b.poll_count,
-                     "error": b.error} for b in batches],
-    }
-    if as_json:
-        console.print_json(json.dumps(data))
-        return
-    console.print(f"[bold]{job.id}[/bold] {job.status}  {job.provider}/{job.model}  "
-                  f"{job.item_count} items")
-    console.print("  " + "  ".join(f"{k}={v}" for k, v in data["counts"].items()))
-    console.print(f"  usage: {data['usage']}  cost: "
-                  f"{'-' if job.cost_usd is None else f'${job.cost_usd:.6f}'}")
-    if job.error:
-        console.print(f"  error: {job.error}")
-    table = Table("batch", "status", "provider id", "provider status", "items", "polls")
-    for b in batches:
-        table.add_row(b.id, str(b.status), b.provider_batch_id or "-", b.provider_status or "-",
-                      str(b.item_count), str(b.poll_count))
-    console.print(table)
-
-
-@app.command()
-def jobs(config: ConfigOpt = None, limit: int = 20,
-         status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
-         ) -> None:
-    """Recent jobs."""
-    page = read_models.list_jobs(_stored_runtime(config), limit=limit, status=status)
-    table = Table("status", "provider", "model", "items", "succeeded", "created")
-    table.add_column("job", no_wrap=True)
-    for job in page.entries:
-        table.add_row(str(job.status), job.provider, job.model, str(job.item_count),
-                      str(job.counts.get(ItemStatus.SUCCEEDED, 0)),
-                      job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.id)
-    console.print(table)
-
-
-@app.command()
-def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-            config: ConfigOpt = None) -> None:
-    """One JSON line per input line, in input order (stdout or -o FILE)."""
-    records = read_models.job_results(_stored_runtime(config), job_id)
-    out = output.open("w", encoding="utf-8") if output else sys.stdout
-    try:
-        count = 0
-        for record in records:
-            out.write(json.dumps(record.as_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    finally:
-        if output:
-            out.close()
-    if output:
-        err.print(f"wrote {count} results to {output}")
+    return cli_wait.wait_and_report(rt, job_id, config, start_worker, console)
 
 
 @app.command()
@@ -202,31 +125,9 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
     console.print(f"job {job_id}: {new_status}")
 
 
-@app.command()
-def retry(job_id: str, config: ConfigOpt = None,
-          wait: Annotated[bool, typer.Option(help="Show progress until the new job ends")] = False,
-          worker: Annotated[bool | None, typer.Option(
-              help="Start an embedded worker while waiting")] = None) -> None:
-    """Start a child job of JOB's failed and expired items (after you fixed the cause)."""
-    from llmbatch.service_layer.jobs import retry_job
-
-    rt = _stored_runtime(config, publish=True)
-    child_id, count = retry_job(rt, job_id)
-    console.print(f"created job [bold]{child_id}[/bold] retrying {count} item(s) of {job_id}")
-    if wait:
-        start_worker = _is_embedded(rt.config) if worker is None else worker
-        sys.exit(_wait_and_report(rt, child_id, config, start_worker))
-
-
-@app.command()
-def events(job_id: str, config: ConfigOpt = None) -> None:
-    """A job's timeline."""
-    evs = read_models.iter_job_events(_stored_runtime(config), job_id)
-    table = Table("time", "event", "batch", "from", "to", "data")
-    for e in evs:
-        table.add_row(e.at.strftime("%H:%M:%S.%f")[:-3], e.type, e.batch_id or "",
-                      e.from_status or "", e.to_status or "", json.dumps(e.data)[:80])
-    console.print(table)
+for _command in (cli_reading.status, cli_reading.jobs, cli_results.results, cli_retry.retry,
+                 cli_reading.events, cli_wait.wait, cli_info.info):
+    app.command()(_command)
 
 
 @app.command()

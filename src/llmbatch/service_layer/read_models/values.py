@@ -89,6 +89,10 @@ class BatchSummary:
     ended_at: datetime | None
     next_poll_at: datetime | None
     lease_until: datetime | None
+    lease_owner: str | None = None
+    """The task holding the batch: ``host:pid:token`` (who to wait for while it works)."""
+    call_failures: int = 0
+    """Provider calls of the batch's current step that failed in a row (unreachable...)."""
 
 
 @dataclass(frozen=True, slots=True)
