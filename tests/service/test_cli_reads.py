@@ -64,8 +64,11 @@ def test_status_json_shows_the_counts_usage_and_provider_batches(
     assert data["cost_usd"] is None
     assert data["batches"] == [{"id": batch.id, "status": "fetched",
                                 "provider_batch_id": batch.provider_batch_id,
-                                "provider_status": "completed", "items": 3, "attempt": 1,
-                                "polls": batch.poll_count, "error": None}]
+                                "provider_status": "completed", "items": 3,
+                                "request_counts": {"total": 3, "completed": 3, "failed": 0},
+                                "attempt": 1, "polls": batch.poll_count, "error": None,
+                                "error_code": None}]
+    assert (data["parent_job_id"], data["children"], data["waiting"]) == (None, [], [])
 
 
 def test_status_prints_the_job_its_counts_and_its_batches(
@@ -75,10 +78,13 @@ def test_status_prints_the_job_its_counts_and_its_batches(
     lines = run("status", job_id, "--config", config_file(driver, tmp_path)).splitlines()
 
     (batch,) = driver.batches(job_id)
-    assert lines[0] == f"{job_id} completed_with_failures  fake/{MODEL}  3 items"
-    assert lines[1] == "  failed=1  succeeded=2"
-    assert lines[2].startswith("  usage: ") and lines[2].endswith("cost: -")
-    assert any(batch.id in line and "fetched" in line for line in lines[3:])
+    assert lines[0] == f"{job_id}  completed_with_failures"
+    assert lines[1] == f"  fake / {MODEL}, 3 items  name: nightly"
+    assert lines[2] == "  failed=1  succeeded=2"
+    usage = next(i for i, line in enumerate(lines) if line.startswith("input tokens"))
+    assert lines[usage + 2].split() == ["20", "10", "0", "0", "-"]
+    assert any(line.split()[:4] == [batch.id, "fetched", "3", "3/3"] for line in lines)
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_jobs_lists_the_newest_first_with_succeeded_counts(
@@ -90,12 +96,16 @@ def test_jobs_lists_the_newest_first_with_succeeded_counts(
     out = run("jobs", "--config", config_file(driver, tmp_path))
     only_pending = run("jobs", "--status", "pending", "--config", config_file(driver, tmp_path))
 
-    rows = [[cell for cell in line.split() if cell != "│"] for line in out.splitlines()
-            if older in line or newer in line]
-    assert [row[-1] for row in rows] == [newer, older]
-    assert [row[:5] for row in rows] == [["pending", "fake", MODEL, "2", "0"],
-                                         ["completed_with_failures", "fake", MODEL, "3", "2"]]
+    rows = [line.split() for line in out.splitlines() if older in line or newer in line]
+    assert rows == [[newer, "pending", "0/2"], [older, "completed_with_failures", "2/3", "nightly"]]
+    assert max(len(line) for line in out.splitlines()) <= 80
     assert newer in only_pending and older not in only_pending
+    wide = run("jobs", "--wide", "--config", config_file(driver, tmp_path))
+    assert [line.split()[4:6] for line in wide.splitlines() if older in line] == [
+        ["fake", MODEL]]
+    listed = json.loads(run("jobs", "--json", "--config", config_file(driver, tmp_path)))
+    assert [(j["id"], j["name"], j["counts"]) for j in listed] == [
+        (newer, None, {"pending": 2}), (older, "nightly", {"failed": 1, "succeeded": 2})]
 
 
 def test_events_prints_the_whole_timeline_in_order(
@@ -107,6 +117,10 @@ def test_events_prints_the_whole_timeline_in_order(
     shown = [word for line in out.splitlines() for word in line.split()
              if word.startswith(("job.", "batch."))]
     assert shown == driver.events(job_id)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    as_json = json.loads(run("events", job_id, "--json", "--config",
+                             config_file(driver, tmp_path)))
+    assert [e["type"] for e in as_json] == driver.events(job_id)
 
 
 def test_results_writes_one_line_per_input_line_in_order(

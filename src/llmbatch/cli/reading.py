@@ -28,8 +28,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (every field)"
 WideOpt = Annotated[bool, typer.Option("--wide", help="More columns (wider than 80)")]
 
 
-def _console() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+def _console(wide: bool = False) -> Console:
+    """80 columns fit by default; ``--wide`` tables take the width their cells need (a
+    narrower terminal wraps them) rather than folding cells to the terminal's width."""
+    return Console(soft_wrap=False, highlight=False, width=400 if wide else None)
 
 
 def _table(*columns: str) -> Table:
@@ -69,13 +71,13 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
            as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """A job's counts, usage, cost, lineage, provider batches, and why it waits.
 
-    Fits 80 columns with no id cut; --wide adds the provider's ids, statuses and errors."""
+    Fits 80 columns with no id cut; --wide adds provider ids, statuses and errors."""
     rt = stored_runtime(config)
     progress = job_progress(rt, job_id)
     job = progress.job
     children = list(read_models.list_jobs(rt, parent_job_id=job_id, limit=100).entries)
     data = _status_data(job, children, list(progress.reasons))
-    out = _console()
+    out = _console(wide)
     if as_json:
         out.print_json(json.dumps(data))
         return
@@ -129,14 +131,14 @@ def jobs(config: ConfigOpt = None,
          as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """Recent jobs, newest first."""
     page = read_models.list_jobs(stored_runtime(config), limit=limit, status=status)
-    out = _console()
+    out = _console(wide)
     if as_json:
         out.print_json(json.dumps([_job_dict(j) for j in page.entries]))
         return
     if not page.entries:
         out.print("no jobs yet" + (f" in status {status}" if status else ""))
         return
-    columns = ["job", "status", "done", "name"]
+    columns = ["job", "status", "succeeded", "name"]
     if wide:
         columns += ["provider", "model", "failed", "created", "parent"]
     table = _table(*columns)
@@ -168,7 +170,7 @@ def events(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     """A job's timeline, oldest first, and why it waits now if it does."""
     rt = stored_runtime(config)
     evs = list(read_models.iter_job_events(rt, job_id))
-    out = _console()
+    out = _console(wide)
     if as_json:
         out.print_json(json.dumps([_event_dict(e) for e in evs], default=str))
         return

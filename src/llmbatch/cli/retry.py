@@ -21,7 +21,7 @@ def retry(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="llm_config.yaml (default: found upward, like git)")] = None,
     include_cancelled: Annotated[bool, typer.Option(
-        help="Also re-run lines that were cancelled")] = False,
+        "--include-cancelled", help="Also re-run lines that were cancelled")] = False,
     name: Annotated[str | None, typer.Option(help="A label for the new job")] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the new job ends")] = False,
     worker: Annotated[bool | None, typer.Option(
@@ -29,8 +29,7 @@ def retry(
 ) -> None:
     """Re-run JOB's failed and expired lines in a child job, never what already succeeded.
 
-    Only lines whose latest attempt in the lineage (JOB, its retries and theirs) did not
-    succeed are taken; cancelled lines too with --include-cancelled."""
+    Takes lines whose latest attempt in JOB's lineage did not succeed (cancelled: opt in)."""
     from llmbatch.service_layer.jobs import retry_lineage
 
     console = Console(highlight=False, soft_wrap=True)

@@ -34,7 +34,9 @@ def wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker:
     """Follow ``job_id`` with the progress bar, print the summary; the exit code (0 when
     every item succeeded, 1 when the job ended otherwise or the wait timed out)."""
     from llmbatch.cli.progress import final_lines, wait_for_job
+    from llmbatch.service_layer.read_models import job_summary
 
+    job_summary(rt, job_id)  # an unknown job is said before any worker starts
     ctx = _worker(config) if start_worker else nullcontext()
     with ctx:
         job = wait_for_job(rt, job_id, console, timeout_s=timeout_s)
