@@ -110,9 +110,11 @@ def results(
     fields: Annotated[str | None, typer.Option(
         help="Comma-separated fields, in order (e.g. custom_id,status,output_text)")] = None,
     partial: Annotated[bool, typer.Option(
-        "--partial", help="Allow a job that has not ended (unfinished lines show their status)")] = False,
+        "--partial",
+        help="Allow a job that has not ended (unfinished lines show their status)")] = False,
     lineage: Annotated[bool, typer.Option(
-        "--lineage", help="Merge the job with its retries: one answer per input line, latest attempt "
+        "--lineage",
+        help="Merge the job with its retries: one answer per input line, latest attempt "
              "wins")] = False,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="llm_config.yaml (default: found upward, like git)")] = None,

@@ -13,7 +13,8 @@ from llmbatch.config import AppConfig
 from llmbatch.errors import ConfigError, InfrastructureError
 from llmbatch.home import HOME_ENV, Project, load_project_config, sqlite_path
 
-__all__ = ["check_reachable", "ensure_schema", "is_embedded", "project_config", "runtime", "stored_runtime"]
+__all__ = ["check_reachable", "ensure_schema", "is_embedded", "project_config", "runtime",
+           "stored_runtime"]
 
 
 def project_config(path: Path | None) -> tuple[AppConfig, Project]:
