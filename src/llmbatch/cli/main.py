@@ -20,7 +20,7 @@ from llmbatch.cli import retry as cli_retry
 from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
-from llmbatch.config import AppConfig, load_config
+from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
 
@@ -63,7 +63,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)")]
+    "--config", "-c", help="llm_config.yaml (default: found upward, like git)")]
 
 
 def _config(path: Path | None) -> AppConfig:
@@ -205,7 +205,7 @@ def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
 def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Check a config file; print each problem with its path."""
     try:
-        cfg = load_config(file)
+        cfg, _ = cli_runtime.project_config(file)
         from llmbatch.providers.registry import ProviderRegistry
 
         ProviderRegistry(cfg).check_limits()
