@@ -3,6 +3,8 @@ lifecycle filled through the services: what a user sees of a finished job."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -147,3 +149,45 @@ def test_a_reading_command_on_an_unknown_job_reports_it_not_found(
     assert isinstance(result.exception, NotFoundError)
     assert str(result.exception) == "no job 'job_nope'"
     assert result.stdout == ""
+
+
+def test_results_as_csv_with_chosen_fields(driver: Driver, write_jsonl: Writer,
+                                           tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+
+    out = run("results", job_id, "--format", "csv", "--fields", "custom_id,status,error_message",
+              "--config", config_file(driver, tmp_path))
+
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["custom_id", "status", "error_message"]
+    assert [r[:2] for r in rows[1:]] == [["q-0", "succeeded"], ["q-1", "failed"],
+                                        ["q-2", "succeeded"]]
+    assert rows[2][2] and rows[1][2] == ""
+
+
+def test_retry_twice_says_what_it_left_out_and_results_merge_the_lineage(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    driver.fake.outcomes.update({"q-0": ["permanent", "ok"], "q-1": ["permanent", "ok"]})
+    parent, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    driver.run(parent)
+    path = tmp_path / "llm_config.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": driver.rt.config.database.url},
+                                    "broker": {"url": "memory://"}}), encoding="utf-8")
+    first = run("retry", parent, "--config", str(path))
+    child = first.split()[2]
+    driver.fake.outcomes["q-1"] = ["permanent"]  # q-1 fails again in the first retry
+    driver.run(child)
+
+    second = run("retry", parent, "--config", str(path))
+    merged = [json.loads(line) for line in
+              run("results", parent, "--lineage", "--config", str(path)).splitlines()]
+
+    assert f"retrying 2 line(s) of {parent}" in first
+    assert "retrying 1 line(s)" in second
+    assert "left out (never sent twice): 1 already succeeded in a later retry" in second
+    # The latest attempt wins: q-1 is in the second retry, not run yet.
+    assert [(r["custom_id"], r["status"], r["job_id"]) for r in merged] == [
+        ("q-0", "succeeded", child), ("q-1", "pending", second.split()[2]),
+        ("q-2", "succeeded", parent)]
+    status = json.loads(run("status", parent, "--json", "--config", str(path)))
+    assert [c["id"] for c in status["children"]] == [second.split()[2], child]

@@ -148,10 +148,11 @@ def worker(
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle"]
-    with _beat_schedule(config) as schedule:
-        if beat:
-            argv += ["--beat", f"--schedule={schedule}"]
+    if not beat:
         make_celery(rt.config).worker_main(argv)
+        return
+    with _beat_schedule(config) as schedule:
+        make_celery(rt.config).worker_main([*argv, "--beat", f"--schedule={schedule}"])
 
 
 @app.command("beat")
@@ -168,16 +169,34 @@ def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
 @contextmanager
 def _beat_schedule(config: Path | None) -> Iterator[Path]:
     """Beat's own bookkeeping file (it holds nothing we need to keep): one per process, in the
-    project's home, removed on exit with whatever suffixes the shelve backend added."""
+    project's home, removed on exit with whatever suffixes the shelve backend added (and those
+    of processes killed before they could remove theirs)."""
     import os
 
     _, project = cli_runtime.project_config(config)
-    path = project.ensure_home() / f"beat-schedule-{os.getpid()}"
+    home = project.ensure_home()
+    for stale in home.glob("beat-schedule-*"):
+        pid = stale.name.removeprefix("beat-schedule-").split(".")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    path = home / f"beat-schedule-{os.getpid()}"
     try:
         yield path
     finally:
         for leftover in path.parent.glob(path.name + "*"):
             leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @app.command()
