@@ -98,15 +98,17 @@ def find_project(config: Path | None = None, *, cwd: Path | None = None,
     """Locate the home and the configuration file for a command run in ``cwd``."""
     env = os.environ if env is None else env
     cwd = (cwd or Path.cwd()).resolve()
-    root = _project_root(cwd, env)
+    if config is None and env.get(CONFIG_ENV):
+        config = Path(env[CONFIG_ENV])
+    # A config file named explicitly makes its directory the project: ``--config`` is then
+    # self-contained, wherever the command runs.
+    root = (cwd / config).resolve().parent if config is not None else _project_root(cwd, env)
     if env.get(HOME_ENV):
         home, source, found = Path(env[HOME_ENV]).expanduser().resolve(), f"${HOME_ENV}", True
     elif root is not None:
         home, source, found = root / HOME_DIR_NAME, "found", True
     else:
         home, source, found = cwd / HOME_DIR_NAME, "new", False
-    if config is None and env.get(CONFIG_ENV):
-        config = Path(env[CONFIG_ENV])
     if config is None and root is not None and (root / CONFIG_FILE_NAME).is_file():
         config = root / CONFIG_FILE_NAME
     if config is None and (home / CONFIG_FILE_NAME).is_file():

@@ -108,3 +108,17 @@ def test_the_home_is_created_only_below_an_existing_directory(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="does not exist"):
         orphan.ensure_home()
     assert not (tmp_path / "no").exists()
+
+
+def test_a_config_named_explicitly_makes_its_directory_the_project(tmp_path: Path) -> None:
+    conf_dir = tmp_path / "proj"
+    conf_dir.mkdir()
+    (conf_dir / "llm_config.yaml").write_text("{}\n", encoding="utf-8")
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+
+    cfg, project = load_project_config(conf_dir / "llm_config.yaml", cwd=cwd,
+                                       env=env_for(tmp_path))
+
+    assert project.home == conf_dir / ".llmbatch"
+    assert sqlite_path(cfg.database.url) == conf_dir / ".llmbatch" / "llmbatch.db"

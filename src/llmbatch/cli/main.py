@@ -143,7 +143,7 @@ def worker(
     from llmbatch.worker.app import QUEUE, make_celery
 
     configure_logging(loglevel)
-    rt = _runtime(config)
+    rt = cli_runtime.runtime(config, broker=True)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
@@ -160,7 +160,7 @@ def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
     from llmbatch.worker.app import make_celery
 
-    rt = _runtime(config)
+    rt = cli_runtime.runtime(config, broker=True)
     with _beat_schedule(config) as schedule:
         make_celery(rt.config).start(["beat", f"--loglevel={loglevel}",
                                       f"--schedule={schedule}"])

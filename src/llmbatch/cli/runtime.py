@@ -27,19 +27,21 @@ def _in_home(url: str, project: Project) -> bool:
     return path is not None and (path.parent == project.home or project.home in path.parents)
 
 
-def _prepare_home(cfg: AppConfig, project: Project) -> None:
-    """Create the home when the embedded database or broker lives there (first use)."""
-    if _in_home(cfg.database.url, project) or _in_home(cfg.broker.url, project):
+def _prepare_home(cfg: AppConfig, project: Project, *, publish: bool) -> None:
+    """Create the home when the embedded database lives there, or the embedded broker and
+    this command publishes (first use); a command that only reads creates nothing else."""
+    if _in_home(cfg.database.url, project) or (publish and _in_home(cfg.broker.url, project)):
         project.ensure_home()
 
 
-def runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    """A runtime for a command that may store something (the home is created if needed)."""
-    return _build(*project_config(path), publish=publish)
+def runtime(path: Path | None, *, publish: bool = False, broker: bool = False) -> Runtime:
+    """A runtime for a command that may store something (the home is created if needed);
+    ``broker``: the command consumes from the broker (a worker, beat) without publishing."""
+    return _build(*project_config(path), publish=publish, broker=broker)
 
 
-def _build(cfg: AppConfig, project: Project, *, publish: bool) -> Runtime:
-    _prepare_home(cfg, project)
+def _build(cfg: AppConfig, project: Project, *, publish: bool, broker: bool = False) -> Runtime:
+    _prepare_home(cfg, project, publish=publish or broker)
     if not publish:
         return build_runtime(cfg)
     from llmbatch.worker.app import CeleryPublisher, make_celery
