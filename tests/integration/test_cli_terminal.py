@@ -105,3 +105,39 @@ def test_the_bar_moves_with_provider_counts_and_ends_with_cost_and_next_step(
     home = tmp_path / ".llmbatch"
     assert (home / "llmbatch.db").exists() and (home / "logs" / "worker.log").exists()
     assert not list(home.glob("beat-schedule*"))
+
+
+def test_an_unreachable_provider_is_said_in_the_bar_and_by_status(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {
+        "broker": {"polling_interval_s": 0.1},
+        "worker": {"tick_interval_s": 0.3, "lease_s": 30},
+        "retry": {"base_delay_s": 0.2, "max_delay_s": 1.0},
+        "providers": {"openai": {"base_url": f"http://127.0.0.1:{port}/openai/v1",
+                                 "api_key": API_KEY, "models": [{"name": MODEL}]}},
+    }
+    (tmp_path / "llm_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    write_prompts(tmp_path / "prompts.jsonl", 5, prefix="down")
+    env = {**child_env(), "LLMBATCH_CEILING_DIRECTORIES": str(tmp_path)}
+
+    def llmbatch(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "llmbatch", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    job_id = llmbatch("submit", "prompts.jsonl", "--provider", "openai", "--model", MODEL)
+    job_id = job_id.split()[-1]
+    # Generous: the worker must start and fail a few calls; the wait gives up, the job goes on.
+    code, screen = in_a_terminal(["wait", job_id, "--timeout", "40"], tmp_path)
+    status = json.loads(llmbatch("status", job_id, "--json"))
+    llmbatch("cancel", job_id)
+
+    assert code == 1
+    assert "provider unreachable" in screen and "waiting:" in screen
+    assert "provider call failing" in screen and "Connection" in screen
+    assert f"llmbatch wait {job_id}" in screen
+    assert [w["kind"] for w in status["waiting"]] == ["provider_failing"]

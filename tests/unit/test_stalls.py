@@ -42,7 +42,10 @@ def test_failing_provider_calls_say_the_provider_is_unreachable_and_when_next() 
     failing = batch(call_failures=4, error="[p] connection refused",
                     next_poll_at=NOW + timedelta(seconds=30))
 
-    (reason,) = why_waiting(job(failing), NOW)
+    (stall,) = why_waiting(job(failing), NOW)
+    reason = str(stall)
+    assert (stall.kind, stall.batch_id, stall.short) == ("provider_failing", "pb_1",
+                                                         "provider unreachable")
 
     assert "4 in a row" in reason and "unreachable" in reason
     assert "connection refused" in reason and "12:00:30" in reason
@@ -52,7 +55,9 @@ def test_a_batch_gated_by_quota_says_so() -> None:
     gated = batch(status=BatchStatus.PLANNED, error_code="waiting_for_token_quota",
                   next_poll_at=NOW + timedelta(seconds=10))
 
-    (reason,) = why_waiting(job(gated), NOW)
+    (stall,) = why_waiting(job(gated), NOW)
+    reason = str(stall)
+    assert stall.kind == "quota"
 
     assert "waiting for quota" in reason and "enqueued-token quota is full" in reason
 
@@ -61,7 +66,9 @@ def test_a_batch_refused_for_quota_by_the_provider_says_so() -> None:
     refused = batch(status=BatchStatus.PLANNED, error="token_limit_exceeded",
                     error_code="token_limit_exceeded", next_poll_at=NOW + timedelta(seconds=60))
 
-    (reason,) = why_waiting(job(refused), NOW)
+    (stall,) = why_waiting(job(refused), NOW)
+    reason = str(stall)
+    assert stall.kind == "quota"
 
     assert "waiting for quota" in reason and "token_limit_exceeded" in reason
 
@@ -70,7 +77,9 @@ def test_a_lease_held_by_a_dead_worker_says_until_when() -> None:
     held = batch(status=BatchStatus.ENDED, lease_owner="host:123:abc",
                  lease_until=NOW + timedelta(seconds=90))
 
-    (reason,) = why_waiting(job(held), NOW, owner_alive=lambda owner: False)
+    (stall,) = why_waiting(job(held), NOW, owner_alive=lambda owner: False)
+    reason = str(stall)
+    assert stall.kind == "dead_worker_lease"
     assert "worker that died" in reason and "12:01:30" in reason
     assert why_waiting(job(held), NOW, owner_alive=lambda owner: True) == []
 
@@ -78,7 +87,9 @@ def test_a_lease_held_by_a_dead_worker_says_until_when() -> None:
 def test_a_job_no_worker_picked_up_says_to_start_one() -> None:
     waiting = job(status=JobStatus.PENDING, created=NOW - timedelta(minutes=1))
 
-    (reason,) = why_waiting(waiting, NOW)
+    (stall,) = why_waiting(waiting, NOW)
+    reason = str(stall)
+    assert (stall.kind, stall.batch_id) == ("no_worker", None)
 
     assert "no worker" in reason and "llmbatch worker" in reason
 

@@ -39,6 +39,7 @@ def detail_line(p: JobProgress) -> str:
     if p.at_provider_total:
         bits.append(f"{p.at_provider_done}/{p.at_provider_total} done at provider")
     bits.append(f"{p.fetched} fetched")
+    bits += sorted({r.short for r in p.reasons})
     if p.eta_s is not None and not p.job.ended:
         bits.append(f"ETA ~{format_duration(p.eta_s)}")
     return " · ".join(bits)
@@ -50,17 +51,19 @@ def wait_for_job(rt: Runtime, job_id: str, console: Console, *, interval_s: floa
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
                MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    shown: tuple[str, ...] = ()
+    shown: set[tuple[str, str | None]] = set()
     with Progress(*columns, console=console, transient=False) as bar:
         progress = job_progress(rt, job_id)
         task = bar.add_task(progress.job.provider, total=progress.job.item_count, detail="")
         while True:
             progress = job_progress(rt, job_id)
-            if progress.reasons != shown:
-                for reason in progress.reasons:
-                    bar.console.print(f"[yellow]waiting:[/yellow] {escape(reason)}",
-                                      highlight=False)
-                shown = progress.reasons
+            # A reason is printed when it starts (not again for fresher numbers: the bar
+            # says it is still there).
+            for reason in progress.reasons:
+                if (reason.kind, reason.batch_id) not in shown:
+                    bar.console.print(f"[yellow]waiting:[/yellow] {escape(str(reason))}",
+                                      highlight=False, soft_wrap=True)
+            shown = {(r.kind, r.batch_id) for r in progress.reasons}
             bar.update(task, completed=progress.done, detail=escape(detail_line(progress)))
             if progress.job.ended:
                 return progress.job

@@ -18,6 +18,7 @@ from llmbatch.cli.runtime import stored_runtime
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.read_models.job_progress import job_progress
+from llmbatch.service_layer.read_models.stalls import Stall
 from llmbatch.service_layer.read_models.values import EventRecord, JobDetail, JobSummary
 
 __all__ = ["events", "jobs", "status"]
@@ -47,7 +48,8 @@ def _cost(cost: float | None) -> str:
 
 
 # ---- status ---------------------------------------------------------------------------------
-def _status_data(job: JobDetail, children: list[JobSummary], reasons: list[str]) -> dict[str, Any]:
+def _status_data(job: JobDetail, children: list[JobSummary],
+                 reasons: list[Stall]) -> dict[str, Any]:
     return {
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
         "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
@@ -58,7 +60,7 @@ def _status_data(job: JobDetail, children: list[JobSummary], reasons: list[str])
                      for c in children],
         "created_at": job.created_at.isoformat(),
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,
-        "error": job.error, "waiting": reasons,
+        "error": job.error, "waiting": [r.as_dict() for r in reasons],
         "batches": [{"id": b.id, "status": str(b.status), "provider_batch_id":
                      b.provider_batch_id, "provider_status": b.provider_status,
                      "items": b.item_count, "request_counts": dict(b.request_counts),
@@ -97,7 +99,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     if job.error:
         out.print(f"  error: {escape(job.error)}", soft_wrap=True)
     for reason in progress.reasons:
-        out.print(f"  [yellow]waiting:[/yellow] {escape(reason)}", soft_wrap=True)
+        out.print(f"  [yellow]waiting:[/yellow] {escape(str(reason))}", soft_wrap=True)
     if not job.batches:
         return
     columns = ["batch", "status", "items", "at provider"]
@@ -190,7 +192,7 @@ def events(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
                 out.print(f"    {escape(details)}", soft_wrap=True, highlight=False)
     progress = job_progress(rt, job_id)
     for reason in progress.reasons:
-        out.print(f"[yellow]now waiting:[/yellow] {escape(reason)}", soft_wrap=True)
+        out.print(f"[yellow]now waiting:[/yellow] {escape(str(reason))}", soft_wrap=True)
     if not progress.job.ended and not progress.reasons:
         still = [b for b in progress.job.batches if b.status is BatchStatus.IN_PROGRESS]
         if still:

@@ -42,10 +42,11 @@ def wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker:
         job = wait_for_job(rt, job_id, console, timeout_s=timeout_s)
     if not job.ended:
         console.print(f"job {job.id} still {job.status} after {timeout_s:g}s; "
-                      f"run `llmbatch wait {job.id}` again to follow it", highlight=False)
+                      f"run `llmbatch wait {job.id}` again to follow it", highlight=False,
+                      soft_wrap=True)
         return ExitCode.JOB_FAILURES
     for line in final_lines(job):
-        console.print(escape(line), highlight=False)
+        console.print(escape(line), highlight=False, soft_wrap=True)
     return ExitCode.OK if job.status is JobStatus.SUCCEEDED else ExitCode.JOB_FAILURES
 
 

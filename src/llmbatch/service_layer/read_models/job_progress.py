@@ -14,7 +14,7 @@ from llmbatch.domain.polling import expected_time_left_s
 from llmbatch.domain.states import BatchStatus
 from llmbatch.errors import LLMBatchError
 from llmbatch.service_layer.read_models.jobs import job_detail
-from llmbatch.service_layer.read_models.stalls import why_waiting
+from llmbatch.service_layer.read_models.stalls import Stall, why_waiting
 from llmbatch.service_layer.read_models.values import BatchSummary, JobDetail
 
 __all__ = ["JobProgress", "job_progress"]
@@ -34,7 +34,7 @@ class JobProgress:
     at_provider_done: int
     at_provider_total: int
     eta_s: float | None
-    reasons: tuple[str, ...]
+    reasons: tuple[Stall, ...]
 
     @property
     def done(self) -> int:

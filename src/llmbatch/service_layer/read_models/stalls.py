@@ -12,15 +12,43 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from llmbatch.domain.limits import WAITING_CODES, WaitReason
 from llmbatch.domain.states import BatchStatus, JobStatus, is_terminal
 from llmbatch.service_layer.read_models.values import BatchSummary, JobDetail
 
-__all__ = ["local_owner_alive", "why_waiting"]
+__all__ = ["Stall", "local_owner_alive", "why_waiting"]
 
 OwnerAlive = Callable[[str], bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """One reason a job is held up. ``kind`` is stable (``provider_failing``, ``quota``,
+    ``dead_worker_lease``, ``lease_expired``, ``no_worker``) so that a display can tell a new
+    reason from the same one with fresher numbers; ``message`` says it in full."""
+
+    kind: str
+    batch_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def short(self) -> str:
+        """A few words for beside a progress bar."""
+        return _SHORT[self.kind]
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "batch_id": self.batch_id, "message": self.message}
+
+
+_SHORT = {"provider_failing": "provider unreachable", "quota": "waiting for quota",
+          "dead_worker_lease": "waiting for a dead worker's lease",
+          "lease_expired": "waiting for a worker", "no_worker": "no worker"}
 
 NO_WORKER_AFTER = timedelta(seconds=15)
 """A job still pending this long after it was created has not been seen by any worker."""
@@ -52,42 +80,47 @@ def _at(moment: datetime | None) -> str:
     return moment.strftime("%H:%M:%S") if moment else "?"
 
 
-def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive) -> str | None:
+def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive) -> Stall | None:
     name = batch.id
     if batch.error_code in WAITING_CODES:
-        return (f"{name} waiting for quota ({_WAITS.get(batch.error_code or '', '')}); "
-                f"looked at again at {_at(batch.next_poll_at)}")
+        return Stall("quota", name, f"{name} waiting for quota "
+                     f"({_WAITS.get(batch.error_code or '', '')}); looked at again at "
+                     f"{_at(batch.next_poll_at)}")
     if batch.call_failures and batch.error:
-        return (f"{name}: provider call failing ({batch.call_failures} in a row: provider "
-                f"unreachable or refusing): {batch.error}; next try at "
-                f"{_at(batch.next_poll_at)}")
+        return Stall("provider_failing", name,
+                     f"{name}: provider call failing ({batch.call_failures} in a row: provider "
+                     f"unreachable or refusing): {batch.error}; next try at "
+                     f"{_at(batch.next_poll_at)}")
     if (batch.status is BatchStatus.PLANNED and batch.error and batch.next_poll_at
             and batch.next_poll_at > now):
-        return (f"{name} waiting for quota: the provider refused it ({batch.error}); "
-                f"tried again at {_at(batch.next_poll_at)}")
+        return Stall("quota", name, f"{name} waiting for quota: the provider refused it "
+                     f"({batch.error}); tried again at {_at(batch.next_poll_at)}")
     if batch.lease_owner and batch.lease_until is not None:
         if batch.lease_until > now and owner_alive(batch.lease_owner) is False:
-            return (f"{name} {batch.status}: waiting for the lease of a worker that died "
-                    f"({batch.lease_owner}) until {_at(batch.lease_until)}, then another "
-                    f"worker takes over")
+            return Stall("dead_worker_lease", name,
+                         f"{name} {batch.status}: waiting for the lease of a worker that died "
+                         f"({batch.lease_owner}) until {_at(batch.lease_until)}, then another "
+                         f"worker takes over")
         if batch.lease_until <= now and batch.status in (BatchStatus.SUBMITTING,
                                                          BatchStatus.ENDED):
-            return (f"{name} {batch.status}: its worker's lease ran out at "
-                    f"{_at(batch.lease_until)}; the next scheduler tick hands it to another "
-                    f"worker (is a worker with --beat running?)")
+            return Stall("lease_expired", name,
+                         f"{name} {batch.status}: its worker's lease ran out at "
+                         f"{_at(batch.lease_until)}; the next scheduler tick hands it to "
+                         f"another worker (is a worker with --beat running?)")
     return None
 
 
 def why_waiting(job: JobDetail, now: datetime,
-                owner_alive: OwnerAlive = local_owner_alive) -> list[str]:
-    """One line per reason the job is held up (empty when it simply runs or has ended)."""
+                owner_alive: OwnerAlive = local_owner_alive) -> list[Stall]:
+    """Each reason the job is held up (empty when it simply runs or has ended)."""
     if is_terminal(job.status):
         return []
     reasons = [r for b in job.batches if not is_terminal(b.status)
                for r in (_batch_reason(b, now, owner_alive),) if r]
     if (job.status is JobStatus.PENDING and not job.batches
             and now - job.created_at > NO_WORKER_AFTER):
-        reasons.append(f"no worker has picked the job up since {_at(job.created_at)}: is one "
-                       f"running for this database? (llmbatch worker --beat, or "
-                       f"llmbatch wait {job.id})")
+        reasons.append(Stall("no_worker", None,
+                             f"no worker has picked the job up since {_at(job.created_at)}: is "
+                             f"one running for this database? (llmbatch worker --beat, or "
+                             f"llmbatch wait {job.id})"))
     return reasons
