@@ -84,6 +84,19 @@ def test_a_lease_held_by_a_dead_worker_says_until_when() -> None:
     assert why_waiting(job(held), NOW, owner_alive=lambda owner: True) == []
 
 
+def test_a_remote_lease_whose_heartbeat_stopped_is_a_dead_worker() -> None:
+    def remote(owner: str) -> None:
+        return None
+
+    fresh = batch(status=BatchStatus.ENDED, lease_owner="elsewhere:1:t",
+                  lease_until=NOW + timedelta(seconds=100))
+    stale = replace(fresh, lease_until=NOW + timedelta(seconds=30))
+
+    assert why_waiting(job(fresh), NOW, remote, lease_s=120) == []
+    (stall,) = why_waiting(job(stale), NOW, remote, lease_s=120)
+    assert stall.kind == "dead_worker_lease" and "12:00:30" in str(stall)
+
+
 def test_a_job_no_worker_picked_up_says_to_start_one() -> None:
     waiting = job(status=JobStatus.PENDING, created=NOW - timedelta(minutes=1))
 

@@ -73,4 +73,4 @@ def job_progress(rt: Runtime, job_id: str) -> JobProgress:
         job=job, fetched=job.finished_items,
         at_provider_done=sum(_provider_done(b) for b in unfetched),
         at_provider_total=sum(b.item_count for b in unfetched), eta_s=eta,
-        reasons=tuple(why_waiting(job, now)))
+        reasons=tuple(why_waiting(job, now, lease_s=rt.config.worker.lease_s)))

@@ -80,7 +80,19 @@ def _at(moment: datetime | None) -> str:
     return moment.strftime("%H:%M:%S") if moment else "?"
 
 
-def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive) -> Stall | None:
+def _holder_gone(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive,
+                 lease_s: float | None) -> bool:
+    """Whether the task holding the lease is dead: its process is gone (this machine), or
+    its heartbeat, which renews the lease every third of ``lease_s``, has missed two beats."""
+    assert batch.lease_owner is not None and batch.lease_until is not None
+    alive = owner_alive(batch.lease_owner)
+    if alive is not None:
+        return not alive
+    return lease_s is not None and (batch.lease_until - now).total_seconds() < lease_s / 3
+
+
+def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive,
+                  lease_s: float | None) -> Stall | None:
     name = batch.id
     if batch.error_code in WAITING_CODES:
         return Stall("quota", name, f"{name} waiting for quota "
@@ -96,7 +108,7 @@ def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive) -
         return Stall("quota", name, f"{name} waiting for quota: the provider refused it "
                      f"({batch.error}); tried again at {_at(batch.next_poll_at)}")
     if batch.lease_owner and batch.lease_until is not None:
-        if batch.lease_until > now and owner_alive(batch.lease_owner) is False:
+        if batch.lease_until > now and _holder_gone(batch, now, owner_alive, lease_s):
             return Stall("dead_worker_lease", name,
                          f"{name} {batch.status}: waiting for the lease of a worker that died "
                          f"({batch.lease_owner}) until {_at(batch.lease_until)}, then another "
@@ -110,13 +122,15 @@ def _batch_reason(batch: BatchSummary, now: datetime, owner_alive: OwnerAlive) -
     return None
 
 
-def why_waiting(job: JobDetail, now: datetime,
-                owner_alive: OwnerAlive = local_owner_alive) -> list[Stall]:
-    """Each reason the job is held up (empty when it simply runs or has ended)."""
+def why_waiting(job: JobDetail, now: datetime, owner_alive: OwnerAlive = local_owner_alive,
+                *, lease_s: float | None = None) -> list[Stall]:
+    """Each reason the job is held up (empty when it simply runs or has ended). ``lease_s``
+    (``worker.lease_s``) lets a lease whose heartbeat stopped be told from a live one when
+    its holder runs on another machine."""
     if is_terminal(job.status):
         return []
     reasons = [r for b in job.batches if not is_terminal(b.status)
-               for r in (_batch_reason(b, now, owner_alive),) if r]
+               for r in (_batch_reason(b, now, owner_alive, lease_s),) if r]
     if (job.status is JobStatus.PENDING and not job.batches
             and now - job.created_at > NO_WORKER_AFTER):
         reasons.append(Stall("no_worker", None,
