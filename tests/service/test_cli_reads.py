@@ -3,6 +3,8 @@ lifecycle filled through the services: what a user sees of a finished job."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -64,8 +66,11 @@ def test_status_json_shows_the_counts_usage_and_provider_batches(
     assert data["cost_usd"] is None
     assert data["batches"] == [{"id": batch.id, "status": "fetched",
                                 "provider_batch_id": batch.provider_batch_id,
-                                "provider_status": "completed", "items": 3, "attempt": 1,
-                                "polls": batch.poll_count, "error": None}]
+                                "provider_status": "completed", "items": 3,
+                                "request_counts": {"total": 3, "completed": 3, "failed": 0},
+                                "attempt": 1, "polls": batch.poll_count, "error": None,
+                                "error_code": None}]
+    assert (data["parent_job_id"], data["children"], data["waiting"]) == (None, [], [])
 
 
 def test_status_prints_the_job_its_counts_and_its_batches(
@@ -75,10 +80,13 @@ def test_status_prints_the_job_its_counts_and_its_batches(
     lines = run("status", job_id, "--config", config_file(driver, tmp_path)).splitlines()
 
     (batch,) = driver.batches(job_id)
-    assert lines[0] == f"{job_id} completed_with_failures  fake/{MODEL}  3 items"
-    assert lines[1] == "  failed=1  succeeded=2"
-    assert lines[2].startswith("  usage: ") and lines[2].endswith("cost: -")
-    assert any(batch.id in line and "fetched" in line for line in lines[3:])
+    assert lines[0] == f"{job_id}  completed_with_failures"
+    assert lines[1] == f"  fake / {MODEL}, 3 items  name: nightly"
+    assert lines[2] == "  failed=1  succeeded=2"
+    usage = next(i for i, line in enumerate(lines) if line.startswith("input tokens"))
+    assert lines[usage + 2].split() == ["20", "10", "0", "0", "-"]
+    assert any(line.split()[:4] == [batch.id, "fetched", "3", "3/3"] for line in lines)
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_jobs_lists_the_newest_first_with_succeeded_counts(
@@ -90,12 +98,16 @@ def test_jobs_lists_the_newest_first_with_succeeded_counts(
     out = run("jobs", "--config", config_file(driver, tmp_path))
     only_pending = run("jobs", "--status", "pending", "--config", config_file(driver, tmp_path))
 
-    rows = [[cell for cell in line.split() if cell != "│"] for line in out.splitlines()
-            if older in line or newer in line]
-    assert [row[-1] for row in rows] == [newer, older]
-    assert [row[:5] for row in rows] == [["pending", "fake", MODEL, "2", "0"],
-                                         ["completed_with_failures", "fake", MODEL, "3", "2"]]
+    rows = [line.split() for line in out.splitlines() if older in line or newer in line]
+    assert rows == [[newer, "pending", "0/2"], [older, "completed_with_failures", "2/3", "nightly"]]
+    assert max(len(line) for line in out.splitlines()) <= 80
     assert newer in only_pending and older not in only_pending
+    wide = run("jobs", "--wide", "--config", config_file(driver, tmp_path))
+    assert [line.split()[4:6] for line in wide.splitlines() if older in line] == [
+        ["fake", MODEL]]
+    listed = json.loads(run("jobs", "--json", "--config", config_file(driver, tmp_path)))
+    assert [(j["id"], j["name"], j["counts"]) for j in listed] == [
+        (newer, None, {"pending": 2}), (older, "nightly", {"failed": 1, "succeeded": 2})]
 
 
 def test_events_prints_the_whole_timeline_in_order(
@@ -107,6 +119,10 @@ def test_events_prints_the_whole_timeline_in_order(
     shown = [word for line in out.splitlines() for word in line.split()
              if word.startswith(("job.", "batch."))]
     assert shown == driver.events(job_id)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    as_json = json.loads(run("events", job_id, "--json", "--config",
+                             config_file(driver, tmp_path)))
+    assert [e["type"] for e in as_json] == driver.events(job_id)
 
 
 def test_results_writes_one_line_per_input_line_in_order(
@@ -133,3 +149,45 @@ def test_a_reading_command_on_an_unknown_job_reports_it_not_found(
     assert isinstance(result.exception, NotFoundError)
     assert str(result.exception) == "no job 'job_nope'"
     assert result.stdout == ""
+
+
+def test_results_as_csv_with_chosen_fields(driver: Driver, write_jsonl: Writer,
+                                           tmp_path: Path) -> None:
+    job_id = finished_job(driver, write_jsonl)
+
+    out = run("results", job_id, "--format", "csv", "--fields", "custom_id,status,error_message",
+              "--config", config_file(driver, tmp_path))
+
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["custom_id", "status", "error_message"]
+    assert [r[:2] for r in rows[1:]] == [["q-0", "succeeded"], ["q-1", "failed"],
+                                        ["q-2", "succeeded"]]
+    assert rows[2][2] and rows[1][2] == ""
+
+
+def test_retry_twice_says_what_it_left_out_and_results_merge_the_lineage(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    driver.fake.outcomes.update({"q-0": ["permanent", "ok"], "q-1": ["permanent", "ok"]})
+    parent, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    driver.run(parent)
+    path = tmp_path / "llm_config.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": driver.rt.config.database.url},
+                                    "broker": {"url": "memory://"}}), encoding="utf-8")
+    first = run("retry", parent, "--config", str(path))
+    child = first.split()[2]
+    driver.fake.outcomes["q-1"] = ["permanent"]  # q-1 fails again in the first retry
+    driver.run(child)
+
+    second = run("retry", parent, "--config", str(path))
+    merged = [json.loads(line) for line in
+              run("results", parent, "--lineage", "--config", str(path)).splitlines()]
+
+    assert f"retrying 2 line(s) of {parent}" in first
+    assert "retrying 1 line(s)" in second
+    assert "left out (never sent twice): 1 already succeeded in a later retry" in second
+    # The latest attempt wins: q-1 is in the second retry, not run yet.
+    assert [(r["custom_id"], r["status"], r["job_id"]) for r in merged] == [
+        ("q-0", "succeeded", child), ("q-1", "pending", second.split()[2]),
+        ("q-2", "succeeded", parent)]
+    status = json.loads(run("status", parent, "--json", "--config", str(path)))
+    assert [c["id"] for c in status["children"]] == [second.split()[2], child]

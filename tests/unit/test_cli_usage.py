@@ -3,6 +3,7 @@ traceback, and reading commands never create a database on the way."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,11 @@ import pytest
 
 
 def llmbatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd`` as a user would, its project search stopping at ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMBATCH_")}
+    env["LLMBATCH_CEILING_DIRECTORIES"] = str(cwd)
     return subprocess.run([sys.executable, "-m", "llmbatch", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=120, check=False)
+                          capture_output=True, timeout=120, check=False, env=env)
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -45,7 +49,7 @@ def test_reading_commands_in_a_directory_with_no_database_say_so_and_create_none
         tmp_path: Path, args: list[str]) -> None:
     result = llmbatch(*args, cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "no llmbatch database at" in result.stderr
+    assert result.stderr.count("\n") == 1 and "no llmbatch project here" in result.stderr
     assert str(tmp_path / ".llmbatch" / "llmbatch.db") in result.stderr
     assert list(tmp_path.iterdir()) == []
 

@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     """Bad usage, configuration or input file: nothing was stored; fix and run again."""
     UNAVAILABLE = 3
     """The database or broker cannot be reached; nothing about the input is wrong."""
+    INTERNAL = 70
+    """An unexpected error inside llmbatch (a bug): one line; ``--debug`` shows the traceback."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C."""
 

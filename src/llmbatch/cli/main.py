@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.bootstrap import Runtime
+from llmbatch.cli import info as cli_info
+from llmbatch.cli import reading as cli_reading
+from llmbatch.cli import results as cli_results
+from llmbatch.cli import retry as cli_retry
+from llmbatch.cli import runtime as cli_runtime
+from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
-from llmbatch.config import AppConfig, load_config
+from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
-from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
-from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
 
@@ -38,11 +41,19 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+_debug = False
+"""Set by ``--debug``: errors are shown with their traceback."""
+
+
 @app.callback()
 def _root(version: Annotated[bool, typer.Option(
         "--version", callback=_show_version, is_eager=True,
-        help="Print the version and exit.")] = False) -> None:
+        help="Print the version and exit.")] = False,
+          debug: Annotated[bool, typer.Option(
+              "--debug", help="Show the full traceback of an error.")] = False) -> None:
     """Run bulk LLM work through the providers' native batch APIs."""
+    global _debug
+    _debug = debug
 
 
 app.add_typer(db_app, name="db")
@@ -54,57 +65,23 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)")]
+    "--config", "-c", help="llm_config.yaml (default: found upward, like git)")]
 
 
 def _config(path: Path | None) -> AppConfig:
-    return load_config(path)
+    return cli_runtime.project_config(path)[0]
 
 
 def _runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    config = _config(path)
-    if not publish:
-        return build_runtime(config)
-    from llmbatch.worker.app import CeleryPublisher, make_celery
-
-    return build_runtime(config, CeleryPublisher(make_celery(config)))
+    return cli_runtime.runtime(path, publish=publish)
 
 
 def _stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    """The runtime of a command about jobs already stored (status, results, cancel...): a
-    database with nothing in it is said in one line, never created on the way (the embedded
-    SQLite path is relative to the current directory, so a command run elsewhere would
-    otherwise open, and leave behind, a new empty one)."""
-    from sqlalchemy.engine import make_url
-
-    config = _config(path)
-    url = make_url(config.database.url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
-        raise ConfigError(f"no llmbatch database at {Path(url.database).resolve()}: nothing was "
-                          "submitted with this configuration here (database.url is relative "
-                          "to the current directory; run from where you submitted, or set it)")
-    rt = _runtime(path, publish=publish)
-    _ensure_schema(rt)
-    return rt
+    return cli_runtime.stored_runtime(path, publish=publish)
 
 
-def _ensure_schema(rt: Runtime) -> None:
-    """The embedded SQLite file is migrated on the spot; a shared server database only by an
-    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code."""
-    from llmbatch.db.migrate import pending_revisions, upgrade
-
-    if rt.engine.dialect.name == "sqlite":
-        upgrade(rt.engine)
-        return
-    pending = pending_revisions(rt.engine)
-    if pending:
-        raise ConfigError(f"the database schema is behind this version of llmbatch "
-                          f"(pending: {', '.join(reversed(pending))}); run: llmbatch db upgrade")
-
-
-def _is_embedded(config: AppConfig) -> bool:
-    return config.broker.url.startswith("sqla+sqlite")
+_ensure_schema = cli_runtime.ensure_schema
+_is_embedded = cli_runtime.is_embedded
 
 
 @app.command()
@@ -138,83 +115,7 @@ def submit(
 
 
 def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool) -> int:
-    from llmbatch.cli.embedded import EmbeddedWorker
-    from llmbatch.cli.progress import wait_for_job
-
-    ctx = EmbeddedWorker(config) if start_worker else nullcontext()
-    with ctx:
-        job = wait_for_job(rt, job_id, console)
-    console.print(f"job {job.id}: {job.status}")
-    return 0 if job.status is JobStatus.SUCCEEDED else 1
-
-
-@app.command()
-def status(job_id: str, config: ConfigOpt = None,
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """A job's status, item counts, usage and provider batches."""
-    job = read_models.job_detail(_stored_runtime(config), job_id)
-    batches = job.batches
-    data: dict[str, Any] = {
-        "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
-        "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
-        "counts": {str(k): v for k, v in sorted(job.counts.items())},
-        "usage": job.usage.as_dict(), "cost_usd": job.cost_usd,
-        "parent_job_id": job.parent_job_id, "created_at": job.created_at.isoformat(),
-        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
-        "error": job.error,
-        "batches": [{"id": b.id, "status": str(b.status), "provider_batch_id":
-                     b.provider_batch_id, "provider_status": b.provider_status,
-                     "items": b.item_count, "attempt": b.attempt, "polls": b.poll_count,
-                     "error": b.error} for b in batches],
-    }
-    if as_json:
-        console.print_json(json.dumps(data))
-        return
-    console.print(f"[bold]{job.id}[/bold] {job.status}  {job.provider}/{job.model}  "
-                  f"{job.item_count} items")
-    console.print("  " + "  ".join(f"{k}={v}" for k, v in data["counts"].items()))
-    console.print(f"  usage: {data['usage']}  cost: "
-                  f"{'-' if job.cost_usd is None else f'${job.cost_usd:.6f}'}")
-    if job.error:
-        console.print(f"  error: {job.error}")
-    table = Table("batch", "status", "provider id", "provider status", "items", "polls")
-    for b in batches:
-        table.add_row(b.id, str(b.status), b.provider_batch_id or "-", b.provider_status or "-",
-                      str(b.item_count), str(b.poll_count))
-    console.print(table)
-
-
-@app.command()
-def jobs(config: ConfigOpt = None, limit: int = 20,
-         status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
-         ) -> None:
-    """Recent jobs."""
-    page = read_models.list_jobs(_stored_runtime(config), limit=limit, status=status)
-    table = Table("status", "provider", "model", "items", "succeeded", "created")
-    table.add_column("job", no_wrap=True)
-    for job in page.entries:
-        table.add_row(str(job.status), job.provider, job.model, str(job.item_count),
-                      str(job.counts.get(ItemStatus.SUCCEEDED, 0)),
-                      job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.id)
-    console.print(table)
-
-
-@app.command()
-def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-            config: ConfigOpt = None) -> None:
-    """One JSON line per input line, in input order (stdout or -o FILE)."""
-    records = read_models.job_results(_stored_runtime(config), job_id)
-    out = output.open("w", encoding="utf-8") if output else sys.stdout
-    try:
-        count = 0
-        for record in records:
-            out.write(json.dumps(record.as_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    finally:
-        if output:
-            out.close()
-    if output:
-        err.print(f"wrote {count} results to {output}")
+    return cli_wait.wait_and_report(rt, job_id, config, start_worker, console)
 
 
 @app.command()
@@ -226,31 +127,9 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
     console.print(f"job {job_id}: {new_status}")
 
 
-@app.command()
-def retry(job_id: str, config: ConfigOpt = None,
-          wait: Annotated[bool, typer.Option(help="Show progress until the new job ends")] = False,
-          worker: Annotated[bool | None, typer.Option(
-              help="Start an embedded worker while waiting")] = None) -> None:
-    """Start a child job of JOB's failed and expired items (after you fixed the cause)."""
-    from llmbatch.service_layer.jobs import retry_job
-
-    rt = _stored_runtime(config, publish=True)
-    child_id, count = retry_job(rt, job_id)
-    console.print(f"created job [bold]{child_id}[/bold] retrying {count} item(s) of {job_id}")
-    if wait:
-        start_worker = _is_embedded(rt.config) if worker is None else worker
-        sys.exit(_wait_and_report(rt, child_id, config, start_worker))
-
-
-@app.command()
-def events(job_id: str, config: ConfigOpt = None) -> None:
-    """A job's timeline."""
-    evs = read_models.iter_job_events(_stored_runtime(config), job_id)
-    table = Table("time", "event", "batch", "from", "to", "data")
-    for e in evs:
-        table.add_row(e.at.strftime("%H:%M:%S.%f")[:-3], e.type, e.batch_id or "",
-                      e.from_status or "", e.to_status or "", json.dumps(e.data)[:80])
-    console.print(table)
+for _command in (cli_reading.status, cli_reading.jobs, cli_results.results, cli_retry.retry,
+                 cli_reading.events, cli_wait.wait, cli_info.info):
+    app.command()(_command)
 
 
 @app.command()
@@ -269,17 +148,18 @@ def worker(
     from llmbatch.worker.app import QUEUE, make_celery, run_celery
     from llmbatch.worker.naming import node_name
 
-    cfg = _config(config)
     configure_logging(loglevel)
-    rt = build_runtime(cfg)
+    rt = cli_runtime.runtime(config, broker=True)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]
-    if beat:
-        argv += ["--beat", f"--schedule={_beat_schedule_path(cfg)}"]
-    sys.exit(run_celery(make_celery(cfg), argv))
+    if not beat:
+        sys.exit(run_celery(make_celery(rt.config), argv))
+    with _beat_schedule(config) as schedule:
+        code = run_celery(make_celery(rt.config), [*argv, "--beat", f"--schedule={schedule}"])
+    sys.exit(code)
 
 
 @app.command("beat")
@@ -287,18 +167,44 @@ def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
     from llmbatch.worker.app import make_celery, run_celery
 
-    cfg = _config(config)
-    sys.exit(run_celery(make_celery(cfg), ["beat", f"--loglevel={loglevel}",
-                                           f"--schedule={_beat_schedule_path(cfg)}"]))
+    rt = cli_runtime.runtime(config, broker=True)
+    with _beat_schedule(config) as schedule:
+        code = run_celery(make_celery(rt.config), ["beat", f"--loglevel={loglevel}",
+                                                    f"--schedule={schedule}"])
+    sys.exit(code)
 
 
-def _beat_schedule_path(cfg: AppConfig) -> Path:
-    """Beat's own bookkeeping file, one per broker (it holds nothing we need to keep)."""
-    import hashlib
-    import tempfile
+@contextmanager
+def _beat_schedule(config: Path | None) -> Iterator[Path]:
+    """Beat's own bookkeeping file (it holds nothing we need to keep): one per process, in the
+    project's home, removed on exit with whatever suffixes the shelve backend added (and those
+    of processes killed before they could remove theirs)."""
+    import os
 
-    digest = hashlib.sha256(cfg.broker.url.encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"llmbatch-beat-{digest}"
+    _, project = cli_runtime.project_config(config)
+    home = project.ensure_home()
+    for stale in home.glob("beat-schedule-*"):
+        pid = stale.name.removeprefix("beat-schedule-").split(".")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    path = home / f"beat-schedule-{os.getpid()}"
+    try:
+        yield path
+    finally:
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @db_app.command("upgrade")
@@ -316,7 +222,7 @@ def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
 def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Check a config file; print each problem with its path."""
     try:
-        cfg = load_config(file)
+        cfg, _ = cli_runtime.project_config(file)
         from llmbatch.providers.registry import ProviderRegistry
 
         ProviderRegistry(cfg).check_limits()
@@ -357,19 +263,34 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 def main() -> None:
-    """Entry point: run the CLI; llmbatch errors and usage errors are one line and exit 2
-    (a message is printed as text, never as markup: it may quote the user's input)."""
+    """Entry point: run the CLI. llmbatch errors and usage errors are one line (or a few, for a
+    list of problems) with the exit code of ``cli/exit_codes.py``; an unexpected error is one
+    line too, exit 1, pointing at ``--debug``, which shows any error's traceback instead. A
+    message is printed as text, never as markup: it may quote the user's input."""
     try:
         code = app(standalone_mode=False)
     except LLMBatchError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(exit_code_for(exc))
+        _report(exc, exit_code_for(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(ExitCode.INTERRUPTED)
     except _usage_errors() as exc:
         exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except Exception as exc:  # a bug or an unforeseen environment problem
+        _report(exc, ExitCode.INTERNAL, unexpected=True)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _report(exc: Exception, code: int, *, unexpected: bool = False) -> None:
+    if _debug or "--debug" in sys.argv[1:2]:
+        err.print_exception(show_locals=False)
+    elif unexpected:
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} "
+                  "(run again with --debug for the traceback, and please report it)",
+                  highlight=False)
+    else:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+    sys.exit(code)

@@ -21,7 +21,7 @@ from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.tables import events, item_attempts, items, jobs, provider_batches
 from llmbatch.domain.states import ItemStatus, JobStatus
 
-__all__ = ["ReadQueries", "reading"]
+__all__ = ["RESULT_COLUMNS", "ReadQueries", "reading"]
 
 _JOB_COLUMNS = (jobs.c.id, jobs.c.tenant, jobs.c.name, jobs.c.provider, jobs.c.model,
                 jobs.c.endpoint, jobs.c.status, jobs.c.item_count, jobs.c.parent_job_id,
@@ -34,7 +34,8 @@ _BATCH_COLUMNS = (provider_batches.c.id, provider_batches.c.status, provider_bat
                   provider_batches.c.poll_count, provider_batches.c.error,
                   provider_batches.c.error_code, provider_batches.c.created_at,
                   provider_batches.c.submitted_at, provider_batches.c.ended_at,
-                  provider_batches.c.next_poll_at, provider_batches.c.lease_until)
+                  provider_batches.c.next_poll_at, provider_batches.c.lease_until,
+                  provider_batches.c.lease_owner, provider_batches.c.call_failures)
 
 _USAGE_COLUMNS = (items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
                   items.c.reasoning_tokens, items.c.cost_usd)
@@ -45,7 +46,7 @@ _ITEM_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.attempt
 
 # What a result record holds: everything but the request (which may be large and is not
 # output) and the bookkeeping columns.
-_RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
+RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
 
 
 @contextmanager
@@ -138,7 +139,7 @@ class ReadQueries:
     def results(self, job_id: str, *, after_seq: int | None, limit: int) -> list[AnyRow]:
         """Up to ``limit`` items of a job after ``after_seq``, in input order, with their
         output."""
-        return self._items_after(_RESULT_COLUMNS, job_id, after_seq, limit, ())
+        return self._items_after(RESULT_COLUMNS, job_id, after_seq, limit, ())
 
     def _items_after(self, columns: Sequence[ColumnElement[Any]], job_id: str,
                      after_seq: int | None, limit: int,

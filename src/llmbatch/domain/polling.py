@@ -41,11 +41,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from llmbatch.config import LatencyPrior, PollingConfig
 from llmbatch.domain.models import BatchPhase
 
-__all__ = ["PollSample", "next_poll_delay"]
+__all__ = ["PollSample", "expected_time_left_s", "next_poll_delay"]
 
 _SQRT2 = math.sqrt(2.0)
 _FINALIZE_SIGMA = 0.8  # spread of the finalizing tail: "1-10% of the run" is a wide range
@@ -53,6 +54,7 @@ _CANCEL_SIGMA = 1.0  # "within ~10 minutes" (a documented figure): minutes, with
 _MIN_FRACTION = 0.05  # below this fraction done, an extrapolation is barely better than a guess
 _NEWTON_STEPS = 60
 _DEFAULT_RNG = random.Random()
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,23 @@ def _delay_for_budget(mu: float, sigma: float, start: float, budget: float,
             return d
         d -= excess / slope
     return d
+
+
+def expected_time_left_s(policy: PollingConfig, *, elapsed_s: float, done: int, total: int,
+                         prior: LatencyPrior, phase: BatchPhase = BatchPhase.RUNNING,
+                         previous: PollSample | None = None) -> float:
+    """The median time until a running batch ends, from the same outlook the poller uses:
+    what a progress bar shows as its ETA (an estimate, not a promise: early on it is little
+    more than the provider's typical latency)."""
+    elapsed = max(elapsed_s, 0.0)
+    mu, sigma, start = _outlook(policy, prior, elapsed=elapsed, done=done, total=total,
+                                phase=phase, previous=previous)
+    if start <= 0:
+        return math.exp(mu)
+    # T > start is known: the median of T given that, minus the time already gone.
+    z_start = (math.log(start) - mu) / sigma
+    survival = 0.5 * math.erfc(z_start / _SQRT2)
+    if survival <= 1e-12:
+        return 0.0
+    z_median = _NORMAL.inv_cdf(1 - survival / 2)
+    return max(math.exp(mu + sigma * z_median) - start, 0.0)

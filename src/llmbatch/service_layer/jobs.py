@@ -4,11 +4,16 @@ read, results included, comes from the read models: ``service_layer.read_models`
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.lineage_queries import (
+    copy_latest_for_retry,
+    latest_status_counts,
+    lineage_job_ids,
+)
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
 from llmbatch.domain.job import Job
@@ -20,10 +25,12 @@ from llmbatch.errors import ConflictError, InputError
 from llmbatch.service_layer import tasks
 
 __all__ = [
+    "RetryOutcome",
     "cancel_job",
     "create_job",
     "request_from_stored",
     "retry_job",
+    "retry_lineage",
 ]
 
 INSERT_CHUNK = 2000
@@ -171,30 +178,75 @@ def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
 RETRYABLE_BY_USER = (ItemStatus.FAILED, ItemStatus.EXPIRED)
 
 
-def retry_job(rt: Runtime, job_id: str, *, name: str | None = None) -> tuple[str, int]:
-    """Start a child job of the items that ended failed or expired, for when the user fixed
-    the cause. Returns ``(child_job_id, item_count)``; ``ConflictError`` if the job is still
-    running or nothing failed."""
+@dataclass(frozen=True)
+class RetryOutcome:
+    """What ``retry_lineage`` did. ``already_succeeded`` and ``in_flight`` count the job's
+    failed items left out because a later retry already carried them (to success, or still
+    running): sending them again would pay twice."""
+
+    child_id: str | None
+    count: int
+    already_succeeded: int = 0
+    in_flight: int = 0
+
+
+def retry_job(rt: Runtime, job_id: str, *, name: str | None = None,
+              include_cancelled: bool = False) -> tuple[str, int]:
+    """``retry_lineage`` for callers that only need ``(child_job_id, item_count)``;
+    ``ConflictError`` when there is nothing to retry."""
+    outcome = retry_lineage(rt, job_id, name=name, include_cancelled=include_cancelled)
+    assert outcome.child_id is not None  # retry_lineage raises when it creates no child
+    return outcome.child_id, outcome.count
+
+
+def retry_lineage(rt: Runtime, job_id: str, *, name: str | None = None,
+                  include_cancelled: bool = False) -> RetryOutcome:
+    """Start a child job of the items that ended failed or expired (and cancelled, with
+    ``include_cancelled``), for when the user fixed the cause.
+
+    Only items whose *latest* attempt in the job's lineage (the job, its retries and theirs)
+    did not succeed are taken: retrying the same parent twice sends nothing the first retry
+    already did or is still doing. ``ConflictError`` if the job is still running or nothing
+    is left to retry (the message says why)."""
+    statuses = RETRYABLE_BY_USER + ((ItemStatus.CANCELLED,) if include_cancelled else ())
     now = rt.clock()
     with rt.uow() as uow:
         parent = uow.repo.get_job(job_id, totals=False)
         if not is_terminal(parent.status):
             raise ConflictError(f"job {job_id} is {parent.status}; retry it once it has ended")
+        conn = uow.repo.conn
+        lineage = lineage_job_ids(conn, job_id)
+        latest = latest_status_counts(conn, lineage, job_id, statuses)
+        done = latest.get(ItemStatus.SUCCEEDED, 0)
+        running = sum(n for s, n in latest.items() if not is_terminal(s))
+        if sum(n for s, n in latest.items() if s in statuses) == 0:
+            raise ConflictError(_nothing_to_retry(job_id, statuses, done, running))
         child = Job(id=new_id("job"), name=name or f"retry of {parent.name or parent.id}",
                     provider=parent.provider, model=parent.model, endpoint=parent.endpoint,
                     status=JobStatus.PENDING, item_count=0, created_at=now,
                     tenant=parent.tenant, parent_job_id=parent.id, metadata=parent.metadata)
         uow.repo.add_job(child, content_hash=None,
                          config_snapshot=uow.repo.config_snapshot(parent.id))
-        count = uow.repo.copy_items_for_retry(parent.id, child.id, RETRYABLE_BY_USER)
-        if count == 0:
-            raise ConflictError(f"job {job_id} has no failed or expired items to retry")
+        count = copy_latest_for_retry(conn, lineage, parent.id, child.id, statuses)
         uow.repo.finish_ingest(child.id, item_count=count, content_hash="")
         uow.record(Event(job_id=child.id, type=EventType.JOB_CREATED, at=now,
                          to_status=str(JobStatus.PENDING),
                          data={"items": count, "parent_job_id": parent.id}))
         uow.record(Event(job_id=parent.id, type=EventType.JOB_RETRIED, at=now,
-                         data={"child_job_id": child.id, "items": count}))
+                         data={"child_job_id": child.id, "items": count,
+                               "already_succeeded": done, "in_flight": running}))
         uow.publish_after_commit(tasks.PLAN, child.id)
         uow.commit()
-    return child.id, count
+    return RetryOutcome(child.id, count, already_succeeded=done, in_flight=running)
+
+
+def _nothing_to_retry(job_id: str, statuses: tuple[ItemStatus, ...], done: int,
+                      running: int) -> str:
+    kinds = " or ".join(str(s) for s in statuses)
+    if not done and not running:
+        hint = "" if ItemStatus.CANCELLED in statuses else \
+            " (cancelled items are retried with --include-cancelled)"
+        return f"job {job_id} has no {kinds} items to retry{hint}"
+    parts = [f"{n} already succeeded in a later retry" for n in (done,) if n]
+    parts += [f"{n} still running in a later retry" for n in (running,) if n]
+    return f"nothing to retry in job {job_id}: of its {kinds} items, {', '.join(parts)}"

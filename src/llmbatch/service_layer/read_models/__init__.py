@@ -13,6 +13,8 @@ task needs to act) stay on the ``Repository``.
     iter_job_events(rt, job_id)      Iterator[EventRecord]: all of it, page after page
     job_items(rt, job_id, ...)       Page[ItemSummary]: status filter; cursor = last seq
     job_results(rt, job_id)          Iterator[ResultRecord]: one per input line, in order
+    lineage_results(rt, job_id)      Iterator[ResultRecord]: the same, merged over a job and
+                                     its retries (latest attempt wins)
 
 Every function takes ``tenant``: None reads all tenants; otherwise another tenant's job is
 ``NotFoundError``, like a job that does not exist. A bad ``cursor`` or ``limit`` is
@@ -22,6 +24,7 @@ Every function takes ``tenant``: None reads all tenants; otherwise another tenan
 from llmbatch.service_layer.read_models.cursors import MAX_PAGE_SIZE
 from llmbatch.service_layer.read_models.items import job_items, job_results
 from llmbatch.service_layer.read_models.jobs import job_detail, job_summary, list_jobs
+from llmbatch.service_layer.read_models.lineage import lineage_results
 from llmbatch.service_layer.read_models.timeline import iter_job_events, job_events
 from llmbatch.service_layer.read_models.values import (
     FINAL_ITEM_STATUSES,
@@ -52,5 +55,6 @@ __all__ = [
     "job_items",
     "job_results",
     "job_summary",
+    "lineage_results",
     "list_jobs",
 ]

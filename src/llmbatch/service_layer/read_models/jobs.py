@@ -102,4 +102,5 @@ def _batch(row: AnyRow) -> BatchSummary:
         provider_status=m["provider_status"], request_counts=dict(m["request_counts"] or {}),
         poll_count=m["poll_count"], error=m["error"], error_code=m["error_code"],
         created_at=m["created_at"], submitted_at=m["submitted_at"], ended_at=m["ended_at"],
-        next_poll_at=m["next_poll_at"], lease_until=m["lease_until"])
+        next_poll_at=m["next_poll_at"], lease_until=m["lease_until"],
+        lease_owner=m["lease_owner"], call_failures=m["call_failures"])

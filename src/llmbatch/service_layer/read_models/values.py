@@ -89,6 +89,10 @@ class BatchSummary:
     ended_at: datetime | None
     next_poll_at: datetime | None
     lease_until: datetime | None
+    lease_owner: str | None = None
+    """The task holding the batch: ``host:pid:token`` (who to wait for while it works)."""
+    call_failures: int = 0
+    """Provider calls of the batch's current step that failed in a row (unreachable...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +172,12 @@ class ResultRecord:
     model: str
     attempts: int
     history: tuple[ItemAttempt, ...] = ()
+    job_id: str | None = None
+    """The job whose attempt this is, in a lineage's merged results (else None, not shown)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"job_id": self.job_id} if self.job_id else {}),
             "custom_id": self.custom_id, "status": str(self.status),
             "output_text": self.output_text, "finish_reason": self.finish_reason,
             "response": self.response, "usage": self.usage.as_dict(),

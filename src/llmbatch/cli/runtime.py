@@ -1,0 +1,106 @@
+"""What every command builds first: the project's configuration and a runtime on its database.
+
+Kept apart from ``cli/main.py`` so that commands in their own modules (``info``, ``wait``...)
+build their runtime exactly as the core commands do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.config import AppConfig
+from llmbatch.errors import ConfigError, InfrastructureError
+from llmbatch.home import HOME_ENV, Project, load_project_config, sqlite_path
+
+__all__ = ["check_reachable", "ensure_schema", "is_embedded", "project_config", "runtime",
+           "stored_runtime"]
+
+
+def project_config(path: Path | None) -> tuple[AppConfig, Project]:
+    """The configuration (SQLite paths absolute) and where the project's files are."""
+    return load_project_config(path)
+
+
+def _in_home(url: str, project: Project) -> bool:
+    path = sqlite_path(url)
+    return path is not None and (path.parent == project.home or project.home in path.parents)
+
+
+def _prepare_home(cfg: AppConfig, project: Project, *, publish: bool) -> None:
+    """Create the home when the embedded database lives there, or the embedded broker and
+    this command publishes (first use); a command that only reads creates nothing else."""
+    if _in_home(cfg.database.url, project) or (publish and _in_home(cfg.broker.url, project)):
+        project.ensure_home()
+
+
+def runtime(path: Path | None, *, publish: bool = False, broker: bool = False) -> Runtime:
+    """A runtime for a command that may store something (the home is created if needed);
+    ``broker``: the command consumes from the broker (a worker, beat) without publishing."""
+    return _build(*project_config(path), publish=publish, broker=broker)
+
+
+def _build(cfg: AppConfig, project: Project, *, publish: bool, broker: bool = False) -> Runtime:
+    _prepare_home(cfg, project, publish=publish or broker)
+    if not publish:
+        return build_runtime(cfg)
+    from llmbatch.worker.app import CeleryPublisher, make_celery
+
+    return build_runtime(cfg, CeleryPublisher(make_celery(cfg)))
+
+
+def stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
+    """The runtime of a command about jobs already stored (status, results, cancel...).
+
+    In a project (found upward, or ``$LLMBATCH_HOME``) the embedded database is created on
+    first use, so ``llmbatch jobs`` there lists no jobs instead of failing. Outside any
+    project, or for a database file named elsewhere that does not exist, nothing is created:
+    the command says in one line where it looked."""
+    cfg, project = project_config(path)
+    db_file = sqlite_path(cfg.database.url)
+    if db_file is not None and not db_file.exists():
+        if not project.found and _in_home(cfg.database.url, project):
+            raise ConfigError(
+                f"no llmbatch project here: no {db_file} (nor a .llmbatch/ or llm_config.yaml "
+                f"in any directory above); `llmbatch submit` starts one in the current "
+                f"directory, or set {HOME_ENV}")
+        if not _in_home(cfg.database.url, project):
+            raise ConfigError(f"no llmbatch database at {db_file}: nothing was submitted with "
+                              f"this configuration (check database.url)")
+    rt = _build(cfg, project, publish=publish)
+    check_reachable(rt)
+    ensure_schema(rt)
+    return rt
+
+
+def check_reachable(rt: Runtime) -> None:
+    """Connect once, so that a database that is down or misaddressed is one line naming it
+    (exit 3), not a driver traceback from the middle of a query."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with rt.engine.connect():
+            pass
+    except OperationalError as exc:
+        where = rt.engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise InfrastructureError(f"cannot reach the database at {where}: {reason}") from exc
+
+
+def ensure_schema(rt: Runtime) -> None:
+    """The embedded SQLite file is migrated on the spot; a shared server database only by an
+    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code."""
+    from llmbatch.db.migrate import pending_revisions, upgrade
+
+    if rt.engine.dialect.name == "sqlite":
+        upgrade(rt.engine)
+        return
+    pending = pending_revisions(rt.engine)
+    if pending:
+        raise ConfigError(f"the database schema is behind this version of llmbatch "
+                          f"(pending: {', '.join(reversed(pending))}); run: llmbatch db upgrade")
+
+
+def is_embedded(cfg: AppConfig) -> bool:
+    """Whether the broker is the embedded SQLite one (nobody else runs the workers)."""
+    return cfg.broker.url.startswith("sqla+sqlite")
