@@ -344,6 +344,13 @@ def demo(
     sys.exit(run_demo(console, items=items, keep=keep))
 
 
+from llmbatch.cli.api import api_command  # noqa: E402 - registered after the core commands
+from llmbatch.cli.keys import keys_app  # noqa: E402
+
+app.command("api")(api_command)
+app.add_typer(keys_app, name="keys")
+
+
 def _usage_errors() -> tuple[type[Exception], ...]:
     """Click's usage errors (unknown command or option, bad value): typer >= 0.29 raises those
     of the click it bundles, older typer those of click itself; both are shown the same way."""
