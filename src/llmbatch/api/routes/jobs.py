@@ -40,7 +40,8 @@ from llmbatch.errors import InputError
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.jobs import cancel_job, create_job, retry_job
-from llmbatch.service_layer.read_models import MAX_PAGE_SIZE, ResultRecord
+from llmbatch.service_layer.read_models import MAX_PAGE_SIZE
+from llmbatch.service_layer.read_models.result_lines import job_result_lines
 
 __all__ = ["CREATE_JOB_BODY", "router"]
 
@@ -233,11 +234,11 @@ def list_items(
                             next_cursor=page.next_cursor)
 
 
-def _ndjson_chunks(records: Iterator[ResultRecord]) -> Iterator[bytes]:
+def _ndjson_chunks(texts: Iterator[str]) -> Iterator[bytes]:
     """Results as JSON lines, several hundred per chunk (one thread hop per chunk)."""
     lines: list[str] = []
-    for record in records:
-        lines.append(json.dumps(record.as_dict(), ensure_ascii=False))
+    for text in texts:
+        lines.append(text)
         if len(lines) >= RESULTS_PER_CHUNK:
             yield ("\n".join(lines) + "\n").encode("utf-8")
             lines = []
@@ -272,9 +273,8 @@ def _wants_gzip(accept_encoding: str) -> bool:
                                                       "output_text": "Hello!"}}}},
                **_JOB_ERRORS})
 def results(request: Request, principal: Caller, job_id: str) -> StreamingResponse:
-    records = read_models.job_results(api_state(request).runtime, job_id,
-                                      tenant=_scope(principal))
-    chunks = _ndjson_chunks(records)
+    texts = job_result_lines(api_state(request).runtime, job_id, tenant=_scope(principal))
+    chunks = _ndjson_chunks(texts)
     headers = {"Vary": "Accept-Encoding"}
     if _wants_gzip(request.headers.get("accept-encoding", "")):
         chunks = _gzipped(chunks)
