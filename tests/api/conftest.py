@@ -14,7 +14,14 @@ from fastapi.testclient import TestClient
 from llmbatch.api.app import create_app
 from llmbatch.api.settings import ApiConfig
 from llmbatch.service_layer.api_keys import create_key
-from service.conftest import clock, make_driver, migrated_template, write_jsonl  # noqa: F401
+from service.conftest import (  # noqa: F401 - fixtures
+    clock,
+    database_url,
+    make_driver,
+    migrated_template,
+    postgres_template,
+    write_jsonl,
+)
 from service.harness import MODEL, Driver, chat_line
 
 __all__ = ["MODEL", "ApiWorld", "chat_line"]
@@ -33,7 +40,18 @@ class ApiWorld:
 
 @pytest.fixture
 def api_world(make_driver: Callable[..., Driver]) -> Iterator[ApiWorld]:  # noqa: F811
-    driver = make_driver()
+    """The app on SQLite."""
+    yield from _world(make_driver())
+
+
+@pytest.fixture
+def api_world_any(make_driver: Callable[..., Driver],  # noqa: F811
+                  database_url: str) -> Iterator[ApiWorld]:  # noqa: F811
+    """The app on SQLite and on PostgreSQL in turn."""
+    yield from _world(make_driver(database_url=database_url))
+
+
+def _world(driver: Driver) -> Iterator[ApiWorld]:
     app = create_app(driver.rt, ApiConfig(rate_limit_per_s=1000, rate_limit_burst=10_000))
     keys = {who: create_key(driver.rt, tenant=tenant, name=who, admin=admin)[1]
             for who, tenant, admin in (("alice", "tenant-a", False), ("bob", "tenant-b", False),

@@ -13,8 +13,8 @@ from llmbatch.service_layer.read_models.result_lines import job_result_lines
 from .conftest import MODEL, ApiWorld, chat_line
 
 
-def test_result_lines_equal_the_records_as_dicts(api_world: ApiWorld, tmp_path: Path) -> None:
-    driver = api_world.driver
+def test_result_lines_equal_the_records_as_dicts(api_world_any: ApiWorld, tmp_path: Path) -> None:
+    driver = api_world_any.driver
     driver.fake.outcomes.update({"q-1": ["permanent"], "q-2": ["transient", "ok"]})
     path = tmp_path / "in.jsonl"
     path.write_text("".join(chat_line(f"q-{i}", f"frage {i} — ünïcode ✓") + "\n"

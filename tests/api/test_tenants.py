@@ -38,7 +38,8 @@ def _probes(job_id: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def test_another_tenants_job_is_a_404_like_a_missing_one_on_every_endpoint(
-        api_world: ApiWorld) -> None:
+        api_world_any: ApiWorld) -> None:
+    api_world = api_world_any
     job_id = _alice_job(api_world)
     bob = api_world.client("bob")
     secrets = ("tenant-a", "alice-private", "secret-", job_id.removeprefix("job_"))
