@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from integration.support import MODEL, Processes, write_config, write_prompts
+from integration.support import (
+    MODEL,
+    Processes,
+    child_env,
+    llmbatch_cmd,
+    write_config,
+    write_prompts,
+)
 from llmbatch import AsyncClient, Client
 from llmbatch.bootstrap import build_runtime
 from llmbatch.config import load_config
@@ -150,6 +159,7 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
                 return [r.custom_id async for r in job.results()]
 
         assert asyncio.run(run_async()) == ["item-0"]
+        check_cli_through_the_api(tmp_path, config_path, url, key, prompts, job_id)
         http.close()
     finally:
         processes.stop_all()
@@ -164,3 +174,43 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
         # The key-less local client is the default tenant: the API's tenant is another.
         assert done.tenant == "default"
     rt.engine.dispose()
+
+
+def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: str,
+                              prompts: Path, job_id: str) -> None:
+    """The job commands with ``--api-url`` print what they print on the local database."""
+    elsewhere = tmp_path / "elsewhere"  # no database and no config here: only the API
+    elsewhere.mkdir()
+
+    def cli(*args: str, remote: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**child_env(), "LLMBATCH_API_KEY": key, "COLUMNS": "200"}
+        env.pop("LLMBATCH_API_URL", None)
+        argv = ["--api-url", url, *args] if remote else [*args, "--config", str(config_path)]
+        return subprocess.run(llmbatch_cmd(*argv), cwd=elsewhere if remote else tmp_path,
+                              env=env, text=True, capture_output=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    submitted = cli("submit", str(prompts), "--provider", "openai", "--model", MODEL,
+                    "--wait")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    new_id = submitted.stdout.split("created job ", 1)[1].split()[0]
+    for args in (("results", job_id), ("status", job_id, "--json"), ("events", job_id)):
+        remote, local = cli(*args), cli(*args, remote=False)
+        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
+        assert remote.stdout == local.stdout, args
+    listed = cli("jobs", "--limit", "50")
+    assert new_id in listed.stdout and job_id in listed.stdout
+    assert cli("cancel", new_id).stdout.strip() == f"job {new_id}: succeeded"
+    retried = cli("retry", new_id)
+    assert retried.returncode == 2 and "no failed or expired items" in retried.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"custom_id": "x", "body": 5}\n', encoding="utf-8")
+    remote_bad = cli("submit", str(bad), "--provider", "openai", "--model", MODEL)
+    local_bad = cli("submit", str(bad), "--provider", "openai", "--model", MODEL, remote=False)
+    assert remote_bad.returncode == local_bad.returncode == 2
+    assert remote_bad.stderr == local_bad.stderr
+    unreachable = subprocess.run(
+        llmbatch_cmd("--api-url", "http://127.0.0.1:9", "status", job_id), env=child_env(),
+        text=True, capture_output=True, timeout=60, check=False, cwd=elsewhere)
+    assert unreachable.returncode == 3, unreachable.stderr
+    assert os.listdir(elsewhere) == []

@@ -79,9 +79,10 @@ async def receive_multipart(stream: AsyncIterator[bytes], content_type: str, *,
         state["is_file"] = name == "file"
         if state["is_file"]:
             state["files"] += 1
-            if b"filename" in disp:
-                upload.filename = Path(disp[b"filename"].decode("utf-8", "replace")).name or \
-                    upload.filename
+            # Only ever shown in messages (never a path on this side), so as the client
+            # named it: its errors read like the CLI's on the client's own file.
+            if disp.get(b"filename"):
+                upload.filename = disp[b"filename"].decode("utf-8", "replace")[:500]
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["is_file"]:

@@ -15,11 +15,11 @@ from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
+from llmbatch.cli.source import JobSource, job_source, set_api_url
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
-from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
 
@@ -40,8 +40,13 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _root(version: Annotated[bool, typer.Option(
         "--version", callback=_show_version, is_eager=True,
-        help="Print the version and exit.")] = False) -> None:
+        help="Print the version and exit.")] = False,
+          api_url: Annotated[str | None, typer.Option(
+              "--api-url", envvar="LLMBATCH_API_URL",
+              help="Job commands talk to this llmbatch API (key: $LLMBATCH_API_KEY)")] = None,
+          ) -> None:
     """Run bulk LLM work through the providers' native batch APIs."""
+    set_api_url(api_url)
 
 
 app.add_typer(db_app, name="db")
@@ -121,27 +126,25 @@ def submit(
     config: ConfigOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
-    from llmbatch.service_layer.jobs import create_job
-
-    rt = _runtime(config, publish=True)
-    _ensure_schema(rt)
-    job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+    rt = job_source(config, publish=True, new=True)
+    job_id, created = rt.create_job(file, provider=provider, model=model, endpoint=endpoint,
+                                    name=name, idempotency_key=idempotency_key)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return
-    start_worker = _is_embedded(rt.config) if worker is None else worker
+    start_worker = rt.embedded_broker if worker is None else worker
     sys.exit(_wait_and_report(rt, job_id, config, start_worker))
 
 
-def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool) -> int:
+def _wait_and_report(rt: JobSource, job_id: str, config: Path | None,
+                     start_worker: bool) -> int:
     from llmbatch.cli.embedded import EmbeddedWorker
     from llmbatch.cli.progress import wait_for_job
 
     ctx = EmbeddedWorker(config) if start_worker else nullcontext()
     with ctx:
-        job = wait_for_job(rt, job_id, console)
+        job = wait_for_job(rt.job_summary, job_id, console)
     console.print(f"job {job.id}: {job.status}")
     return 0 if job.status is JobStatus.SUCCEEDED else 1
 
@@ -150,7 +153,7 @@ def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker
 def status(job_id: str, config: ConfigOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's status, item counts, usage and provider batches."""
-    job = read_models.job_detail(_stored_runtime(config), job_id)
+    job = job_source(config).job_detail(job_id)
     batches = job.batches
     data: dict[str, Any] = {
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
@@ -187,7 +190,7 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
          status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
          ) -> None:
     """Recent jobs."""
-    page = read_models.list_jobs(_stored_runtime(config), limit=limit, status=status)
+    page = job_source(config).list_jobs(limit=limit, status=status)
     table = Table("status", "provider", "model", "items", "succeeded", "created")
     table.add_column("job", no_wrap=True)
     for job in page.entries:
@@ -201,7 +204,7 @@ def jobs(config: ConfigOpt = None, limit: int = 20,
 def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
             config: ConfigOpt = None) -> None:
     """One JSON line per input line, in input order (stdout or -o FILE)."""
-    records = read_models.job_results(_stored_runtime(config), job_id)
+    records = job_source(config).job_results(job_id)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         count = 0
@@ -218,9 +221,7 @@ def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--ou
 @app.command()
 def cancel(job_id: str, config: ConfigOpt = None) -> None:
     """Cancel a job; partial results the provider kept are still fetched."""
-    from llmbatch.service_layer.jobs import cancel_job
-
-    new_status = cancel_job(_stored_runtime(config, publish=True), job_id)
+    new_status = job_source(config, publish=True).cancel_job(job_id)
     console.print(f"job {job_id}: {new_status}")
 
 
@@ -230,20 +231,18 @@ def retry(job_id: str, config: ConfigOpt = None,
           worker: Annotated[bool | None, typer.Option(
               help="Start an embedded worker while waiting")] = None) -> None:
     """Start a child job of JOB's failed and expired items (after you fixed the cause)."""
-    from llmbatch.service_layer.jobs import retry_job
-
-    rt = _stored_runtime(config, publish=True)
-    child_id, count = retry_job(rt, job_id)
+    rt = job_source(config, publish=True)
+    child_id, count = rt.retry_job(job_id)
     console.print(f"created job [bold]{child_id}[/bold] retrying {count} item(s) of {job_id}")
     if wait:
-        start_worker = _is_embedded(rt.config) if worker is None else worker
+        start_worker = rt.embedded_broker if worker is None else worker
         sys.exit(_wait_and_report(rt, child_id, config, start_worker))
 
 
 @app.command()
 def events(job_id: str, config: ConfigOpt = None) -> None:
     """A job's timeline."""
-    evs = read_models.iter_job_events(_stored_runtime(config), job_id)
+    evs = job_source(config).iter_job_events(job_id)
     table = Table("time", "event", "batch", "from", "to", "data")
     for e in evs:
         table.add_row(e.at.strftime("%H:%M:%S.%f")[:-3], e.type, e.batch_id or "",

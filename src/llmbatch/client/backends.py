@@ -160,8 +160,19 @@ class RemoteBackend:
         self.http = httpx.Client(base_url=url.rstrip("/") + "/v1", headers=headers,
                                  timeout=timeout, transport=transport)
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A transport failure (refused, timed out) as llmbatch's own: the API is
+        unreachable, nothing about the input is wrong."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise InfrastructureError(
+                f"cannot reach the llmbatch API at {self.http.base_url}: {exc}") from exc
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        with self._reaching():
+            response = self.http.request(method, path, **kwargs)
         raise_for_problem(response)
         return response.json()
 
@@ -178,9 +189,9 @@ class RemoteBackend:
             handle = path.open("rb")
         except OSError as exc:
             raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
-        with handle:  # httpx streams the file part in chunks
+        with handle, self._reaching():  # httpx streams the file part in chunks
             response = self.http.post("/jobs", data=fields, headers=headers, files={
-                "file": (path.name, handle, "application/x-ndjson")})
+                "file": (str(path), handle, "application/x-ndjson")})
         raise_for_problem(response)
         return JobOut.model_validate(response.json()), response.status_code == 201
 
@@ -197,8 +208,8 @@ class RemoteBackend:
         return PageOut[JobOut].model_validate(self._json("GET", "/jobs", params=params))
 
     def results(self, job_id: str) -> Iterator[Result]:
-        with self.http.stream("GET", f"/jobs/{job_id}/results",
-                              headers={"Accept-Encoding": "gzip"}) as response:
+        with self._reaching(), self.http.stream("GET", f"/jobs/{job_id}/results",
+                                                headers={"Accept-Encoding": "gzip"}) as response:
             raise_for_problem(response)
             for line in response.iter_lines():
                 if line:
