@@ -22,5 +22,8 @@ class ApiConfig(BaseModel):
     auth: bool = Field(
         True, description="Require 'Authorization: Bearer <key>'; off, every caller is the "
                           "local user of the default tenant (only for a private loopback port)")
+    upload_dir: str | None = Field(
+        None, description="Where uploads are spooled before validation (default: the system's "
+                          "temporary directory); needs room for the largest upload")
     sse_poll_s: float = Field(0.5, gt=0, description="How often a live event stream looks")
     sse_keepalive_s: float = Field(15.0, gt=0, description="Comment line sent when idle")

@@ -156,7 +156,8 @@ async def create(
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         upload = await receive_multipart(request.stream(), content_type,
-                                         max_bytes=state.config.max_body_bytes)
+                                         max_bytes=state.config.max_body_bytes,
+                                         tmp_dir=_upload_dir(state.config.upload_dir))
         try:
             params = _form_params(upload.fields)
         except InputError:
@@ -170,7 +171,8 @@ async def create(
         except ValueError as exc:
             raise _body_problem(exc) from exc
         params = body.model_dump(exclude={"requests"})
-        path = await run_in_threadpool(write_jsonl, body.requests)
+        path = await run_in_threadpool(write_jsonl, body.requests,
+                                       _upload_dir(state.config.upload_dir))
         shown_as = "requests"
     else:
         raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
@@ -181,6 +183,14 @@ async def create(
     return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
                         status_code=201 if created else 200,
                         headers={"Location": _job_location(job_id)})
+
+
+def _upload_dir(configured: str | None) -> Path | None:
+    if configured is None:
+        return None
+    path = Path(configured)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _body_problem(exc: ValueError) -> ApiProblem:
