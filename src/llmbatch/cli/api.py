@@ -8,11 +8,16 @@ each publishing new work to the broker the workers consume.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-__all__ = ["api_command", "build_api"]
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from llmbatch.bootstrap import Runtime
+
+__all__ = ["api_command", "build_api", "extra_routers"]
 
 
 def build_api(config_path: Path | None) -> tuple[object, str, int]:
@@ -29,8 +34,14 @@ def build_api(config_path: Path | None) -> tuple[object, str, int]:
         with celery.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
 
-    app = create_app(rt, broker_ping=broker_ping)
+    app = create_app(rt, broker_ping=broker_ping, extra_routers=extra_routers(rt))
     return app, rt.config.api.host, rt.config.api.port
+
+
+def extra_routers(rt: Runtime) -> list[APIRouter]:
+    """Routers mounted beside the job and health routes (``/metrics`` and the like): add
+    yours here."""
+    return []
 
 
 def api_command(
