@@ -33,6 +33,8 @@ __all__ = ["PROBLEM_MEDIA_TYPE", "ApiProblem", "install_problem_handlers", "prob
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemOut"
 log = logging.getLogger(__name__)
+# RFC 9110's names, whatever this Python's ``http.HTTPStatus`` calls them.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
 class ApiProblem(Exception):
@@ -50,7 +52,8 @@ class ApiProblem(Exception):
 def problem_response(status: int, detail: str | None, *, instance: str | None = None,
                      headers: dict[str, str] | None = None,
                      errors: list[ProblemError] | None = None) -> JSONResponse:
-    body = ProblemOut(title=HTTPStatus(status).phrase, status=status, detail=detail,
+    title = _TITLES.get(status) or HTTPStatus(status).phrase
+    body = ProblemOut(title=title, status=status, detail=detail,
                       instance=instance, errors=errors)
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status,
                         media_type=PROBLEM_MEDIA_TYPE, headers=headers)
