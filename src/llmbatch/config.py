@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from llmbatch.api.settings import ApiConfig
 from llmbatch.errors import ConfigError
 
 __all__ = [
@@ -244,6 +245,7 @@ class AppConfig(_Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     polling: PollingConfig = PollingConfig()
     retry: RetryConfig = RetryConfig()
+    api: ApiConfig = ApiConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider's config; a provider absent from the file gets the defaults."""

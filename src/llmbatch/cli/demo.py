@@ -120,6 +120,12 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
                 done = job.counts.get(ItemStatus.SUCCEEDED, 0)
                 console.print(f"{name} {job.id} {job.status} {done}/{job.item_count} succeeded",
                               highlight=False)
+            config = f"{keep if keep is not None else 'DIR'}/llm_config.yaml"
+            console.print(("the REST API on this data: " if keep is not None else
+                           "the REST API on the demo's data: llmbatch demo --keep DIR, then ")
+                          + f"llmbatch keys create --tenant default -c {config}; "
+                          f"llmbatch api -c {config} (docs/api.md)",
+                          highlight=False, soft_wrap=True, markup=False)
             ok = all(j.status is JobStatus.SUCCEEDED for j in jobs.values())
             return 0 if ok else 1
     finally:

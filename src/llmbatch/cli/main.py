@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.cli import api as cli_api
 from llmbatch.cli import info as cli_info
 from llmbatch.cli import reading as cli_reading
 from llmbatch.cli import results as cli_results
@@ -21,6 +22,7 @@ from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
+from llmbatch.cli.keys import keys_app
 from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
@@ -130,6 +132,8 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
 for _command in (cli_reading.status, cli_reading.jobs, cli_results.results, cli_retry.retry,
                  cli_reading.events, cli_wait.wait, cli_info.info):
     app.command()(_command)
+app.command("api")(cli_api.api_command)
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

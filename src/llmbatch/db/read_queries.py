@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, func, or_, select
 
 from llmbatch.db.engine import read_only_connection
 from llmbatch.db.item_queries import AnyRow
@@ -160,3 +160,21 @@ class ReadQueries:
                         item_attempts.c.seq.between(first_seq, last_seq))
                  .order_by(item_attempts.c.seq, item_attempts.c.id))
         return list(self.conn.execute(query).all())
+
+
+# ---- results as JSON text (the API's download) -----------------------------------------------
+_RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.output_text,
+                       items.c.finish_reason, cast(items.c.response, Text).label("response"),
+                       items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
+                       items.c.reasoning_tokens, items.c.cost_usd,
+                       cast(items.c.error, Text).label("error"), items.c.attempts)
+
+
+def raw_results(conn: Connection, job_id: str, *, after_seq: int | None,
+                limit: int) -> list[AnyRow]:
+    """``ReadQueries.results`` with ``response`` and ``error`` as their stored JSON text, not
+    decoded: what a JSON-lines download splices in as it is."""
+    query = select(*_RAW_RESULT_COLUMNS).where(items.c.job_id == job_id)
+    if after_seq is not None:
+        query = query.where(items.c.seq > after_seq)
+    return list(conn.execute(query.order_by(items.c.seq).limit(limit)).all())

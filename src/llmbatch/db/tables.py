@@ -24,12 +24,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
+__all__ = ["api_keys", "events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
            "provider_rate_buckets", "provider_slots", "submit_journal"]
 
 
@@ -86,6 +87,7 @@ jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
     Index("ix_jobs_status_created", "status", "created_at"),
+    Index("ix_jobs_tenant_created", "tenant", "created_at"),
 )
 
 provider_batches = Table(
@@ -218,4 +220,19 @@ provider_rate_buckets = Table(
     Column("provider", String(50), primary_key=True),
     Column("tokens", Float, nullable=False),
     Column("refilled_at", Float, nullable=False),
+)
+
+# API keys (``service_layer.api_keys``): only the SHA-256 of the secret is kept; ``prefix`` is
+# the public part of the key that finds its row. ``admin`` keys read every tenant.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("prefix", String(40), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("name", String(200)),
+    Column("admin", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    UniqueConstraint("prefix", name="uq_api_keys_prefix"),
 )

@@ -21,8 +21,9 @@ from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.tokens import estimate_tokens
-from llmbatch.errors import ConflictError, InputError
+from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = [
     "RetryOutcome",
@@ -150,12 +151,22 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     return job.id, True
 
 
-def cancel_job(rt: Runtime, job_id: str) -> JobStatus:
+def _job_of(uow: UnitOfWork, job_id: str, tenant: str | None) -> Job:
+    """The job, or ``NotFoundError`` when there is none or it belongs to another tenant than
+    ``tenant`` (None: any tenant): another tenant's job is never told apart from no job."""
+    job = uow.repo.get_job(job_id, totals=False)
+    if tenant is not None and job.tenant != tenant:
+        raise NotFoundError(f"no job {job_id!r}")
+    return job
+
+
+def cancel_job(rt: Runtime, job_id: str, *, tenant: str | None = None) -> JobStatus:
     """Cancel a job: unsent work is cancelled now; batches at the provider are cancelled by
-    their next poll, which then fetches the partial results the provider keeps."""
+    their next poll, which then fetches the partial results the provider keeps. ``tenant``
+    scopes it like the read models do."""
     now = rt.clock()
     with rt.uow() as uow:
-        job = uow.repo.get_job(job_id, totals=False)
+        job = _job_of(uow, job_id, tenant)
         if is_terminal(job.status) or job.status is JobStatus.CANCELLING:
             return job.status
         # Planned batches nobody is submitting are dropped now; one being submitted right now
@@ -191,27 +202,29 @@ class RetryOutcome:
 
 
 def retry_job(rt: Runtime, job_id: str, *, name: str | None = None,
-              include_cancelled: bool = False) -> tuple[str, int]:
+              include_cancelled: bool = False, tenant: str | None = None) -> tuple[str, int]:
     """``retry_lineage`` for callers that only need ``(child_job_id, item_count)``;
     ``ConflictError`` when there is nothing to retry."""
-    outcome = retry_lineage(rt, job_id, name=name, include_cancelled=include_cancelled)
+    outcome = retry_lineage(rt, job_id, name=name, include_cancelled=include_cancelled,
+                            tenant=tenant)
     assert outcome.child_id is not None  # retry_lineage raises when it creates no child
     return outcome.child_id, outcome.count
 
 
 def retry_lineage(rt: Runtime, job_id: str, *, name: str | None = None,
-                  include_cancelled: bool = False) -> RetryOutcome:
+                  include_cancelled: bool = False, tenant: str | None = None) -> RetryOutcome:
     """Start a child job of the items that ended failed or expired (and cancelled, with
     ``include_cancelled``), for when the user fixed the cause.
 
     Only items whose *latest* attempt in the job's lineage (the job, its retries and theirs)
     did not succeed are taken: retrying the same parent twice sends nothing the first retry
     already did or is still doing. ``ConflictError`` if the job is still running or nothing
-    is left to retry (the message says why)."""
+    is left to retry (the message says why). ``tenant`` scopes it like the read models do
+    (another tenant's job is not found)."""
     statuses = RETRYABLE_BY_USER + ((ItemStatus.CANCELLED,) if include_cancelled else ())
     now = rt.clock()
     with rt.uow() as uow:
-        parent = uow.repo.get_job(job_id, totals=False)
+        parent = _job_of(uow, job_id, tenant)
         if not is_terminal(parent.status):
             raise ConflictError(f"job {job_id} is {parent.status}; retry it once it has ended")
         conn = uow.repo.conn

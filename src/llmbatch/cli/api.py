@@ -1,0 +1,61 @@
+"""``llmbatch api``: serve the REST API (``llmbatch.api``) under uvicorn.
+
+Embedded (SQLite, SQLite broker) it serves the local database, whose schema it migrates like
+``submit``; scale-out (PostgreSQL and a broker) it is one of as many API processes as you like,
+each publishing new work to the broker the workers consume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from llmbatch.bootstrap import Runtime
+
+__all__ = ["api_command", "build_api", "extra_routers"]
+
+
+def build_api(config_path: Path | None) -> tuple[object, str, int]:
+    """The app for ``config_path`` with its configured host and port."""
+    from llmbatch.api.app import create_app
+    from llmbatch.cli.main import _ensure_schema, _runtime
+    from llmbatch.worker.app import make_celery
+
+    rt = _runtime(config_path, publish=True)
+    _ensure_schema(rt)
+    celery = make_celery(rt.config)
+
+    def broker_ping() -> None:
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    app = create_app(rt, broker_ping=broker_ping, extra_routers=extra_routers(rt))
+    return app, rt.config.api.host, rt.config.api.port
+
+
+def extra_routers(rt: Runtime) -> list[APIRouter]:
+    """Routers mounted beside the job and health routes (``/metrics`` and the like): add
+    yours here."""
+    return []
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: api.host)")
+                    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: api.port, 8000)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)",
+    )] = None,
+    loglevel: str = "warning",
+) -> None:
+    """Serve the REST API (OpenAPI description at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    app, default_host, default_port = build_api(config)
+    uvicorn.run(app, host=host or default_host,  # type: ignore[arg-type]
+                port=default_port if port is None else port, log_level=loglevel.lower())

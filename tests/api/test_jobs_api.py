@@ -1,0 +1,131 @@
+"""The job routes in-process: create (upload, inline, idempotency), read, results, events,
+cancel, retry, and the problem details of bad input."""
+
+from __future__ import annotations
+
+import json
+
+from llmbatch.domain.states import JobStatus
+
+from .conftest import MODEL, ApiWorld, jsonl
+
+
+def upload(world: ApiWorld, who: str, data: bytes, *, key: str | None = None,
+           filename: str = "prompts.jsonl", **fields: str):  # type: ignore[no-untyped-def]
+    headers = {"Idempotency-Key": key} if key else {}
+    return world.client(who).post(
+        "/v1/jobs", headers=headers, files={"file": (filename, data, "application/x-ndjson")},
+        data={"provider": "fake", "model": MODEL, **fields})
+
+
+def test_upload_creates_a_job_and_the_same_idempotency_key_returns_it(
+        api_world: ApiWorld) -> None:
+    first = upload(api_world, "alice", jsonl(3), key="k1", name="nightly",
+                   metadata='{"team": "eval"}')
+    assert first.status_code == 201, first.text
+    job = first.json()
+    assert first.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert (job["tenant"], job["item_count"], job["name"]) == ("tenant-a", 3, "nightly")
+
+    again = upload(api_world, "alice", jsonl(3), key="k1")
+    assert (again.status_code, again.json()["id"]) == (200, job["id"])
+    other = upload(api_world, "alice", jsonl(4), key="k1")
+    assert other.status_code == 409
+    assert other.headers["content-type"] == "application/problem+json"
+
+    detail = api_world.client("alice").get(f"/v1/jobs/{job['id']}").json()
+    assert detail["metadata"] == {"team": "eval"}
+
+
+def test_a_bad_line_is_a_422_naming_file_line_and_field_as_the_cli_prints_it(
+        api_world: ApiWorld) -> None:
+    data = jsonl(2) + b'{"custom_id": "x", "body": 5}\n'
+    answer = upload(api_world, "alice", data, filename="mine.jsonl")
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["status"] == 422
+    [error] = problem["errors"]
+    assert (error["file"], error["line"]) == ("mine.jsonl", 3)
+    assert error["text"].startswith("mine.jsonl:3:")
+    assert api_world.client("alice").get("/v1/jobs").json()["data"] == []
+
+
+def test_inline_requests_run_to_results_in_input_order_plain_and_gzipped(
+        api_world: ApiWorld) -> None:
+    client = api_world.client("alice")
+    body = {"provider": "fake", "model": MODEL,
+            "requests": [json.loads(jsonl(1, f"r{i}")) for i in range(5)]}
+    created = client.post("/v1/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    assert api_world.driver.run(job_id).status is JobStatus.SUCCEEDED
+
+    plain = client.get(f"/v1/jobs/{job_id}/results", headers={"Accept-Encoding": "identity"})
+    lines = [json.loads(line) for line in plain.text.splitlines()]
+    assert [r["custom_id"] for r in lines] == [f"r{i}-0" for i in range(5)]
+    assert all(r["status"] == "succeeded" for r in lines)
+
+    raw = client.get(f"/v1/jobs/{job_id}/results", headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert raw.text == plain.text  # httpx decodes it
+
+    items = client.get(f"/v1/jobs/{job_id}/items", params={"limit": 2}).json()
+    assert [i["seq"] for i in items["data"]] == [0, 1] and items["next_cursor"] == "1"
+    events = client.get(f"/v1/jobs/{job_id}/events").json()["data"]
+    assert events[0]["type"] == "job.created"
+
+    with client.stream("GET", f"/v1/jobs/{job_id}/events",
+                       headers={"Accept": "text/event-stream",
+                                "Last-Event-ID": str(events[0]["id"])}) as stream:
+        text = "".join(stream.iter_text())
+    ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+    assert ids == [e["id"] for e in events[1:]]
+    assert text.rstrip().endswith('data: {"job_id": "' + job_id + '"}')
+
+
+def test_cancel_and_retry(api_world: ApiWorld) -> None:
+    client = api_world.client("alice")
+    api_world.driver.fake.outcomes.update({"q-1": ["permanent", "ok"]})
+    job_id = upload(api_world, "alice", jsonl(3)).json()["id"]
+    assert client.post(f"/v1/jobs/{job_id}/retry").status_code == 409  # still running
+    api_world.driver.run(job_id)
+    retried = client.post(f"/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["items"] == 1
+    child_id = retried.json()["job"]["id"]
+    assert retried.headers["location"] == f"/v1/jobs/{child_id}"
+
+    cancelled = client.post(f"/v1/jobs/{child_id}/cancel")
+    assert cancelled.json() == {"id": child_id, "status": "cancelling"}
+
+
+def test_no_key_or_a_revoked_key_is_401_and_health_needs_none(api_world: ApiWorld) -> None:
+    from llmbatch.service_layer.api_keys import list_keys, revoke_key
+
+    assert api_world.client(None).get("/v1/jobs").status_code == 401
+    assert api_world.client(None).get("/healthz").json() == {"status": "ok"}
+    assert api_world.client(None).get("/readyz").status_code == 200
+    alice = next(k for k in list_keys(api_world.driver.rt) if k.name == "alice")
+    revoke_key(api_world.driver.rt, alice.prefix)
+    answer = api_world.client("alice").get("/v1/jobs")
+    assert answer.status_code == 401 and "Bearer" in answer.headers["www-authenticate"]
+
+
+def test_over_the_rate_limit_is_429_with_retry_after(api_world: ApiWorld) -> None:
+    from llmbatch.api.app import create_app
+    from llmbatch.api.settings import ApiConfig
+
+    api_world.app = create_app(api_world.driver.rt,
+                               ApiConfig(rate_limit_per_s=0.5, rate_limit_burst=2))
+    client = api_world.client("alice")
+    codes = [client.get("/v1/jobs").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert int(client.get("/v1/jobs").headers["retry-after"]) >= 1
+
+
+def test_a_body_over_the_cap_is_413(api_world: ApiWorld) -> None:
+    from llmbatch.api.app import create_app
+    from llmbatch.api.settings import ApiConfig
+
+    api_world.app = create_app(api_world.driver.rt, ApiConfig(max_body_bytes=1000))
+    assert upload(api_world, "alice", jsonl(50)).status_code == 413
