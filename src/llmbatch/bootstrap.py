@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from llmbatch.config import AppConfig
 from llmbatch.db.engine import make_engine
 from llmbatch.db.journal import DatabaseJournal
+from llmbatch.observability.redaction import configure_redaction
 from llmbatch.providers.registry import ProviderRegistry
 from llmbatch.service_layer.unit_of_work import NullPublisher, Publisher, UnitOfWork
 
@@ -50,6 +51,7 @@ class Runtime:
 
 def build_runtime(config: AppConfig, publisher: Publisher | None = None) -> Runtime:
     """Build the runtime for ``config``; the engine connects lazily."""
+    configure_redaction(config.privacy.patterns)
     engine = make_engine(config.database)
     return Runtime(config=config, engine=engine,
                    registry=ProviderRegistry(config, journal=DatabaseJournal(engine)),

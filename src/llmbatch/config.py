@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from llmbatch.errors import ConfigError
+from llmbatch.observability.privacy import PrivacyConfig
+from llmbatch.webhooks.settings import WebhooksConfig
 
 __all__ = [
     "GENERIC_LATENCY_PRIOR",
@@ -239,6 +241,8 @@ class AppConfig(_Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     polling: PollingConfig = PollingConfig()
     retry: RetryConfig = RetryConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider's config; a provider absent from the file gets the defaults."""

@@ -19,6 +19,7 @@ from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
+from llmbatch.observability.logging import LogFormat
 from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
@@ -258,13 +259,21 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "threads",
     beat: Annotated[bool, typer.Option(help="Also run the scheduler tick in this process")] = False,
     loglevel: str = "WARNING",
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on this port (/metrics)")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option(
+        help="json or console (default: console in a terminal, else json)")] = None,
 ) -> None:
     """Run a Celery worker for the lifecycle tasks."""
     from llmbatch.observability.logging import configure_logging
     from llmbatch.worker.app import QUEUE, make_celery
 
     cfg = _config(config)
-    configure_logging(loglevel)
+    configure_logging(loglevel, log_format, cfg)
+    if metrics_port is not None:
+        from llmbatch.observability.exposition import start_worker_metrics
+
+        start_worker_metrics(cfg, metrics_port)
     rt = build_runtime(cfg)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)

@@ -6,6 +6,7 @@ published only after the commit succeeded, so a worker never wakes up to state i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
 from llmbatch.domain.changes import BatchChange, JobChange
 from llmbatch.domain.events import Event
+from llmbatch.observability.recorder import observe
+from llmbatch.observability.redaction import redact_value
 
 __all__ = ["NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
 
@@ -58,6 +61,7 @@ class UnitOfWork:
         self._publisher = publisher or NullPublisher()
         self._conn: Connection | None = None
         self._events: list[Event] = []
+        self._changes: list[BatchChange | JobChange] = []
         self._messages: list[tuple[str, tuple[Any, ...], float | None]] = []
 
     def __enter__(self) -> UnitOfWork:
@@ -67,6 +71,7 @@ class UnitOfWork:
         self.limits = LimitsRepository(self._conn)
         self.history = HistoryRepository(self._conn)
         self._events = []
+        self._changes = []
         self._messages = []
         return self
 
@@ -89,6 +94,8 @@ class UnitOfWork:
         else:
             applied = self.repo.save_job(change)
             subject = {"job_id": change.job_id}
+        if applied:
+            self._changes.append(change)
         if applied and change.event is not None:
             self.record(change.event)
         if not applied:
@@ -105,9 +112,15 @@ class UnitOfWork:
 
     def commit(self) -> None:
         assert self._conn is not None
+        # The timeline is read by people and sent in webhooks: redacted like the logs.
+        self._events = [replace(e, data=redact_value(e.data)) if e.data else e
+                        for e in self._events]
         self.repo.add_events(self._events)
-        self._events = []
+        measured = observe(self._conn, self._changes, self._events)
+        self._events, self._changes = [], []
         self._conn.commit()
+        for update in measured:  # counted only once the change is durable
+            update()
         messages, self._messages = self._messages, []
         for task, args, countdown in messages:
             self._publisher.publish(task, *args, countdown=countdown)

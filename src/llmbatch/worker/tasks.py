@@ -14,12 +14,15 @@ from celery import Celery
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
+from llmbatch.observability.logging import bound_ids
 from llmbatch.service_layer import tasks as names
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
 __all__ = ["register_tasks"]
+
+JOB_TASKS = frozenset({names.PLAN, names.FINALIZE})
 
 
 def register_tasks(app: Celery, config: AppConfig) -> None:
@@ -37,9 +40,12 @@ def register_tasks(app: Celery, config: AppConfig) -> None:
         return rt
 
     def bind(name: str, service: Callable[[Runtime, str], Any]) -> None:
-        @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
-        def _task(entity_id: str) -> str:
-            return str(service(runtime(), entity_id))
+        id_name = "job_id" if name in JOB_TASKS else "batch_id"
+
+        @app.task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+        def _task(self: Any, entity_id: str) -> str:
+            with bound_ids(task=name, task_id=self.request.id, **{id_name: entity_id}):
+                return str(service(runtime(), entity_id))
 
     bind(names.PLAN, plan_job)
     bind(names.SUBMIT, submit_batch)
