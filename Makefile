@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench polling-sim clean
+.PHONY: demo test test-unit lint bench polling-sim clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/llmbatch demo
 
-test: $(STAMP)
+# The metrics integration test runs a real Prometheus (Debian package: prometheus, promtool).
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { apt-get install -y prometheus >/dev/null || sudo apt-get install -y prometheus >/dev/null; }
+
+test: $(STAMP) prometheus
 	$(BIN)/pytest
 
 test-unit: $(STAMP)

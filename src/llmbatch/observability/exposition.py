@@ -20,6 +20,7 @@ from llmbatch.config import DEFAULT_DATA_DIR, AppConfig
 from llmbatch.observability.metrics import (
     DeadlineOf,
     enable_multiprocess,
+    metrics,
     metrics_app,
     serve_metrics,
 )
@@ -66,6 +67,8 @@ def start_worker_metrics(config: AppConfig, port: int, host: str = "0.0.0.0") ->
     ``/metrics`` on ``port``. Call before anything is measured (before Celery forks)."""
     directory = data_dir(config).resolve() / "prometheus" / f"worker-{port}"
     enable_multiprocess(directory)
+    metrics().initialize({name: [m.name for m in provider.models]
+                          for name, provider in config.providers.items() if provider.enabled})
     serve_metrics(port, scrape_engine(config), deadlines(config), host=host)
     return directory
 

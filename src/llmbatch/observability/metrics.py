@@ -134,6 +134,28 @@ class Metrics:
                 ["provider", "model"], registry=reg),
         )
 
+    def initialize(self, providers: Mapping[str, Iterable[str]]) -> None:
+        """Create the series of every provider (and model) at zero, so a rate over them is
+        0, not "no data", before the first event of a kind (Prometheus' advice)."""
+        from llmbatch.domain.states import JobStatus, is_terminal
+
+        for provider, models in providers.items():
+            for operation in ("submit", "poll", "cancel", "fetch"):
+                self.provider_calls.labels(provider, operation, "ok")
+            for step in ("submit", "call"):
+                self.retries.labels(provider, step)
+            self.rebatches.labels(provider)
+            self.adoptions.labels(provider)
+            self.polls.labels(provider)
+            for model in models:
+                self.jobs_created.labels(provider, model)
+                for status in JobStatus:
+                    if is_terminal(status):
+                        self.jobs_finished.labels(provider, model, str(status))
+                for kind in ("input", "output", "cached", "reasoning"):
+                    self.tokens.labels(provider, model, kind)
+                self.cost.labels(provider, model)
+
 
 _lock = threading.Lock()
 _built: list[Metrics] = []
@@ -210,6 +232,8 @@ class DatabaseCollector(Collector):
                     items.join(jobs, i.job_id == j.id))
                 .where(j.status.in_(open_jobs), i.status.in_(unsettled))
                 .group_by(j.provider, i.status)).all()
+            job_counts = conn.execute(select(j.provider, j.model, j.status, func.count())
+                                      .group_by(j.provider, j.model, j.status)).all()
             oldest_job = conn.execute(select(j.provider, func.min(j.created_at))
                                       .where(j.status.in_(open_jobs))
                                       .group_by(j.provider)).all()
@@ -226,6 +250,12 @@ class DatabaseCollector(Collector):
                     b.status.in_(open_batches))
                 .group_by(b.provider)).all()
         providers = {p for p, _, _ in by_status} | {p for p, _ in oldest_job}
+
+        g = GaugeMetricFamily("llmbatch_jobs", "Jobs by status (database; every process's).",
+                              labels=["provider", "model", "status"])
+        for provider, model, status, count in job_counts:
+            g.add_metric([provider, model, status], count)
+        yield g
 
         g = GaugeMetricFamily("llmbatch_batches", "Provider batches by status (database).",
                               labels=["provider", "status"])
