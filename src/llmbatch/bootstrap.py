@@ -42,7 +42,9 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.publisher)
+        return UnitOfWork(self.engine, self.publisher,
+                          webhook_batch_events=self.config.webhooks.batch_events,
+                          retain_requests=self.config.privacy.retain_requests)
 
     def new_lease_owner(self) -> str:
         """A lease token for one task execution."""

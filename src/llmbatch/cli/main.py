@@ -15,11 +15,13 @@ from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
+from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import ConfigError, LLMBatchError
 from llmbatch.observability.logging import LogFormat
+from llmbatch.observability.redaction import redact
 from llmbatch.service_layer import read_models
 
 __all__ = ["app", "main"]
@@ -46,6 +48,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 app.add_typer(db_app, name="db")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(config_app, name="config")
 
 console = Console()
@@ -120,6 +123,8 @@ def submit(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
     )] = None,
     config: ConfigOpt = None,
+    webhook_url: Annotated[str | None, typer.Option(
+        help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
     from llmbatch.service_layer.jobs import create_job
@@ -127,7 +132,8 @@ def submit(
     rt = _runtime(config, publish=True)
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+                                 name=name, idempotency_key=idempotency_key,
+                                 webhook_url=webhook_url)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -374,7 +380,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except LLMBatchError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", highlight=False)
         sys.exit(exit_code_for(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

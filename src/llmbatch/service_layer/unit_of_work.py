@@ -16,10 +16,13 @@ from sqlalchemy import Connection, Engine
 from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
+from llmbatch.db.retention import drop_requests
 from llmbatch.domain.changes import BatchChange, JobChange
-from llmbatch.domain.events import Event
+from llmbatch.domain.events import Event, EventType
 from llmbatch.observability.recorder import observe
 from llmbatch.observability.redaction import redact_value
+from llmbatch.service_layer import tasks
+from llmbatch.webhooks.outbox import WebhookOutbox
 
 __all__ = ["NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
 
@@ -56,9 +59,12 @@ class UnitOfWork:
     limits: LimitsRepository
     history: HistoryRepository
 
-    def __init__(self, engine: Engine, publisher: Publisher | None = None) -> None:
+    def __init__(self, engine: Engine, publisher: Publisher | None = None, *,
+                 webhook_batch_events: bool = False, retain_requests: bool = True) -> None:
         self._engine = engine
         self._publisher = publisher or NullPublisher()
+        self._webhook_batch_events = webhook_batch_events
+        self._retain_requests = retain_requests
         self._conn: Connection | None = None
         self._events: list[Event] = []
         self._changes: list[BatchChange | JobChange] = []
@@ -116,6 +122,14 @@ class UnitOfWork:
         self._events = [replace(e, data=redact_value(e.data)) if e.data else e
                         for e in self._events]
         self.repo.add_events(self._events)
+        # Notifications go out from an outbox written in this same transaction: committed
+        # together with the change they announce, or not at all.
+        if WebhookOutbox(self._conn).enqueue(self._events,
+                                             batch_events=self._webhook_batch_events):
+            self._messages.append((tasks.WEBHOOKS, (), None))
+        if not self._retain_requests:
+            drop_requests(self._conn, {e.job_id for e in self._events
+                                       if e.type is EventType.JOB_COMPLETED})
         measured = observe(self._conn, self._changes, self._events)
         self._events, self._changes = [], []
         self._conn.commit()

@@ -53,6 +53,13 @@ def register_tasks(app: Celery, config: AppConfig) -> None:
     bind(names.FETCH, fetch_batch)
     bind(names.FINALIZE, finalize_job)
 
+    @app.task(name=names.WEBHOOKS, ignore_result=True)  # type: ignore[untyped-decorator]
+    def _webhooks() -> int:
+        from llmbatch.webhooks.delivery import deliver_due
+
+        with bound_ids(task=names.WEBHOOKS):
+            return deliver_due(runtime())
+
     @app.task(name=names.TICK, ignore_result=True)  # type: ignore[untyped-decorator]
     def _tick() -> dict[str, int]:
         return dict(tick(runtime()))
