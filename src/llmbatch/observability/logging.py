@@ -24,7 +24,10 @@ from llmbatch.observability.redaction import configure_redaction, redactor
 if TYPE_CHECKING:
     from llmbatch.config import AppConfig
 
-__all__ = ["LogFormat", "bound_ids", "configure_logging", "redact_event"]
+__all__ = ["SDK_LOGGERS", "LogFormat", "bound_ids", "configure_logging", "redact_event"]
+
+# Loggers that would print request or response bodies below INFO.
+SDK_LOGGERS = ("openai", "anthropic", "google_genai", "google.genai", "httpcore")
 
 
 class LogFormat(StrEnum):
@@ -93,6 +96,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat | str | None = None,
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
+    # Provider SDKs log whole request options (an uploaded file: the prompts) at DEBUG.
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
 
 
 @contextmanager
