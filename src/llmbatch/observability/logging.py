@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["SDK_LOGGERS", "LogFormat", "bound_ids", "configure_logging", "redact_event"]
 
 # Loggers that would print request or response bodies below INFO.
-SDK_LOGGERS = ("openai", "anthropic", "google_genai", "google.genai", "httpcore")
+SDK_LOGGERS = ("openai", "anthropic", "google_genai", "google.genai", "httpcore", "httpcore2")
 
 
 class LogFormat(StrEnum):

@@ -184,14 +184,6 @@ def enable_multiprocess(directory: Path) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
-def mark_process_dead(pid: int) -> None:
-    """A prefork child exited: drop its live-gauge files (counters stay summed)."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
 # ---- gauges read from the database ---------------------------------------------------------
 
 DeadlineOf = Callable[[str], float | None]
