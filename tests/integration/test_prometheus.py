@@ -103,7 +103,7 @@ class PromServer:
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 pytest.fail(f"prometheus exited:\n{self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(httpx.HTTPError, ValueError):  # not ready: no JSON yet
                 if check():
                     return
             time.sleep(0.5)
@@ -148,6 +148,8 @@ def test_prometheus_sees_jobs_calls_and_gauges_move_and_every_panel_has_data(
     cluster, port = metrics_cluster
     prom = PromServer(tmp_path, [f"127.0.0.1:{port}"])
     try:
+        prom.wait_for("itself ready", lambda: httpx.get(f"{prom.url}/-/ready",
+                                                        timeout=5).status_code == 200)
         prom.wait_for("the worker up", lambda: prom.value('up{job="llmbatch"}') == 1)
         prom.wait_for("the counters initialised", lambda: bool(prom.query(
             'llmbatch_jobs_created_total{provider="openai"}')))
