@@ -121,3 +121,20 @@ def test_every_metric_name_has_the_prefix_and_no_id_label() -> None:
     for family in ours:
         for sample in family.samples:
             assert not {"job_id", "batch_id", "item_id", "custom_id"} & set(sample.labels)
+
+
+def test_the_asgi_app_serves_every_family_for_the_api_to_mount(driver: Driver) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from llmbatch.observability.metrics import metrics_app
+
+    api = FastAPI()
+    api.mount("/metrics", metrics_app(driver.rt.engine, lambda _p: 60.0))
+    with TestClient(api) as client:
+        response = client.get("/metrics/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    names = {f.name for f in text_string_to_metric_families(response.text)}
+    assert {"llmbatch_provider_calls", "llmbatch_jobs_finished", "llmbatch_batches",
+            "llmbatch_items_pending", "llmbatch_leases_expired"} <= names

@@ -291,11 +291,16 @@ def worker(
 
 
 @app.command("beat")
-def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
+def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING",
+             log_format: Annotated[LogFormat | None, typer.Option(
+                 help="json or console (default: console in a terminal, else json)")] = None,
+             ) -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
+    from llmbatch.observability.logging import configure_logging
     from llmbatch.worker.app import make_celery
 
     cfg = _config(config)
+    configure_logging(loglevel, log_format, cfg)
     make_celery(cfg).start(["beat", f"--loglevel={loglevel}",
                             f"--schedule={_beat_schedule_path(cfg)}"])
 
