@@ -179,11 +179,11 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
 
     error, response = obj.get("error"), obj.get("response")
     if error is not None:
-        if not isinstance(error, Mapping):
+        if not isinstance(error, dict):
             return _malformed(custom_id, "'error' is not an object")
-        body = response.get("body") if isinstance(response, Mapping) else None
+        body = response.get("body") if isinstance(response, dict) else None
         return _failure(custom_id, status_code=None, error=error, body=body)
-    if not isinstance(response, Mapping):
+    if not isinstance(response, dict):
         return _malformed(custom_id, "neither 'response' nor 'error' is given")
     status_code, body = response.get("status_code"), response.get("body")
     if not isinstance(status_code, int) or isinstance(status_code, bool):
@@ -192,17 +192,17 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
         return _success(custom_id, body)
-    http_error = body.get("error") if isinstance(body, Mapping) else None
+    http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
-                    error=http_error if isinstance(http_error, Mapping) else {}, body=body)
+                    error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
 def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
     output_text = finish_reason = None
     choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         message = choices[0].get("message")
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         output_text = content if isinstance(content, str) else None
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
@@ -272,21 +272,19 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
     body from another endpoint does not lose its usage.
     """
     usage = body.get("usage")
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):  # parsed JSON: a dict, never another Mapping
         return None
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
     return Usage(
-        input_tokens=_count(prompt),
-        output_tokens=_count(completion),
-        cached_tokens=_count(in_details.get("cached_tokens")
-                             if isinstance(in_details, Mapping) else None),
-        reasoning_tokens=_count(out_details.get("reasoning_tokens")
-                                if isinstance(out_details, Mapping) else None),
-    )
+        _count(prompt), _count(completion),
+        _count(in_details.get("cached_tokens") if isinstance(in_details, dict) else None),
+        _count(out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None))
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A token count as reported, or 0 for anything that is not a positive integer (a bool is
+    not a count; ``type(...) is int`` excludes it)."""
+    return value if type(value) is int and value > 0 else 0
