@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-unit test-service test-contract test-integration test-chaos lint bench \
-	polling-sim clean
+	polling-sim clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/llmbatch demo
 
-test: $(STAMP)
+# The metrics integration test runs a real Prometheus (Debian package: prometheus, promtool).
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { apt-get install -y prometheus >/dev/null || sudo apt-get install -y prometheus >/dev/null; }
+
+test: $(STAMP) prometheus
 	$(BIN)/pytest
 
 # One tier at a time (docs/testing.md): unit needs nothing; service a database (SQLite, or

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from llmbatch.config import AppConfig
 from llmbatch.db.engine import make_engine
 from llmbatch.db.journal import DatabaseJournal
+from llmbatch.observability.redaction import configure_redaction
 from llmbatch.providers.registry import ProviderRegistry
 from llmbatch.service_layer.unit_of_work import NullPublisher, Publisher, UnitOfWork
 
@@ -41,7 +42,9 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.publisher)
+        return UnitOfWork(self.engine, self.publisher,
+                          webhook_batch_events=self.config.webhooks.batch_events,
+                          retain_requests=self.config.privacy.retain_requests)
 
     def new_lease_owner(self) -> str:
         """A lease token for one task execution."""
@@ -50,6 +53,7 @@ class Runtime:
 
 def build_runtime(config: AppConfig, publisher: Publisher | None = None) -> Runtime:
     """Build the runtime for ``config``; the engine connects lazily."""
+    configure_redaction(config.privacy.patterns)
     engine = make_engine(config.database)
     return Runtime(config=config, engine=engine,
                    registry=ProviderRegistry(config, journal=DatabaseJournal(engine)),

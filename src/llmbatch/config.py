@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from llmbatch.api.settings import ApiConfig
 from llmbatch.errors import ConfigError
+from llmbatch.observability.privacy import PrivacyConfig
+from llmbatch.webhooks.settings import WebhooksConfig
 
 __all__ = [
     "GENERIC_LATENCY_PRIOR",
@@ -246,6 +248,8 @@ class AppConfig(_Frozen):
     polling: PollingConfig = PollingConfig()
     retry: RetryConfig = RetryConfig()
     api: ApiConfig = ApiConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider's config; a provider absent from the file gets the defaults."""

@@ -27,6 +27,7 @@ from llmbatch.service_layer.read_models import EventRecord, iter_job_events, job
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 from llmbatch.service_layer.unit_of_work import RecordingPublisher
+from llmbatch.webhooks.delivery import deliver_due
 
 MODEL = "fake-model"
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -34,6 +35,7 @@ START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SERVICES: dict[str, Callable[[Runtime, str], Any]] = {
     tasks.PLAN: plan_job, tasks.SUBMIT: submit_batch, tasks.POLL: poll_batch,
     tasks.FETCH: fetch_batch, tasks.FINALIZE: finalize_job,
+    tasks.WEBHOOKS: lambda rt: deliver_due(rt),
 }
 
 

@@ -23,9 +23,12 @@ from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
+from llmbatch.observability.logging import LogFormat
+from llmbatch.observability.redaction import redact
 
 __all__ = ["app", "main"]
 
@@ -59,6 +62,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 app.add_typer(db_app, name="db")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
 
@@ -100,6 +104,8 @@ def submit(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
     )] = None,
     config: ConfigOpt = None,
+    webhook_url: Annotated[str | None, typer.Option(
+        help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
     from llmbatch.service_layer.jobs import create_job
@@ -107,7 +113,8 @@ def submit(
     rt = _runtime(config, publish=True)
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+                                 name=name, idempotency_key=idempotency_key,
+                                 webhook_url=webhook_url)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -146,14 +153,22 @@ def worker(
     hostname: Annotated[str | None, typer.Option(
         "--hostname", "-n", help="Celery node name (default: unique, llmbatch-<pid>-<id>@%h)",
     )] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on this port (/metrics)")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option(
+        help="json or console (default: console in a terminal, else json)")] = None,
 ) -> None:
     """Run a Celery worker for the lifecycle tasks (any number per host)."""
     from llmbatch.observability.logging import configure_logging
     from llmbatch.worker.app import QUEUE, make_celery, run_celery
     from llmbatch.worker.naming import node_name
 
-    configure_logging(loglevel)
     rt = cli_runtime.runtime(config, broker=True)
+    configure_logging(loglevel, log_format, rt.config)
+    if metrics_port is not None:
+        from llmbatch.observability.exposition import start_worker_metrics
+
+        start_worker_metrics(rt.config, metrics_port)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     _ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
@@ -167,11 +182,16 @@ def worker(
 
 
 @app.command("beat")
-def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING") -> None:
+def beat_cmd(config: ConfigOpt = None, loglevel: str = "WARNING",
+             log_format: Annotated[LogFormat | None, typer.Option(
+                 help="json or console (default: console in a terminal, else json)")] = None,
+             ) -> None:
     """Run the scheduler (one per deployment): the tick that enqueues due work and repairs."""
+    from llmbatch.observability.logging import configure_logging
     from llmbatch.worker.app import make_celery, run_celery
 
     rt = cli_runtime.runtime(config, broker=True)
+    configure_logging(loglevel, log_format, rt.config)
     with _beat_schedule(config) as schedule:
         code = run_celery(make_celery(rt.config), ["beat", f"--loglevel={loglevel}",
                                                     f"--schedule={schedule}"])
@@ -292,9 +312,9 @@ def _report(exc: Exception, code: int, *, unexpected: bool = False) -> None:
     if _debug or "--debug" in sys.argv[1:2]:
         err.print_exception(show_locals=False)
     elif unexpected:
-        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} "
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(redact(str(exc)))} "
                   "(run again with --debug for the traceback, and please report it)",
                   highlight=False)
     else:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", highlight=False)
     sys.exit(code)

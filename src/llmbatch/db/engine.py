@@ -21,18 +21,21 @@ _READ_ONLY = "llmbatch_read_only"
 
 
 def make_engine(config: DatabaseConfig) -> Engine:
-    """An engine for ``config.url``; creates the SQLite file's directory when needed."""
+    """An engine for ``config.url``; creates the SQLite file's directory when needed.
+
+    ``hide_parameters``: a database error's text carries the statement's parameters (model
+    output, prompts) unless told not to, and those errors end up in logs."""
     url = make_url(config.url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=config.echo,
+        engine = create_engine(url, echo=config.echo, hide_parameters=True,
                                connect_args={"timeout": config.busy_timeout_ms / 1000},
                                json_serializer=json_codec.dumps,
                                json_deserializer=json_codec.loads)
         _configure_sqlite(engine, config.busy_timeout_ms)
         return engine
-    return create_engine(url, echo=config.echo, pool_pre_ping=True,
+    return create_engine(url, echo=config.echo, pool_pre_ping=True, hide_parameters=True,
                          json_serializer=json_codec.dumps, json_deserializer=json_codec.loads)
 
 

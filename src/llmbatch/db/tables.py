@@ -31,7 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["api_keys", "events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
-           "provider_rate_buckets", "provider_slots", "submit_journal"]
+           "provider_rate_buckets", "provider_slots", "submit_journal", "webhook_deliveries",
+           "webhook_outbox"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,6 +82,7 @@ jobs = Table(
     Column("config_snapshot", JSONType, nullable=False, default=dict),
     Column("metadata", JSONType, nullable=False, default=dict),
     Column("error", Text),
+    Column("webhook_url", Text),  # where terminal events go (llmbatch.webhooks)
     Column("created_at", UTCDateTime, nullable=False),
     Column("submitted_at", UTCDateTime),
     Column("completed_at", UTCDateTime),
@@ -235,4 +237,40 @@ api_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
     UniqueConstraint("prefix", name="uq_api_keys_prefix"),
+)
+
+# The webhook outbox (llmbatch.webhooks): one row per event to deliver, written in the same
+# transaction as the state change it announces; ``id`` is the Standard Webhooks message id,
+# the same on every attempt, so a receiver deduplicates on it. Claimed by a lease like batches.
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index("ix_webhook_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_outbox_job_id", "job_id"),
+)
+
+# Every delivery attempt: when, what the receiver answered (or why nothing was sent).
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("event_id", String(40), ForeignKey("webhook_outbox.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_deliveries_event_id", "event_id"),
 )

@@ -19,6 +19,7 @@ from llmbatch.domain.models import BatchFailure, BatchProgress, FailureKind, Sub
 from llmbatch.domain.retry import PROVIDER_UNREACHABLE_CODE, RESULTS_UNAVAILABLE_CODE
 from llmbatch.domain.states import BatchStatus, check_transition
 from llmbatch.domain.storable import UNSTORABLE_CODE, escape_text
+from llmbatch.observability.redaction import redact
 
 __all__ = ["ProviderBatch"]
 
@@ -64,10 +65,14 @@ class ProviderBatch:
         if to is not None:
             check_transition(self.status, to)
         # Provider messages are quoted on the batch and in its event and may hold text no
-        # database stores (NUL, lone surrogates).
+        # database stores (NUL, lone surrogates), and a prompt's personal data the provider
+        # echoed: escaped and redacted here, before anything stores them.
         for fields in (values, data or {}):
             if isinstance(fields.get("error"), str):
-                fields["error"] = escape_text(fields["error"])
+                fields["error"] = redact(escape_text(fields["error"]))
+        failure = values.get("failure")
+        if isinstance(failure, BatchFailure):
+            values["failure"] = replace(failure, message=redact(escape_text(failure.message)))
         ev = None
         if event is not None:
             ev = Event(job_id=self.job_id, batch_id=self.id, type=event, at=at,

@@ -10,6 +10,7 @@ from llmbatch.domain.changes import JobChange
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.models import Endpoint, Usage
 from llmbatch.domain.states import ItemStatus, JobStatus, check_transition
+from llmbatch.observability.redaction import redact
 
 __all__ = ["Job"]
 
@@ -58,4 +59,5 @@ class Job:
                  error: str | None) -> JobChange:
         """Every item is final: the job ends with ``outcome``."""
         return self._change(at, outcome, EventType.JOB_COMPLETED,
-                            {str(k): v for k, v in counts.items()}, completed_at=at, error=error)
+                            {str(k): v for k, v in counts.items()}, completed_at=at,
+                            error=redact(error) if error else error)

@@ -25,6 +25,7 @@ from llmbatch.domain.retry import (
 from llmbatch.domain.states import BatchStatus, ItemStatus
 from llmbatch.domain.storable import escape_text
 from llmbatch.errors import ProviderError
+from llmbatch.observability.redaction import redact
 from llmbatch.service_layer import tasks
 
 __all__ = ["abandon_batch", "fetch_given_up"]
@@ -38,9 +39,9 @@ def abandon_batch(rt: Runtime, batch: ProviderBatch, exc: ProviderError) -> Batc
     ``provider_unreachable``, and the batch is closed with the reason."""
     now = rt.clock()
     failures = batch.call_failures + 1
-    reason = escape_text(f"gave up after {failures} failed calls in a row; the batch may still "
-                         f"run at the provider, so its items are not sent again (last error: "
-                         f"{exc})")
+    reason = redact(escape_text(
+        f"gave up after {failures} failed calls in a row; the batch may still run at the "
+        f"provider, so its items are not sent again (last error: {exc})"))
     error = {"type": "batch_abandoned", "code": PROVIDER_UNREACHABLE_CODE, "message": reason,
              "retryable": False}
     abandon = batch.abandon(now, reason=reason, failures=failures)
@@ -66,8 +67,9 @@ def fetch_given_up(rt: Runtime, batch: ProviderBatch,
     if after_call_failure(failures, batch_ended=True,
                           policy=rt.config.retry) is AfterCallFailure.BACK_OFF:
         return None
-    reason = escape_text(f"results could not be downloaded: {failures} tries failed in a row "
-                         f"(last error: {exc})")
+    reason = redact(escape_text(
+        f"results could not be downloaded: {failures} tries failed in a row "
+        f"(last error: {exc})"))
     change = batch.results_unavailable(rt.clock(), reason=reason, failures=failures)
     with rt.uow() as uow:
         uow.save(change)

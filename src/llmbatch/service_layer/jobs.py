@@ -14,6 +14,7 @@ from llmbatch.db.lineage_queries import (
     latest_status_counts,
     lineage_job_ids,
 )
+from llmbatch.db.retention import requests_dropped
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
 from llmbatch.domain.job import Job
@@ -24,6 +25,8 @@ from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.unit_of_work import UnitOfWork
+from llmbatch.webhooks.outbox import WebhookOutbox
+from llmbatch.webhooks.urls import check_webhook_url
 
 __all__ = [
     "RetryOutcome",
@@ -55,14 +58,18 @@ def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> R
 def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                endpoint: Endpoint = Endpoint.CHAT, name: str | None = None,
                idempotency_key: str | None = None, tenant: str = "default",
-               metadata: dict[str, Any] | None = None) -> tuple[str, bool]:
+               metadata: dict[str, Any] | None = None,
+               webhook_url: str | None = None) -> tuple[str, bool]:
     """Validate and store a job from a JSONL file in one transaction; plan it.
 
     Streams the file: items are inserted in chunks, so memory does not grow with the file. Any
     bad line raises ``InputError`` (file, line, field) and rolls everything back. Returns
     ``(job_id, created)``; ``created`` is False when the idempotency key named an existing job
-    with the same content.
+    with the same content. ``webhook_url`` (checked against ``webhooks.allowed_hosts``
+    first) receives a signed event when the job ends (``llmbatch.webhooks``).
     """
+    if webhook_url is not None:
+        check_webhook_url(rt.config.webhooks, webhook_url)
     adapter = rt.registry.get(provider, for_new_job=True)
     _check_model(rt, provider, model)
     if endpoint not in adapter.endpoints:
@@ -87,6 +94,8 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         # constraint before it could compare contents.
         uow.repo.add_job(replace(job, idempotency_key=None), content_hash=None,
                          config_snapshot=snapshot)
+        if webhook_url is not None:
+            WebhookOutbox(uow.repo.conn).set_url(job.id, webhook_url)
         rows: list[dict[str, Any]] = []
         index = 0
         for line_no, raw in enumerate(handle, start=1):
@@ -227,6 +236,9 @@ def retry_lineage(rt: Runtime, job_id: str, *, name: str | None = None,
         parent = _job_of(uow, job_id, tenant)
         if not is_terminal(parent.status):
             raise ConflictError(f"job {job_id} is {parent.status}; retry it once it has ended")
+        if requests_dropped(uow.repo.conn, job_id):
+            raise ConflictError(f"job {job_id}'s requests were dropped when it ended "
+                                "(privacy.retain_requests: false); submit the input again")
         conn = uow.repo.conn
         lineage = lineage_job_ids(conn, job_id)
         latest = latest_status_counts(conn, lineage, job_id, statuses)

@@ -30,6 +30,7 @@ from llmbatch.db.limits import LimitsRepository
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import SubmissionBlock, bucket_shape, submission_block
 from llmbatch.errors import LLMBatchError
+from llmbatch.observability.calls import timed_call
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["CallDeferred", "CallLease", "provider_call", "submission_gate"]
@@ -100,6 +101,14 @@ def provider_call(rt: Runtime, provider: str, operation: str, *, extra_cost: int
     ``extra_cost`` adds requests made in the same breath (a lookup before a submit). Raises
     ``CallDeferred`` before the body runs if no slot or budget came free in time.
     """
+    with (timed_call(provider, operation),
+          _limited_call(rt, provider, operation, extra_cost, sleep) as lease):
+        yield lease
+
+
+@contextmanager
+def _limited_call(rt: Runtime, provider: str, operation: str, extra_cost: int,
+                  sleep: Sleep) -> Iterator[CallLease]:
     limits = rt.config.provider(provider).rate_limits
     owner = f"{rt.worker_id}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
     lease = CallLease(rt, provider, owner)

@@ -14,6 +14,7 @@ from llmbatch.bootstrap import Runtime
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.unit_of_work import UnitOfWork
+from llmbatch.webhooks.outbox import WebhookOutbox
 
 __all__ = ["TickReport", "tick", "wake_up_messages"]
 
@@ -91,6 +92,9 @@ def tick(rt: Runtime, limit: int = 500) -> TickReport:
         for job_id in uow.repo.idle_running_jobs(limit):
             uow.publish_after_commit(tasks.FINALIZE, job_id)
             report["finalized"] += 1
+        if WebhookOutbox(uow.repo.conn).any_due(now):  # retries and replays come due here
+            uow.publish_after_commit(tasks.WEBHOOKS)
+            report["webhooks"] = 1
         uow.commit()
     if any(report.values()):
         log.debug("llmbatch.tick", **report)

@@ -25,6 +25,7 @@ from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError, QuotaExceededError, TransientProviderError
+from llmbatch.observability.redaction import redact
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
@@ -87,7 +88,8 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
             uow.record(Event(job_id=job_id, batch_id=batch.id, type=EventType.BATCH_PLANNED,
                              at=now, to_status=str(BatchStatus.PLANNED),
                              data={"items": plan.item_count, "bytes": plan.byte_count,
-                                   "estimated_tokens": plan.token_count}))
+                                   "estimated_tokens": plan.token_count,
+                                   "attempt": attempt}))
             uow.publish_after_commit(tasks.SUBMIT, batch.id)
             batch_ids.append(batch.id)
         if job.status is JobStatus.PENDING:
@@ -248,11 +250,11 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
                                             failures=failures, delay_s=delay))
             uow.commit()
             return BatchStatus.PLANNED
-        error = str(exc)
+        error = redact(str(exc))
         if copy_may_exist:  # given up at the bound: say what may be left at the provider
             error = (f"gave up after {failures} failed tries in a row; a copy of this batch may "
                      f"exist at the provider (tag {batch.id}), so its items are not sent again "
-                     f"(last error: {exc})")
+                     f"(last error: {redact(str(exc))})")
         if uow.save(batch.submission_failed(now, error=error, code=exc.code)):
             uow.repo.fail_unsent_items(batch.id, {
                 "type": type(exc).__name__, "code": exc.code, "message": error,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FETCH", "FINALIZE", "PLAN", "POLL", "SUBMIT", "TICK"]
+__all__ = ["FETCH", "FINALIZE", "PLAN", "POLL", "SUBMIT", "TICK", "WEBHOOKS"]
 
 PLAN = "llmbatch.plan"
 SUBMIT = "llmbatch.submit"
@@ -10,3 +10,4 @@ POLL = "llmbatch.poll"
 FETCH = "llmbatch.fetch"
 FINALIZE = "llmbatch.finalize"
 TICK = "llmbatch.tick"
+WEBHOOKS = "llmbatch.webhooks.deliver"

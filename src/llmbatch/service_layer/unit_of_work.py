@@ -7,6 +7,7 @@ published only after the commit succeeded, so a worker never wakes up to state i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -16,8 +17,13 @@ from sqlalchemy import Connection, Engine
 from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
+from llmbatch.db.retention import drop_requests
 from llmbatch.domain.changes import BatchChange, JobChange
-from llmbatch.domain.events import Event
+from llmbatch.domain.events import Event, EventType
+from llmbatch.observability.recorder import observe
+from llmbatch.observability.redaction import redact_value
+from llmbatch.service_layer import tasks
+from llmbatch.webhooks.outbox import WebhookOutbox
 
 __all__ = ["Message", "NullPublisher", "Publisher", "RecordingPublisher", "UnitOfWork"]
 
@@ -70,11 +76,15 @@ class UnitOfWork:
     limits: LimitsRepository
     history: HistoryRepository
 
-    def __init__(self, engine: Engine, publisher: Publisher | None = None) -> None:
+    def __init__(self, engine: Engine, publisher: Publisher | None = None, *,
+                 webhook_batch_events: bool = False, retain_requests: bool = True) -> None:
         self._engine = engine
         self._publisher = publisher or NullPublisher()
+        self._webhook_batch_events = webhook_batch_events
+        self._retain_requests = retain_requests
         self._conn: Connection | None = None
         self._events: list[Event] = []
+        self._changes: list[BatchChange | JobChange] = []
         self._messages: list[Message] = []
 
     def __enter__(self) -> UnitOfWork:
@@ -84,6 +94,7 @@ class UnitOfWork:
         self.limits = LimitsRepository(self._conn)
         self.history = HistoryRepository(self._conn)
         self._events = []
+        self._changes = []
         self._messages = []
         return self
 
@@ -106,6 +117,8 @@ class UnitOfWork:
         else:
             applied = self.repo.save_job(change)
             subject = {"job_id": change.job_id}
+        if applied:
+            self._changes.append(change)
         if applied and change.event is not None:
             self.record(change.event)
         if not applied:
@@ -122,9 +135,23 @@ class UnitOfWork:
 
     def commit(self) -> None:
         assert self._conn is not None
+        # The timeline is read by people and sent in webhooks: redacted like the logs.
+        self._events = [replace(e, data=redact_value(e.data)) if e.data else e
+                        for e in self._events]
         self.repo.add_events(self._events)
-        self._events = []
+        # Notifications go out from an outbox written in this same transaction: committed
+        # together with the change they announce, or not at all.
+        if WebhookOutbox(self._conn).enqueue(self._events,
+                                             batch_events=self._webhook_batch_events):
+            self._messages.append((tasks.WEBHOOKS, (), None))
+        if not self._retain_requests:
+            drop_requests(self._conn, {e.job_id for e in self._events
+                                       if e.type is EventType.JOB_COMPLETED})
+        measured = observe(self._conn, self._changes, self._events)
+        self._events, self._changes = [], []
         self._conn.commit()
+        for update in measured:  # counted only once the change is durable
+            update()
         messages, self._messages = self._messages, []
         if messages:
             self._publisher.publish_many(messages)

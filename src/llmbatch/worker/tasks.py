@@ -14,6 +14,7 @@ from celery import Celery
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
+from llmbatch.observability.logging import bound_ids
 from llmbatch.service_layer import tasks as names
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
 from llmbatch.service_layer.scheduler import tick
@@ -21,6 +22,8 @@ from llmbatch.service_layer.submission import plan_job, submit_batch
 from llmbatch.service_layer.unit_of_work import Publisher
 
 __all__ = ["register_tasks"]
+
+JOB_TASKS = frozenset({names.PLAN, names.FINALIZE})
 
 
 def register_tasks(app: Celery, config: AppConfig,
@@ -39,17 +42,30 @@ def register_tasks(app: Celery, config: AppConfig,
         return rt
 
     def bind(name: str, service: Callable[[Runtime, str], Any]) -> None:
+        id_name = "job_id" if name in JOB_TASKS else "batch_id"
+
         # A tick that finds many batches due names several in one message
         # (``scheduler.wake_up_messages``); each is handled as if it had come alone.
-        @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
-        def _task(*entity_ids: str) -> str:
-            return ", ".join(str(service(runtime(), entity_id)) for entity_id in entity_ids)
+        @app.task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+        def _task(self: Any, *entity_ids: str) -> str:
+            done = []
+            for entity_id in entity_ids:
+                with bound_ids(task=name, task_id=self.request.id, **{id_name: entity_id}):
+                    done.append(str(service(runtime(), entity_id)))
+            return ", ".join(done)
 
     bind(names.PLAN, plan_job)
     bind(names.SUBMIT, submit_batch)
     bind(names.POLL, poll_batch)
     bind(names.FETCH, fetch_batch)
     bind(names.FINALIZE, finalize_job)
+
+    @app.task(name=names.WEBHOOKS, ignore_result=True)  # type: ignore[untyped-decorator]
+    def _webhooks() -> int:
+        from llmbatch.webhooks.delivery import deliver_due
+
+        with bound_ids(task=names.WEBHOOKS):
+            return deliver_due(runtime())
 
     @app.task(name=names.TICK, ignore_result=True)  # type: ignore[untyped-decorator]
     def _tick() -> dict[str, int]:

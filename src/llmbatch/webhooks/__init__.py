@@ -1,0 +1,1 @@
+"""Signed job notifications (Standard Webhooks) from a durable outbox."""
