@@ -60,8 +60,9 @@ def test_status_json_shows_the_counts_usage_and_provider_batches(
         "provider": "fake", "model": MODEL, "items": 3}
     assert data["counts"] == {"failed": 1, "succeeded": 2}
     assert data["usage"] == {"input_tokens": 20, "output_tokens": 10, "cached_tokens": 0,
-                             "reasoning_tokens": 0}
-    assert data["cost_usd"] is None
+                             "reasoning_tokens": 0, "cache_write_tokens": 0,
+                             "cache_write_1h_tokens": 0}
+    assert data["cost_usd"] is None and data["cost_note"].startswith("no price known for fake/")
     assert data["batches"] == [{"id": batch.id, "status": "fetched",
                                 "provider_batch_id": batch.provider_batch_id,
                                 "provider_status": "completed", "items": 3, "attempt": 1,
@@ -77,7 +78,8 @@ def test_status_prints_the_job_its_counts_and_its_batches(
     (batch,) = driver.batches(job_id)
     assert lines[0] == f"{job_id} completed_with_failures  fake/{MODEL}  3 items"
     assert lines[1] == "  failed=1  succeeded=2"
-    assert lines[2].startswith("  usage: ") and lines[2].endswith("cost: -")
+    assert lines[2].startswith("  tokens: input=") and "(cached 0, cache writes 0" in lines[2]
+    assert lines[3].startswith("  cost: unknown: no price known for fake/")
     assert any(batch.id in line and "fetched" in line for line in lines[3:])
 
 

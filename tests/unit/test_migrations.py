@@ -28,7 +28,7 @@ from llmbatch.db.tables import metadata
 POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "submit_journal",
-          "provider_slots", "provider_rate_buckets"}
+          "provider_slots", "provider_rate_buckets", "budget_ledgers", "budget_reservations"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -87,7 +87,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0005"
+    assert head_revision(fresh_engine) == "0006_token_kinds"
     assert differences(fresh_engine) == []
 
 
@@ -95,7 +95,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0005"
+    assert head_revision(fresh_engine) == "0006_token_kinds"
     assert differences(fresh_engine) == []
 
 
@@ -118,9 +118,10 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0005", "0004", "0003", "0002", "0001"]
+    assert pending_revisions(fresh_engine) == ["0006_token_kinds", "0005", "0004", "0003",
+                                               "0002", "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0005", "0004", "0003"]
+    assert pending_revisions(fresh_engine) == ["0006_token_kinds", "0005", "0004", "0003"]
     upgrade(fresh_engine)
     assert pending_revisions(fresh_engine) == []
 

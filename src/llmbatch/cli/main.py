@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.cli.costs import cost_fields, cost_lines
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
@@ -150,13 +151,14 @@ def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker
 def status(job_id: str, config: ConfigOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's status, item counts, usage and provider batches."""
-    job = read_models.job_detail(_stored_runtime(config), job_id)
+    rt = _stored_runtime(config)
+    job = read_models.job_detail(rt, job_id)
     batches = job.batches
     data: dict[str, Any] = {
         "id": job.id, "name": job.name, "status": str(job.status), "provider": job.provider,
         "model": job.model, "endpoint": str(job.endpoint), "items": job.item_count,
         "counts": {str(k): v for k, v in sorted(job.counts.items())},
-        "usage": job.usage.as_dict(), "cost_usd": job.cost_usd,
+        "usage": job.usage.as_dict(), **cost_fields(rt, job),
         "parent_job_id": job.parent_job_id, "created_at": job.created_at.isoformat(),
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,
         "error": job.error,
@@ -171,8 +173,8 @@ def status(job_id: str, config: ConfigOpt = None,
     console.print(f"[bold]{job.id}[/bold] {job.status}  {job.provider}/{job.model}  "
                   f"{job.item_count} items")
     console.print("  " + "  ".join(f"{k}={v}" for k, v in data["counts"].items()))
-    console.print(f"  usage: {data['usage']}  cost: "
-                  f"{'-' if job.cost_usd is None else f'${job.cost_usd:.6f}'}")
+    for line in cost_lines(rt, job):
+        console.print(line, highlight=False)
     if job.error:
         console.print(f"  error: {job.error}")
     table = Table("batch", "status", "provider id", "provider status", "items", "polls")

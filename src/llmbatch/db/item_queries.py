@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
+from llmbatch.pricing import from_pusd
 
 __all__ = ["AnyRow", "ItemQueries", "is_refused_value"]
 
@@ -64,11 +66,11 @@ class ItemQueries:
                  .group_by(items.c.status))
         return {ItemStatus(s): n for s, n in self.conn.execute(query).all()}
 
-    def cost_total(self, job_id: str) -> float | None:
-        """Sum of item costs (None when no item has a price)."""
-        total = self.conn.execute(select(func.sum(items.c.cost_usd))
+    def cost_total(self, job_id: str) -> Decimal | None:
+        """Exact sum of item batch costs in USD (None when no item has a price)."""
+        total = self.conn.execute(select(func.sum(items.c.cost_pusd))
                                   .where(items.c.job_id == job_id)).scalar_one()
-        return None if total is None else float(total)
+        return None if total is None else from_pusd(int(total))
 
     def copy_items_for_retry(self, parent_id: str, child_id: str,
                              statuses: Iterable[ItemStatus]) -> int:
@@ -90,8 +92,10 @@ class ItemQueries:
             func.coalesce(func.sum(items.c.output_tokens), 0),
             func.coalesce(func.sum(items.c.cached_tokens), 0),
             func.coalesce(func.sum(items.c.reasoning_tokens), 0),
+            func.coalesce(func.sum(items.c.cache_write_tokens), 0),
+            func.coalesce(func.sum(items.c.cache_write_1h_tokens), 0),
         ).where(items.c.job_id == job_id)).one()
-        return Usage(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+        return Usage(*(int(v) for v in row))
 
     def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int, int]]:
         """``(seq, wire_bytes, estimated_tokens)`` of pending items in input order: the

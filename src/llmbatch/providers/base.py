@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -87,6 +88,11 @@ class BatchProvider(abc.ABC):
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
     # What this provider's batches usually take, for the adaptive poller.
     latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
+    # Pricing (docs/cost.md): this provider's id in the genai-prices catalogue (None: prices
+    # come from config only), and the share of the synchronous price a batch request is billed
+    # for models whose batch prices the catalogue does not list.
+    price_catalogue_id: ClassVar[str | None] = None
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
 
     def __init__(self, config: ProviderConfig) -> None:
         """Raises ``ConfigError`` (``providers.<name>.options.<key>: message`` problems) when

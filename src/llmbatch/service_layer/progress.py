@@ -9,13 +9,11 @@ from typing import Any
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.config import ModelConfig
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
-from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import (
     AfterCallFailure,
     after_call_failure,
@@ -24,10 +22,12 @@ from llmbatch.domain.retry import (
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
+from llmbatch.pricing import ModelPrices
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
+from llmbatch.service_layer.pricing import item_cost, model_prices
 from llmbatch.service_layer.result_storage import (
     repair_events,
     store_isolating,
@@ -160,8 +160,9 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
 
 
 def _result_row(result: ItemResult, status: ItemStatus, batch_id: str, now: Any,
-                model: ModelConfig | None) -> dict[str, Any]:
+                prices: ModelPrices | None) -> dict[str, Any]:
     usage = result.usage
+    cost = item_cost(usage, prices)
     return {
         "b_provider_key": result.provider_key,
         "status": str(status),
@@ -173,8 +174,11 @@ def _result_row(result: ItemResult, status: ItemStatus, batch_id: str, now: Any,
         "output_tokens": usage.output_tokens if usage else 0,
         "cached_tokens": usage.cached_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens if usage else 0,
         "error": result.error.as_dict() if result.error else None,
-        "cost_usd": item_cost_usd(usage, model),
+        "cost_pusd": cost.batch_pusd if cost else None,
+        "sync_cost_pusd": cost.sync_pusd if cost else None,
         "completed_at": None if status is ItemStatus.PENDING else now,
     }
 
@@ -203,7 +207,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     progress = BatchProgress(phase=BatchPhase.ENDED, provider_status=batch.provider_status or "",
                              result_refs=batch.result_refs, failure=batch.failure)
     max_attempts = rt.config.retry.item_max_attempts
-    prices = rt.config.provider(batch.provider).model(batch.model)
+    # The prices in force when the requests were sent (the catalogue keeps price history).
+    prices = model_prices(rt, batch.provider, batch.model, batch.submitted_at or now)
     chunk: list[StorableResult] = []
     stored = 0
     problems: list[str] = []  # results that could not be stored as they came

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any, ClassVar, Final
 
 import anthropic
@@ -102,6 +103,10 @@ class AnthropicProvider(BatchProvider):
     options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
     options: AnthropicOptions
     # Counts stay still until the end: the poller has the prior alone.
+    # Prices: genai-prices lists this vendor as 'anthropic'; a batch bills half of every
+    # synchronous rate (PROVIDER_APIS B.7: 50% of each class's own standard rate).
+    price_catalogue_id: ClassVar[str | None] = 'anthropic'
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
     latency_prior: ClassVar[LatencyPrior] = LatencyPrior(median_s=2400, sigma=0.9,
                                                          counts_live=False)
 

@@ -27,6 +27,7 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import IO, Any, ClassVar, Final, Literal
 
@@ -120,6 +121,10 @@ class GeminiProvider(BatchProvider):
     options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
     options: GeminiOptions
     # Long queued phases read no progress: a smaller budget keeps the mean delay near 15 s.
+    # Prices: genai-prices lists this vendor as 'google'; a batch bills half of every
+    # synchronous rate (PROVIDER_APIS C.7: 50% of the standard price).
+    price_catalogue_id: ClassVar[str | None] = 'google'
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
     latency_prior: ClassVar[LatencyPrior] = LatencyPrior(
         median_s=7200, sigma=1.0, finalize_fraction=0.01, budget_scale=0.2)
 
