@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbatch.emulator.anthropic import messages
+from llmbatch.emulator.anthropic.caching import PromptCache
 from llmbatch.emulator.anthropic.errors import PROVIDER, anthropic_error, invalid_request
 from llmbatch.emulator.faults import ItemErrorsFault, PoisonOutputFault, json_line, poison_answer
 from llmbatch.emulator.progress import FinishOrder, Phase, Schedule, Snapshot
@@ -64,12 +65,14 @@ class AnthropicService:
         self.runtime = runtime
         self.lock = threading.RLock()
         self.batches: dict[str, BatchRecord] = {}
+        self.prompt_cache = PromptCache()
         runtime.on_reset_state(self.reset)
 
     def reset(self) -> None:
         """Forget every batch (the runtime clears the blobs)."""
         with self.lock:
             self.batches.clear()
+            self.prompt_cache.clear()
 
     # -- create ----------------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class AnthropicService:
                         result = messages.errored(failed[0], failed[1], f"req_{h[:24]}")
                         counts["errored"] += 1
                     else:
-                        answer = messages.message(params, f"msg_{h[24:48]}")
+                        answer = messages.message(params, f"msg_{h[24:48]}", self.prompt_cache)
                         poison = record.poison
                         if poison is not None and poison.hits(seed, record.id, custom_id):
                             answer = poison_answer(answer, poison.poison)

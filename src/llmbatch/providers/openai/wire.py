@@ -25,6 +25,7 @@ from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
+from llmbatch.providers.cache_markers import without_cache_markers
 from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
 __all__ = [
@@ -83,7 +84,9 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
         "body", request.body)
     if not isinstance(source, Mapping):
         raise InputError("missing or not a JSON object", field=field)
-    body = dict(source)
+    # Neutral bodies may carry Anthropic-style cache breakpoints: OpenAI caches prefixes on
+    # its own, so they are removed (providers.cache_markers); a native body is sent as given.
+    body = dict(source) if request.native is not None else without_cache_markers(source)
     if body.get("model") is None:
         body["model"] = model
     elif body["model"] != model:
