@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from llmbatch.cost_config import CostConfig
 from llmbatch.errors import ConfigError
 
 __all__ = [
@@ -258,6 +259,7 @@ class AppConfig(_Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     polling: PollingConfig = PollingConfig()
     retry: RetryConfig = RetryConfig()
+    cost: CostConfig = CostConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider's config; a provider absent from the file gets the defaults."""

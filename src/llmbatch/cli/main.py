@@ -15,6 +15,7 @@ from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.costs import cost_fields, cost_lines
+from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
@@ -333,6 +334,9 @@ def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> No
             err.print(problem, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     console.print(f"ok: {len(cfg.providers)} provider(s): {', '.join(cfg.providers) or '-'}")
+
+
+app.command("estimate")(estimate_command)
 
 
 @app.command()

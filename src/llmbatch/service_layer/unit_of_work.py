@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import Connection, Engine
 
+from llmbatch.db.budgets import BudgetRepository
 from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
@@ -52,6 +53,7 @@ class UnitOfWork:
     repo: Repository
     limits: LimitsRepository
     history: HistoryRepository
+    budgets: BudgetRepository
 
     def __init__(self, engine: Engine, publisher: Publisher | None = None) -> None:
         self._engine = engine
@@ -66,6 +68,7 @@ class UnitOfWork:
         self.repo = Repository(self._conn)
         self.limits = LimitsRepository(self._conn)
         self.history = HistoryRepository(self._conn)
+        self.budgets = BudgetRepository(self._conn)
         self._events = []
         self._messages = []
         return self

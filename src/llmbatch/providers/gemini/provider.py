@@ -47,7 +47,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import InputError, ProviderError
-from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
@@ -180,6 +180,17 @@ class GeminiProvider(BatchProvider):
         return body if isinstance(body, dict) else {}
 
     # -- build and submit ------------------------------------------------------------------
+
+    def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
+        """A native body's ``generationConfig.maxOutputTokens`` (thinking included), else the
+        neutral body's limit."""
+        if endpoint is Endpoint.EMBEDDINGS:
+            return 0
+        if request.native is not None:
+            config = request.native.get("generationConfig")
+            return output_limit(config if isinstance(config, Mapping) else None,
+                                "maxOutputTokens")
+        return output_limit(request.body, "max_completion_tokens", "max_tokens")
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;
