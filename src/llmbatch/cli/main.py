@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import nullcontext
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,6 +117,9 @@ def submit(
     endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Same key + same content returns the existing job")] = None,
+    max_cost: Annotated[Decimal | None, typer.Option(
+        help="USD cap on the job's batch cost: refused at submit if its upper bound is over "
+             "(docs/cost.md)")] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends")] = False,
     worker: Annotated[bool | None, typer.Option(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
@@ -128,7 +132,8 @@ def submit(
     rt = _runtime(config, publish=True)
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+                                 name=name, idempotency_key=idempotency_key,
+                                 max_cost=max_cost)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None

@@ -40,8 +40,18 @@ class BudgetRepository:
                                            budget_ledgers.c.committed_pusd)
                                     .where(budget_ledgers.c.scope == scope)
                                     .with_for_update()).one()
+            if row.limit_pusd != limits[scope]:
+                self.conn.execute(update(budget_ledgers)
+                                  .where(budget_ledgers.c.scope == scope)
+                                  .values(limit_pusd=limits[scope]))
             found.append(Ledger(scope, limits[scope], int(row.committed_pusd)))
         return found
+
+    def stored_limit(self, scope: str) -> int | None:
+        """The limit stored on a scope's ledger (a job's ``--max-cost``), None if none."""
+        value = self.conn.execute(select(budget_ledgers.c.limit_pusd)
+                                  .where(budget_ledgers.c.scope == scope)).scalar_one_or_none()
+        return None if value is None else int(value)
 
     def add(self, scopes: Sequence[str], amount_pusd: int, now: datetime) -> None:
         """Commit ``amount_pusd`` (negative: give back) to each scope."""

@@ -56,7 +56,7 @@ class ItemQueries:
 
     def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
-        wire_bytes, estimated_tokens."""
+        wire_bytes, estimated_tokens, cost_bound_pusd."""
         if rows:
             self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
                               list(rows))
@@ -79,11 +79,11 @@ class ItemQueries:
         src = select(
             literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
             items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
-            literal(str(ItemStatus.PENDING)), literal(0),
+            items.c.cost_bound_pusd, literal(str(ItemStatus.PENDING)), literal(0),
         ).where(items.c.job_id == parent_id, items.c.status.in_([str(s) for s in statuses]))
         res = self.conn.execute(insert(items).from_select(
             ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
-             "estimated_tokens", "status", "attempts"], src))
+             "estimated_tokens", "cost_bound_pusd", "status", "attempts"], src))
         return res.rowcount
 
     def usage_totals(self, job_id: str) -> Usage:

@@ -51,13 +51,19 @@ class BudgetShortfall:
         what = ("the job's --max-cost" if self.scope.startswith("job:")
                 else f"the monthly budget of {self.scope.split(':')[1]} "
                      f"({self.scope.rsplit(':', 1)[1]})")
-        return (f"over {what}: ${self.limit_usd} limit, ${self.committed_usd} already "
-                f"committed, this needs up to ${self.needed_usd} more")
+        return (f"over {what}: ${_plain(self.limit_usd)} limit, "
+                f"${_plain(self.committed_usd)} already committed, this needs up to "
+                f"${_plain(self.needed_usd)} more")
 
     def as_dict(self) -> dict[str, str]:
         return {"scope": self.scope, "limit_usd": str(self.limit_usd),
                 "committed_usd": str(self.committed_usd), "needed_usd": str(self.needed_usd),
                 "message": self.message}
+
+
+def _plain(usd: Decimal) -> str:
+    """An exact amount without trailing zeros or an exponent (``0.0001425``)."""
+    return format(usd.normalize(), "f")
 
 
 def shortfall(ledgers: list[Ledger], bound_pusd: int) -> BudgetShortfall | None:

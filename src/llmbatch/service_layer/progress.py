@@ -23,7 +23,7 @@ from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_termin
 from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
 from llmbatch.pricing import ModelPrices
-from llmbatch.service_layer import tasks
+from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
@@ -281,6 +281,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                 unstorable=unstorable_summary(problems) if problems else None)
         if not uow.save(fetched):
             return None  # another task took the batch over; it finishes the fetch
+        budgets.settle(uow, batch.id, now)  # the reservation becomes the actual cost
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
     if rt.config.provider(batch.provider).delete_files_after_fetch:
