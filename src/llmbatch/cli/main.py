@@ -18,6 +18,7 @@ from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.costs import cost_fields, cost_lines
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
+from llmbatch.cli.usage import usage_command
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
@@ -342,6 +343,7 @@ def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> No
 
 
 app.command("estimate")(estimate_command)
+app.command("usage")(usage_command)
 
 
 @app.command()

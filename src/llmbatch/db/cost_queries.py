@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, case, func, select
 
 from llmbatch.db.tables import items, jobs
 from llmbatch.domain.states import ItemStatus
@@ -40,13 +40,17 @@ def _day(conn: Connection) -> Any:
 
 def usage_rows(conn: Connection, by: Sequence[str], *, start: datetime | None,
                end: datetime | None, tenant: str | None = None) -> list[Any]:
-    """One row per group of finished items: the ``by`` columns, ``requests``, ``unpriced``,
+    """One row per group of finished items: the ``by`` columns, ``requests``, ``unpriced``
+    (items with usage but no price),
     each token kind, ``cost_pusd`` and ``sync_cost_pusd`` (exact integer sums)."""
     columns = {"provider": jobs.c.provider, "model": jobs.c.model, "tenant": jobs.c.tenant,
                "day": _day(conn)}
     keys = [columns[name].label(name) for name in by]
     query = (select(*keys, func.count().label("requests"),
-                    func.sum(func.coalesce(items.c.cost_pusd * 0, 1)).label("unpriced"),
+                    func.coalesce(func.sum(case((and_(
+                        items.c.cost_pusd.is_(None),
+                        items.c.input_tokens + items.c.output_tokens > 0), 1), else_=0)), 0)
+                    .label("unpriced"),
                     *(func.coalesce(func.sum(getattr(items.c, k)), 0).label(k)
                       for k in TOKEN_KINDS),
                     func.coalesce(func.sum(items.c.cost_pusd), 0).label("cost_pusd"),
