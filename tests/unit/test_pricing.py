@@ -150,3 +150,15 @@ def test_a_usage_whose_kinds_do_not_nest_is_refused() -> None:
     assert prices is not None
     with pytest.raises(ValueError):
         price_usage(Usage(input_tokens=10, cached_tokens=20), prices)
+
+
+def test_the_prices_in_force_at_the_request_time_apply() -> None:
+    """o3 went from $10 / $40 to $2 / $8 per million on 2025-06-10
+    (https://developers.openai.com/api/docs/pricing, the catalogue's history)."""
+    usage = Usage(input_tokens=M, output_tokens=M)
+    before, after = (resolve_prices(catalogue_id="openai", batch_factor=d("0.5"), model="o3",
+                                    override=None, at=datetime(2025, 6, day, tzinfo=UTC))
+                     for day in (1, 20))
+    assert before is not None and after is not None
+    assert price_usage(usage, before).sync_usd == d("50")
+    assert price_usage(usage, after).sync_usd == d("10")
