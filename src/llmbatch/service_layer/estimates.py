@@ -14,6 +14,7 @@ there is any history.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,8 @@ from llmbatch.pricing import ItemCost, ModelPrices, from_pusd, price_usage
 from llmbatch.providers.base import BatchProvider
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
 
-__all__ = ["INPUT_ERROR", "Estimate", "ItemBound", "bound_cost", "estimate_file", "item_bound"]
+__all__ = ["INPUT_ERROR", "Estimate", "ItemBound", "bound_cost", "estimate_file",
+           "estimate_lines", "item_bound"]
 
 INPUT_ERROR = ("input tokens estimated at ~4 characters a token: within about 20% for English "
                "prose on the vendors' tokenizers; code, JSON and non-Latin scripts run denser "
@@ -113,40 +115,50 @@ class Estimate:
         }
 
 
-def _requests(path: Path, *, endpoint: Endpoint, model: str,
+def _requests(lines: Iterable[bytes], *, source: str, endpoint: Endpoint, model: str,
               adapter: BatchProvider) -> list[RequestLine]:
-    file = str(path)
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read input: {exc.strerror}", file=file) from exc
     found: list[RequestLine] = []
-    with handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError("not valid UTF-8", file=file, line=line_no) from exc
-            if not text.strip():
-                continue
-            req = parse_request_line(text, line=line_no, index=len(found), file=file,
-                                     endpoint=endpoint, model=model)
-            try:  # what submit would refuse, the estimate refuses too
-                adapter.encode(req, endpoint=endpoint, model=model)
-            except InputError as exc:
-                raise InputError(exc.message, file=file, line=line_no, field=exc.field) from exc
-            found.append(req)
+    for line_no, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError("not valid UTF-8", file=source, line=line_no) from exc
+        if not text.strip():
+            continue
+        req = parse_request_line(text, line=line_no, index=len(found), file=source,
+                                 endpoint=endpoint, model=model)
+        try:  # what submit would refuse, the estimate refuses too
+            adapter.encode(req, endpoint=endpoint, model=model)
+        except InputError as exc:
+            raise InputError(exc.message, file=source, line=line_no, field=exc.field) from exc
+        found.append(req)
     if not found:
-        raise InputError("the file holds no requests", file=file)
+        raise InputError("the file holds no requests", file=source)
     return found
 
 
 def estimate_file(rt: Runtime, path: Path, *, provider: str, model: str,
                   endpoint: Endpoint = Endpoint.CHAT, learn: bool = True) -> Estimate:
-    """Estimate ``path`` (validated as submit would) for ``provider``/``model``; ``learn``:
-    read the expected output from the database's finished items (off: no database yet)."""
+    """Estimate the JSONL file ``path``: see ``estimate_lines``."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
+    with handle:
+        return estimate_lines(rt, handle, source=str(path), provider=provider, model=model,
+                              endpoint=endpoint, learn=learn)
+
+
+def estimate_lines(rt: Runtime, lines: Iterable[bytes], *, source: str, provider: str,
+                   model: str, endpoint: Endpoint = Endpoint.CHAT,
+                   learn: bool = True) -> Estimate:
+    """Estimate JSONL ``lines`` (validated as submit would; errors name ``source`` and the
+    line) for ``provider``/``model``; ``learn``: read the expected output from the
+    database's finished items (off: no database yet). The API's estimate endpoint passes a
+    request body's lines here."""
     adapter = rt.registry.get(provider)
-    requests = _requests(path, endpoint=endpoint, model=model, adapter=adapter)
+    requests = _requests(lines, source=source, endpoint=endpoint, model=model,
+                         adapter=adapter)
     prices = model_prices(rt, provider, model, rt.clock())
     mean, seen = None, 0
     if learn:
