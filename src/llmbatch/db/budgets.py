@@ -15,8 +15,10 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from llmbatch.db.tables import budget_ledgers, budget_reservations, items
+from llmbatch.db.tables import budget_ledgers, budget_reservations, items, provider_batches
 from llmbatch.domain.budgets import Ledger
+from llmbatch.domain.limits import WaitReason
+from llmbatch.domain.states import BatchStatus
 
 __all__ = ["BudgetRepository"]
 
@@ -102,3 +104,10 @@ class BudgetRepository:
         value = self.conn.execute(select(func.coalesce(func.sum(items.c.cost_pusd), 0))
                                   .where(items.c.batch_id == batch_id)).scalar_one()
         return int(value)
+
+    def wake_waiting(self, now: datetime) -> int:
+        """Planned batches waiting for budget: due now (a reservation gave money back)."""
+        b = provider_batches.c
+        return self.conn.execute(update(provider_batches).where(
+            b.status == str(BatchStatus.PLANNED), b.error_code == str(WaitReason.BUDGET),
+        ).values(next_poll_at=now, dispatched_at=None)).rowcount

@@ -87,8 +87,12 @@ def settle(uow: UnitOfWork, batch_id: str, now: datetime) -> None:
     if change is not None:
         log.info("llmbatch.budget.settled", batch_id=batch_id, actual_pusd=actual,
                  returned_pusd=-change)
+        if change < 0:  # money came back: batches waiting for budget look again now
+            uow.budgets.wake_waiting(now)
 
 
 def release(uow: UnitOfWork, batch_id: str, now: datetime) -> None:
     """A batch that never went gives its reservation back."""
-    uow.budgets.close_reservation(batch_id, actual_pusd=None, now=now)
+    change = uow.budgets.close_reservation(batch_id, actual_pusd=None, now=now)
+    if change:
+        uow.budgets.wake_waiting(now)
