@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from llmbatch.domain.storable import (
     MAX_JSON_DEPTH,
     MAX_TOKEN_COUNT,
     escape_text,
+    is_plain_json_text,
     storable_result,
     unstorable_result,
 )
@@ -220,3 +222,55 @@ def test_whatever_a_response_holds_what_is_kept_can_be_stored_and_clean_ones_are
                 assert result.response is response
         else:
             assert stored.problem is not None and result.response is None
+
+
+# ---- the byte scan that lets clean lines skip the walk -------------------------------------
+
+def _line(value: object) -> bytes:
+    return json.dumps({"custom_id": "k", "response": value}, ensure_ascii=True).encode()
+
+
+@pytest.mark.parametrize("raw", [
+    _line("nul \x00 inside"),
+    _line("lone \ud800 surrogate"),
+    _line("paired \U0001f600 as escapes"),  # escaped as a surrogate pair: judged the long way
+    b'{"custom_id":"k","response":{"v":NaN}}',
+    b'{"custom_id":"k","response":{"v":-Infinity}}',
+    _line(2**64),
+    _line(json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)),
+    _line({"usage": {"tokens": 10**20}}),
+])
+def test_a_line_that_may_need_escaping_or_refusing_is_never_called_plain(raw: bytes) -> None:
+    assert not is_plain_json_text(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    _line({"text": "plain words, digits 1234567890123456789 and \u00e9 escaped"}),
+    json.dumps({"text": "caf\u00e9 \u2028 raw UTF-8"}, ensure_ascii=False).encode(),
+    _line([[0.1, -2.5e-07] * 50]),
+])
+def test_ordinary_lines_are_plain(raw: bytes) -> None:
+    assert is_plain_json_text(raw)
+
+
+def test_a_plain_line_is_stored_exactly_as_the_full_check_would_store_it() -> None:
+    """For lines the scan calls plain, the shortcut and the full check agree, over many
+    random responses (the shortcut may only ever skip work, never change the outcome)."""
+    rng = random.Random(13)
+    alphabet = ["a", "\u00e9", "1", " ", "\"", "\\", "N", "\x00", "\ud800", "{", "["]
+    agreed = plain = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        value = {"t": text, "n": rng.choice([1, 2**40, 2**70, 0.5]), "l": [text, {"x": text}]}
+        raw = _line(value)
+        parsed = json.loads(raw)["response"]
+        result = success(parsed, text=text)
+        full = storable_result(result)
+        if is_plain_json_text(raw):
+            plain += 1
+            fast = storable_result(result.at_line(7, plain=True))
+            assert replace(fast.result, plain=False) == full.result
+            assert fast.problem == full.problem
+            assert not full.escaped
+        agreed += 1
+    assert plain > 100, f"only {plain} of {agreed} random lines were plain: the test tests little"

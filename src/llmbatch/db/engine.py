@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from llmbatch.config import DatabaseConfig
+from llmbatch.db import json_codec
 
 __all__ = ["make_engine", "read_only_connection"]
 
@@ -26,10 +27,13 @@ def make_engine(config: DatabaseConfig) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=config.echo,
-                               connect_args={"timeout": config.busy_timeout_ms / 1000})
+                               connect_args={"timeout": config.busy_timeout_ms / 1000},
+                               json_serializer=json_codec.dumps,
+                               json_deserializer=json_codec.loads)
         _configure_sqlite(engine, config.busy_timeout_ms)
         return engine
-    return create_engine(url, echo=config.echo, pool_pre_ping=True)
+    return create_engine(url, echo=config.echo, pool_pre_ping=True,
+                         json_serializer=json_codec.dumps, json_deserializer=json_codec.loads)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -7,11 +7,10 @@ runs again after a crash writes no row twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, literal, select
+from sqlalchemy import Connection, insert, literal, select
 
 from llmbatch.db.tables import JSONType, UTCDateTime, item_attempts, items
 from llmbatch.domain.states import ItemStatus
@@ -27,20 +26,6 @@ class HistoryRepository:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    def record_results(self, batch_id: str, rows: Sequence[dict[str, Any]],
-                       now: datetime) -> None:
-        """Rows of ``b_key``, ``b_outcome``, ``b_error``: one history row each, for items of
-        the batch still submitted. Call before the results are applied to the items."""
-        if not rows:
-            return
-        source = select(
-            items.c.job_id, items.c.seq, literal(batch_id), items.c.attempts,
-            bindparam("b_outcome"), bindparam("b_error", type_=JSONType),
-            literal(now, UTCDateTime),
-        ).where(items.c.batch_id == batch_id, items.c.provider_key == bindparam("b_key"),
-                items.c.status == str(ItemStatus.SUBMITTED))
-        self.conn.execute(insert(item_attempts).from_select(_COLUMNS, source), list(rows))
 
     def record_unreported(self, batch_id: str, outcome: str, error: dict[str, Any] | None,
                           now: datetime) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
-    bindparam,
     func,
     insert,
     literal,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
+from llmbatch.db.result_stage import ResultRow, apply_results
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
@@ -44,6 +44,9 @@ def is_refused_value(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError):
         return False
+    sqlstate = getattr(exc, "sqlstate", None)  # a driver's own error (PostgreSQL COPY)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith("22")
     if isinstance(exc, StatementError):
         return isinstance(exc.orig, UnicodeError | OverflowError | TypeError)
     return isinstance(exc, UnicodeError | OverflowError)
@@ -139,24 +142,15 @@ class ItemQueries:
         ).values(status=str(ItemStatus.PENDING), batch_id=None))
         return res.rowcount
 
-    def record_results(self, batch_id: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Bulk-apply result rows (keyed by ``b_provider_key``) to the batch's submitted items.
+    def record_results(self, batch_id: str, rows: Sequence[ResultRow], now: datetime) -> int:
+        """Apply result rows (at most one per provider key) to the batch's submitted items,
+        with the history of those that did not succeed, in bulk (``db.result_stage``).
 
         Rows for items that already moved on are ignored, so re-running a fetch is harmless.
         A value the database refuses fails the whole call (``is_refused_value``): the caller
         makes results storable first (``domain.storable``) and isolates what still fails.
-        Each row: b_provider_key, status, batch_id (None when sent back to pending), response,
-        output_text, finish_reason, input/output/cached/reasoning_tokens, error, completed_at.
         """
-        if not rows:
-            return 0
-        stmt = update(items).where(
-            items.c.batch_id == batch_id,
-            items.c.provider_key == bindparam("b_provider_key"),
-            items.c.status == str(ItemStatus.SUBMITTED),
-        )
-        res = self.conn.execute(stmt, list(rows))
-        return res.rowcount
+        return apply_results(self.conn, batch_id, rows, now)
 
     def settle_unreported_items(self, batch_id: str, final: ItemStatus,
                                 error: dict[str, Any] | None, now: datetime,

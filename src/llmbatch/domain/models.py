@@ -117,12 +117,16 @@ class ItemResult:
     usage: Usage | None = None
     error: ItemError | None = None
     line: int | None = None
+    # Read from text that holds nothing a database must have escaped or refused (no NUL or
+    # surrogate escape, no NaN, no huge integer, shallow: ``storable.is_plain_json_text``), so
+    # making it storable skips walking the response.
+    plain: bool = False
 
-    def at_line(self, line: int) -> ItemResult:
+    def at_line(self, line: int, *, plain: bool = False) -> ItemResult:
         """This result, read from ``line`` (a plain copy: ``dataclasses.replace`` costs more
         than parsing the line, and every result takes this)."""
         return ItemResult(self.provider_key, self.status, self.response, self.output_text,
-                          self.finish_reason, self.usage, self.error, line)
+                          self.finish_reason, self.usage, self.error, line, plain)
 
 
 class BatchPhase(StrEnum):

@@ -19,6 +19,11 @@ depend on where it ran):
   error (and whether it is retryable) and loses only the part that cannot be stored.
 
 Integers of any size inside the response are kept: both databases store them exactly.
+
+Checking a parsed response costs more than parsing it, so a result read from a line whose
+bytes show none of the above (``is_plain_json_text``: a few substring scans in C) skips the
+walk; only its token counts are checked. Lines that fail that scan, and results that were not
+read from a line, take the full check.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ __all__ = [
     "UNSTORABLE_CODE",
     "StorableResult",
     "escape_text",
+    "has_long_digit_run",
+    "is_plain_json_text",
     "storable_result",
     "unstorable_result",
 ]
@@ -51,6 +58,12 @@ MAX_TOKEN_COUNT: Final = 2**31 - 1
 MAX_JSON_DEPTH: Final = 256
 
 _NOT_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
+# In JSON text: a NUL or surrogate escape (``\\u0000``, ``\\ud800``...).
+_BAD_ESCAPE: Final = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# Digit runs long enough for an integer past 64 bits (2**64 has 20 digits): mapping every
+# digit to "0" and looking for twenty of them is a C scan, where a regex walks every position.
+_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS: Final = b"0" * 20
 
 
 @dataclass(frozen=True)
@@ -224,8 +237,30 @@ def _is_clean(result: ItemResult) -> bool:
             and _is_clean_json(result.response, 0))
 
 
+def has_long_digit_run(raw: bytes) -> bool:
+    """Whether ``raw`` holds twenty digits in a row (an integer some parsers cannot keep)."""
+    return _LONG_DIGITS in raw.translate(_DIGITS_AS_ZEROS)
+
+
+def is_plain_json_text(raw: bytes) -> bool:
+    """Whether every value parsed from the JSON text ``raw`` is storable as it is, whatever
+    the parser: no NUL or surrogate escape (and, for valid JSON, no raw NUL or surrogate),
+    no ``NaN`` or ``Infinity``, no integer past 64 bits, fewer brackets than
+    ``MAX_JSON_DEPTH``. Token counts are not judged here. False answers are allowed (a
+    model's text that says "NaN" takes the full check), wrong True answers are not."""
+    if b"\\u" in raw and _BAD_ESCAPE.search(raw) is not None:
+        return False
+    if b"NaN" in raw or b"Infinity" in raw:
+        return False
+    if raw.count(b"{") + raw.count(b"[") >= MAX_JSON_DEPTH:
+        return False
+    return not has_long_digit_run(raw)
+
+
 def storable_result(result: ItemResult) -> StorableResult:
     """``result`` as every supported database can store it (see the module docstring)."""
+    if result.plain and _usage_problem(result.usage) is None:
+        return StorableResult(result)
     if _is_clean(result):
         return StorableResult(result)
     key = escape_text(result.provider_key)

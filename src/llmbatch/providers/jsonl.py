@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
+import orjson
 import structlog
 
 from llmbatch.domain.models import ItemResult
+from llmbatch.domain.storable import has_long_digit_run, is_plain_json_text
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
@@ -102,7 +104,7 @@ def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemRe
             log.error("llmbatch.provider.result_line_unreadable", provider=provider,
                       line=line_no, length=len(raw), **where)
             continue
-        yield result.at_line(line_no)
+        yield result.at_line(line_no, plain=is_plain_json_text(raw))
 
 
 _CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -117,11 +119,24 @@ class ResultLine:
     obj: Mapping[str, Any] | None
 
 
+def _loads(raw: bytes) -> Any:
+    """Parse one line: with ``orjson`` (several times faster; results are the hot path), with
+    ``json`` for what orjson refuses or would change (NaN, lone surrogates, integers past 64
+    bits, which it reads as floats): those lines are judged by ``domain.storable``, not lost
+    here."""
+    if not has_long_digit_run(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def read_result_line(raw: bytes) -> ResultLine | None:
     """Parse a ``{"custom_id": ..., ...}`` result line; salvage the id from a garbled one.
     ``None`` when not even the custom_id is readable."""
     try:
-        obj = json.loads(raw)
+        obj = _loads(raw)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         match = _CUSTOM_ID_RE.search(raw)
         if match is None:

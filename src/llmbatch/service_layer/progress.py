@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.result_stage import ResultRow
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
@@ -159,28 +159,18 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
     return BatchStatus.ENDED
 
 
-def _result_row(result: ItemResult, status: ItemStatus, batch_id: str, now: Any,
-                prices: ModelPrices | None) -> dict[str, Any]:
+def _result_row(result: ItemResult, status: ItemStatus,
+                prices: ModelPrices | None) -> ResultRow:
     usage = result.usage
     cost = item_cost(usage, prices)
-    return {
-        "b_provider_key": result.provider_key,
-        "status": str(status),
-        "batch_id": None if status is ItemStatus.PENDING else batch_id,
-        "response": result.response,
-        "output_text": result.output_text,
-        "finish_reason": result.finish_reason,
-        "input_tokens": usage.input_tokens if usage else 0,
-        "output_tokens": usage.output_tokens if usage else 0,
-        "cached_tokens": usage.cached_tokens if usage else 0,
-        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
-        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens if usage else 0,
-        "error": result.error.as_dict() if result.error else None,
-        "cost_pusd": cost.batch_pusd if cost else None,
-        "sync_cost_pusd": cost.sync_pusd if cost else None,
-        "completed_at": None if status is ItemStatus.PENDING else now,
-    }
+    return ResultRow(
+        result.provider_key, str(result.status), str(status), result.response,
+        result.output_text, result.finish_reason,
+        usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
+        usage.cached_tokens if usage else 0, usage.reasoning_tokens if usage else 0,
+        usage.cache_write_tokens if usage else 0, usage.cache_write_1h_tokens if usage else 0,
+        result.error.as_dict() if result.error else None,
+        cost.batch_pusd if cost else None, cost.sync_pusd if cost else None)
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -220,23 +210,22 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
 
     def write(part: Sequence[StorableResult]) -> int:
         """One transaction; rolled back if the database refuses a value (then bisected)."""
-        results = [s.result for s in part]
+        # A key the provider answered twice takes its first answer (the second would find
+        # the item no longer submitted).
+        results = list({s.result.provider_key: s.result for s in reversed(part)}.values())
         moment = rt.clock()
         with rt.uow() as uow:
-            keys = [r.provider_key for r in results]
-            attempts = (dict.fromkeys(keys, uniform) if uniform is not None
-                        else uow.repo.attempts_of(batch_id, keys))
-            # Rows for keys no longer submitted (a re-run after a crash) match no item.
-            rows = [_result_row(r, settle_result(r, attempts=attempts[r.provider_key],
-                                                 max_attempts=max_attempts,
-                                                 cancelling=cancelling), batch_id, moment,
-                                    prices)
-                    for r in results if r.provider_key in attempts]
-            uow.history.record_results(batch_id, [
-                {"b_key": r.provider_key, "b_outcome": str(r.status),
-                 "b_error": r.error.as_dict() if r.error else None}
-                for r in results if r.status is not ItemStatus.SUCCEEDED], moment)
-            count = uow.repo.record_results(batch_id, rows)
+            known = (None if uniform is not None else
+                     uow.repo.attempts_of(batch_id, [r.provider_key for r in results]))
+            rows = []
+            for r in results:
+                attempts = uniform if known is None else known.get(r.provider_key)
+                if attempts is None:  # no longer submitted (a re-run after a crash)
+                    continue
+                status = settle_result(r, attempts=attempts, max_attempts=max_attempts,
+                                       cancelling=cancelling)
+                rows.append(_result_row(r, status, prices))
+            count = uow.repo.record_results(batch_id, rows, moment)
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
             uow.commit()
@@ -276,7 +265,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             batch = given_up
     now = rt.clock()
     with rt.uow() as uow:
-        unreported = _settle_unreported(uow, batch, cancelling, max_attempts, now)
+        # Every item took a result (the usual case): no need to look for the others.
+        unreported = (0 if stored >= batch.item_count else
+                      _settle_unreported(uow, batch, cancelling, max_attempts, now))
         fetched = batch.fetched(now, results=stored, without_result=unreported,
                                 unstorable=unstorable_summary(problems) if problems else None)
         if not uow.save(fetched):

@@ -182,11 +182,11 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
 
     error, response = obj.get("error"), obj.get("response")
     if error is not None:
-        if not isinstance(error, Mapping):
+        if not isinstance(error, dict):
             return _malformed(custom_id, "'error' is not an object")
-        body = response.get("body") if isinstance(response, Mapping) else None
+        body = response.get("body") if isinstance(response, dict) else None
         return _failure(custom_id, status_code=None, error=error, body=body)
-    if not isinstance(response, Mapping):
+    if not isinstance(response, dict):
         return _malformed(custom_id, "neither 'response' nor 'error' is given")
     status_code, body = response.get("status_code"), response.get("body")
     if not isinstance(status_code, int) or isinstance(status_code, bool):
@@ -195,17 +195,17 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
         return _success(custom_id, body)
-    http_error = body.get("error") if isinstance(body, Mapping) else None
+    http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
-                    error=http_error if isinstance(http_error, Mapping) else {}, body=body)
+                    error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
 def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
     output_text = finish_reason = None
     choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         message = choices[0].get("message")
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         output_text = content if isinstance(content, str) else None
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
@@ -277,14 +277,14 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
     are not the Anthropic one-hour class: ``cache_write_1h_tokens`` stays 0.
     """
     usage = body.get("usage")
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):  # parsed JSON: a dict, never another Mapping
         return None
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
-    ins = in_details if isinstance(in_details, Mapping) else {}
-    outs = out_details if isinstance(out_details, Mapping) else {}
+    ins = in_details if isinstance(in_details, dict) else {}
+    outs = out_details if isinstance(out_details, dict) else {}
     prompt_n, completion_n = _count(prompt), _count(completion)
     cached = min(_count(ins.get("cached_tokens")), prompt_n)
     return Usage(
@@ -297,4 +297,6 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A token count as reported, or 0 for anything that is not a positive integer (a bool is
+    not a count; ``type(...) is int`` excludes it)."""
+    return value if type(value) is int and value > 0 else 0
