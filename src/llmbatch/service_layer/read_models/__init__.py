@@ -13,6 +13,7 @@ task needs to act) stay on the ``Repository``.
     iter_job_events(rt, job_id)      Iterator[EventRecord]: all of it, page after page
     job_items(rt, job_id, ...)       Page[ItemSummary]: status filter; cursor = last seq
     job_results(rt, job_id)          Iterator[ResultRecord]: one per input line, in order
+    usage.usage_report(rt, by, ...)  list[UsageRow]: spend grouped by provider/model/tenant/day
 
 Every function takes ``tenant``: None reads all tenants; otherwise another tenant's job is
 ``NotFoundError``, like a job that does not exist. A bad ``cursor`` or ``limit`` is
