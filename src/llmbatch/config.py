@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from llmbatch.api.settings import ApiConfig
+from llmbatch.cost_config import CostConfig
 from llmbatch.errors import ConfigError
 from llmbatch.observability.privacy import PrivacyConfig
 from llmbatch.webhooks.settings import WebhooksConfig
@@ -112,9 +114,27 @@ class ModelConfig(_Frozen):
     name: str = Field(min_length=1)
     max_requests: int | None = Field(None, gt=0)
     enqueued_token_limit: int | None = Field(None, gt=0)
-    input_usd_per_mtok: float | None = Field(None, ge=0)
-    output_usd_per_mtok: float | None = Field(None, ge=0)
-    cached_input_usd_per_mtok: float | None = Field(None, ge=0)
+    # Synchronous list prices (USD per million tokens) for a model the price catalogue lacks
+    # or prices wrongly (a private or fine-tuned model); they replace the catalogue's for this
+    # model. Input is required; output unset means 0 (an embeddings model); unset cache rates
+    # bill at the input rate.
+    input_usd_per_mtok: Decimal | None = Field(None, ge=0)
+    output_usd_per_mtok: Decimal | None = Field(None, ge=0)
+    cached_input_usd_per_mtok: Decimal | None = Field(None, ge=0)
+    cache_write_usd_per_mtok: Decimal | None = Field(None, ge=0)
+    cache_write_1h_usd_per_mtok: Decimal | None = Field(None, ge=0)
+    batch_price_factor: Decimal | None = Field(
+        None, gt=0, le=1, description="Share of the synchronous price a batch request is "
+                                      "billed (default: the provider's, 0.5 for all three)")
+
+    @model_validator(mode="after")
+    def _prices_paired(self) -> ModelConfig:
+        rates = (self.output_usd_per_mtok, self.cached_input_usd_per_mtok,
+                 self.cache_write_usd_per_mtok, self.cache_write_1h_usd_per_mtok,
+                 self.batch_price_factor)
+        if self.input_usd_per_mtok is None and any(r is not None for r in rates):
+            raise ValueError("prices need input_usd_per_mtok (the other rates refine it)")
+        return self
 
 
 class ProviderConfig(_Frozen):
@@ -250,6 +270,7 @@ class AppConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    cost: CostConfig = CostConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider's config; a provider absent from the file gets the defaults."""

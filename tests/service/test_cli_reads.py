@@ -62,8 +62,9 @@ def test_status_json_shows_the_counts_usage_and_provider_batches(
         "provider": "fake", "model": MODEL, "items": 3}
     assert data["counts"] == {"failed": 1, "succeeded": 2}
     assert data["usage"] == {"input_tokens": 20, "output_tokens": 10, "cached_tokens": 0,
-                             "reasoning_tokens": 0}
-    assert data["cost_usd"] is None
+                             "reasoning_tokens": 0, "cache_write_tokens": 0,
+                             "cache_write_1h_tokens": 0}
+    assert data["cost_usd"] is None and data["cost_note"].startswith("no price known for fake/")
     assert data["batches"] == [{"id": batch.id, "status": "fetched",
                                 "provider_batch_id": batch.provider_batch_id,
                                 "provider_status": "completed", "items": 3,
@@ -84,7 +85,8 @@ def test_status_prints_the_job_its_counts_and_its_batches(
     assert lines[1] == f"  fake / {MODEL}, 3 items  name: nightly"
     assert lines[2] == "  failed=1  succeeded=2"
     usage = next(i for i, line in enumerate(lines) if line.startswith("input tokens"))
-    assert lines[usage + 2].split() == ["20", "10", "0", "0", "-"]
+    assert lines[usage + 2].split() == ["20", "0", "0", "10", "0"]
+    assert lines[usage + 3].startswith("  cost: unknown: no price known for fake/")
     assert any(line.split()[:4] == [batch.id, "fetched", "3", "3/3"] for line in lines)
     assert max(len(line) for line in lines) <= 80
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_a_job_succeeds_with_one_result_per_line_in_input_order(
     assert {r["status"] for r in records} == {"succeeded"}
     assert all(r["attempts"] == 1 and r["error"] is None for r in records)
     assert records[0]["usage"] == {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0,
-                                   "reasoning_tokens": 0}
+                                   "reasoning_tokens": 0, "cache_write_tokens": 0,
+                                   "cache_write_1h_tokens": 0}
     assert (records[0]["provider"], records[0]["model"]) == ("fake", MODEL)
     assert [b.status for b in driver.batches(job_id)] == [BatchStatus.FETCHED]
     assert driver.events(job_id) == ["job.created", "batch.planned", "job.running",
@@ -337,12 +339,12 @@ def test_each_result_is_priced_at_the_batch_rate_and_the_job_sums_them(
 
     job = driver.run(job_id)
 
-    # 10 input and 5 output tokens per success, half the synchronous price.
-    per_item = (10 * 1.0 + 5 * 4.0) / 1_000_000 * 0.5
+    # 10 input and 5 output tokens per success, half the synchronous price, exactly.
+    per_item = (10 * Decimal(1) + 5 * Decimal(4)) / 1_000_000 / 2
     costs = [r["cost_usd"] for r in result_lines(driver.rt, job_id)]
-    assert costs[:2] == [pytest.approx(per_item)] * 2
-    assert costs[2] in (None, 0.0)  # a failure without usage costs nothing
-    assert job.cost_usd == pytest.approx(2 * per_item)
+    assert [Decimal(c) for c in costs[:2]] == [per_item] * 2  # exact decimal strings
+    assert costs[2] is None or Decimal(costs[2]) == 0  # a failure without usage costs nothing
+    assert job.cost_usd == 2 * per_item
 
 
 def test_without_prices_nothing_is_priced(driver: Driver, write_jsonl: Writer) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,9 @@ def test_a_jobs_detail_has_its_counts_usage_cost_and_provider_batches(
         JobStatus.COMPLETED_WITH_FAILURES, 6, "default")
     assert detail.counts == {ItemStatus.SUCCEEDED: 5, ItemStatus.FAILED: 1}
     assert detail.usage == Usage(input_tokens=50, output_tokens=25)
-    per_item = (10 * 1.0 + 5 * 4.0) / 1_000_000 * 0.5
-    assert detail.cost_usd == pytest.approx(5 * per_item)
+    per_item = (10 * Decimal("1.0") + 5 * Decimal("4.0")) / 1_000_000 * Decimal("0.5")
+    assert detail.cost_usd == 5 * per_item  # exact: Decimal end to end
+    assert detail.sync_cost_usd == 2 * detail.cost_usd
     assert detail.metadata == {"team": "search"}
     assert detail.completed_at is not None and detail.submitted_at is not None
     assert detail.ended and detail.finished_items == 6
@@ -99,7 +101,7 @@ def test_a_jobs_detail_agrees_with_the_repositorys_totals(
     detail, job = job_detail(driver.rt, job_id), driver.job(job_id)
 
     assert (detail.counts, detail.usage) == (job.counts, job.usage)
-    assert detail.cost_usd == pytest.approx(job.cost_usd)
+    assert detail.cost_usd == job.cost_usd
 
 
 def test_a_jobs_detail_aggregates_its_items_in_one_query(
@@ -380,7 +382,8 @@ def test_a_result_record_is_the_json_object_llmbatch_results_writes(
                           "history"]
     assert (line["custom_id"], line["status"], line["attempts"]) == ("q-1", "succeeded", 2)
     assert line["usage"] == {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0,
-                             "reasoning_tokens": 0}
+                             "reasoning_tokens": 0, "cache_write_tokens": 0,
+                             "cache_write_1h_tokens": 0}
     (earlier,) = record.history
     assert line["history"] == [{"attempt": 1, "batch_id": earlier.batch_id, "outcome": "failed",
                                 "error": earlier.error, "at": earlier.at.isoformat()}]

@@ -100,7 +100,8 @@ def test_success_usage_and_text() -> None:
     assert result.finish_reason == "stop"
     assert result.usage is not None
     assert result.usage.as_dict() == {"input_tokens": 11, "output_tokens": 10,
-                                      "cached_tokens": 2, "reasoning_tokens": 6}
+                                      "cached_tokens": 2, "reasoning_tokens": 6,
+                                      "cache_write_tokens": 0, "cache_write_1h_tokens": 0}
 
 
 @pytest.mark.parametrize(("error", "retryable", "kind"), [
@@ -211,7 +212,8 @@ def test_embedding_results_keep_the_vector_and_count_tokens_as_input() -> None:
     assert result.status is ItemStatus.SUCCEEDED and result.response == VECTOR
     assert result.output_text is None and result.finish_reason is None
     assert result.usage is not None and result.usage.as_dict() == {
-        "input_tokens": 3, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0}
+        "input_tokens": 3, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0,
+        "cache_write_tokens": 0, "cache_write_1h_tokens": 0}
     bare = item_from_entry("e", {"response": {"embedding": {"values": [1.0]}}},
                            batch_status="succeeded")
     assert bare.usage is not None and bare.usage.input_tokens == 0  # not reported: zero

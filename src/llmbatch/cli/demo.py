@@ -13,6 +13,7 @@ import random
 import shutil
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.cli.costs import usd
 from llmbatch.cli.embedded import EmbeddedWorker
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
@@ -37,12 +39,6 @@ DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("gpt-4o-mini", "/openai/v1"),
     "anthropic": ("claude-haiku-4-5", "/anthropic"),
     "gemini": ("gemini-2.5-flash", "/gemini"),
-}
-# Illustrative synchronous list prices (USD per million tokens: input, cached input, output).
-DEMO_PRICES: dict[str, tuple[float, float, float]] = {
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "claude-haiku-4-5": (1.00, 0.10, 5.00),
-    "gemini-2.5-flash": (0.30, 0.03, 2.50),
 }
 DEMO_KEY = "demo-key"
 TOPICS = ["photosynthesis", "the Roman road network", "TCP congestion control", "sourdough",
@@ -69,12 +65,8 @@ def _write_config(workdir: Path, emulator_url: str) -> Path:
 
 
 def _model_entry(model: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": model}
-    if model in DEMO_PRICES:
-        price_in, price_cached, price_out = DEMO_PRICES[model]
-        entry.update(input_usd_per_mtok=price_in, cached_input_usd_per_mtok=price_cached,
-                     output_usd_per_mtok=price_out)
-    return entry
+    """The demo's models are in the genai-prices catalogue: no prices in config."""
+    return {"name": model}
 
 
 def _write_prompts(path: Path, count: int, seed: int) -> None:
@@ -114,8 +106,11 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
             with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
                 jobs = _watch(rt, job_ids, console, timeout_s)
             _show_outputs(rt, job_ids, console)
-            cost = sum(job_detail(rt, j.id).cost_usd or 0.0 for j in jobs.values())
-            console.print(f"batch cost of the demo: ${cost:.6f} (half the synchronous price)")
+            details = [job_detail(rt, j.id) for j in jobs.values()]
+            cost = sum((d.cost_usd or Decimal(0) for d in details), Decimal(0))
+            sync = sum((d.sync_cost_usd or Decimal(0) for d in details), Decimal(0))
+            console.print(f"batch cost of the demo: {usd(cost)} (synchronous: {usd(sync)}, "
+                          f"saving {usd(sync - cost)})", highlight=False)
             for name, job in jobs.items():
                 done = job.counts.get(ItemStatus.SUCCEEDED, 0)
                 console.print(f"{name} {job.id} {job.status} {done}/{job.item_count} succeeded",

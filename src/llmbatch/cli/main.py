@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +22,10 @@ from llmbatch.cli import retry as cli_retry
 from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.emulator_faults import emulator_app
+from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.usage import usage_command
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
@@ -99,6 +102,9 @@ def submit(
     endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Same key + same content returns the existing job")] = None,
+    max_cost: Annotated[Decimal | None, typer.Option(
+        help="USD cap on the job's batch cost: refused at submit if its upper bound is over "
+             "(docs/cost.md)")] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends")] = False,
     worker: Annotated[bool | None, typer.Option(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
@@ -114,7 +120,7 @@ def submit(
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
-                                 webhook_url=webhook_url)
+                                 webhook_url=webhook_url, max_cost=max_cost)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -141,6 +147,8 @@ for _command in (cli_reading.status, cli_reading.jobs, cli_results.results, cli_
     app.command()(_command)
 app.command("api")(cli_api.api_command)
 app.add_typer(keys_app, name="keys")
+app.command("estimate")(estimate_command)
+app.command("usage")(usage_command)
 
 
 @app.command()
@@ -258,6 +266,10 @@ def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> No
             err.print(problem, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     console.print(f"ok: {len(cfg.providers)} provider(s): {', '.join(cfg.providers) or '-'}")
+
+
+app.command("estimate")(estimate_command)
+app.command("usage")(usage_command)
 
 
 @app.command()

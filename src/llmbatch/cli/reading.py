@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llmbatch.cli.costs import cost_fields, cost_line
 from llmbatch.cli.runtime import stored_runtime
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.service_layer import read_models
@@ -78,7 +79,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     progress = job_progress(rt, job_id)
     job = progress.job
     children = list(read_models.list_jobs(rt, parent_job_id=job_id, limit=100).entries)
-    data = _status_data(job, children, list(progress.reasons))
+    data = {**_status_data(job, children, list(progress.reasons)), **cost_fields(rt, job)}
     out = _console(wide)
     if as_json:
         out.print_json(json.dumps(data))
@@ -91,11 +92,12 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
         out.print(f"  retry of: {job.parent_job_id}")
     for child in children:
         out.print(f"  retried by: {child.id} ({child.status}, {child.item_count} items)")
-    usage = _table("input tokens", "output tokens", "cached", "reasoning", "cost")
+    usage = _table("input tokens", "cached", "cache writes", "output tokens", "reasoning")
     u = job.usage
-    usage.add_row(str(u.input_tokens), str(u.output_tokens), str(u.cached_tokens),
-                  str(u.reasoning_tokens), _cost(job.cost_usd))
+    usage.add_row(str(u.input_tokens), str(u.cached_tokens), str(u.cache_write_tokens),
+                  str(u.output_tokens), str(u.reasoning_tokens))
     out.print(usage)
+    out.print(escape(cost_line(rt, job)), soft_wrap=True)
     if job.error:
         out.print(f"  error: {escape(job.error)}", soft_wrap=True)
     for reason in progress.reasons:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -142,7 +143,7 @@ class RemoteSource:
         return JobDetail(
             **_summary_fields(job), submitted_at=job.submitted_at, error=job.error,
             metadata=job.metadata, usage=Usage(**job.usage.model_dump()),
-            cost_usd=job.cost_usd,
+            cost_usd=_decimal(job.cost_usd),
             batches=tuple(BatchSummary(**b.model_dump(), lease_until=None)
                           for b in job.batches))
 
@@ -156,7 +157,7 @@ class RemoteSource:
             yield ResultRecord(
                 custom_id=r.custom_id, status=r.status, output_text=r.output_text,
                 finish_reason=r.finish_reason, response=r.response,
-                usage=Usage(**r.usage.model_dump()), cost_usd=r.cost_usd, error=r.error,
+                usage=Usage(**r.usage.model_dump()), cost_usd=_decimal(r.cost_usd), error=r.error,
                 provider=r.provider, model=r.model, attempts=r.attempts,
                 history=tuple(ItemAttempt(attempt=h["attempt"], batch_id=h["batch_id"],
                                           outcome=h["outcome"], error=h["error"],
@@ -190,3 +191,8 @@ def _summary_fields(job: Any) -> dict[str, Any]:
             "item_count": job.item_count, "created_at": job.created_at,
             "completed_at": job.completed_at, "parent_job_id": job.parent_job_id,
             "counts": dict(job.counts)}
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    """A cost the API sent as a JSON number, as the read models hold it."""
+    return None if value is None else Decimal(str(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from llmbatch.db.result_stage import ResultRow, apply_results
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
+from llmbatch.pricing import from_pusd
 
 __all__ = ["AnyRow", "ItemQueries", "is_refused_value"]
 
@@ -57,7 +59,7 @@ class ItemQueries:
 
     def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
-        wire_bytes, estimated_tokens."""
+        wire_bytes, estimated_tokens, cost_bound_pusd."""
         if rows:
             self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
                               list(rows))
@@ -67,11 +69,11 @@ class ItemQueries:
                  .group_by(items.c.status))
         return {ItemStatus(s): n for s, n in self.conn.execute(query).all()}
 
-    def cost_total(self, job_id: str) -> float | None:
-        """Sum of item costs (None when no item has a price)."""
-        total = self.conn.execute(select(func.sum(items.c.cost_usd))
+    def cost_total(self, job_id: str) -> Decimal | None:
+        """Exact sum of item batch costs in USD (None when no item has a price)."""
+        total = self.conn.execute(select(func.sum(items.c.cost_pusd))
                                   .where(items.c.job_id == job_id)).scalar_one()
-        return None if total is None else float(total)
+        return None if total is None else from_pusd(int(total))
 
     def copy_items_for_retry(self, parent_id: str, child_id: str,
                              statuses: Iterable[ItemStatus]) -> int:
@@ -80,11 +82,11 @@ class ItemQueries:
         src = select(
             literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
             items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
-            literal(str(ItemStatus.PENDING)), literal(0),
+            items.c.cost_bound_pusd, literal(str(ItemStatus.PENDING)), literal(0),
         ).where(items.c.job_id == parent_id, items.c.status.in_([str(s) for s in statuses]))
         res = self.conn.execute(insert(items).from_select(
             ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
-             "estimated_tokens", "status", "attempts"], src))
+             "estimated_tokens", "cost_bound_pusd", "status", "attempts"], src))
         return res.rowcount
 
     def usage_totals(self, job_id: str) -> Usage:
@@ -93,8 +95,10 @@ class ItemQueries:
             func.coalesce(func.sum(items.c.output_tokens), 0),
             func.coalesce(func.sum(items.c.cached_tokens), 0),
             func.coalesce(func.sum(items.c.reasoning_tokens), 0),
+            func.coalesce(func.sum(items.c.cache_write_tokens), 0),
+            func.coalesce(func.sum(items.c.cache_write_1h_tokens), 0),
         ).where(items.c.job_id == job_id)).one()
-        return Usage(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+        return Usage(*(int(v) for v in row))
 
     def iter_pending_sizes(self, job_id: str) -> Iterator[tuple[int, int, int]]:
         """``(seq, wire_bytes, estimated_tokens)`` of pending items in input order: the

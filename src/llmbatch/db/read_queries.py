@@ -37,8 +37,10 @@ _BATCH_COLUMNS = (provider_batches.c.id, provider_batches.c.status, provider_bat
                   provider_batches.c.next_poll_at, provider_batches.c.lease_until,
                   provider_batches.c.lease_owner, provider_batches.c.call_failures)
 
-_USAGE_COLUMNS = (items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
-                  items.c.reasoning_tokens, items.c.cost_usd)
+_TOKEN_COLUMNS = (items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
+                  items.c.reasoning_tokens, items.c.cache_write_tokens,
+                  items.c.cache_write_1h_tokens)
+_USAGE_COLUMNS = (*_TOKEN_COLUMNS, items.c.cost_pusd)
 
 _ITEM_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.attempts,
                  items.c.batch_id, items.c.finish_reason, items.c.error, items.c.completed_at,
@@ -105,12 +107,14 @@ class ReadQueries:
 
     def item_totals(self, job_id: str) -> list[AnyRow]:
         """Per item status of a job: ``status, items, input_tokens, output_tokens,
-        cached_tokens, reasoning_tokens, cost_usd`` (cost NULL when no item of that status has
-        a price). One grouped pass over the job's items for counts, usage and cost together."""
+        cached_tokens, reasoning_tokens, cache_write_tokens, cache_write_1h_tokens, cost_pusd,
+        sync_cost_pusd`` (costs NULL when no item of that status has a price). One grouped
+        pass over the job's items for counts, usage and cost together."""
         query = (select(items.c.status, func.count().label("items"),
                         *(func.coalesce(func.sum(c), 0).label(c.name)
-                          for c in _USAGE_COLUMNS[:-1]),
-                        func.sum(items.c.cost_usd).label("cost_usd"))
+                          for c in _TOKEN_COLUMNS),
+                        func.sum(items.c.cost_pusd).label("cost_pusd"),
+                        func.sum(items.c.sync_cost_pusd).label("sync_cost_pusd"))
                  .where(items.c.job_id == job_id).group_by(items.c.status))
         return list(self.conn.execute(query).all())
 

@@ -45,8 +45,11 @@ class ResultRow(NamedTuple):
     output_tokens: int
     cached_tokens: int
     reasoning_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
     error: dict[str, Any] | None
-    cost_usd: float | None
+    cost_pusd: int | None  # picodollars (llmbatch.pricing): the batch price
+    sync_cost_pusd: int | None  # what the same tokens cost synchronously
 
 
 _COLUMNS: Final = ResultRow._fields
@@ -54,14 +57,16 @@ _COLUMNS: Final = ResultRow._fields
 
 def _stage_ddl(dialect: str) -> str:
     json_type = "JSONB" if dialect == "postgresql" else "TEXT"
-    number = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
+    number = "BIGINT" if dialect == "postgresql" else "INTEGER"
     suffix = " ON COMMIT DELETE ROWS" if dialect == "postgresql" else ""
     return (f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ("
             "provider_key VARCHAR(500) PRIMARY KEY, outcome VARCHAR(20) NOT NULL, "
             f"status VARCHAR(20) NOT NULL, response {json_type}, output_text TEXT, "
             "finish_reason VARCHAR(50), input_tokens INTEGER NOT NULL, "
             "output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, "
-            f"reasoning_tokens INTEGER NOT NULL, error {json_type}, cost_usd {number})"
+            "reasoning_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, "
+            f"cache_write_1h_tokens INTEGER NOT NULL, error {json_type}, "
+            f"cost_pusd {number}, sync_cost_pusd {number})"
             f"{suffix}")
 
 
@@ -71,7 +76,8 @@ _ASSIGNMENTS: Final = (
     ("batch_id", "CASE WHEN s.status = :pending THEN NULL ELSE items.batch_id END"),
     *((name, f"s.{name}") for name in (
         "response", "output_text", "finish_reason", "input_tokens", "output_tokens",
-        "cached_tokens", "reasoning_tokens", "error", "cost_usd")),
+        "cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+        "error", "cost_pusd", "sync_cost_pusd")),
     ("completed_at", "CASE WHEN s.status = :pending THEN NULL ELSE :now END"),
 )
 _HISTORY_COLUMNS: Final = "job_id, seq, batch_id, attempt, outcome, error, at"
@@ -125,8 +131,8 @@ _SQLITE_APPLY: Final = _statement(f"""
 
 def _as_tuple(row: ResultRow) -> tuple[Any, ...]:
     return (*row[:3], None if row.response is None else json_codec.dumps(row.response),
-            *row[4:10], None if row.error is None else json_codec.dumps(row.error),
-            row.cost_usd)
+            *row[4:12], None if row.error is None else json_codec.dumps(row.error),
+            row.cost_pusd, row.sync_cost_pusd)
 
 
 def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],

@@ -30,9 +30,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["api_keys", "events", "item_attempts", "items", "jobs", "metadata", "provider_batches",
-           "provider_rate_buckets", "provider_slots", "submit_journal", "webhook_deliveries",
-           "webhook_outbox"]
+__all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts", "items",
+           "jobs", "metadata", "provider_batches", "provider_rate_buckets", "provider_slots",
+           "submit_journal", "webhook_deliveries", "webhook_outbox"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -151,7 +151,13 @@ items = Table(
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cached_tokens", Integer, nullable=False, default=0),
     Column("reasoning_tokens", Integer, nullable=False, default=0),
-    Column("cost_usd", Float),
+    Column("cache_write_tokens", Integer, nullable=False, default=0, server_default="0"),
+    Column("cache_write_1h_tokens", Integer, nullable=False, default=0, server_default="0"),
+    # Costs in whole picodollars (llmbatch.pricing): the batch price billed, what the same
+    # tokens cost synchronously, and the upper bound reserved against budgets at create time.
+    Column("cost_pusd", BigInteger),
+    Column("sync_cost_pusd", BigInteger),
+    Column("cost_bound_pusd", BigInteger),
     Column("error", JSONType),
     Column("completed_at", UTCDateTime),
     UniqueConstraint("job_id", "seq", name="uq_items_job_id_seq"),
@@ -273,4 +279,30 @@ webhook_deliveries = Table(
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
     Index("ix_webhook_deliveries_event_id", "event_id"),
+)
+
+# Budgets (service_layer.budgets): one row per scope (``tenant:<name>:<YYYY-MM>`` or
+# ``job:<id>``) holding its limit and what is committed (held reservations plus settled
+# costs); a batch reserving locks the rows of its scopes (SELECT ... FOR UPDATE).
+budget_ledgers = Table(
+    "budget_ledgers", metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("limit_pusd", BigInteger),
+    Column("committed_pusd", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One reservation per provider batch: its upper-bound cost while it runs (``held``), then its
+# actual cost (``settled``), or nothing if it never went (``released``).
+budget_reservations = Table(
+    "budget_reservations", metadata,
+    Column("batch_id", String(40), primary_key=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("scopes", JSONType, nullable=False),
+    Column("reserved_pusd", BigInteger, nullable=False),
+    Column("actual_pusd", BigInteger),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime),
+    Index("ix_budget_reservations_job_id", "job_id"),
 )

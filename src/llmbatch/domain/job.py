@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from llmbatch.domain.changes import JobChange
@@ -36,7 +37,7 @@ class Job:
     metadata: dict[str, Any] = field(default_factory=dict)
     counts: dict[ItemStatus, int] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
-    cost_usd: float | None = None
+    cost_usd: Decimal | None = None  # exact sum of the items' batch costs
 
     def _change(self, at: datetime, to: JobStatus, event: EventType, data: dict[str, Any],
                 **values: Any) -> JobChange:

@@ -50,6 +50,7 @@ class WaitReason(StrEnum):
     ENQUEUED_TOKENS = "waiting_for_token_quota"
     BATCHES_IN_FLIGHT = "waiting_for_batch_slot"
     QUOTA_HOLD = "waiting_after_token_limit"
+    BUDGET = "waiting_for_budget"  # a job's or tenant's budget has no room (budgets.reserve)
 
 
 WAITING_CODES = frozenset(str(r) for r in WaitReason)

@@ -15,6 +15,7 @@ from typing import Any
 from llmbatch.domain.states import ItemStatus
 
 __all__ = [
+    "USAGE_KINDS",
     "BatchFailure",
     "BatchPhase",
     "BatchProgress",
@@ -25,6 +26,7 @@ __all__ = [
     "RequestLine",
     "SubmittedBatch",
     "Usage",
+    "astuple_usage",
 ]
 
 
@@ -48,16 +50,43 @@ class RequestLine:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage of one item, provider-neutral."""
+    """Token usage of one item, provider-neutral, by kind (each adapter maps its vendor's
+    usage object to this; docs/cost.md has the table).
+
+    The kinds nest, as the price catalogue (``genai-prices``) counts them: ``input_tokens`` is
+    the whole prompt, *including* ``cached_tokens`` (cache reads) and ``cache_write_tokens``;
+    ``cache_write_tokens`` includes ``cache_write_1h_tokens`` (writes with the one-hour TTL,
+    priced higher; the rest are the default five-minute class); ``output_tokens`` includes
+    ``reasoning_tokens``.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens}
+                "cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+                "cache_write_1h_tokens": self.cache_write_1h_tokens}
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(astuple_usage(self), astuple_usage(other),
+                                              strict=True)))
+
+
+def astuple_usage(usage: Usage) -> tuple[int, ...]:
+    """The counts in field order (cheaper than ``dataclasses.astuple``)."""
+    return (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+            usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
+
+
+USAGE_KINDS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens",
+                                "reasoning_tokens", "cache_write_tokens",
+                                "cache_write_1h_tokens")
 
 
 @dataclass(frozen=True)

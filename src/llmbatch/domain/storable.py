@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from llmbatch.domain.models import ItemError, ItemResult, Usage
+from llmbatch.domain.models import USAGE_KINDS, ItemError, ItemResult, Usage
 from llmbatch.domain.states import ItemStatus
 
 __all__ = [
@@ -197,7 +197,7 @@ def _storable_json(value: Any, depth: int) -> Any:
 def _usage_problem(usage: Usage | None) -> str | None:
     if usage is None:
         return None
-    for name in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"):
+    for name in USAGE_KINDS:
         count = getattr(usage, name)
         if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
             return f"usage.{name} is {count!r}, outside 0..{MAX_TOKEN_COUNT}"

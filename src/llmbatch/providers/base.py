@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -38,7 +39,7 @@ from llmbatch.domain.models import (
 )
 from llmbatch.errors import AuthenticationError, ConfigError, ProviderError
 
-__all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions"]
+__all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
 
 class ProviderOptions(BaseModel):
@@ -87,6 +88,11 @@ class BatchProvider(abc.ABC):
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
     # What this provider's batches usually take, for the adaptive poller.
     latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
+    # Pricing (docs/cost.md): this provider's id in the genai-prices catalogue (None: prices
+    # come from config only), and the share of the synchronous price a batch request is billed
+    # for models whose batch prices the catalogue does not list.
+    price_catalogue_id: ClassVar[str | None] = None
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
 
     def __init__(self, config: ProviderConfig) -> None:
         """Raises ``ConfigError`` (``providers.<name>.options.<key>: message`` problems) when
@@ -121,6 +127,16 @@ class BatchProvider(abc.ABC):
                 f"set {where} to the name of the environment variable that holds the key")
         raise AuthenticationError(f"no {self.display_name} API key: {hint}", provider=self.name,
                                   code="missing_api_key")
+
+    def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
+        """The most output tokens ``request`` may produce (what bounds its cost), or None when
+        it sets no limit and the provider has no default. Embeddings produce none. This reads
+        the neutral body's ``max_completion_tokens`` / ``max_tokens`` (also an OpenAI-style
+        native body's); a provider with its own native field or default overrides it."""
+        if endpoint is Endpoint.EMBEDDINGS:
+            return 0
+        body = request.native if request.native is not None else request.body
+        return output_limit(body, "max_completion_tokens", "max_tokens")
 
     def effective_limits(self, model: str) -> BatchLimits:
         """Provider limits, lowered (never raised) by config."""
@@ -215,3 +231,12 @@ class BatchProvider(abc.ABC):
         """Release what the adapter holds (pooled connections). Long-lived workers keep one
         adapter per process; whoever builds short-lived ones (tests, one-off commands) closes
         them. Optional."""
+
+
+def output_limit(body: Mapping[str, Any] | None, *keys: str) -> int | None:
+    """The first of ``keys`` in ``body`` holding a positive integer."""
+    for key in keys:
+        value = body.get(key) if isinstance(body, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_termin
 from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
+from llmbatch.service_layer.budgets import budgets_apply, check_new_job
+from llmbatch.service_layer.estimates import bound_cost, item_bound
+from llmbatch.service_layer.pricing import model_prices, unpriced_hint
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 from llmbatch.webhooks.outbox import WebhookOutbox
 from llmbatch.webhooks.urls import check_webhook_url
@@ -59,7 +63,8 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                endpoint: Endpoint = Endpoint.CHAT, name: str | None = None,
                idempotency_key: str | None = None, tenant: str = "default",
                metadata: dict[str, Any] | None = None,
-               webhook_url: str | None = None) -> tuple[str, bool]:
+               webhook_url: str | None = None,
+               max_cost: Decimal | None = None) -> tuple[str, bool]:
     """Validate and store a job from a JSONL file in one transaction; plan it.
 
     Streams the file: items are inserted in chunks, so memory does not grow with the file. Any
@@ -67,6 +72,10 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     ``(job_id, created)``; ``created`` is False when the idempotency key named an existing job
     with the same content. ``webhook_url`` (checked against ``webhooks.allowed_hosts``
     first) receives a signed event when the job ends (``llmbatch.webhooks``).
+
+    Each item keeps the batch price of its upper bound (``estimates.item_bound``), what budgets
+    reserve; ``max_cost`` (USD) caps the job, and a job that cannot fit its budgets is refused
+    here with the figures (``budgets.check_new_job``).
     """
     if webhook_url is not None:
         check_webhook_url(rt.config.webhooks, webhook_url)
@@ -82,6 +91,11 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
               status=JobStatus.PENDING, item_count=0, created_at=now, tenant=tenant,
               idempotency_key=idempotency_key, metadata=metadata or {})
     snapshot = rt.config.provider(provider).model_dump(mode="json", exclude={"api_key"})
+    prices = model_prices(rt, provider, model, now)
+    if prices is None and budgets_apply(rt, tenant, max_cost):
+        raise InputError(f"a budget applies but {unpriced_hint(provider, model)}",
+                         field="max_cost" if max_cost is not None else "model")
+    bound_total = 0
     seen_ids: set[str] = set()
     seen_keys: set[str] = set()
     try:
@@ -131,9 +145,13 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                                  f"(providers.{provider}.models[].enqueued_token_limit)",
                                  file=file, line=line_no, field="body")
             stored = {"native": req.native} if req.native is not None else {"body": req.body}
+            bound = bound_cost(item_bound(rt, adapter, req, endpoint=endpoint, estimated=tokens),
+                               prices)
+            bound_total += bound.batch_pusd if bound else 0
             rows.append({"job_id": job.id, "seq": index, "custom_id": req.custom_id,
                          "provider_key": encoded.provider_key, "request": stored,
-                         "wire_bytes": len(encoded.data), "estimated_tokens": tokens})
+                         "wire_bytes": len(encoded.data), "estimated_tokens": tokens,
+                         "cost_bound_pusd": bound.batch_pusd if bound else None})
             index += 1
             if len(rows) >= INSERT_CHUNK:
                 uow.repo.add_items(rows)
@@ -150,6 +168,9 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                     raise ConflictError(f"idempotency key {idempotency_key!r} was used for job "
                                         f"{existing[0]} with different content")
                 return existing[0], False
+        if budgets_apply(rt, tenant, max_cost):
+            check_new_job(uow, rt, job_id=job.id, tenant=tenant, bound_pusd=bound_total,
+                          max_cost=max_cost, now=now)
         uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash,
                                idempotency_key=idempotency_key)
         uow.record(Event(job_id=job.id, type=EventType.JOB_CREATED, at=now,

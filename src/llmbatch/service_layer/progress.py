@@ -8,14 +8,12 @@ from datetime import datetime
 import structlog
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.config import ModelConfig
 from llmbatch.db.result_stage import ResultRow
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
-from llmbatch.domain.pricing import item_cost_usd
 from llmbatch.domain.retry import (
     AfterCallFailure,
     after_call_failure,
@@ -24,10 +22,12 @@ from llmbatch.domain.retry import (
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
-from llmbatch.service_layer import tasks
+from llmbatch.pricing import ModelPrices
+from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
+from llmbatch.service_layer.pricing import item_cost, model_prices
 from llmbatch.service_layer.result_storage import (
     repair_events,
     store_isolating,
@@ -160,14 +160,17 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
 
 
 def _result_row(result: ItemResult, status: ItemStatus,
-                model: ModelConfig | None) -> ResultRow:
+                prices: ModelPrices | None) -> ResultRow:
     usage = result.usage
+    cost = item_cost(usage, prices)
     return ResultRow(
         result.provider_key, str(result.status), str(status), result.response,
         result.output_text, result.finish_reason,
         usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
         usage.cached_tokens if usage else 0, usage.reasoning_tokens if usage else 0,
-        result.error.as_dict() if result.error else None, item_cost_usd(usage, model))
+        usage.cache_write_tokens if usage else 0, usage.cache_write_1h_tokens if usage else 0,
+        result.error.as_dict() if result.error else None,
+        cost.batch_pusd if cost else None, cost.sync_pusd if cost else None)
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -194,7 +197,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     progress = BatchProgress(phase=BatchPhase.ENDED, provider_status=batch.provider_status or "",
                              result_refs=batch.result_refs, failure=batch.failure)
     max_attempts = rt.config.retry.item_max_attempts
-    prices = rt.config.provider(batch.provider).model(batch.model)
+    # The prices in force when the requests were sent (the catalogue keeps price history).
+    prices = model_prices(rt, batch.provider, batch.model, batch.submitted_at or now)
     chunk: list[StorableResult] = []
     stored = 0
     problems: list[str] = []  # results that could not be stored as they came
@@ -268,6 +272,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                 unstorable=unstorable_summary(problems) if problems else None)
         if not uow.save(fetched):
             return None  # another task took the batch over; it finishes the fetch
+        budgets.settle(uow, batch.id, now)  # the reservation becomes the actual cost
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
     if rt.config.provider(batch.provider).delete_files_after_fetch:

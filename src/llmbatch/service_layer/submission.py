@@ -17,16 +17,17 @@ import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.batch import ProviderBatch
+from llmbatch.domain.budgets import BudgetShortfall
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
-from llmbatch.domain.limits import SubmissionBlock
+from llmbatch.domain.limits import SubmissionBlock, WaitReason
 from llmbatch.domain.models import SubmittedBatch
 from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError, QuotaExceededError, TransientProviderError
 from llmbatch.observability.redaction import redact
-from llmbatch.service_layer import tasks
+from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
@@ -150,6 +151,11 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                 _wait_for_room(uow, rt, batch, block, now)
                 uow.commit()
                 return BatchStatus.PLANNED
+            short = budgets.reserve(uow, rt, batch, job.tenant, now)
+            if short is not None:
+                status = _over_budget(uow, rt, batch, short, now)
+                uow.commit()
+                return status
         # Same transaction as the gate: the next decision sees this batch at the provider.
         start = batch.start_submission(now)
         uow.save(start)
@@ -203,9 +209,34 @@ def _wait_for_room(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, block: Su
                  reason=str(block.reason))
 
 
+def _over_budget(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch, short: BudgetShortfall,
+                 now: datetime) -> BatchStatus:
+    """The batch's upper bound does not fit a budget: it waits for reservations to settle (or
+    the month to turn) when so configured and it could ever fit; otherwise it fails, and its
+    items with it, saying which budget and by how much."""
+    if rt.config.cost.budgets.on_exceed == "wait" and short.needed_usd <= short.limit_usd:
+        change = batch.wait_for_room(
+            now, reason=str(WaitReason.BUDGET), detail=short.as_dict(),
+            recheck_s=rt.config.provider(batch.provider).rate_limits.recheck_s)
+        if uow.save(change) and change.event is not None:
+            log.info("llmbatch.batch.waiting_for_budget", batch_id=batch.id,
+                     detail=short.message)
+        return BatchStatus.PLANNED
+    error = f"not sent: {short.message}"
+    start = batch.start_submission(now)  # planned -> failed goes through submitting
+    if uow.save(start) and uow.save(batch.after(start).submission_failed(
+            now, error=error, code="over_budget")):
+        uow.repo.fail_unsent_items(batch.id, {"type": "budget_exceeded", "code": "over_budget",
+                                              "message": error, "retryable": False}, now)
+    uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
+    log.warning("llmbatch.batch.over_budget", batch_id=batch.id, detail=short.message)
+    return BatchStatus.FAILED
+
+
 def _cancel_unsent(uow: UnitOfWork, batch: ProviderBatch, now: datetime) -> None:
     """The job is being cancelled and the provider has nothing of this batch: drop it."""
     if uow.save(batch.cancel_unsent(now)):
+        budgets.release(uow, batch.id, now)
         uow.repo.release_queued_items(batch.id)
         uow.repo.cancel_unsent_items(batch.job_id, now)
     uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
@@ -256,6 +287,8 @@ def _submit_failed(rt: Runtime, batch: ProviderBatch, exc: ProviderError, *,
                      f"exist at the provider (tag {batch.id}), so its items are not sent again "
                      f"(last error: {redact(str(exc))})")
         if uow.save(batch.submission_failed(now, error=error, code=exc.code)):
+            if not copy_may_exist:  # a copy at the provider may still bill: kept reserved
+                budgets.release(uow, batch.id, now)
             uow.repo.fail_unsent_items(batch.id, {
                 "type": type(exc).__name__, "code": exc.code, "message": error,
                 "retryable": exc.retryable}, now)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import Connection, Engine
 
+from llmbatch.db.budgets import BudgetRepository
 from llmbatch.db.history import HistoryRepository
 from llmbatch.db.limits import LimitsRepository
 from llmbatch.db.repository import Repository
@@ -75,6 +76,7 @@ class UnitOfWork:
     repo: Repository
     limits: LimitsRepository
     history: HistoryRepository
+    budgets: BudgetRepository
 
     def __init__(self, engine: Engine, publisher: Publisher | None = None, *,
                  webhook_batch_events: bool = False, retain_requests: bool = True) -> None:
@@ -93,6 +95,7 @@ class UnitOfWork:
         self.repo = Repository(self._conn)
         self.limits = LimitsRepository(self._conn)
         self.history = HistoryRepository(self._conn)
+        self.budgets = BudgetRepository(self._conn)
         self._events = []
         self._changes = []
         self._messages = []

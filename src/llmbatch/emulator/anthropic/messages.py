@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmbatch.emulator import synth
+from llmbatch.emulator.anthropic.caching import PromptCache
 
 __all__ = ["message"]
 
@@ -32,12 +33,15 @@ def _tool_use(params: Mapping[str, Any], seed: bytes, message_id: str) -> dict[s
             "caller": {"type": "direct"}}
 
 
-def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
-    """The ``Message`` a successful request returns (spec ``Message``, all required keys)."""
+def message(params: Mapping[str, Any], message_id: str,
+            cache: PromptCache | None = None) -> dict[str, Any]:
+    """The ``Message`` a successful request returns (spec ``Message``, all required keys).
+    Cache reads and writes come from ``cache`` for prompts with ``cache_control`` breakpoints
+    (``caching``); without breakpoints nothing is cached, as at Anthropic."""
     seed = synth.digest(params)
     max_tokens = params.get("max_tokens")
     prompt = synth.chat_prompt_tokens(params.get("messages"), system=params.get("system"))
-    cached = synth.cached_tokens(seed, prompt)
+    cached = (cache or PromptCache()).use(params)
     n, cut = synth.reply_length(seed, max_tokens if isinstance(max_tokens, int) else None)
     config = params.get("output_config")
     fmt = config.get("format") if isinstance(config, Mapping) else None
@@ -60,9 +64,11 @@ def message(params: Mapping[str, Any], message_id: str) -> dict[str, Any]:
         "stop_reason": stop,
         "stop_sequence": None, "stop_details": None, "container": None,
         "usage": {
-            "input_tokens": prompt - cached, "output_tokens": n,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "input_tokens": prompt - cached.read - cached.written, "output_tokens": n,
+            "cache_creation_input_tokens": cached.written,
+            "cache_read_input_tokens": cached.read,
+            "cache_creation": {"ephemeral_5m_input_tokens": cached.write_5m,
+                               "ephemeral_1h_input_tokens": cached.write_1h},
             "server_tool_use": None, "service_tier": "batch", "inference_geo": None,
         },
     }

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from llmbatch.emulator.anthropic import lines, messages
+from llmbatch.emulator.anthropic.caching import PromptCache
 from llmbatch.emulator.anthropic.state import COUNTERS, BatchRecord
 from llmbatch.emulator.faults import json_line, poison_answer
 from llmbatch.emulator.progress import Phase, Snapshot
@@ -23,9 +24,10 @@ def results_blob(record: BatchRecord) -> str:
     return f"{record.blob}.results"
 
 
-def write_results(runtime: EmulatorRuntime, record: BatchRecord, snap: Snapshot
-                  ) -> dict[str, int]:
-    """Write every request's result line; the request counts of the ended batch."""
+def write_results(runtime: EmulatorRuntime, record: BatchRecord, snap: Snapshot,
+                  cache: PromptCache | None = None) -> dict[str, int]:
+    """Write every request's result line; the request counts of the ended batch. ``cache``
+    holds the prompt prefixes written by earlier requests (``caching``)."""
     counts = dict.fromkeys(COUNTERS, 0)
     cut = "expired" if snap.phase is Phase.EXPIRED else "canceled"
     seed = runtime.settings.seed
@@ -47,7 +49,7 @@ def write_results(runtime: EmulatorRuntime, record: BatchRecord, snap: Snapshot
                     result = lines.errored(failed[0], failed[1], f"req_{h[:24]}")
                     counts["errored"] += 1
                 else:
-                    answer = messages.message(params, f"msg_{h[24:48]}")
+                    answer = messages.message(params, f"msg_{h[24:48]}", cache)
                     poison = record.poison
                     if poison is not None and poison.hits(seed, record.id, custom_id):
                         answer = poison_answer(answer, poison.poison)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbatch.emulator.anthropic import lines
+from llmbatch.emulator.anthropic.caching import PromptCache
 from llmbatch.emulator.anthropic.errors import PROVIDER, anthropic_error, invalid_request
 from llmbatch.emulator.anthropic.results import results_blob, write_results
 from llmbatch.emulator.anthropic.state import BatchRecord, render_batch, rfc3339
@@ -41,12 +42,14 @@ class AnthropicService:
         self.runtime = runtime
         self.lock = threading.RLock()
         self.batches: dict[str, BatchRecord] = {}
+        self.prompt_cache = PromptCache()
         runtime.on_reset_state(self.reset)
 
     def reset(self) -> None:
         """Forget every batch (the runtime clears the blobs)."""
         with self.lock:
             self.batches.clear()
+            self.prompt_cache.clear()
 
     # -- create ----------------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ class AnthropicService:
         with record.lock:
             snap = self._snapshot(record)
             if snap.phase.terminal and record.counts is None:
-                record.counts = write_results(self.runtime, record, snap)
+                record.counts = write_results(self.runtime, record, snap, self.prompt_cache)
         return render_batch(record, snap, base_url)
 
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any, ClassVar, Final
 
 import anthropic
@@ -41,7 +42,13 @@ from llmbatch.providers.anthropic.errors import PROVIDER, RESULTS, calling
 from llmbatch.providers.anthropic.journal import MemoryJournal
 from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
 from llmbatch.providers.anthropic.wire import encode_line, parse_result_line, progress_from_batch
-from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.base import (
+    BatchLimits,
+    BatchProvider,
+    EncodedLine,
+    ProviderOptions,
+    output_limit,
+)
 from llmbatch.providers.jsonl import parse_result_stream
 from llmbatch.providers.sdk_client import LazyClient
 
@@ -102,6 +109,10 @@ class AnthropicProvider(BatchProvider):
     options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
     options: AnthropicOptions
     # Counts stay still until the end: the poller has the prior alone.
+    # Prices: genai-prices lists this vendor as 'anthropic'; a batch bills half of every
+    # synchronous rate (PROVIDER_APIS B.7: 50% of each class's own standard rate).
+    price_catalogue_id: ClassVar[str | None] = 'anthropic'
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
     latency_prior: ClassVar[LatencyPrior] = LatencyPrior(median_s=2400, sigma=0.9,
                                                          counts_live=False)
 
@@ -141,6 +152,14 @@ class AnthropicProvider(BatchProvider):
             max_retries=self.config.sdk_max_retries,  # tasks retry; SDK retries would multiply
             default_headers={"anthropic-version": version} if version else None,
         )
+
+    def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
+        """``max_tokens`` (required by Anthropic: the configured default when a neutral body
+        has none); it includes any extended-thinking budget."""
+        if request.native is not None:
+            return output_limit(request.native, "max_tokens")
+        return (output_limit(request.body, "max_completion_tokens", "max_tokens")
+                or self.options.default_max_tokens)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """The ``{"custom_id", "params"}`` item for ``request`` (see ``wire.encode_line``)."""

@@ -19,6 +19,11 @@ Decisions (see docs/providers/anthropic.md for the full table):
   defaults), so they are refused there; 2023-06-01 takes ``temperature`` only in [0, 1].
 - JSON schema output maps to ``output_config.format``; bare JSON mode (``json_object``) has no
   Anthropic equivalent and is refused.
+- ``cache_control`` breakpoints (prompt caching) are kept where they were put: on a content
+  part it stays on that block, on a message it goes to the message's last block (a system
+  message's last system block, a tool message's ``tool_result``), on a function tool it stays
+  on that tool. Only ``{"type": "ephemeral"}`` with an optional ``ttl`` of ``5m`` or ``1h`` is
+  accepted; anything else is an ``InputError``, never dropped (docs/cost.md).
 """
 
 from __future__ import annotations
@@ -54,6 +59,28 @@ _HANDLED: Final = frozenset({"messages", "max_tokens", "max_completion_tokens", 
 
 def _err(message: str, field: str) -> InputError:
     return InputError(message, field=field)
+
+
+_CACHE_TTLS: Final = frozenset({"5m", "1h"})
+
+
+def _cache_control(value: Any, where: str) -> dict[str, Any]:
+    """A checked copy of a ``cache_control`` breakpoint."""
+    if not isinstance(value, Mapping) or value.get("type") != "ephemeral" or set(value) - {
+            "type", "ttl"}:
+        raise _err('cache_control must be {"type": "ephemeral"} with an optional "ttl"',
+                   f"{where}.cache_control")
+    ttl = value.get("ttl")
+    if ttl is not None and ttl not in _CACHE_TTLS:
+        raise _err(f"cache_control ttl must be 5m or 1h, got {ttl!r}",
+                   f"{where}.cache_control.ttl")
+    return dict(value)
+
+
+def _mark_last(blocks: list[dict[str, Any]], msg: Mapping[str, Any], where: str) -> None:
+    """A message-level ``cache_control`` goes on the message's last block."""
+    if msg.get("cache_control") is not None and blocks:
+        blocks[-1]["cache_control"] = _cache_control(msg["cache_control"], where)
 
 
 def to_anthropic_params(body: Mapping[str, Any], *, model: str, api_version: str,
@@ -171,6 +198,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             converted["description"] = fn["description"]
         if fn.get("strict"):
             converted["strict"] = True
+        if tool.get("cache_control") is not None:
+            converted["cache_control"] = _cache_control(tool["cache_control"], where)
         out.append(converted)
     return out
 
@@ -211,7 +240,9 @@ def _messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
             if out:
                 raise _err("a system/developer message after the conversation started has "
                            "no Anthropic equivalent (one system prompt per request)", where)
-            system.extend(_text_blocks(msg.get("content"), where))
+            blocks = _text_blocks(msg.get("content"), where)
+            _mark_last(blocks, msg, where)
+            system.extend(blocks)
             continue
         if role == "user":
             blocks = _user_blocks(msg.get("content"), where)
@@ -227,6 +258,7 @@ def _messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
             role = "user"
         else:
             raise _err(f"unknown role {role!r}", f"{where}.role")
+        _mark_last(blocks, msg, where)
         if not out and role != "user":
             raise _err("Anthropic conversations must start with a user message", f"{where}.role")
         if out and out[-1]["role"] == role:
@@ -256,8 +288,16 @@ def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(part, Mapping) or part.get("type") != "text" or not isinstance(
                 part.get("text"), str):
             raise _err("only text parts are possible here", f"{where}.content[{j}]")
-        blocks.append({"type": "text", "text": part["text"]})
+        blocks.append(_with_cache({"type": "text", "text": part["text"]}, part,
+                                  f"{where}.content[{j}]"))
     return blocks
+
+
+def _with_cache(block: dict[str, Any], part: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``block`` with the part's ``cache_control``, when it has one."""
+    if part.get("cache_control") is not None:
+        block["cache_control"] = _cache_control(part["cache_control"], where)
+    return block
 
 
 def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -270,9 +310,9 @@ def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}.content[{j}]"
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind == "text" and isinstance(part.get("text"), str):
-            blocks.append({"type": "text", "text": part["text"]})
+            blocks.append(_with_cache({"type": "text", "text": part["text"]}, part, at))
         elif kind == "image_url":
-            blocks.append(_image(part.get("image_url"), at))
+            blocks.append(_with_cache(_image(part.get("image_url"), at), part, at))
         else:
             raise _err(f"content part type {kind!r} cannot be translated to Anthropic", at)
     return blocks

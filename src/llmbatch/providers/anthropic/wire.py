@@ -206,8 +206,10 @@ def usage_from_message(message: Mapping[str, Any]) -> Usage | None:
     """Usage with OpenAI's convention: ``input_tokens`` is the whole prompt.
 
     Anthropic's ``input_tokens`` counts only what follows the last cache breakpoint, so the
-    cache writes and reads are added back; ``cached_tokens`` is the cache reads (what is
-    priced at the cached rate). Thinking tokens are part of ``output_tokens`` already.
+    cache writes and reads are added back; ``cached_tokens`` is the cache reads,
+    ``cache_write_tokens`` the cache writes (``cache_creation_input_tokens``), of which
+    ``cache_creation.ephemeral_1h_input_tokens`` is the one-hour TTL class (priced 2x base
+    input, the five-minute class 1.25x). Thinking tokens are part of ``output_tokens`` already.
     """
     usage = message.get("usage")
     if not isinstance(usage, Mapping):
@@ -215,12 +217,19 @@ def usage_from_message(message: Mapping[str, Any]) -> Usage | None:
     details = usage.get("output_tokens_details")
     thinking = details.get("thinking_tokens") if isinstance(details, Mapping) else None
     read = _count(usage.get("cache_read_input_tokens"))
+    creation = usage.get("cache_creation")
+    by_ttl = creation if isinstance(creation, Mapping) else {}
+    written = _count(usage.get("cache_creation_input_tokens"))
+    if not written:  # only the breakdown reported
+        written = (_count(by_ttl.get("ephemeral_5m_input_tokens"))
+                   + _count(by_ttl.get("ephemeral_1h_input_tokens")))
     return Usage(
-        input_tokens=(_count(usage.get("input_tokens"))
-                      + _count(usage.get("cache_creation_input_tokens")) + read),
+        input_tokens=_count(usage.get("input_tokens")) + written + read,
         output_tokens=_count(usage.get("output_tokens")),
         cached_tokens=read,
-        reasoning_tokens=_count(thinking),
+        reasoning_tokens=min(_count(thinking), _count(usage.get("output_tokens"))),
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(_count(by_ttl.get("ephemeral_1h_input_tokens")), written),
     )
 
 

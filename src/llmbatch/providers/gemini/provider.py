@@ -31,6 +31,7 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import IO, Any, ClassVar, Final, Literal
 
@@ -50,7 +51,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import InputError, ProviderError
-from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
@@ -124,6 +125,10 @@ class GeminiProvider(BatchProvider):
     options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
     options: GeminiOptions
     # Long queued phases read no progress: a smaller budget keeps the mean delay near 15 s.
+    # Prices: genai-prices lists this vendor as 'google'; a batch bills half of every
+    # synchronous rate (PROVIDER_APIS C.7: 50% of the standard price).
+    price_catalogue_id: ClassVar[str | None] = 'google'
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
     latency_prior: ClassVar[LatencyPrior] = LatencyPrior(
         median_s=7200, sigma=1.0, finalize_fraction=0.01, budget_scale=0.2)
 
@@ -179,6 +184,17 @@ class GeminiProvider(BatchProvider):
         return body if isinstance(body, dict) else {}
 
     # -- build and submit ------------------------------------------------------------------
+
+    def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
+        """A native body's ``generationConfig.maxOutputTokens`` (thinking included), else the
+        neutral body's limit."""
+        if endpoint is Endpoint.EMBEDDINGS:
+            return 0
+        if request.native is not None:
+            config = request.native.get("generationConfig")
+            return output_limit(config if isinstance(config, Mapping) else None,
+                                "maxOutputTokens")
+        return output_limit(request.body, "max_completion_tokens", "max_tokens")
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;

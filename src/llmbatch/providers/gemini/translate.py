@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmbatch.errors import InputError
+from llmbatch.providers.cache_markers import without_cache_markers
 
 __all__ = ["FINISH_REASONS", "candidate_text", "finish_reason", "to_embed_content",
            "to_generate_content"]
@@ -291,7 +292,10 @@ _HANDLED: Final = frozenset({
 
 
 def to_generate_content(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A REST ``GenerateContentRequest`` (camelCase JSON) for a neutral chat body."""
+    """A REST ``GenerateContentRequest`` (camelCase JSON) for a neutral chat body.
+    ``cache_control`` breakpoints are checked and removed: Gemini caches prefixes implicitly
+    (``providers.cache_markers``)."""
+    body = without_cache_markers(body)
     for name in sorted(set(body) - _HANDLED - _IGNORED):
         raise _refuse(f"body.{name}", "has no Gemini equivalent; remove it or use a native "
                       "body")

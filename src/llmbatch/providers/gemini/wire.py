@@ -215,7 +215,8 @@ def usage_from_response(response: Mapping[str, Any]) -> Usage | None:
         input_tokens=_count(meta.get("promptTokenCount"))
         + _count(meta.get("toolUsePromptTokenCount")),
         output_tokens=_count(meta.get("candidatesTokenCount")) + thoughts,
-        cached_tokens=_count(meta.get("cachedContentTokenCount")),
+        cached_tokens=min(_count(meta.get("cachedContentTokenCount")),
+                          _count(meta.get("promptTokenCount"))),
         reasoning_tokens=thoughts,
     )
 

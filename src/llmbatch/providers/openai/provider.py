@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, cast
 
@@ -78,6 +79,10 @@ class OpenAIProvider(BatchProvider):
     options_model: ClassVar[type[ProviderOptions]] = OpenAIOptions
     options: OpenAIOptions
     # Counts move live; "finalizing" after them takes a few percent of the run.
+    # Prices: genai-prices lists this vendor as 'openai'; a batch bills half of every
+    # synchronous rate (PROVIDER_APIS A.7: 50% of the rate that applies to each token class).
+    price_catalogue_id: ClassVar[str | None] = 'openai'
+    batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
     latency_prior: ClassVar[LatencyPrior] = LatencyPrior(median_s=1200, sigma=1.1,
                                                          finalize_fraction=0.05)
 

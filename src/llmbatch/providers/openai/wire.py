@@ -25,6 +25,7 @@ from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
+from llmbatch.providers.cache_markers import without_cache_markers
 from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
 __all__ = [
@@ -83,7 +84,9 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
         "body", request.body)
     if not isinstance(source, Mapping):
         raise InputError("missing or not a JSON object", field=field)
-    body = dict(source)
+    # Neutral bodies may carry Anthropic-style cache breakpoints: OpenAI caches prefixes on
+    # its own, so they are removed (providers.cache_markers); a native body is sent as given.
+    body = dict(source) if request.native is not None else without_cache_markers(source)
     if body.get("model") is None:
         body["model"] = model
     elif body["model"] != model:
@@ -266,10 +269,12 @@ def classify_item_failure(status_code: int | None, code: str | None) -> bool:
 def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
     """Token usage of a chat or embeddings body, as OpenAI counts it.
 
-    ``input_tokens`` includes ``cached_tokens`` and ``output_tokens`` includes
-    ``reasoning_tokens`` (OpenAI's convention); pricing subtracts the cached part.
-    Embeddings report only ``prompt_tokens``. Responses-style names are read too, so a native
-    body from another endpoint does not lose its usage.
+    ``input_tokens`` includes ``cached_tokens`` and ``cache_write_tokens`` (disjoint parts of
+    the prompt, PROVIDER_APIS A.7) and ``output_tokens`` includes ``reasoning_tokens``
+    (OpenAI's convention, the one ``Usage`` keeps). Embeddings report only ``prompt_tokens``.
+    Responses-style names are read too, so a native body from another endpoint does not lose
+    its usage. OpenAI's write retention classes (30 min / 12 h) are not priced apart, so they
+    are not the Anthropic one-hour class: ``cache_write_1h_tokens`` stays 0.
     """
     usage = body.get("usage")
     if not isinstance(usage, dict):  # parsed JSON: a dict, never another Mapping
@@ -278,10 +283,17 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    ins = in_details if isinstance(in_details, dict) else {}
+    outs = out_details if isinstance(out_details, dict) else {}
+    prompt_n, completion_n = _count(prompt), _count(completion)
+    cached = min(_count(ins.get("cached_tokens")), prompt_n)
     return Usage(
-        _count(prompt), _count(completion),
-        _count(in_details.get("cached_tokens") if isinstance(in_details, dict) else None),
-        _count(out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None))
+        input_tokens=prompt_n,
+        output_tokens=completion_n,
+        cached_tokens=cached,
+        reasoning_tokens=min(_count(outs.get("reasoning_tokens")), completion_n),
+        cache_write_tokens=min(_count(ins.get("cache_write_tokens")), prompt_n - cached),
+    )
 
 
 def _count(value: Any) -> int:

@@ -15,6 +15,7 @@ task needs to act) stay on the ``Repository``.
     job_results(rt, job_id)          Iterator[ResultRecord]: one per input line, in order
     lineage_results(rt, job_id)      Iterator[ResultRecord]: the same, merged over a job and
                                      its retries (latest attempt wins)
+    usage.usage_report(rt, by, ...)  list[UsageRow]: spend grouped by provider/model/tenant/day
 
 Every function takes ``tenant``: None reads all tenants; otherwise another tenant's job is
 ``NotFoundError``, like a job that does not exist. A bad ``cursor`` or ``limit`` is

@@ -8,12 +8,14 @@ any size holds no transaction open for long and memory does not grow with the jo
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from decimal import Decimal
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.read_queries import reading
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus
+from llmbatch.pricing import from_pusd
 from llmbatch.service_layer.read_models.cursors import check_limit, parse_position, position_cursor
 from llmbatch.service_layer.read_models.jobs import require_job
 from llmbatch.service_layer.read_models.values import (
@@ -44,7 +46,7 @@ def job_items(rt: Runtime, job_id: str, *,
     entries = tuple(
         ItemSummary(seq=r.seq, custom_id=r.custom_id, status=ItemStatus(r.status),
                     attempts=r.attempts, batch_id=r.batch_id, finish_reason=r.finish_reason,
-                    usage=_usage(r), cost_usd=r.cost_usd, error=r.error,
+                    usage=_usage(r), cost_usd=_usd(r.cost_pusd), error=r.error,
                     completed_at=r.completed_at)
         for r in rows[:limit])
     return Page(entries, position_cursor(entries[-1].seq) if len(rows) > limit else None)
@@ -80,10 +82,15 @@ def _stream_results(rt: Runtime, job_id: str, provider: str, model: str,
             yield ResultRecord(
                 custom_id=r.custom_id, status=ItemStatus(r.status), output_text=r.output_text,
                 finish_reason=r.finish_reason, response=r.response, usage=_usage(r),
-                cost_usd=r.cost_usd, error=r.error, provider=provider, model=model,
+                cost_usd=_usd(r.cost_pusd), error=r.error, provider=provider, model=model,
                 attempts=r.attempts, history=tuple(history.get(r.seq, ())))
         after_seq = rows[-1].seq
 
 
 def _usage(row: AnyRow) -> Usage:
-    return Usage(row.input_tokens, row.output_tokens, row.cached_tokens, row.reasoning_tokens)
+    return Usage(row.input_tokens, row.output_tokens, row.cached_tokens, row.reasoning_tokens,
+                 row.cache_write_tokens, row.cache_write_1h_tokens)
+
+
+def _usd(pusd: int | None) -> Decimal | None:
+    return None if pusd is None else from_pusd(pusd)

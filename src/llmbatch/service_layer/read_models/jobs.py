@@ -17,6 +17,7 @@ from llmbatch.db.read_queries import ReadQueries, reading
 from llmbatch.domain.models import Endpoint, Usage
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import NotFoundError
+from llmbatch.pricing import from_pusd
 from llmbatch.service_layer.read_models.cursors import check_limit, job_cursor, parse_job_cursor
 from llmbatch.service_layer.read_models.values import BatchSummary, JobDetail, JobSummary, Page
 
@@ -41,14 +42,16 @@ def job_detail(rt: Runtime, job_id: str, *, tenant: str | None = None) -> JobDet
         totals = q.item_totals(job_id)
         batches = q.batches(job_id)
     groups = [g._mapping for g in totals]
-    costs = [float(g["cost_usd"]) for g in groups if g["cost_usd"] is not None]
+    costs = [int(g["cost_pusd"]) for g in groups if g["cost_pusd"] is not None]
+    sync_costs = [int(g["sync_cost_pusd"]) for g in groups if g["sync_cost_pusd"] is not None]
     m = row._mapping
     return JobDetail(
         **_summary_fields(row),
         counts={ItemStatus(g["status"]): int(g["items"]) for g in groups},
         submitted_at=m["submitted_at"], error=m["error"], metadata=dict(m["metadata"] or {}),
         usage=Usage(**{f: sum(int(g[f]) for g in groups) for f in _USAGE_FIELDS}),
-        cost_usd=sum(costs) if costs else None,
+        cost_usd=from_pusd(sum(costs)) if costs else None,
+        sync_cost_usd=from_pusd(sum(sync_costs)) if sync_costs else None,
         batches=tuple(_batch(b) for b in batches))
 
 

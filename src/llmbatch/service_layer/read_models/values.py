@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from llmbatch.domain.models import Endpoint, Usage
@@ -98,13 +99,15 @@ class BatchSummary:
 @dataclass(frozen=True, slots=True)
 class JobDetail(JobSummary):
     """A job's status in full: counts, usage and cost totals, and its provider batches.
-    ``cost_usd`` is None when no item has a price."""
+    ``cost_usd`` (the batch price billed) and ``sync_cost_usd`` (what the same tokens cost
+    synchronously) are exact sums of the item costs, None when no item has a price."""
 
     submitted_at: datetime | None = None
     error: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
-    cost_usd: float | None = None
+    cost_usd: Decimal | None = None
+    sync_cost_usd: Decimal | None = None
     batches: tuple[BatchSummary, ...] = ()
 
 
@@ -135,7 +138,7 @@ class ItemSummary:
     batch_id: str | None
     finish_reason: str | None
     usage: Usage
-    cost_usd: float | None
+    cost_usd: Decimal | None
     error: Mapping[str, Any] | None
     completed_at: datetime | None
 
@@ -166,7 +169,7 @@ class ResultRecord:
     finish_reason: str | None
     response: Any
     usage: Usage
-    cost_usd: float | None
+    cost_usd: Decimal | None
     error: Mapping[str, Any] | None
     provider: str
     model: str
@@ -181,7 +184,8 @@ class ResultRecord:
             "custom_id": self.custom_id, "status": str(self.status),
             "output_text": self.output_text, "finish_reason": self.finish_reason,
             "response": self.response, "usage": self.usage.as_dict(),
-            "cost_usd": self.cost_usd, "error": self.error, "provider": self.provider,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "error": self.error, "provider": self.provider,
             "model": self.model, "attempts": self.attempts,
             "history": [h.as_dict() for h in self.history],
         }

@@ -1,0 +1,68 @@
+"""Read-side queries of cost accounting: the output history the estimate learns from and the
+grouped usage report. Costs are summed in SQL as whole picodollars, so every total is the exact
+sum of its items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, select
+
+from llmbatch.db.tables import items, jobs
+from llmbatch.domain.states import ItemStatus
+
+__all__ = ["GROUPS", "TOKEN_KINDS", "output_history", "usage_rows"]
+
+TOKEN_KINDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+               "output_tokens", "reasoning_tokens")
+GROUPS = ("provider", "model", "tenant", "day")
+
+
+def output_history(conn: Connection, provider: str, model: str,
+                   limit: int = 10_000) -> tuple[float | None, int]:
+    """Mean output tokens of the latest ``limit`` succeeded items of this provider and model,
+    and how many there were."""
+    recent = (select(items.c.output_tokens).join(jobs, jobs.c.id == items.c.job_id)
+              .where(jobs.c.provider == provider, jobs.c.model == model,
+                     items.c.status == str(ItemStatus.SUCCEEDED))
+              .order_by(items.c.completed_at.desc()).limit(limit).subquery())
+    mean, count = conn.execute(select(func.avg(recent.c.output_tokens), func.count())).one()
+    return (None if mean is None else float(mean)), int(count)
+
+
+def _day(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", items.c.completed_at), "YYYY-MM-DD")
+    return func.substr(items.c.completed_at, 1, 10)
+
+
+def usage_rows(conn: Connection, by: Sequence[str], *, start: datetime | None,
+               end: datetime | None, tenant: str | None = None) -> list[Any]:
+    """One row per group of finished items: the ``by`` columns, ``requests``, ``unpriced``
+    (items with usage but no price),
+    each token kind, ``cost_pusd`` and ``sync_cost_pusd`` (exact integer sums)."""
+    columns = {"provider": jobs.c.provider, "model": jobs.c.model, "tenant": jobs.c.tenant,
+               "day": _day(conn)}
+    keys = [columns[name].label(name) for name in by]
+    query = (select(*keys, func.count().label("requests"),
+                    func.coalesce(func.sum(case((and_(
+                        items.c.cost_pusd.is_(None),
+                        items.c.input_tokens + items.c.output_tokens > 0), 1), else_=0)), 0)
+                    .label("unpriced"),
+                    *(func.coalesce(func.sum(getattr(items.c, k)), 0).label(k)
+                      for k in TOKEN_KINDS),
+                    func.coalesce(func.sum(items.c.cost_pusd), 0).label("cost_pusd"),
+                    func.coalesce(func.sum(items.c.sync_cost_pusd), 0).label("sync_cost_pusd"))
+             .join(jobs, jobs.c.id == items.c.job_id)
+             .where(items.c.completed_at.is_not(None)))
+    if start is not None:
+        query = query.where(items.c.completed_at >= start)
+    if end is not None:
+        query = query.where(items.c.completed_at < end)
+    if tenant is not None:
+        query = query.where(jobs.c.tenant == tenant)
+    if keys:
+        query = query.group_by(*keys).order_by(*keys)
+    return list(conn.execute(query).all())

@@ -1,0 +1,68 @@
+"""What a usage costs at a model's prices: the batch price billed and the synchronous price
+the same tokens would have cost, both exact Decimals, stored as whole picodollars.
+
+The arithmetic is the catalogue's own (``genai_prices.types.ModelPrice.calc_price``): it splits
+nested token kinds into leaves (fresh input, cache reads, cache writes by TTL, output,
+reasoning where a model prices it apart) and applies tier thresholds on the whole prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from genai_prices import Usage as CatalogueUsage
+from genai_prices.types import ModelPrice
+
+from llmbatch.domain.models import Usage
+from llmbatch.pricing.catalogue import ModelPrices
+
+__all__ = ["PICO", "ItemCost", "from_pusd", "price_usage", "to_pusd"]
+
+PICO = Decimal("1e-12")  # the stored unit: one picodollar (exact for any rate of 4 decimals/MTok)
+
+
+def to_pusd(usd: Decimal) -> int:
+    """USD as whole picodollars (half-even rounding below a picodollar)."""
+    return int(usd.quantize(PICO, rounding=ROUND_HALF_EVEN).scaleb(12))
+
+
+def from_pusd(pusd: int) -> Decimal:
+    """Picodollars as USD, exact."""
+    return Decimal(pusd).scaleb(-12)
+
+
+@dataclass(frozen=True)
+class ItemCost:
+    """One item's cost in picodollars: what the batch bills and what sync would have."""
+
+    batch_pusd: int
+    sync_pusd: int
+
+    @property
+    def batch_usd(self) -> Decimal:
+        return from_pusd(self.batch_pusd)
+
+    @property
+    def sync_usd(self) -> Decimal:
+        return from_pusd(self.sync_pusd)
+
+
+def _catalogue_usage(usage: Usage) -> CatalogueUsage:
+    return CatalogueUsage(
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        output_reasoning_tokens=usage.reasoning_tokens)
+
+
+def _usd(price: ModelPrice, usage: CatalogueUsage) -> Decimal:
+    return price.calc_price(usage)["total_price"]
+
+
+def price_usage(usage: Usage, prices: ModelPrices) -> ItemCost:
+    """Batch and synchronous cost of ``usage``. Raises ``ValueError`` when the kinds do not
+    nest (e.g. more cache reads than prompt tokens): such a usage has no honest price."""
+    catalogue_usage = _catalogue_usage(usage)
+    return ItemCost(batch_pusd=to_pusd(_usd(prices.batch, catalogue_usage)),
+                    sync_pusd=to_pusd(_usd(prices.sync, catalogue_usage)))
