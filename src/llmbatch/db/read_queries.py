@@ -169,8 +169,7 @@ class ReadQueries:
 # ---- results as JSON text (the API's download) -----------------------------------------------
 _RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.output_text,
                        items.c.finish_reason, cast(items.c.response, Text).label("response"),
-                       items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
-                       items.c.reasoning_tokens, items.c.cost_usd,
+                       *_TOKEN_COLUMNS, items.c.cost_pusd,
                        cast(items.c.error, Text).label("error"), items.c.attempts)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.read_queries import raw_results, reading
+from llmbatch.pricing import from_pusd
 from llmbatch.service_layer.read_models.items import RESULT_CHUNK
 from llmbatch.service_layer.read_models.jobs import require_job
 from llmbatch.service_layer.read_models.values import ItemAttempt
@@ -56,13 +57,16 @@ def _line(row: AnyRow, tail: str, history: list[dict[str, object]] | None) -> st
     # Unpacked by position (the order of ``raw_results``' columns): a named lookup per field
     # on a Row costs as much as writing the field.
     (_seq, custom_id, status, output_text, finish_reason, response, input_tokens, output_tokens,
-     cached_tokens, reasoning_tokens, cost_usd, error, attempts) = row
+     cached_tokens, reasoning_tokens, cache_write_tokens, cache_write_1h_tokens, cost_pusd,
+     error, attempts) = row
     return (f'{{"custom_id": {_string(custom_id)}, "status": {_string(status)}, '
             f'"output_text": {"null" if output_text is None else _string(output_text)}, '
             f'"finish_reason": {"null" if finish_reason is None else _string(finish_reason)}, '
             f'"response": {response or "null"}, '
             f'"usage": {{"input_tokens": {input_tokens:d}, "output_tokens": {output_tokens:d}, '
-            f'"cached_tokens": {cached_tokens:d}, "reasoning_tokens": {reasoning_tokens:d}}}, '
-            f'"cost_usd": {"null" if cost_usd is None else repr(float(cost_usd))}, '
+            f'"cached_tokens": {cached_tokens:d}, "reasoning_tokens": {reasoning_tokens:d}, '
+            f'"cache_write_tokens": {cache_write_tokens:d}, '
+            f'"cache_write_1h_tokens": {cache_write_1h_tokens:d}}}, '
+            f'"cost_usd": {"null" if cost_pusd is None else _string(str(from_pusd(cost_pusd)))}, '
             f'"error": {error or "null"}{tail}, "attempts": {attempts:d}, '
             f'"history": {json.dumps(history) if history else "[]"}}}')
