@@ -36,7 +36,7 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
-from llmbatch.errors import AuthenticationError, ConfigError, ProviderError
+from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions"]
 
@@ -87,6 +87,9 @@ class BatchProvider(abc.ABC):
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
     # What this provider's batches usually take, for the adaptive poller.
     latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
+    # Every call needs an API key (``require_api_key``): a job is refused at submit without
+    # one instead of failing at its first provider call.
+    requires_api_key: ClassVar[bool] = False
 
     def __init__(self, config: ProviderConfig) -> None:
         """Raises ``ConfigError`` (``providers.<name>.options.<key>: message`` problems) when
@@ -121,6 +124,14 @@ class BatchProvider(abc.ABC):
                 f"set {where} to the name of the environment variable that holds the key")
         raise AuthenticationError(f"no {self.display_name} API key: {hint}", provider=self.name,
                                   code="missing_api_key")
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """Where a ``native`` body departs from the provider's own request description
+        (fields named ``native.…``), checked at submit, so that one bad native line is refused
+        there and never fails its neighbours inside a provider batch. The default checks
+        nothing; built-in adapters check their vendored schema (``llmbatch.schemas``)."""
+        return []
 
     def effective_limits(self, model: str) -> BatchLimits:
         """Provider limits, lowered (never raised) by config."""

@@ -13,7 +13,7 @@ import hashlib
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import IO, Any, ClassVar, Final
 
@@ -39,6 +39,7 @@ from llmbatch.errors import (
 )
 from llmbatch.providers.anthropic.errors import PROVIDER, RESULTS, calling
 from llmbatch.providers.anthropic.journal import MemoryJournal
+from llmbatch.providers.anthropic.request_schema import native_problems
 from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
 from llmbatch.providers.anthropic.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine, ProviderOptions
@@ -94,6 +95,7 @@ class AnthropicProvider(BatchProvider):
     """
 
     name: ClassVar[str] = "anthropic"
+    requires_api_key: ClassVar[bool] = True
     label: ClassVar[str] = "Anthropic"
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
@@ -141,6 +143,11 @@ class AnthropicProvider(BatchProvider):
             max_retries=self.config.sdk_max_retries,  # tasks retry; SDK retries would multiply
             default_headers={"anthropic-version": version} if version else None,
         )
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """``native`` checked against the vendored request description (``request_schema``)."""
+        return native_problems(native, model=model)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """The ``{"custom_id", "params"}`` item for ``request`` (see ``wire.encode_line``)."""
