@@ -91,8 +91,8 @@ class InputError(LLMBatchError):
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
-        field = f" field '{self.field}'" if self.field else ""
-        prefix = f"{where}:{field} " if where else (f"{field.strip()}: " if field else "")
+        field = f" field '{self.field}':" if self.field else ""
+        prefix = f"{where}:{field} " if where else (f"{field.strip()} " if field else "")
         return f"{prefix}{self.message}"
 
 

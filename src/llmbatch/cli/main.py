@@ -15,6 +15,7 @@ from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
+from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.config import AppConfig, load_config
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
@@ -45,6 +46,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 app.add_typer(db_app, name="db")
+app.command("validate")(validate_cmd)
 app.add_typer(config_app, name="config")
 
 console = Console()
@@ -118,16 +120,37 @@ def submit(
     worker: Annotated[bool | None, typer.Option(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
     )] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only check FILE (as llmbatch validate): store nothing")] = False,
+    strict_model: Annotated[bool, typer.Option(
+        "--strict-model", help="Refuse lines whose body.model differs from --model "
+                               "(default: they run on --model, with a warning)")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
+    from llmbatch.cli.validate import print_report, warn
+    from llmbatch.db.reachability import require_database
     from llmbatch.service_layer.jobs import create_job
+    from llmbatch.service_layer.wakeups import TolerantPublisher
 
+    if dry_run:
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(_runtime(config), file, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model)
+        sys.exit(print_report(report, provider=provider))
     rt = _runtime(config, publish=True)
+    rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
+    require_database(rt.engine)
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+                                 name=name, idempotency_key=idempotency_key,
+                                 strict_model=strict_model, warn=warn)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
+    if wakeups.failures:
+        warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "
+             f"({wakeups.failures[0]}); the scheduler tick picks the job up once the broker "
+             "is back and a worker and beat run. Do not submit it again.")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return

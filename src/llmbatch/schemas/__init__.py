@@ -152,7 +152,8 @@ def _reduce(error: ValidationError, where: tuple[Any, ...]) -> list[SchemaProble
                 for name in _as_list(error.validator_value) if name not in instance]
     if error.validator == "additionalProperties" and error.validator_value is False \
             and isinstance(instance, dict):
-        declared = error.schema.get("properties") or {}
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        declared = schema.get("properties") or {}
         return [SchemaProblem(json_path((*where, name)), "unknown field")
                 for name in instance if name not in declared]
     if error.validator not in ("oneOf", "anyOf") or not error.context:
