@@ -19,7 +19,7 @@ from llmbatch.service_layer.intake import IntakeReport
 
 __all__ = ["print_report", "validate", "warn"]
 
-_out = Console(highlight=False)
+_out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 

@@ -97,7 +97,8 @@ def storable_problem(value: Any) -> InputError | None:
     deep value cannot exhaust the stack here."""
     for path, depth, node in _walk(value):
         if depth > MAX_DEPTH:
-            return InputError(f"nested deeper than {MAX_DEPTH} levels", field=path or None)
+            shown = path if len(path) <= 60 else path[:59] + "…"
+            return InputError(f"nested deeper than {MAX_DEPTH} levels", field=shown or None)
         if isinstance(node, str):
             found = _UNSTORABLE.search(node)
             if found is not None:
