@@ -157,3 +157,16 @@ def test_an_unreachable_broker_after_the_commit_is_exit_0_and_says_the_job_is_st
     assert f"job {job_id} is stored, but the broker could not be reached" in result.err
     assert "scheduler tick picks the job up" in result.err
     assert sqlite_counts(setup.db) == {"jobs": 1, "items": 2, "events": 1}
+
+
+def test_an_invalid_provider_option_is_refused_by_submit_before_storing(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    setup.config.write_text(setup.config.read_text(encoding="utf-8").replace(
+        "openai: {api_key: sk-test,", "openai: {api_key: sk-test, options: "
+        "{completion_window: 48h},"), encoding="utf-8")
+
+    result = setup.run("submit", setup.file([good(1)]))
+
+    assert result.code == 2
+    assert "providers.openai.options.completion_window: Input should be '24h'" in result.err
+    assert sqlite_counts(setup.db)["jobs"] == 0
