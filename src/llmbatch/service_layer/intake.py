@@ -204,8 +204,8 @@ def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
 
 def preflight(rt: Runtime, *, provider: str, model: str, endpoint: Endpoint) -> BatchProvider:
     """The adapter for a new job, after refusing what would certainly fail later: an unknown
-    or disabled provider, options a configured provider does not accept, an unknown model, an endpoint it lacks,
-    no API key (for a provider whose every call needs one)."""
+    or disabled provider, options a configured provider does not accept, an unknown model, an
+    endpoint it lacks, no API key (for a provider whose every call needs one)."""
     adapter = rt.registry.get(provider, for_new_job=True)
     # The whole configuration, as a worker checks it when it starts: a job stored under a
     # configuration no worker accepts (another provider's bad option) would never run.
