@@ -81,7 +81,7 @@ def decode_json_line(text: str) -> Any:
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
                            parse_constant=_parse_constant)
     except _Refused as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(str(exc), field=_refused_at(text)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:
@@ -89,6 +89,38 @@ def decode_json_line(text: str) -> Any:
     except ValueError as exc:  # any other refusal of the parser
         raise InputError(f"not valid JSON: {str(exc)[:120]}") from None
     return value
+
+
+class _Marker:
+    """Stands in for a refused number while ``_refused_at`` looks for where it was."""
+
+
+def _refused_at(text: str) -> str | None:
+    """The field of the first number ``decode_json_line`` refused: the text parsed again with
+    refused numbers replaced by a marker, then searched (it parsed once, so it parses again)."""
+    marker = _Marker()
+
+    def as_int(digits: str) -> Any:
+        try:
+            return _parse_int(digits)
+        except _Refused:
+            return marker
+
+    def as_float(number: str) -> Any:
+        try:
+            return _parse_float(number)
+        except _Refused:
+            return marker
+
+    try:
+        value = json.loads(text, parse_int=as_int, parse_float=as_float,
+                           parse_constant=lambda _: marker)
+    except (ValueError, RecursionError):
+        return None
+    for path, _, node in _walk(value):
+        if node is marker:
+            return path or None
+    return None
 
 
 def storable_problem(value: Any) -> InputError | None:
