@@ -12,12 +12,20 @@ import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from llmbatch.api.settings import ApiConfig
+from llmbatch.config_checks import check_broker_url, check_database_url, read_yaml_mapping
 from llmbatch.cost_config import CostConfig
 from llmbatch.errors import ConfigError
 from llmbatch.observability.privacy import PrivacyConfig
@@ -51,7 +59,8 @@ class _Frozen(BaseModel):
 class DatabaseConfig(_Frozen):
     """Where jobs live. SQLite (embedded default) or PostgreSQL (scale-out)."""
 
-    url: str = f"sqlite:///{DEFAULT_DATA_DIR}/llmbatch.db"
+    url: Annotated[str, AfterValidator(check_database_url)] = \
+        f"sqlite:///{DEFAULT_DATA_DIR}/llmbatch.db"
     echo: bool = False
     busy_timeout_ms: int = Field(30_000, gt=0)
 
@@ -59,7 +68,8 @@ class DatabaseConfig(_Frozen):
 class BrokerConfig(_Frozen):
     """Celery broker. The embedded default is kombu's SQLAlchemy transport on SQLite."""
 
-    url: str = f"sqla+sqlite:///{DEFAULT_DATA_DIR}/broker.db"
+    url: Annotated[str, AfterValidator(check_broker_url)] = \
+        f"sqla+sqlite:///{DEFAULT_DATA_DIR}/broker.db"
     polling_interval_s: float = Field(0.2, gt=0)
 
 
@@ -319,17 +329,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: the top level must be a mapping")
-        data = loaded or {}
+        data = read_yaml_mapping(Path(path)) or {}
     data = _apply_env(data, env)
     try:
         return AppConfig.model_validate(data)

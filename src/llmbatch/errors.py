@@ -3,6 +3,7 @@
     LLMBatchError
     ├── ConfigError                 configuration file or environment is invalid
     ├── InputError                  a submitted JSONL file is bad (names file, line, field)
+    │   └── InputProblems           every problem of a file (listed up to a cap, counted)
     ├── NotFoundError               a job or batch id that does not exist
     ├── ConflictError               idempotency-key reuse with other content, illegal transition
     │   └── InvalidTransition       a status change the transition table forbids
@@ -35,6 +36,7 @@ __all__ = [
     "ConflictError",
     "InfrastructureError",
     "InputError",
+    "InputProblems",
     "InvalidTransition",
     "LLMBatchError",
     "NotFoundError",
@@ -89,8 +91,8 @@ class InputError(LLMBatchError):
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
-        field = f" field '{self.field}'" if self.field else ""
-        prefix = f"{where}:{field} " if where else (f"{field.strip()}: " if field else "")
+        field = f" field '{self.field}':" if self.field else ""
+        prefix = f"{where}:{field} " if where else (f"{field.strip()} " if field else "")
         return f"{prefix}{self.message}"
 
 
@@ -98,6 +100,43 @@ def _rebuild_input_error(
     message: str, file: str | None, line: int | None, field: str | None
 ) -> InputError:
     return InputError(message, file=file, line=line, field=field)
+
+
+class InputProblems(InputError):
+    """Several problems of one input, so that a file is fixed in one round, not one submit per
+    problem. ``problems`` are the ones listed (the first ``limit``), ``total`` counts them all;
+    the error's own message, line and field are the first problem's, so a caller that knows
+    only ``InputError`` still reads something true. ``str()`` is one ``file:line: field '…':
+    reason`` line per problem after a count, then how many more there are."""
+
+    def __init__(self, problems: list[InputError], *, total: int | None = None,
+                 file: str | None = None) -> None:
+        if not problems:
+            raise ValueError("InputProblems needs at least one problem")
+        first = problems[0]
+        super().__init__(first.message, file=first.file or file, line=first.line,
+                         field=first.field)
+        self.problems = list(problems)
+        self.total = max(total or len(problems), len(problems))
+        self.source = file or first.file
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_input_problems, (self.problems, self.total, self.source))
+
+    def __str__(self) -> str:
+        if self.total == 1:
+            return str(self.problems[0])
+        head = f"{self.source}: " if self.source else ""
+        lines = [f"{head}{self.total} problems"] + [str(p) for p in self.problems]
+        hidden = self.total - len(self.problems)
+        if hidden:
+            lines.append(f"... and {hidden} more problem(s) not listed")
+        return "\n".join(lines)
+
+
+def _rebuild_input_problems(problems: list[InputError], total: int,
+                            file: str | None) -> InputProblems:
+    return InputProblems(problems, total=total, file=file)
 
 
 class NotFoundError(LLMBatchError):

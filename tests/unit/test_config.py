@@ -105,7 +105,7 @@ def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ("database: {url: x, pool: 3}\n", "database.pool: unknown key"),
+    ('database: {url: "sqlite:///x.db", pool: 3}\n', "database.pool: unknown key"),
     ("providers: {openai: {limits: {max_files: 1}}}\n",
      "providers.openai.limits.max_files: unknown key"),
     ("providers: {openai: {models: [{name: a, colour: red}]}}\n",

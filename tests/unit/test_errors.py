@@ -15,6 +15,7 @@ from llmbatch.errors import (
     ConflictError,
     InfrastructureError,
     InputError,
+    InputProblems,
     InvalidTransition,
     LLMBatchError,
     NotFoundError,
@@ -33,6 +34,9 @@ EXAMPLES: list[LLMBatchError] = [
     InputError("not valid JSON", file="in.jsonl", line=3, field="body.messages"),
     InputError("unknown provider 'x'", field="provider"),
     InputError("the file holds no requests", file="in.jsonl"),
+    InputProblems([InputError("is required", file="in.jsonl", line=2, field="body.messages"),
+                   InputError("not valid JSON", file="in.jsonl", line=5)], total=7,
+                  file="in.jsonl"),
     NotFoundError("no job 'job_1'"),
     ConflictError("idempotency key 'k' was used"),
     InfrastructureError("the database at 127.0.0.1:5432 cannot be reached"),
@@ -54,8 +58,15 @@ ATTRIBUTES = ["message", "problems", "file", "line", "field", "provider", "statu
 
 
 def state(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc), "args": exc.args, "str": str(exc),
-            **{a: getattr(exc, a) for a in ATTRIBUTES if hasattr(exc, a)}}
+    return {"type": type(exc), "args": _plain(exc.args), "str": str(exc),
+            **{a: _plain(getattr(exc, a)) for a in ATTRIBUTES if hasattr(exc, a)}}
+
+
+def _plain(value: Any) -> Any:
+    """Exceptions compare by identity: nested ones (``InputProblems.problems``) by state."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return state(value) if isinstance(value, BaseException) else value
 
 
 @pytest.mark.parametrize("exc", EXAMPLES, ids=lambda e: type(e).__name__)
@@ -98,7 +109,7 @@ def test_retryable_follows_the_family(exc: ProviderError, retryable: bool) -> No
 
 
 @pytest.mark.parametrize(("exc", "text"), [
-    (InputError("bad", file="f.jsonl", line=3, field="body"), "f.jsonl:3: field 'body' bad"),
+    (InputError("bad", file="f.jsonl", line=3, field="body"), "f.jsonl:3: field 'body': bad"),
     (InputError("bad", file="f.jsonl", line=3), "f.jsonl:3: bad"),
     (InputError("bad", file="f.jsonl"), "f.jsonl: bad"),
     (InputError("unknown model", field="model"), "field 'model': unknown model"),
@@ -111,6 +122,20 @@ def test_retryable_follows_the_family(exc: ProviderError, retryable: bool) -> No
 ])
 def test_messages_say_where_and_what(exc: LLMBatchError, text: str) -> None:
     assert str(exc) == text
+
+
+def test_input_problems_list_every_problem_then_count_the_rest() -> None:
+    exc = InputProblems([InputError("is required", file="in.jsonl", line=2, field="body"),
+                         InputError("not valid JSON", file="in.jsonl", line=5)], total=7,
+                        file="in.jsonl")
+
+    assert str(exc).splitlines() == ["in.jsonl: 7 problems",
+                                     "in.jsonl:2: field 'body': is required",
+                                     "in.jsonl:5: not valid JSON",
+                                     "... and 5 more problem(s) not listed"]
+    # The first problem is the error's own, for callers that know only InputError.
+    assert (exc.file, exc.line, exc.field, exc.message) == ("in.jsonl", 2, "body", "is required")
+    assert isinstance(exc, InputError)
 
 
 def test_the_tree_is_as_drawn() -> None:

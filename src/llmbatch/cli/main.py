@@ -26,6 +26,7 @@ from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
 from llmbatch.cli.usage import usage_command
+from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
@@ -66,6 +67,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 app.add_typer(db_app, name="db")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("validate")(validate_cmd)
 app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
 
@@ -109,19 +111,40 @@ def submit(
     worker: Annotated[bool | None, typer.Option(
         help="Start an embedded worker while waiting (default: on with the SQLite broker)",
     )] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only check FILE (as llmbatch validate): store nothing")] = False,
+    strict_model: Annotated[bool, typer.Option(
+        "--strict-model", help="Refuse lines whose body.model differs from --model "
+                               "(default: they run on --model, with a warning)")] = False,
     config: ConfigOpt = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
+    from llmbatch.cli.validate import print_report, warn
+    from llmbatch.db.reachability import require_database
     from llmbatch.service_layer.jobs import create_job
+    from llmbatch.service_layer.wakeups import TolerantPublisher
 
+    if dry_run:
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(_runtime(config), file, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model)
+        sys.exit(print_report(report, provider=provider))
     rt = _runtime(config, publish=True)
+    rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
+    require_database(rt.engine)
     _ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
-                                 webhook_url=webhook_url, max_cost=max_cost)
+                                 webhook_url=webhook_url, max_cost=max_cost,
+                                 strict_model=strict_model, warn=warn)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
+    if wakeups.failures:
+        warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "
+             f"({wakeups.failures[0]}); the scheduler tick picks the job up once the broker "
+             "is back and a worker and beat run. Do not submit it again.")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return

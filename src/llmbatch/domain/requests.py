@@ -4,21 +4,40 @@ Accepted per line (a JSON object):
 - ``{"custom_id", "body": {...chat body...}}`` - the neutral form;
 - a batch-file line ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``
   (the neutral form is that body, so such a file is taken unchanged);
-- ``{"custom_id", "native": {...}}`` - a provider-native body passed through untouched.
-A missing ``custom_id`` becomes ``line-<n>``. ``model`` inside a body must match the job's model.
+- ``{"custom_id", "native": {...}}`` - a provider-native body, checked by the provider's own
+  request description (``BatchProvider.native_problems``) and otherwise passed through.
+A missing ``custom_id`` becomes ``line-<n>``.
+
+A neutral body is checked against OpenAI's ``CreateChatCompletionRequest`` or
+``CreateEmbeddingRequest`` (``llmbatch.schemas``) and the limits of ``input_limits``; every
+problem of the line is reported (``InputProblems``), not only the first.
+
+``model`` inside a body: the job runs one model. A line naming another (every OpenAI batch
+file names one) runs on the job's model; ``on_model_conflict`` is told, so that the caller can
+say so once. Without that callback (``--strict-model``) the line is refused.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
+from llmbatch.domain.input_limits import (
+    MAX_CUSTOM_ID_CHARS,
+    decode_json_line,
+    neutral_body_problems,
+    storable_problem,
+)
 from llmbatch.domain.models import Endpoint, RequestLine
-from llmbatch.errors import InputError
+from llmbatch.errors import InputError, InputProblems
+from llmbatch.schemas import neutral_schemas
 
-__all__ = ["ENDPOINT_URLS", "parse_request_line"]
+__all__ = ["ENDPOINT_URLS", "NEUTRAL_SCHEMAS", "body_problems", "parse_request_line"]
 
 ENDPOINT_URLS = {Endpoint.CHAT: "/v1/chat/completions", Endpoint.EMBEDDINGS: "/v1/embeddings"}
+# The schema each endpoint's neutral body is checked against.
+NEUTRAL_SCHEMAS: Final = {Endpoint.CHAT: "CreateChatCompletionRequest",
+                          Endpoint.EMBEDDINGS: "CreateEmbeddingRequest"}
 _KNOWN_KEYS = {"custom_id", "method", "url", "body", "native"}
 
 
@@ -26,15 +45,24 @@ def _fail(message: str, file: str, line: int, field: str | None = None) -> Input
     return InputError(message, file=file, line=line, field=field)
 
 
+def _at(problem: InputError, file: str, line: int) -> InputError:
+    return InputError(problem.message, file=file, line=line, field=problem.field)
+
+
 def parse_request_line(
-    text: str, *, line: int, index: int, file: str, endpoint: Endpoint, model: str
+    text: str, *, line: int, index: int, file: str, endpoint: Endpoint, model: str,
+    on_model_conflict: Callable[[str], None] | None = None,
 ) -> RequestLine:
     """Validate one JSONL line. ``line`` is 1-based (for messages); ``index`` is the item's
-    position among non-blank lines (its order in the output)."""
+    position among non-blank lines (its order in the output). Raises ``InputError`` (one
+    problem) or ``InputProblems`` (several), always naming file and line."""
     try:
-        obj: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(f"not valid JSON: {exc.msg} (column {exc.colno})", file, line) from exc
+        obj: Any = decode_json_line(text)
+    except InputError as exc:
+        raise _at(exc, file, line) from None
+    unstorable = storable_problem(obj)
+    if unstorable is not None:
+        raise _at(unstorable, file, line)
     if not isinstance(obj, dict):
         raise _fail("each line must be a JSON object", file, line)
     unknown = sorted(set(obj) - _KNOWN_KEYS)
@@ -44,12 +72,15 @@ def parse_request_line(
     custom_id = obj.get("custom_id", f"line-{line}")
     if not isinstance(custom_id, str) or not custom_id:
         raise _fail("must be a non-empty string", file, line, "custom_id")
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
+        raise _fail(f"is {len(custom_id)} characters long; at most {MAX_CUSTOM_ID_CHARS} "
+                    "are allowed", file, line, "custom_id")
 
     if "method" in obj and obj["method"] != "POST":
         raise _fail("only POST is supported", file, line, "method")
     if "url" in obj and obj["url"] != ENDPOINT_URLS[endpoint]:
-        raise _fail(f"must be {ENDPOINT_URLS[endpoint]} for a {endpoint} job, got {obj['url']!r}",
-                    file, line, "url")
+        raise _fail(f"must be {ENDPOINT_URLS[endpoint]} for a {endpoint} job, got "
+                    f"{_shown(obj['url'])}", file, line, "url")
 
     native = obj.get("native")
     body = obj.get("body")
@@ -65,26 +96,36 @@ def parse_request_line(
     body = dict(body)
     body_model = body.pop("model", None)
     if body_model is not None and body_model != model:
-        raise _fail(f"model {body_model!r} differs from the job's model {model!r}",
-                    file, line, "body.model")
+        if on_model_conflict is None or not isinstance(body_model, str):
+            raise _fail(f"model {_shown(body_model)} differs from the job's model {model!r} "
+                        "(without --strict-model the line's model is ignored)",
+                        file, line, "body.model")
+        on_model_conflict(body_model)
     if body.get("stream"):
         raise _fail("streaming is not possible in a batch", file, line, "body.stream")
-    if endpoint is Endpoint.CHAT:
-        _check_messages(body.get("messages"), file, line)
-    elif "input" not in body:
-        raise _fail("an embeddings request needs 'input'", file, line, "body.input")
+    problems = body_problems(body, endpoint=endpoint, model=model)
+    if problems:
+        located = [_at(p, file, line) for p in problems]
+        raise located[0] if len(located) == 1 else InputProblems(located, file=file)
     return RequestLine(index=index, custom_id=custom_id, body=body)
 
 
-def _check_messages(messages: Any, file: str, line: int) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise _fail("a chat request needs a non-empty 'messages' list", file, line,
-                    "body.messages")
-    for i, msg in enumerate(messages):
-        where = f"body.messages[{i}]"
-        if not isinstance(msg, dict):
-            raise _fail("must be an object", file, line, where)
-        if msg.get("role") not in {"system", "developer", "user", "assistant", "tool"}:
-            raise _fail(f"unknown role {msg.get('role')!r}", file, line, f"{where}.role")
-        if "content" not in msg and not msg.get("tool_calls"):
-            raise _fail("needs 'content'", file, line, f"{where}.content")
+def body_problems(body: dict[str, Any], *, endpoint: Endpoint, model: str) -> list[InputError]:
+    """Every problem of a neutral body (without its ``model``, which is the job's): its
+    schema, then the limits the schema cannot express. Fields are named ``body.…``."""
+    schemas = neutral_schemas()
+    name = NEUTRAL_SCHEMAS[endpoint]
+    problems = [InputError(p.reason, field=f"body.{p.path}" if p.path else "body")
+                for p in schemas.problems(name, {**body, "model": model})]
+    if not problems:  # the chat schema is open (its parts are combined with allOf)
+        allowed = schemas.property_names(name)
+        problems = [InputError(f"unknown field '{key}' (not in OpenAI's {name})",
+                               field=f"body.{key}") for key in body if key not in allowed]
+    if not problems:
+        problems = neutral_body_problems(body, chat=endpoint is Endpoint.CHAT)
+    return problems
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"

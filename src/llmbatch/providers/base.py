@@ -37,7 +37,7 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
-from llmbatch.errors import AuthenticationError, ConfigError, ProviderError
+from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -94,6 +94,10 @@ class BatchProvider(abc.ABC):
     price_catalogue_id: ClassVar[str | None] = None
     batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
 
+    # Every call needs an API key (``require_api_key``): a job is refused at submit without
+    # one instead of failing at its first provider call.
+    requires_api_key: ClassVar[bool] = False
+
     def __init__(self, config: ProviderConfig) -> None:
         """Raises ``ConfigError`` (``providers.<name>.options.<key>: message`` problems) when
         ``config.options`` does not fit ``options_model``."""
@@ -137,6 +141,14 @@ class BatchProvider(abc.ABC):
             return 0
         body = request.native if request.native is not None else request.body
         return output_limit(body, "max_completion_tokens", "max_tokens")
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """Where a ``native`` body departs from the provider's own request description
+        (fields named ``native.…``), checked at submit, so that one bad native line is refused
+        there and never fails its neighbours inside a provider batch. The default checks
+        nothing; built-in adapters check their vendored schema (``llmbatch.schemas``)."""
+        return []
 
     def effective_limits(self, model: str) -> BatchLimits:
         """Provider limits, lowered (never raised) by config."""

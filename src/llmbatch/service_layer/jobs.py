@@ -3,11 +3,13 @@ read, results included, comes from the read models: ``service_layer.read_models`
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.lineage_queries import (
@@ -20,17 +22,18 @@ from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.ids import new_id
 from llmbatch.domain.job import Job
 from llmbatch.domain.models import Endpoint, RequestLine
-from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
-from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.budgets import budgets_apply, check_new_job
 from llmbatch.service_layer.estimates import bound_cost, item_bound
+from llmbatch.service_layer.intake import Intake, preflight
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 from llmbatch.webhooks.outbox import WebhookOutbox
 from llmbatch.webhooks.urls import check_webhook_url
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "RetryOutcome",
@@ -44,15 +47,6 @@ __all__ = [
 INSERT_CHUNK = 2000
 
 
-def _check_model(rt: Runtime, provider: str, model: str) -> None:
-    pconf = rt.config.provider(provider)
-    if pconf.model(model) is None and not pconf.allow_unlisted_models:
-        known = ", ".join(m.name for m in pconf.models) or "none configured"
-        raise InputError(f"unknown model {model!r} for provider {provider!r} (configured: "
-                         f"{known}; set providers.{provider}.allow_unlisted_models to allow any)",
-                         field="model")
-
-
 def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> RequestLine:
     """Rebuild a ``RequestLine`` from the ``request`` column."""
     return RequestLine(index=index, custom_id=custom_id, body=stored.get("body"),
@@ -62,30 +56,30 @@ def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> R
 def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                endpoint: Endpoint = Endpoint.CHAT, name: str | None = None,
                idempotency_key: str | None = None, tenant: str = "default",
-               metadata: dict[str, Any] | None = None,
-               webhook_url: str | None = None,
+               metadata: dict[str, Any] | None = None, strict_model: bool = False,
+               warn: Callable[[str], None] | None = None, webhook_url: str | None = None,
                max_cost: Decimal | None = None) -> tuple[str, bool]:
     """Validate and store a job from a JSONL file in one transaction; plan it.
 
-    Streams the file: items are inserted in chunks, so memory does not grow with the file. Any
-    bad line raises ``InputError`` (file, line, field) and rolls everything back. Returns
-    ``(job_id, created)``; ``created`` is False when the idempotency key named an existing job
-    with the same content. ``webhook_url`` (checked against ``webhooks.allowed_hosts``
-    first) receives a signed event when the job ends (``llmbatch.webhooks``).
+    One pass (``service_layer.intake``) checks every line and streams the good ones into the
+    database in chunks, so memory does not grow with the file. Any problem raises
+    ``InputProblems`` listing them all (file, line, field) and rolls everything back: nothing
+    is stored. ``warn`` receives one line per thing done unasked (a ``body.model`` ignored for
+    the job's model, unless ``strict_model`` refuses it). Returns ``(job_id, created)``;
+    ``created`` is False when the idempotency key named an existing job with the same content.
 
-    Each item keeps the batch price of its upper bound (``estimates.item_bound``), what budgets
-    reserve; ``max_cost`` (USD) caps the job, and a job that cannot fit its budgets is refused
-    here with the figures (``budgets.check_new_job``).
+    ``webhook_url`` (checked against ``webhooks.allowed_hosts`` first) receives a signed event
+    when the job ends (``llmbatch.webhooks``). Each item keeps the batch price of its upper
+    bound (``estimates.item_bound``), what budgets reserve; ``max_cost`` (USD) caps the job,
+    and a job that cannot fit its budgets is refused here with the figures
+    (``budgets.check_new_job``).
     """
     if webhook_url is not None:
         check_webhook_url(rt.config.webhooks, webhook_url)
-    adapter = rt.registry.get(provider, for_new_job=True)
-    _check_model(rt, provider, model)
-    if endpoint not in adapter.endpoints:
-        raise InputError(f"provider {provider!r} has no {endpoint} batches", field="endpoint")
-    limits = adapter.effective_limits(model)
+    adapter = preflight(rt, provider=provider, model=model, endpoint=endpoint)
     file = str(path)
-    digest = hashlib.sha256(f"{provider}\0{model}\0{endpoint}\0".encode())
+    intake = Intake(adapter, file=file, endpoint=endpoint, model=model,
+                    limits=adapter.effective_limits(model), strict_model=strict_model)
     now = rt.clock()
     job = Job(id=new_id("job"), name=name, provider=provider, model=model, endpoint=endpoint,
               status=JobStatus.PENDING, item_count=0, created_at=now, tenant=tenant,
@@ -96,8 +90,6 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         raise InputError(f"a budget applies but {unpriced_hint(provider, model)}",
                          field="max_cost" if max_cost is not None else "model")
     bound_total = 0
-    seen_ids: set[str] = set()
-    seen_keys: set[str] = set()
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -111,55 +103,30 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         if webhook_url is not None:
             WebhookOutbox(uow.repo.conn).set_url(job.id, webhook_url)
         rows: list[dict[str, Any]] = []
-        index = 0
-        for line_no, raw in enumerate(handle, start=1):
-            digest.update(raw.rstrip(b"\r\n") + b"\n")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError("not valid UTF-8", file=file, line=line_no) from exc
-            if not text.strip():
-                continue
-            req = parse_request_line(text, line=line_no, index=index, file=file,
-                                     endpoint=endpoint, model=model)
-            if req.custom_id in seen_ids:
-                raise InputError(f"duplicate custom_id {req.custom_id!r}", file=file,
-                                 line=line_no, field="custom_id")
-            seen_ids.add(req.custom_id)
-            try:
-                encoded = adapter.encode(req, endpoint=endpoint, model=model)
-            except InputError as exc:
-                raise InputError(exc.message, file=file, line=line_no, field=exc.field) from exc
-            if encoded.provider_key in seen_keys:
-                raise InputError(f"two lines map to the provider id {encoded.provider_key!r}",
-                                 file=file, line=line_no, field="custom_id")
-            seen_keys.add(encoded.provider_key)
-            if len(encoded.data) + 1 > limits.max_bytes:
-                raise InputError(f"request is {len(encoded.data)} bytes, over the "
-                                 f"{limits.max_bytes}-byte batch limit of {provider}",
-                                 file=file, line=line_no, field="body")
-            tokens = estimate_tokens(req)
-            if limits.max_tokens is not None and tokens > limits.max_tokens:
-                raise InputError(f"request is about {tokens} tokens (estimated), over the "
-                                 f"{limits.max_tokens}-token enqueued limit of {model} "
-                                 f"(providers.{provider}.models[].enqueued_token_limit)",
-                                 file=file, line=line_no, field="body")
+        for line in intake.scan(handle):
+            if not intake.report.ok:
+                continue  # refused in the end: the rest is only checked
+            req = line.request
             stored = {"native": req.native} if req.native is not None else {"body": req.body}
-            bound = bound_cost(item_bound(rt, adapter, req, endpoint=endpoint, estimated=tokens),
-                               prices)
+            bound = bound_cost(item_bound(rt, adapter, req, endpoint=endpoint,
+                                          estimated=line.tokens), prices)
             bound_total += bound.batch_pusd if bound else 0
-            rows.append({"job_id": job.id, "seq": index, "custom_id": req.custom_id,
-                         "provider_key": encoded.provider_key, "request": stored,
-                         "wire_bytes": len(encoded.data), "estimated_tokens": tokens,
+            rows.append({"job_id": job.id, "seq": req.index, "custom_id": req.custom_id,
+                         "provider_key": line.encoded.provider_key, "request": stored,
+                         "wire_bytes": len(line.encoded.data),
+                         "estimated_tokens": line.tokens,
                          "cost_bound_pusd": bound.batch_pusd if bound else None})
-            index += 1
             if len(rows) >= INSERT_CHUNK:
                 uow.repo.add_items(rows)
                 rows = []
+        refusal = intake.report.error()
+        if refusal is not None:
+            raise refusal
         uow.repo.add_items(rows)
-        if index == 0:
+        count = intake.report.requests
+        if count == 0:
             raise InputError("the file holds no requests", file=file)
-        content_hash = digest.hexdigest()
+        content_hash = intake.content_hash
         if idempotency_key is not None:
             existing = uow.repo.find_job_by_idempotency_key(tenant, idempotency_key)
             if existing is not None:
@@ -171,14 +138,20 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         if budgets_apply(rt, tenant, max_cost):
             check_new_job(uow, rt, job_id=job.id, tenant=tenant, bound_pusd=bound_total,
                           max_cost=max_cost, now=now)
-        uow.repo.finish_ingest(job.id, item_count=index, content_hash=content_hash,
+        uow.repo.finish_ingest(job.id, item_count=count, content_hash=content_hash,
                                idempotency_key=idempotency_key)
         uow.record(Event(job_id=job.id, type=EventType.JOB_CREATED, at=now,
                          to_status=str(job.status),
-                         data={"items": index, "provider": provider, "model": model}))
+                         data={"items": count, "provider": provider, "model": model}))
         uow.publish_after_commit(tasks.PLAN, job.id)
         uow.commit()
+    for warning in intake.report.warnings():
+        (warn or _log_warning)(warning)
     return job.id, True
+
+
+def _log_warning(text: str) -> None:
+    log.warning("llmbatch.submit.warning", message=text)
 
 
 def _job_of(uow: UnitOfWork, job_id: str, tenant: str | None) -> Job:

@@ -13,7 +13,7 @@ import hashlib
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any, ClassVar, Final
@@ -40,6 +40,7 @@ from llmbatch.errors import (
 )
 from llmbatch.providers.anthropic.errors import PROVIDER, RESULTS, calling
 from llmbatch.providers.anthropic.journal import MemoryJournal
+from llmbatch.providers.anthropic.request_schema import native_problems
 from llmbatch.providers.anthropic.translate import API_VERSIONS, DEFAULT_API_VERSION
 from llmbatch.providers.anthropic.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.base import (
@@ -101,6 +102,7 @@ class AnthropicProvider(BatchProvider):
     """
 
     name: ClassVar[str] = "anthropic"
+    requires_api_key: ClassVar[bool] = True
     label: ClassVar[str] = "Anthropic"
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
@@ -160,6 +162,11 @@ class AnthropicProvider(BatchProvider):
             return output_limit(request.native, "max_tokens")
         return (output_limit(request.body, "max_completion_tokens", "max_tokens")
                 or self.options.default_max_tokens)
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """``native`` checked against the vendored request description (``request_schema``)."""
+        return native_problems(native, model=model)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """The ``{"custom_id", "params"}`` item for ``request`` (see ``wire.encode_line``)."""

@@ -54,6 +54,7 @@ from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.gemini.errors import PROVIDER, calling
+from llmbatch.providers.gemini.request_schema import native_problems
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
 from llmbatch.providers.gemini.wire import (
     inline_entries,
@@ -115,6 +116,7 @@ class GeminiProvider(BatchProvider):
     (``asyncBatchEmbedContent``)."""
 
     name: ClassVar[str] = "gemini"
+    requires_api_key: ClassVar[bool] = True
     label: ClassVar[str] = "Gemini"
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
@@ -195,6 +197,11 @@ class GeminiProvider(BatchProvider):
             return output_limit(config if isinstance(config, Mapping) else None,
                                 "maxOutputTokens")
         return output_limit(request.body, "max_completion_tokens", "max_tokens")
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """``native`` checked against the vendored request description (``request_schema``)."""
+        return native_problems(native, endpoint=endpoint, model=model)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;

@@ -28,7 +28,7 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
-from llmbatch.domain.requests import ENDPOINT_URLS
+from llmbatch.domain.requests import ENDPOINT_URLS, NEUTRAL_SCHEMAS
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
 from llmbatch.providers.cleanup import delete_files, delete_orphan
@@ -36,6 +36,7 @@ from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_js
 from llmbatch.providers.openai.errors import PROVIDER, calling
 from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.schemas import neutral_schemas
 
 __all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
 
@@ -73,6 +74,7 @@ class OpenAIProvider(BatchProvider):
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    requires_api_key: ClassVar[bool] = True
     # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"submit": 2, "fetch": 2, "cleanup": 3})
@@ -109,6 +111,21 @@ class OpenAIProvider(BatchProvider):
             # llmbatch retries whole tasks with backoff; SDK retries on top would multiply.
             max_retries=self.config.sdk_max_retries,
         )
+
+    def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
+                        model: str) -> list[InputError]:
+        """A native OpenAI body is checked against the same schemas as the neutral form (which
+        is OpenAI's body by design), ``model`` filled in as ``encode`` does."""
+        name = NEUTRAL_SCHEMAS.get(endpoint)
+        if name is None:
+            return []
+        schemas = neutral_schemas()
+        found = schemas.input_errors(name, {"model": model, **native}, prefix="native")
+        if not found:
+            allowed = schemas.property_names(name)
+            found = [InputError(f"unknown field '{key}' (not in OpenAI's {name})",
+                                field=f"native.{key}") for key in native if key not in allowed]
+        return found
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """The OpenAI batch line for ``request`` (see ``wire.encode_line``)."""

@@ -1,0 +1,244 @@
+"""The input door: one validation pass over a JSONL file, shared by ``submit`` (which stores
+what passes), ``llmbatch validate`` / ``submit --dry-run`` (which store nothing) and, next,
+the REST API.
+
+Every line is checked to the end of the file, so that one run names every problem (the first
+``MAX_LISTED`` listed, the rest counted): UTF-8, JSON within the limits of
+``domain.input_limits``, the envelope, the neutral body against OpenAI's request schema, a
+native body against the provider's own (``BatchProvider.native_problems``), what the adapter
+cannot translate, duplicate ids, and the provider's per-request size and the model's token
+quota. Before the file, ``preflight`` refuses what would certainly fail later: an unknown or
+disabled provider, an unknown model, an endpoint the provider lacks, a missing API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from llmbatch.bootstrap import Runtime
+from llmbatch.domain.input_limits import MAX_LINE_BYTES
+from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.requests import parse_request_line
+from llmbatch.domain.tokens import estimate_tokens
+from llmbatch.errors import AuthenticationError, ConfigError, InputError, InputProblems
+from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+
+__all__ = ["MAX_LISTED", "AcceptedLine", "Intake", "IntakeReport", "preflight", "validate_file"]
+
+MAX_LISTED: Final = 20
+_SKIP_CHUNK: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AcceptedLine:
+    """A line that passed every check, ready to store."""
+
+    request: RequestLine
+    encoded: EncodedLine
+    tokens: int
+
+
+@dataclass
+class IntakeReport:
+    """What one pass found: requests accepted, problems (listed up to ``MAX_LISTED``, all
+    counted), and the lines whose ``body.model`` was ignored for the job's model."""
+
+    file: str
+    model: str
+    requests: int = 0
+    problems: list[InputError] = field(default_factory=list)
+    problem_count: int = 0
+    ignored_models: Counter[str] = field(default_factory=Counter)
+    first_ignored_line: int | None = None
+
+    def add(self, problem: InputError) -> None:
+        for one in getattr(problem, "problems", None) or [problem]:
+            self.problem_count += 1
+            if len(self.problems) < MAX_LISTED:
+                self.problems.append(one)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def error(self) -> InputProblems | None:
+        """The refusal to raise (every listed problem, and the count), or None when clean."""
+        if self.ok:
+            return None
+        return InputProblems(self.problems, total=self.problem_count, file=self.file)
+
+    def warnings(self) -> list[str]:
+        """One line per thing done that the user did not ask for."""
+        if not self.ignored_models:
+            return []
+        lines = sum(self.ignored_models.values())
+        named = ", ".join(repr(m) for m, _ in self.ignored_models.most_common(3))
+        return [f"{self.file}:{self.first_ignored_line}: {lines} line(s) name another model "
+                f"in body.model ({named}); they run on the job's model {self.model!r} "
+                "(--strict-model refuses them instead)"]
+
+
+class Intake:
+    """One pass over one file for one provider and model; ``scan`` yields what passes and
+    fills ``report``."""
+
+    def __init__(self, adapter: BatchProvider, *, file: str, endpoint: Endpoint, model: str,
+                 limits: BatchLimits, strict_model: bool = False) -> None:
+        self.adapter = adapter
+        self.endpoint = endpoint
+        self.model = model
+        self.limits = limits
+        self.strict_model = strict_model
+        self.report = IntakeReport(file=file, model=model)
+        self.digest = hashlib.sha256(
+            f"{adapter.name}\0{model}\0{endpoint}\0".encode())
+        self._seen_ids: set[str] = set()
+        self._seen_keys: set[str] = set()
+
+    @property
+    def content_hash(self) -> str:
+        return self.digest.hexdigest()
+
+    def scan(self, handle: BinaryIO) -> Iterator[AcceptedLine]:
+        """Every line of ``handle`` checked; the ones that pass, in order. A problem is added to
+        ``report`` and the scan goes on."""
+        index = 0
+        for line_no, raw in enumerate(_lines(handle), start=1):
+            if raw is None:
+                self.report.add(InputError(f"longer than {MAX_LINE_BYTES:,} bytes",
+                                           file=self.report.file, line=line_no))
+                continue
+            self.digest.update(raw.rstrip(b"\r\n") + b"\n")
+            accepted = self._check(raw, line_no, index)
+            if accepted is None:
+                continue
+            index += 1
+            self.report.requests += 1
+            yield accepted
+
+    def _check(self, raw: bytes, line_no: int, index: int) -> AcceptedLine | None:
+        file = self.report.file
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.report.add(InputError(f"not valid UTF-8 (byte {exc.start + 1})", file=file,
+                                       line=line_no))
+            return None
+        if not text.strip():
+            return None
+        try:
+            req = parse_request_line(text, line=line_no, index=index, file=file,
+                                     endpoint=self.endpoint, model=self.model,
+                                     on_model_conflict=None if self.strict_model
+                                     else lambda given: self._ignored(given, line_no))
+        except InputError as exc:
+            self.report.add(exc)
+            return None
+        problems: list[InputError] = []
+        if req.custom_id in self._seen_ids:
+            problems.append(InputError(f"duplicate custom_id {req.custom_id!r}",
+                                       field="custom_id"))
+        self._seen_ids.add(req.custom_id)
+        if req.native is not None:
+            problems += self.adapter.native_problems(req.native, endpoint=self.endpoint,
+                                                     model=self.model)
+        encoded = None
+        if not problems:
+            try:
+                encoded = self.adapter.encode(req, endpoint=self.endpoint, model=self.model)
+            except InputError as exc:
+                problems.append(exc)
+        tokens = estimate_tokens(req)
+        if encoded is not None:
+            problems += self._size_problems(encoded, tokens)
+        if problems:
+            for problem in problems:
+                self.report.add(InputError(problem.message, file=file, line=line_no,
+                                           field=problem.field))
+            return None
+        assert encoded is not None
+        return AcceptedLine(req, encoded, tokens)
+
+    def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
+        problems = []
+        if encoded.provider_key in self._seen_keys:
+            problems.append(InputError(f"two lines map to the provider id "
+                                       f"{encoded.provider_key!r}", field="custom_id"))
+        self._seen_keys.add(encoded.provider_key)
+        if len(encoded.data) + 1 > self.limits.max_bytes:
+            problems.append(InputError(
+                f"request is {len(encoded.data)} bytes, over the {self.limits.max_bytes}-byte "
+                f"batch limit of {self.adapter.name}", field="body"))
+        if self.limits.max_tokens is not None and tokens > self.limits.max_tokens:
+            problems.append(InputError(
+                f"request is about {tokens} tokens (estimated), over the "
+                f"{self.limits.max_tokens}-token enqueued limit of {self.model} "
+                f"(providers.{self.adapter.name}.models[].enqueued_token_limit)", field="body"))
+        return problems
+
+    def _ignored(self, given: str, line_no: int) -> None:
+        self.report.ignored_models[given] += 1
+        if self.report.first_ignored_line is None:
+            self.report.first_ignored_line = line_no
+
+
+def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines; ``None`` for one longer than ``MAX_LINE_BYTES`` (skipped unread, so
+    a huge line never sits in memory)."""
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := handle.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield raw
+
+
+def preflight(rt: Runtime, *, provider: str, model: str, endpoint: Endpoint) -> BatchProvider:
+    """The adapter for a new job, after refusing what would certainly fail later: an unknown
+    or disabled provider, options a configured provider does not accept, an unknown model, an
+    endpoint it lacks, no API key (for a provider whose every call needs one)."""
+    adapter = rt.registry.get(provider, for_new_job=True)
+    # The whole configuration, as a worker checks it when it starts: a job stored under a
+    # configuration no worker accepts (another provider's bad option) would never run.
+    rt.registry.check_limits()
+    pconf = rt.config.provider(provider)
+    if pconf.model(model) is None and not pconf.allow_unlisted_models:
+        known = ", ".join(m.name for m in pconf.models) or "none configured"
+        raise InputError(f"unknown model {model!r} for provider {provider!r} (configured: "
+                         f"{known}; set providers.{provider}.allow_unlisted_models to allow any)",
+                         field="model")
+    if endpoint not in adapter.endpoints:
+        raise InputError(f"provider {provider!r} has no {endpoint} batches", field="endpoint")
+    if adapter.requires_api_key:
+        try:
+            adapter.require_api_key()
+        except AuthenticationError as exc:
+            raise ConfigError(exc.message) from None
+    return adapter
+
+
+def validate_file(rt: Runtime, path: Path, *, provider: str, model: str,
+                  endpoint: Endpoint = Endpoint.CHAT, strict_model: bool = False) -> IntakeReport:
+    """Check ``path`` as ``submit`` would, storing nothing; the report lists every problem."""
+    adapter = preflight(rt, provider=provider, model=model, endpoint=endpoint)
+    intake = Intake(adapter, file=str(path), endpoint=endpoint, model=model,
+                    limits=adapter.effective_limits(model), strict_model=strict_model)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
+    with handle:
+        for _ in intake.scan(handle):
+            pass
+    if intake.report.ok and intake.report.requests == 0:
+        intake.report.add(InputError("the file holds no requests", file=str(path)))
+    return intake.report

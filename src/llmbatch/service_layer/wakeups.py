@@ -1,0 +1,43 @@
+"""Publishing a wake-up message without ever turning a stored job into a reported failure.
+
+A task message only wakes a worker: the database holds the truth, and the scheduler tick
+finds committed work without any message (``service_layer.scheduler``). So once a job is
+committed, a broker that cannot be reached must not make ``submit`` say it failed (a user who
+resubmits pays twice): the publish error is logged and remembered for the caller to explain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from llmbatch.service_layer.unit_of_work import Message, Publisher
+
+__all__ = ["TolerantPublisher"]
+
+log = structlog.get_logger(__name__)
+
+
+class TolerantPublisher:
+    """Publishes through ``inner``; a failure is kept in ``failures``, not raised, and logged
+    unless ``quiet`` (a caller that tells the user itself, like ``submit``)."""
+
+    def __init__(self, inner: Publisher, *, quiet: bool = False) -> None:
+        self._inner = inner
+        self._quiet = quiet
+        self.failures: list[str] = []
+
+    def publish(self, task: str, *args: Any, countdown: float | None = None) -> None:
+        self.publish_many([(task, args, countdown)])
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        try:
+            self._inner.publish_many(messages)
+        except Exception as exc:  # any broker or transport error: the tick recovers
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            self.failures.append(reason)
+            if not self._quiet:
+                log.warning("llmbatch.publish.failed", tasks=sorted({m[0] for m in messages}),
+                            error=reason)
