@@ -23,6 +23,7 @@ from llmbatch.domain.changes import BatchChange, JobChange
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.states import ItemStatus, is_terminal
 from llmbatch.observability.metrics import Metrics, metrics
+from llmbatch.pricing import from_pusd
 
 __all__ = ["observe"]
 
@@ -144,7 +145,7 @@ def _usage(conn: Connection, m: Metrics, batch_id: str, provider: str,
     """Tokens and cost of the results this batch stored (the values already on its items)."""
     i = items.c
     row = conn.execute(select(*[func.coalesce(func.sum(i[k]), 0) for k in _TOKEN_KINDS],
-                              func.sum(i.cost_usd)).where(i.batch_id == batch_id)).one()
+                              func.sum(i.cost_pusd)).where(i.batch_id == batch_id)).one()
     updates: list[Update] = []
     for kind, value in zip(_TOKEN_KINDS, row[:4], strict=True):
         if value:
@@ -152,6 +153,6 @@ def _usage(conn: Connection, m: Metrics, batch_id: str, provider: str,
                                                    kind.removesuffix("_tokens")).inc,
                                    int(value)))
     if row[4]:
-        cost = float(row[4])
+        cost = float(from_pusd(int(row[4])))
         updates.append(lambda: m.cost.labels(provider, model).inc(cost))
     return updates
