@@ -23,6 +23,7 @@ from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.source import API_URL_ENV, JobSource, job_source, local_only, set_api_url
 from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
@@ -52,10 +53,15 @@ def _root(version: Annotated[bool, typer.Option(
         "--version", callback=_show_version, is_eager=True,
         help="Print the version and exit.")] = False,
           debug: Annotated[bool, typer.Option(
-              "--debug", help="Show the full traceback of an error.")] = False) -> None:
+              "--debug", help="Show the full traceback of an error.")] = False,
+          api_url: Annotated[str | None, typer.Option(
+              "--api-url", envvar=API_URL_ENV, show_envvar=False,
+              help="Job commands talk to this llmbatch API (key: $LLMBATCH_API_KEY)")] = None,
+          ) -> None:
     """Run bulk LLM work through the providers' native batch APIs."""
     global _debug
     _debug = debug
+    set_api_url(api_url)
 
 
 app.add_typer(db_app, name="db")
@@ -102,30 +108,29 @@ def submit(
     config: ConfigOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
-    from llmbatch.service_layer.jobs import create_job
-
-    rt = _runtime(config, publish=True)
-    _ensure_schema(rt)
-    job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
-                                 name=name, idempotency_key=idempotency_key)
+    if worker:
+        local_only("--worker")
+    source = job_source(config, publish=True, new=True)
+    job_id, created = source.create_job(file, provider=provider, model=model,
+                                        endpoint=endpoint, name=name,
+                                        idempotency_key=idempotency_key)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return
-    start_worker = _is_embedded(rt.config) if worker is None else worker
-    sys.exit(_wait_and_report(rt, job_id, config, start_worker))
+    start_worker = source.embedded_broker if worker is None else worker
+    sys.exit(_wait_and_report(source, job_id, config, start_worker))
 
 
-def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool) -> int:
-    return cli_wait.wait_and_report(rt, job_id, config, start_worker, console)
+def _wait_and_report(source: JobSource, job_id: str, config: Path | None,
+                     start_worker: bool) -> int:
+    return cli_wait.wait_and_report(source, job_id, config, start_worker, console)
 
 
 @app.command()
 def cancel(job_id: str, config: ConfigOpt = None) -> None:
     """Cancel a job; partial results the provider kept are still fetched."""
-    from llmbatch.service_layer.jobs import cancel_job
-
-    new_status = cancel_job(_stored_runtime(config, publish=True), job_id)
+    new_status = job_source(config, publish=True).cancel_job(job_id)
     console.print(f"job {job_id}: {new_status}")
 
 
