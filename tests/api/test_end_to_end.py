@@ -198,6 +198,24 @@ def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: 
         remote, local = cli(*args), cli(*args, remote=False)
         assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
         assert remote.stdout == local.stdout, args
+    # The CLI's layouts and options too: the API serves progress (waiting reasons, provider
+    # counts), a job's retries, lineage results and the retry's outcome.
+    for args in (("status", job_id), ("status", job_id, "--wide"), ("events", job_id, "--json"),
+                 ("events", job_id, "--wide"), ("results", job_id, "--lineage"),
+                 ("results", job_id, "--format", "csv", "--fields", "custom_id,status,job_id"),
+                 ("jobs", "--limit", "50", "--json"), ("jobs", "--wide")):
+        remote, local = cli(*args), cli(*args, remote=False)
+        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
+        assert remote.stdout == local.stdout, args
+    assert "retried by: " in cli("status", job_id).stdout
+    remote_again, local_again = cli("retry", job_id), cli("retry", job_id, remote=False)
+    assert remote_again.returncode == local_again.returncode == 2, remote_again.stderr
+    assert remote_again.stderr == local_again.stderr
+    waited = cli("wait", job_id)
+    assert waited.returncode == 1 and f"job {job_id} completed_with_failures" in waited.stdout
+    assert f"llmbatch retry {job_id}" in waited.stdout
+    local_only = cli("wait", job_id, "--worker")
+    assert local_only.returncode == 2 and "--worker is local-only" in local_only.stderr
     listed = cli("jobs", "--limit", "50")
     assert new_id in listed.stdout and job_id in listed.stdout
     assert cli("cancel", new_id).stdout.strip() == f"job {new_id}: succeeded"

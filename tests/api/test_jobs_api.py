@@ -99,6 +99,38 @@ def test_cancel_and_retry(api_world: ApiWorld) -> None:
     assert cancelled.json() == {"id": child_id, "status": "cancelling"}
 
 
+def test_progress_lineage_results_and_retry_options_serve_what_the_cli_shows(
+        api_world: ApiWorld) -> None:
+    client = api_world.client("alice")
+    api_world.driver.fake.outcomes.update({"q-1": ["permanent", "ok"]})
+    job_id = upload(api_world, "alice", jsonl(3)).json()["id"]
+    api_world.driver.run(job_id)
+
+    progress = client.get(f"/v1/jobs/{job_id}/progress").json()
+    assert progress["job"]["status"] == "completed_with_failures"
+    assert (progress["fetched"], progress["at_provider_total"], progress["waiting"]) == (3, 0, [])
+    assert api_world.client("bob").get(f"/v1/jobs/{job_id}/progress").status_code == 404
+
+    retried = client.post(f"/v1/jobs/{job_id}/retry", params={"name": "again"})
+    assert retried.status_code == 201, retried.text
+    body = retried.json()
+    assert (body["items"], body["already_succeeded"], body["in_flight"]) == (1, 0, 0)
+    assert body["job"]["name"] == "again"
+    child_id = body["job"]["id"]
+    again = client.post(f"/v1/jobs/{job_id}/retry")  # the child still carries q-1
+    assert again.status_code == 409 and "still running" in again.json()["detail"]
+    api_world.driver.run(child_id)
+
+    merged = [json.loads(line) for line in client.get(
+        f"/v1/jobs/{job_id}/results", params={"lineage": "true"}).text.splitlines()]
+    assert [(r["custom_id"], r["status"], r["job_id"]) for r in merged] == [
+        ("q-0", "succeeded", job_id), ("q-1", "succeeded", child_id),
+        ("q-2", "succeeded", job_id)]
+    plain = client.get(f"/v1/jobs/{job_id}/results").text.splitlines()
+    assert [json.loads(line)["status"] for line in plain] == ["succeeded", "failed", "succeeded"]
+    assert all("job_id" not in json.loads(line) for line in plain)
+
+
 def test_no_key_or_a_revoked_key_is_401_and_health_needs_none(api_world: ApiWorld) -> None:
     from llmbatch.service_layer.api_keys import list_keys, revoke_key
 

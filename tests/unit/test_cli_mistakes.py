@@ -185,7 +185,7 @@ def test_an_unexpected_error_is_one_line_pointing_at_debug(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("something nobody planned for")
 
-    monkeypatch.setattr("llmbatch.cli.reading.read_models.list_jobs", broken)
+    monkeypatch.setattr("llmbatch.service_layer.read_models.list_jobs", broken)
 
     code, _, err = run_cli(monkeypatch, capsys, "jobs")
 

@@ -22,9 +22,12 @@ from llmbatch.service_layer.read_models import (
     JobSummary,
     ResultRecord,
 )
+from llmbatch.service_layer.read_models.job_progress import JobProgress
+from llmbatch.service_layer.read_models.stalls import Stall
 
 __all__ = ["BatchOut", "CancelOut", "CreateJobJson", "EventOut", "ItemOut", "JobDetailOut",
-           "JobOut", "PageOut", "ProblemError", "ProblemOut", "Result", "RetryOut", "UsageOut"]
+           "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut", "Result",
+           "RetryOut", "StallOut", "UsageOut"]
 
 T = TypeVar("T")
 
@@ -178,6 +181,8 @@ class Result(_Out):
     model: str
     attempts: int
     history: list[dict[str, Any]] = Field(default_factory=list)
+    job_id: str | None = Field(None, description="With lineage=true: the job (the one named "
+                                                 "or a retry of it) whose attempt this is")
 
     @classmethod
     def from_record(cls, r: ResultRecord) -> Result:
@@ -199,6 +204,42 @@ class CancelOut(_Out):
 class RetryOut(_Out):
     job: JobOut = Field(description="The new child job")
     items: int = Field(description="Failed and expired items it retries")
+    already_succeeded: int = Field(0, description="Items left out: a later retry of the "
+                                                  "lineage already succeeded at them")
+    in_flight: int = Field(0, description="Items left out: a later retry of the lineage is "
+                                          "still running them")
+
+
+class StallOut(_Out):
+    """One reason a job is held up (``kind`` is stable; ``message`` says it in full)."""
+
+    kind: str = Field(description="provider_failing, quota, dead_worker_lease, "
+                                  "lease_expired or no_worker")
+    batch_id: str | None
+    message: str
+
+    @classmethod
+    def from_stall(cls, s: Stall) -> StallOut:
+        return cls(kind=s.kind, batch_id=s.batch_id, message=s.message)
+
+
+class ProgressOut(_Out):
+    """A job's progress as honestly as it can be told: the job in full, what the provider
+    says it has done on batches whose results are not stored yet, an ETA, and why it waits."""
+
+    job: JobDetailOut
+    fetched: int = Field(description="Items in a final status (results stored)")
+    at_provider_done: int = Field(description="Requests the provider reports done on batches "
+                                              "not fetched yet")
+    at_provider_total: int = Field(description="Requests in the batches not fetched yet")
+    eta_s: float | None = Field(description="Estimated seconds left (null: no estimate)")
+    waiting: list[StallOut] = Field(description="Why the job is held up (empty: it is not)")
+
+    @classmethod
+    def from_progress(cls, p: JobProgress) -> ProgressOut:
+        return cls(job=JobDetailOut.from_detail(p.job), fetched=p.fetched,
+                   at_provider_done=p.at_provider_done, at_provider_total=p.at_provider_total,
+                   eta_s=p.eta_s, waiting=[StallOut.from_stall(s) for s in p.reasons])
 
 
 class CreateJobJson(BaseModel):

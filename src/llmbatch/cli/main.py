@@ -25,6 +25,15 @@ from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.source import (
+    API_URL_ENV,
+    JobSource,
+    LocalSource,
+    api_url,
+    job_source,
+    local_only,
+    set_api_url,
+)
 from llmbatch.cli.usage import usage_command
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
@@ -59,10 +68,15 @@ def _root(version: Annotated[bool, typer.Option(
         "--version", callback=_show_version, is_eager=True,
         help="Print the version and exit.")] = False,
           debug: Annotated[bool, typer.Option(
-              "--debug", help="Show the full traceback of an error.")] = False) -> None:
+              "--debug", help="Show the full traceback of an error.")] = False,
+          api_url: Annotated[str | None, typer.Option(
+              "--api-url", envvar=API_URL_ENV, show_envvar=False,
+              help="Job commands talk to this llmbatch API (key: $LLMBATCH_API_KEY)")] = None,
+          ) -> None:
     """Run bulk LLM work through the providers' native batch APIs."""
     global _debug
     _debug = debug
+    set_api_url(api_url)
 
 
 app.add_typer(db_app, name="db")
@@ -121,6 +135,40 @@ def submit(
         help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
+    if worker:
+        local_only("--worker")
+    if api_url():
+        for option, given in (("--dry-run", dry_run), ("--strict-model", strict_model),
+                              ("--max-cost", max_cost is not None),
+                              ("--webhook-url", webhook_url is not None)):
+            if given:
+                local_only(option)
+        source: JobSource = job_source(config, publish=True, new=True)
+        job_id, created = source.create_job(file, provider=provider, model=model,
+                                            endpoint=endpoint, name=name,
+                                            idempotency_key=idempotency_key)
+        console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
+    else:
+        job_id, created = _submit_local(file, provider=provider, model=model, name=name,
+                                        endpoint=endpoint, idempotency_key=idempotency_key,
+                                        max_cost=max_cost, webhook_url=webhook_url,
+                                        strict_model=strict_model, dry_run=dry_run,
+                                        config=config)
+        source = LocalSource(_runtime(config, publish=True))
+    if not wait:
+        console.print(job_id) if not console.is_terminal else None
+        return
+    start_worker = source.embedded_broker if worker is None else worker
+    sys.exit(_wait_and_report(source, job_id, config, start_worker))
+
+
+def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
+                  endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
+                  webhook_url: str | None, strict_model: bool, dry_run: bool,
+                  config: Path | None) -> tuple[str, bool]:
+    """``submit`` on the local database: every problem of the file at once, the database's
+    reachability in one line, and a job that is stored said to be stored even when the
+    broker cannot be told (the tick picks it up)."""
     from llmbatch.cli.validate import print_report, warn
     from llmbatch.db.reachability import require_database
     from llmbatch.service_layer.jobs import create_job
@@ -145,23 +193,18 @@ def submit(
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "
              f"({wakeups.failures[0]}); the scheduler tick picks the job up once the broker "
              "is back and a worker and beat run. Do not submit it again.")
-    if not wait:
-        console.print(job_id) if not console.is_terminal else None
-        return
-    start_worker = _is_embedded(rt.config) if worker is None else worker
-    sys.exit(_wait_and_report(rt, job_id, config, start_worker))
+    return job_id, created
 
 
-def _wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool) -> int:
-    return cli_wait.wait_and_report(rt, job_id, config, start_worker, console)
+def _wait_and_report(source: JobSource, job_id: str, config: Path | None,
+                     start_worker: bool) -> int:
+    return cli_wait.wait_and_report(source, job_id, config, start_worker, console)
 
 
 @app.command()
 def cancel(job_id: str, config: ConfigOpt = None) -> None:
     """Cancel a job; partial results the provider kept are still fetched."""
-    from llmbatch.service_layer.jobs import cancel_job
-
-    new_status = cancel_job(_stored_runtime(config, publish=True), job_id)
+    new_status = job_source(config, publish=True).cancel_job(job_id)
     console.print(f"job {job_id}: {new_status}")
 
 

@@ -1,4 +1,5 @@
-"""Live progress of a job in the terminal, read from the database (the source of truth).
+"""Live progress of a job in the terminal, read from the database (the source of truth), or
+from a remote API's ``/progress`` (the same read model, served).
 
 The bar counts stored results plus what the provider reports done on batches not fetched yet
 (marked ``at provider``), so a batch the provider is working through moves the bar long before
@@ -15,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llmbatch.bootstrap import Runtime
+from llmbatch.cli.source import JobSource
 from llmbatch.domain.states import ItemStatus, JobStatus
-from llmbatch.service_layer.read_models.job_progress import JobProgress, job_progress
+from llmbatch.service_layer.read_models.job_progress import JobProgress
 from llmbatch.service_layer.read_models.values import JobDetail
 
 __all__ = ["detail_line", "final_lines", "format_duration", "wait_for_job"]
@@ -45,18 +46,18 @@ def detail_line(p: JobProgress) -> str:
     return " · ".join(bits)
 
 
-def wait_for_job(rt: Runtime, job_id: str, console: Console, *, interval_s: float = 0.5,
-                 timeout_s: float | None = None) -> JobDetail:
+def wait_for_job(source: JobSource, job_id: str, console: Console, *,
+                 interval_s: float = 0.5, timeout_s: float | None = None) -> JobDetail:
     """Show a progress bar until the job is terminal (or ``timeout_s`` passes)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
                MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     shown: set[tuple[str, str | None]] = set()
     with Progress(*columns, console=console, transient=False) as bar:
-        progress = job_progress(rt, job_id)
+        progress = source.job_progress(job_id)
         task = bar.add_task(progress.job.provider, total=progress.job.item_count, detail="")
         while True:
-            progress = job_progress(rt, job_id)
+            progress = source.job_progress(job_id)
             # A reason is printed when it starts (not again for fresher numbers: the bar
             # says it is still there).
             for reason in progress.reasons:

@@ -1,6 +1,7 @@
 """``llmbatch status``, ``jobs`` and ``events``: what a user reads about jobs, laid out to fit
 80 columns with no id ever cut (ids are what one copies into the next command); ``--wide``
-adds columns, ``--json`` prints everything for scripts."""
+adds columns, ``--json`` prints everything for scripts. Each reads through a ``JobSource``:
+the local database, or a remote API with ``--api-url`` (the same values, the same output)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmbatch.cli.costs import cost_fields, cost_line
-from llmbatch.cli.runtime import stored_runtime
+from llmbatch.cli.source import job_source
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
-from llmbatch.service_layer import read_models
-from llmbatch.service_layer.read_models.job_progress import job_progress
 from llmbatch.service_layer.read_models.stalls import Stall
 from llmbatch.service_layer.read_models.values import EventRecord, JobDetail, JobSummary
 
@@ -75,11 +74,12 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     """A job's counts, usage, cost, lineage, provider batches, and why it waits.
 
     Fits 80 columns with no id cut; --wide adds provider ids, statuses and errors."""
-    rt = stored_runtime(config)
-    progress = job_progress(rt, job_id)
+    source = job_source(config)
+    progress = source.job_progress(job_id)
     job = progress.job
-    children = list(read_models.list_jobs(rt, parent_job_id=job_id, limit=100).entries)
-    data = {**_status_data(job, children, list(progress.reasons)), **cost_fields(rt, job)}
+    children = list(source.list_jobs(parent_job_id=job_id, limit=100).entries)
+    note = source.cost_note(job.provider, job.model)
+    data = {**_status_data(job, children, list(progress.reasons)), **cost_fields(job, note)}
     out = _console(wide)
     if as_json:
         out.print_json(json.dumps(data))
@@ -97,7 +97,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     usage.add_row(str(u.input_tokens), str(u.cached_tokens), str(u.cache_write_tokens),
                   str(u.output_tokens), str(u.reasoning_tokens))
     out.print(usage)
-    out.print(escape(cost_line(rt, job)), soft_wrap=True)
+    out.print(escape(cost_line(job, note)), soft_wrap=True)
     if job.error:
         out.print(f"  error: {escape(job.error)}", soft_wrap=True)
     for reason in progress.reasons:
@@ -134,7 +134,7 @@ def jobs(config: ConfigOpt = None,
          status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
          as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """Recent jobs, newest first."""
-    page = read_models.list_jobs(stored_runtime(config), limit=limit, status=status)
+    page = job_source(config).list_jobs(limit=limit, status=status)
     out = _console(wide)
     if as_json:
         out.print_json(json.dumps([_job_dict(j) for j in page.entries]))
@@ -172,8 +172,8 @@ def _change(e: EventRecord) -> str:
 def events(job_id: Annotated[str, typer.Argument(help="The job")], config: ConfigOpt = None,
            as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """A job's timeline, oldest first, and why it waits now if it does."""
-    rt = stored_runtime(config)
-    evs = list(read_models.iter_job_events(rt, job_id))
+    source = job_source(config)
+    evs = list(source.iter_job_events(job_id))
     out = _console(wide)
     if as_json:
         out.print_json(json.dumps([_event_dict(e) for e in evs], default=str))
@@ -192,7 +192,7 @@ def events(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
             if e.data:
                 details = ", ".join(f"{k}={v}" for k, v in e.data.items())
                 out.print(f"    {escape(details)}", soft_wrap=True, highlight=False)
-    progress = job_progress(rt, job_id)
+    progress = source.job_progress(job_id)
     for reason in progress.reasons:
         out.print(f"[yellow]now waiting:[/yellow] {escape(str(reason))}", soft_wrap=True)
     if not progress.job.ended and not progress.reasons:

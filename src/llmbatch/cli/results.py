@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -20,9 +20,8 @@ from typing import Annotated, Any, TextIO
 import typer
 from rich.console import Console
 
-from llmbatch.cli.runtime import stored_runtime
+from llmbatch.cli.source import job_source
 from llmbatch.errors import InputError
-from llmbatch.service_layer import read_models
 from llmbatch.service_layer.read_models.values import ResultRecord
 
 __all__ = ["FIELDS", "results"]
@@ -95,12 +94,6 @@ def _write(records: Iterable[ResultRecord], out: TextIO, fmt: OutputFormat,
     return count
 
 
-def _records(rt: Any, job_id: str, lineage: bool) -> Iterator[ResultRecord]:
-    if lineage:
-        return read_models.lineage_results(rt, job_id)
-    return read_models.job_results(rt, job_id)
-
-
 def results(
     job_id: Annotated[str, typer.Argument(help="The job (with --lineage: any job of it)")],
     output: Annotated[Path | None, typer.Option(
@@ -121,15 +114,15 @@ def results(
 ) -> None:
     """One record per input line, in input order (stdout or -o FILE)."""
     chosen = _fields(fields, fmt)
-    rt = stored_runtime(config)
-    job = read_models.job_summary(rt, job_id)
+    source = job_source(config)
+    job = source.job_summary(job_id)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     if not job.ended and not partial:
         err.print(f"[red]error:[/red] job {job_id} is {job.status} ({job.finished_items}/"
                   f"{job.item_count} items final); wait for it (llmbatch wait {job_id}) or "
                   f"take what there is with --partial")
         raise SystemExit(1)
-    records = _records(rt, job_id, lineage)
+    records = source.job_results(job_id, lineage=lineage)
     if output is None:
         count = _write(records, sys.stdout, fmt, chosen)
     else:

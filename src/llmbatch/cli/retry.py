@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from llmbatch.cli.runtime import is_embedded, stored_runtime
+from llmbatch.cli.source import job_source, local_only
 from llmbatch.cli.wait import wait_and_report
 
 __all__ = ["retry"]
@@ -30,11 +30,11 @@ def retry(
     """Re-run JOB's failed and expired lines in a child job, never what already succeeded.
 
     Takes lines whose latest attempt in JOB's lineage did not succeed (cancelled: opt in)."""
-    from llmbatch.service_layer.jobs import retry_lineage
-
+    if worker:
+        local_only("--worker")
     console = Console(highlight=False, soft_wrap=True)
-    rt = stored_runtime(config, publish=True)
-    outcome = retry_lineage(rt, job_id, name=name, include_cancelled=include_cancelled)
+    source = job_source(config, publish=True)
+    outcome = source.retry_lineage(job_id, name=name, include_cancelled=include_cancelled)
     assert outcome.child_id is not None
     console.print(f"created job [bold]{outcome.child_id}[/bold] retrying {outcome.count} "
                   f"line(s) of {job_id}")
@@ -43,5 +43,6 @@ def retry(
     if skipped:
         console.print(f"left out (never sent twice): {', '.join(skipped)}")
     if wait:
-        start_worker = is_embedded(rt.config) if worker is None else worker
-        raise SystemExit(wait_and_report(rt, outcome.child_id, config, start_worker, console))
+        start_worker = source.embedded_broker if worker is None else worker
+        raise SystemExit(wait_and_report(source, outcome.child_id, config, start_worker,
+                                         console))

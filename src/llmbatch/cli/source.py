@@ -2,8 +2,8 @@
 and read models) or, with ``--api-url`` / ``$LLMBATCH_API_URL`` (key: ``$LLMBATCH_API_KEY``), a
 remote ``llmbatch api``.
 
-Both hand the commands the read models' own values (``JobDetail``, ``ResultRecord``...), so a
-command prints the same thing whichever it talks to.
+Both hand the commands the read models' own values (``JobDetail``, ``JobProgress``,
+``ResultRecord``...), so a command prints the same thing whichever it talks to.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.models import Endpoint, Usage
 from llmbatch.domain.states import JobStatus
+from llmbatch.errors import InputError
+from llmbatch.service_layer.jobs import RetryOutcome
 from llmbatch.service_layer.read_models import (
     BatchSummary,
     EventRecord,
@@ -27,9 +29,14 @@ from llmbatch.service_layer.read_models import (
     Page,
     ResultRecord,
 )
+from llmbatch.service_layer.read_models.job_progress import JobProgress
+from llmbatch.service_layer.read_models.stalls import Stall
+
+if TYPE_CHECKING:
+    from llmbatch.api.models import JobDetailOut, Result
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "JobSource", "LocalSource", "RemoteSource",
-           "job_source", "set_api_url"]
+           "api_url", "job_source", "local_only", "set_api_url"]
 
 API_URL_ENV = "LLMBATCH_API_URL"
 API_KEY_ENV = "LLMBATCH_API_KEY"
@@ -42,6 +49,18 @@ def set_api_url(url: str | None) -> None:
     _api_url = url
 
 
+def api_url() -> str | None:
+    """The remote API the job commands talk to, or None (the local database)."""
+    return _api_url or os.environ.get(API_URL_ENV) or None
+
+
+def local_only(option: str) -> None:
+    """Refuse an option that only makes sense on the local database (exit 2)."""
+    if api_url():
+        raise InputError(f"{option} is local-only: with --api-url the API's own workers run "
+                         f"the job; drop it, or run without --api-url")
+
+
 class JobSource(Protocol):
     embedded_broker: bool
     """Whether waiting should start a worker (the embedded SQLite broker, nobody else runs
@@ -49,29 +68,34 @@ class JobSource(Protocol):
 
     def job_summary(self, job_id: str) -> JobSummary: ...
     def job_detail(self, job_id: str) -> JobDetail: ...
-    def list_jobs(self, *, limit: int, status: JobStatus | None) -> Page[JobSummary]: ...
-    def job_results(self, job_id: str) -> Iterator[ResultRecord]: ...
+    def job_progress(self, job_id: str) -> JobProgress: ...
+    def list_jobs(self, *, limit: int, status: JobStatus | None = None,
+                  parent_job_id: str | None = None) -> Page[JobSummary]: ...
+    def job_results(self, job_id: str, *, lineage: bool = False) -> Iterator[ResultRecord]: ...
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]: ...
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None) -> tuple[str, bool]: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
-    def retry_job(self, job_id: str) -> tuple[str, int]: ...
+    def cost_note(self, provider: str, model: str) -> str | None: ...
+    def retry_lineage(self, job_id: str, *, name: str | None,
+                      include_cancelled: bool) -> RetryOutcome: ...
 
 
 def job_source(config: Path | None, *, publish: bool = False,
                new: bool = False) -> JobSource:
     """The remote API when one is named, else the local database (``new``: a command that
-    may create the database, ``submit``; otherwise it must exist)."""
-    url = _api_url or os.environ.get(API_URL_ENV)
+    may create the database, ``submit``; otherwise it must exist). ``--config`` is not read
+    in remote mode: nothing local is needed, nor created."""
+    url = api_url()
     if url:
         return RemoteSource(url, os.environ.get(API_KEY_ENV))
-    from llmbatch.cli.main import _ensure_schema, _runtime, _stored_runtime
+    from llmbatch.cli.runtime import ensure_schema, runtime, stored_runtime
 
     if new:
-        rt = _runtime(config, publish=publish)
-        _ensure_schema(rt)
+        rt = runtime(config, publish=publish)
+        ensure_schema(rt)
     else:
-        rt = _stored_runtime(config, publish=publish)
+        rt = stored_runtime(config, publish=publish)
     return LocalSource(rt)
 
 
@@ -79,8 +103,10 @@ class LocalSource:
     """The local database: the services and read models on one runtime."""
 
     def __init__(self, rt: Runtime) -> None:
+        from llmbatch.cli.runtime import is_embedded
+
         self.rt = rt
-        self.embedded_broker = rt.config.broker.url.startswith("sqla+sqlite")
+        self.embedded_broker = is_embedded(rt.config)
 
     def job_summary(self, job_id: str) -> JobSummary:
         from llmbatch.service_layer.read_models import job_summary
@@ -92,15 +118,21 @@ class LocalSource:
 
         return job_detail(self.rt, job_id)
 
-    def list_jobs(self, *, limit: int, status: JobStatus | None) -> Page[JobSummary]:
+    def job_progress(self, job_id: str) -> JobProgress:
+        from llmbatch.service_layer.read_models.job_progress import job_progress
+
+        return job_progress(self.rt, job_id)
+
+    def list_jobs(self, *, limit: int, status: JobStatus | None = None,
+                  parent_job_id: str | None = None) -> Page[JobSummary]:
         from llmbatch.service_layer.read_models import list_jobs
 
-        return list_jobs(self.rt, limit=limit, status=status)
+        return list_jobs(self.rt, limit=limit, status=status, parent_job_id=parent_job_id)
 
-    def job_results(self, job_id: str) -> Iterator[ResultRecord]:
-        from llmbatch.service_layer.read_models import job_results
+    def job_results(self, job_id: str, *, lineage: bool = False) -> Iterator[ResultRecord]:
+        from llmbatch.service_layer.read_models import job_results, lineage_results
 
-        return job_results(self.rt, job_id)
+        return (lineage_results if lineage else job_results)(self.rt, job_id)
 
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]:
         from llmbatch.service_layer.read_models import iter_job_events
@@ -119,10 +151,16 @@ class LocalSource:
 
         return cancel_job(self.rt, job_id)
 
-    def retry_job(self, job_id: str) -> tuple[str, int]:
-        from llmbatch.service_layer.jobs import retry_job
+    def cost_note(self, provider: str, model: str) -> str | None:
+        from llmbatch.cli.costs import unpriced_note
 
-        return retry_job(self.rt, job_id)
+        return unpriced_note(self.rt, provider, model)
+
+    def retry_lineage(self, job_id: str, *, name: str | None,
+                      include_cancelled: bool) -> RetryOutcome:
+        from llmbatch.service_layer.jobs import retry_lineage
+
+        return retry_lineage(self.rt, job_id, name=name, include_cancelled=include_cancelled)
 
 
 class RemoteSource:
@@ -139,30 +177,25 @@ class RemoteSource:
         return self.job_detail(job_id)
 
     def job_detail(self, job_id: str) -> JobDetail:
-        job = self.backend.detail(job_id)
-        return JobDetail(
-            **_summary_fields(job), submitted_at=job.submitted_at, error=job.error,
-            metadata=job.metadata, usage=Usage(**job.usage.model_dump()),
-            cost_usd=_decimal(job.cost_usd),
-            batches=tuple(BatchSummary(**b.model_dump(), lease_until=None)
-                          for b in job.batches))
+        return _detail(self.backend.detail(job_id))
 
-    def list_jobs(self, *, limit: int, status: JobStatus | None) -> Page[JobSummary]:
-        page = self.backend.list(limit=limit, cursor=None, status=status)
+    def job_progress(self, job_id: str) -> JobProgress:
+        p = self.backend.progress(job_id)
+        return JobProgress(job=_detail(p.job), fetched=p.fetched,
+                           at_provider_done=p.at_provider_done,
+                           at_provider_total=p.at_provider_total, eta_s=p.eta_s,
+                           reasons=tuple(Stall(s.kind, s.batch_id, s.message)
+                                         for s in p.waiting))
+
+    def list_jobs(self, *, limit: int, status: JobStatus | None = None,
+                  parent_job_id: str | None = None) -> Page[JobSummary]:
+        page = self.backend.list(limit=limit, cursor=None, status=status,
+                                 parent_job_id=parent_job_id)
         return Page(tuple(JobSummary(**_summary_fields(j)) for j in page.data),
                     page.next_cursor)
 
-    def job_results(self, job_id: str) -> Iterator[ResultRecord]:
-        for r in self.backend.results(job_id):
-            yield ResultRecord(
-                custom_id=r.custom_id, status=r.status, output_text=r.output_text,
-                finish_reason=r.finish_reason, response=r.response,
-                usage=Usage(**r.usage.model_dump()), cost_usd=_decimal(r.cost_usd), error=r.error,
-                provider=r.provider, model=r.model, attempts=r.attempts,
-                history=tuple(ItemAttempt(attempt=h["attempt"], batch_id=h["batch_id"],
-                                          outcome=h["outcome"], error=h["error"],
-                                          at=datetime.fromisoformat(h["at"]))
-                              for h in r.history))
+    def job_results(self, job_id: str, *, lineage: bool = False) -> Iterator[ResultRecord]:
+        return (_record(r) for r in self.backend.results(job_id, lineage=lineage))
 
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]:
         for e in self.backend.events(job_id):
@@ -180,9 +213,35 @@ class RemoteSource:
     def cancel_job(self, job_id: str) -> JobStatus:
         return self.backend.cancel(job_id)
 
-    def retry_job(self, job_id: str) -> tuple[str, int]:
-        job, count = self.backend.retry(job_id)
-        return job.id, count
+    def cost_note(self, provider: str, model: str) -> str | None:
+        return None  # the API's prices are its own; a job it did not price has no cost
+
+    def retry_lineage(self, job_id: str, *, name: str | None,
+                      include_cancelled: bool) -> RetryOutcome:
+        out = self.backend.retry_lineage(job_id, name=name,
+                                         include_cancelled=include_cancelled)
+        return RetryOutcome(child_id=out.job.id, count=out.items,
+                            already_succeeded=out.already_succeeded, in_flight=out.in_flight)
+
+
+def _detail(job: JobDetailOut) -> JobDetail:
+    return JobDetail(
+        **_summary_fields(job), submitted_at=job.submitted_at, error=job.error,
+        metadata=job.metadata, usage=Usage(**job.usage.model_dump()),
+        cost_usd=_decimal(job.cost_usd),
+        batches=tuple(BatchSummary(**b.model_dump(), lease_until=None) for b in job.batches))
+
+
+def _record(r: Result) -> ResultRecord:
+    return ResultRecord(
+        custom_id=r.custom_id, status=r.status, output_text=r.output_text,
+        finish_reason=r.finish_reason, response=r.response,
+        usage=Usage(**r.usage.model_dump()), cost_usd=_decimal(r.cost_usd), error=r.error,
+        provider=r.provider, model=r.model, attempts=r.attempts, job_id=r.job_id,
+        history=tuple(ItemAttempt(attempt=h["attempt"], batch_id=h["batch_id"],
+                                  outcome=h["outcome"], error=h["error"],
+                                  at=datetime.fromisoformat(h["at"]))
+                      for h in r.history))
 
 
 def _summary_fields(job: Any) -> dict[str, Any]:

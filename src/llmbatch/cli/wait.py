@@ -1,6 +1,7 @@
 """``llmbatch wait JOB``: re-attach to a job (after a closed terminal, a Ctrl-C, or a submit
 without ``--wait``) and follow it to its end like ``submit --wait``: with the embedded broker a
-worker is started for as long as the command waits, since nobody else runs one."""
+worker is started for as long as the command waits, since nobody else runs one. With
+``--api-url`` it follows the job on the remote API (whose workers run it)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from llmbatch.bootstrap import Runtime
 from llmbatch.cli.exit_codes import ExitCode
-from llmbatch.cli.runtime import is_embedded, project_config, stored_runtime
+from llmbatch.cli.runtime import project_config
+from llmbatch.cli.source import JobSource, job_source, local_only
 from llmbatch.domain.states import JobStatus
 
 __all__ = ["wait", "wait_and_report"]
@@ -29,17 +30,16 @@ def _worker(config: Path | None) -> AbstractContextManager[object]:
     return EmbeddedWorker(config, log_file=project.logs / "worker.log")
 
 
-def wait_and_report(rt: Runtime, job_id: str, config: Path | None, start_worker: bool,
+def wait_and_report(source: JobSource, job_id: str, config: Path | None, start_worker: bool,
                     console: Console, *, timeout_s: float | None = None) -> int:
     """Follow ``job_id`` with the progress bar, print the summary; the exit code (0 when
     every item succeeded, 1 when the job ended otherwise or the wait timed out)."""
     from llmbatch.cli.progress import final_lines, wait_for_job
-    from llmbatch.service_layer.read_models import job_summary
 
-    job_summary(rt, job_id)  # an unknown job is said before any worker starts
+    source.job_summary(job_id)  # an unknown job is said before any worker starts
     ctx = _worker(config) if start_worker else nullcontext()
     with ctx:
-        job = wait_for_job(rt, job_id, console, timeout_s=timeout_s)
+        job = wait_for_job(source, job_id, console, timeout_s=timeout_s)
     if not job.ended:
         console.print(f"job {job.id} still {job.status} after {timeout_s:g}s; "
                       f"run `llmbatch wait {job.id}` again to follow it", highlight=False,
@@ -60,7 +60,9 @@ def wait(job_id: Annotated[str, typer.Argument(help="The job to follow")],
              min=0, help="Give up after this many seconds (exit 1; the job goes on)")] = None,
          ) -> None:
     """Follow a job to its end with the progress bar (exit 0 if every item succeeded)."""
-    rt = stored_runtime(config)
-    start_worker = is_embedded(rt.config) if worker is None else worker
-    raise SystemExit(wait_and_report(rt, job_id, config, start_worker, Console(),
+    if worker:
+        local_only("--worker")
+    source = job_source(config)
+    start_worker = source.embedded_broker if worker is None else worker
+    raise SystemExit(wait_and_report(source, job_id, config, start_worker, Console(),
                                      timeout_s=timeout))

@@ -12,7 +12,16 @@ from typing import Any, Protocol
 
 import httpx
 
-from llmbatch.api.models import CancelOut, EventOut, JobDetailOut, JobOut, PageOut, Result
+from llmbatch.api.models import (
+    CancelOut,
+    EventOut,
+    JobDetailOut,
+    JobOut,
+    PageOut,
+    ProgressOut,
+    Result,
+    RetryOut,
+)
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import JobStatus
 from llmbatch.errors import (
@@ -198,17 +207,25 @@ class RemoteBackend:
     def detail(self, job_id: str) -> JobDetailOut:
         return JobDetailOut.model_validate(self._json("GET", f"/jobs/{job_id}"))
 
-    def list(self, *, limit: int, cursor: str | None,
-             status: JobStatus | None) -> PageOut[JobOut]:
+    def progress(self, job_id: str) -> ProgressOut:
+        """The job with its provider-side counts, ETA and why it waits (the progress bar's)."""
+        return ProgressOut.model_validate(self._json("GET", f"/jobs/{job_id}/progress"))
+
+    def list(self, *, limit: int, cursor: str | None, status: JobStatus | None,
+             parent_job_id: str | None = None) -> PageOut[JobOut]:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         if status:
             params["status"] = str(status)
+        if parent_job_id:
+            params["parent_job_id"] = parent_job_id
         return PageOut[JobOut].model_validate(self._json("GET", "/jobs", params=params))
 
-    def results(self, job_id: str) -> Iterator[Result]:
-        with self._reaching(), self.http.stream("GET", f"/jobs/{job_id}/results",
+    def results(self, job_id: str, *, lineage: bool = False) -> Iterator[Result]:
+        """``lineage``: merged over the job and its retries, each line naming its job."""
+        params = {"lineage": "true"} if lineage else {}
+        with self._reaching(), self.http.stream("GET", f"/jobs/{job_id}/results", params=params,
                                                 headers={"Accept-Encoding": "gzip"}) as response:
             raise_for_problem(response)
             for line in response.iter_lines():
@@ -232,8 +249,17 @@ class RemoteBackend:
         return CancelOut.model_validate(self._json("POST", f"/jobs/{job_id}/cancel")).status
 
     def retry(self, job_id: str) -> tuple[JobOut, int]:
-        body = self._json("POST", f"/jobs/{job_id}/retry")
-        return JobOut.model_validate(body["job"]), int(body["items"])
+        out = self.retry_lineage(job_id)
+        return out.job, out.items
+
+    def retry_lineage(self, job_id: str, *, name: str | None = None,
+                      include_cancelled: bool = False) -> RetryOut:
+        """The retry with what it left out (lines a later retry already carried)."""
+        params: dict[str, Any] = {"include_cancelled": "true"} if include_cancelled else {}
+        if name is not None:
+            params["name"] = name
+        return RetryOut.model_validate(self._json("POST", f"/jobs/{job_id}/retry",
+                                                  params=params))
 
     def close(self) -> None:
         self.http.close()

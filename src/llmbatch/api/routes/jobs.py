@@ -28,6 +28,7 @@ from llmbatch.api.models import (
     JobDetailOut,
     JobOut,
     PageOut,
+    ProgressOut,
     RetryOut,
 )
 from llmbatch.api.problems import ApiProblem, problem_responses
@@ -39,8 +40,9 @@ from llmbatch.domain.states import ItemStatus, JobStatus
 from llmbatch.errors import InputError
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.api_keys import Principal
-from llmbatch.service_layer.jobs import cancel_job, create_job, retry_job
+from llmbatch.service_layer.jobs import cancel_job, create_job, retry_lineage
 from llmbatch.service_layer.read_models import MAX_PAGE_SIZE
+from llmbatch.service_layer.read_models.job_progress import job_progress
 from llmbatch.service_layer.read_models.result_lines import job_result_lines
 
 __all__ = ["CREATE_JOB_BODY", "router"]
@@ -231,6 +233,14 @@ def get_job(request: Request, principal: Caller, job_id: str) -> JobDetailOut:
     return JobDetailOut.from_detail(job)
 
 
+@router.get("/jobs/{job_id}/progress",
+            summary="A job's progress: provider-side counts, ETA, why it waits",
+            response_model=ProgressOut, responses=_JOB_ERRORS)
+def get_progress(request: Request, principal: Caller, job_id: str) -> ProgressOut:
+    progress = job_progress(api_state(request).runtime, job_id, tenant=_scope(principal))
+    return ProgressOut.from_progress(progress)
+
+
 @router.get("/jobs/{job_id}/items", summary="A job's items in input order",
             response_model=PageOut[ItemOut], responses=problem_responses(401, 404, 422, 429, 503))
 def list_items(
@@ -281,9 +291,20 @@ def _wants_gzip(accept_encoding: str) -> bool:
                                           "example": {"custom_id": "q1",
                                                       "status": "succeeded",
                                                       "output_text": "Hello!"}}}},
-               **_JOB_ERRORS})
-def results(request: Request, principal: Caller, job_id: str) -> StreamingResponse:
-    texts = job_result_lines(api_state(request).runtime, job_id, tenant=_scope(principal))
+               **problem_responses(401, 404, 422, 429, 503)})
+def results(
+    request: Request, principal: Caller, job_id: str,
+    lineage: Annotated[bool, Query(
+        description="Merge the job with its retries: one line per input line, the latest "
+                    "attempt wins, each naming its job_id")] = False,
+) -> StreamingResponse:
+    rt = api_state(request).runtime
+    texts: Iterator[str]
+    if lineage:
+        records = read_models.lineage_results(rt, job_id, tenant=_scope(principal))
+        texts = (json.dumps(r.as_dict(), ensure_ascii=False) for r in records)
+    else:
+        texts = job_result_lines(rt, job_id, tenant=_scope(principal))
     chunks = _ndjson_chunks(texts)
     headers = {"Vary": "Accept-Encoding"}
     if _wants_gzip(request.headers.get("accept-encoding", "")):
@@ -371,11 +392,20 @@ def cancel(request: Request, principal: Caller, job_id: str) -> CancelOut:
              summary="Start a child job of the failed and expired items",
              response_model=RetryOut,
              responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}},
-                        **problem_responses(401, 404, 409, 429, 503)})
-def retry(request: Request, response: Response, principal: Caller, job_id: str) -> RetryOut:
+                        **problem_responses(401, 404, 409, 422, 429, 503)})
+def retry(
+    request: Request, response: Response, principal: Caller, job_id: str,
+    name: Annotated[str | None, Query(max_length=200,
+                                      description="A label for the new job")] = None,
+    include_cancelled: Annotated[bool, Query(
+        description="Also re-run items that were cancelled")] = False,
+) -> RetryOut:
     rt = api_state(request).runtime
-    child_id, count = retry_job(rt, job_id, tenant=_scope(principal))
-    response.headers["Location"] = _job_location(child_id)
-    job = read_models.job_summary(rt, child_id)
-    return RetryOut(job=JobOut.from_summary(job), items=count)
+    outcome = retry_lineage(rt, job_id, name=name, include_cancelled=include_cancelled,
+                            tenant=_scope(principal))
+    assert outcome.child_id is not None  # retry_lineage raises when it creates no child
+    response.headers["Location"] = _job_location(outcome.child_id)
+    job = read_models.job_summary(rt, outcome.child_id)
+    return RetryOut(job=JobOut.from_summary(job), items=outcome.count,
+                    already_succeeded=outcome.already_succeeded, in_flight=outcome.in_flight)
 

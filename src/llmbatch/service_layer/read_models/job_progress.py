@@ -55,9 +55,10 @@ def _prior(rt: Runtime, provider: str) -> LatencyPrior | None:
     return rt.config.polling.prior(provider, own)
 
 
-def job_progress(rt: Runtime, job_id: str) -> JobProgress:
-    """The job's progress now (``NotFoundError`` if there is no such job)."""
-    job = job_detail(rt, job_id)
+def job_progress(rt: Runtime, job_id: str, *, tenant: str | None = None) -> JobProgress:
+    """The job's progress now (``NotFoundError`` if there is no such job, or it is another
+    ``tenant``'s)."""
+    job = job_detail(rt, job_id, tenant=tenant)
     now = rt.clock()
     unfetched = [b for b in job.batches if b.status in _AT_PROVIDER]
     eta: float | None = None
