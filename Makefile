@@ -21,7 +21,8 @@ demo: $(STAMP)
 # The metrics integration test runs a real Prometheus (Debian package: prometheus, promtool).
 prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-	  { apt-get install -y prometheus >/dev/null || sudo apt-get install -y prometheus >/dev/null; }
+	  { apt-get install -y prometheus >/dev/null || \
+	    { apt-get update >/dev/null && apt-get install -y prometheus >/dev/null; }; }
 
 test: $(STAMP) prometheus
 	$(BIN)/pytest

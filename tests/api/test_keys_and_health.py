@@ -29,11 +29,10 @@ def test_keys_create_prints_the_key_once_list_never_and_revoke_ends_it(
     assert "acme" in listed.stdout and key.split("_")[1] in listed.stdout
     assert key not in listed.stdout and key.split("_", 2)[2] not in listed.stdout
 
-    from llmbatch.bootstrap import build_runtime
-    from llmbatch.config import load_config
+    from llmbatch.cli.runtime import stored_runtime
     from llmbatch.service_layer.api_keys import authenticate
 
-    rt = build_runtime(load_config(None, env={}))
+    rt = stored_runtime(None)  # the database the CLI used (the project's home)
     assert authenticate(rt, key) is not None
     revoked = runner.invoke(cli, ["keys", "revoke", key.split("_")[1]])
     assert revoked.exit_code == 0, revoked.output

@@ -76,6 +76,8 @@ class Driver:
                 return
             task, args = self.publisher.messages.pop(0)
             for _ in range(self.deliveries):
+                if not args:  # a task about no one entity (webhook delivery)
+                    SERVICES[task](self.rt)
                 for entity_id in args:  # a tick's message may name several (as the worker)
                     SERVICES[task](self.rt, entity_id)
             self.handled.append(task)

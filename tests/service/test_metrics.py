@@ -111,7 +111,7 @@ def test_cost_is_counted_with_configured_prices(make_driver: Callable[..., Drive
     job = priced.run(job_id)
     assert job.cost_usd  # the values already on the items, counted once
     assert round(value("llmbatch_cost_usd_total", provider="fake", model=MODEL) - before,
-                 9) == round(job.cost_usd, 9)
+                 9) == round(float(job.cost_usd), 9)
 
 
 def test_every_metric_name_has_the_prefix_and_no_id_label() -> None:

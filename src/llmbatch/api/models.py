@@ -8,6 +8,7 @@ constructors; nothing here reads a database.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -113,14 +114,17 @@ class JobDetailOut(JobOut):
     error: str | None
     metadata: dict[str, Any]
     usage: UsageOut
-    cost_usd: float | None
+    cost_usd: str | None = Field(description="Batch cost in USD, an exact decimal written as a "
+                                             "string; null when the model has no price")
+    sync_cost_usd: str | None = Field(None, description="What the same tokens would have cost "
+                                                        "synchronously, USD (exact decimal)")
     batches: list[BatchOut]
 
     @classmethod
     def from_detail(cls, job: JobDetail) -> JobDetailOut:
         return cls(**_summary(job), submitted_at=job.submitted_at, error=job.error,
                    metadata=dict(job.metadata), usage=UsageOut(**job.usage.as_dict()),
-                   cost_usd=job.cost_usd,
+                   cost_usd=_usd(job.cost_usd), sync_cost_usd=_usd(job.sync_cost_usd),
                    batches=[BatchOut.from_summary(b) for b in job.batches])
 
 
@@ -134,7 +138,8 @@ class ItemOut(_Out):
     batch_id: str | None
     finish_reason: str | None
     usage: UsageOut
-    cost_usd: float | None
+    cost_usd: str | None = Field(description="Batch cost in USD, an exact decimal written as a "
+                                             "string; null when the model has no price")
     error: dict[str, Any] | None
     completed_at: datetime | None
 
@@ -142,7 +147,7 @@ class ItemOut(_Out):
     def from_summary(cls, i: ItemSummary) -> ItemOut:
         return cls(seq=i.seq, custom_id=i.custom_id, status=i.status, attempts=i.attempts,
                    batch_id=i.batch_id, finish_reason=i.finish_reason,
-                   usage=UsageOut(**i.usage.as_dict()), cost_usd=i.cost_usd,
+                   usage=UsageOut(**i.usage.as_dict()), cost_usd=_usd(i.cost_usd),
                    error=dict(i.error) if i.error is not None else None,
                    completed_at=i.completed_at)
 
@@ -175,7 +180,8 @@ class Result(_Out):
     finish_reason: str | None
     response: Any = None
     usage: UsageOut
-    cost_usd: float | None
+    cost_usd: str | None = Field(description="Batch cost in USD, an exact decimal written as a "
+                                             "string; null when the model has no price")
     error: dict[str, Any] | None
     provider: str
     model: str
@@ -294,3 +300,9 @@ def _summary(job: JobSummary) -> dict[str, Any]:
             "item_count": job.item_count, "created_at": job.created_at,
             "completed_at": job.completed_at, "parent_job_id": job.parent_job_id,
             "counts": dict(job.counts), "finished_items": job.finished_items}
+
+
+def _usd(cost: Decimal | None) -> str | None:
+    """A cost as the API writes it: the exact decimal, as a string (a JSON number would be a
+    binary float, and the sums of item costs would no longer add up)."""
+    return None if cost is None else str(cost)

@@ -97,7 +97,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
     usage.add_row(str(u.input_tokens), str(u.cached_tokens), str(u.cache_write_tokens),
                   str(u.output_tokens), str(u.reasoning_tokens))
     out.print(usage)
-    out.print(escape(cost_line(job, note)), soft_wrap=True)
+    out.print(escape(cost_line(job, note)))  # wrapped: a price hint can be long
     if job.error:
         out.print(f"  error: {escape(job.error)}", soft_wrap=True)
     for reason in progress.reasons:

@@ -228,7 +228,7 @@ def _detail(job: JobDetailOut) -> JobDetail:
     return JobDetail(
         **_summary_fields(job), submitted_at=job.submitted_at, error=job.error,
         metadata=job.metadata, usage=Usage(**job.usage.model_dump()),
-        cost_usd=_decimal(job.cost_usd),
+        cost_usd=_decimal(job.cost_usd), sync_cost_usd=_decimal(job.sync_cost_usd),
         batches=tuple(BatchSummary(**b.model_dump(), lease_until=None) for b in job.batches))
 
 
@@ -252,6 +252,6 @@ def _summary_fields(job: Any) -> dict[str, Any]:
             "counts": dict(job.counts)}
 
 
-def _decimal(value: float | None) -> Decimal | None:
-    """A cost the API sent as a JSON number, as the read models hold it."""
-    return None if value is None else Decimal(str(value))
+def _decimal(value: str | None) -> Decimal | None:
+    """A cost the API sent (an exact decimal string), as the read models hold it."""
+    return None if value is None else Decimal(value)

@@ -46,7 +46,7 @@ def job_items(rt: Runtime, job_id: str, *,
     entries = tuple(
         ItemSummary(seq=r.seq, custom_id=r.custom_id, status=ItemStatus(r.status),
                     attempts=r.attempts, batch_id=r.batch_id, finish_reason=r.finish_reason,
-                    usage=_usage(r), cost_usd=_usd(r.cost_pusd), error=r.error,
+                    usage=usage_of(r), cost_usd=usd_of(r.cost_pusd), error=r.error,
                     completed_at=r.completed_at)
         for r in rows[:limit])
     return Page(entries, position_cursor(entries[-1].seq) if len(rows) > limit else None)
@@ -81,16 +81,16 @@ def _stream_results(rt: Runtime, job_id: str, provider: str, model: str,
         for r in rows:
             yield ResultRecord(
                 custom_id=r.custom_id, status=ItemStatus(r.status), output_text=r.output_text,
-                finish_reason=r.finish_reason, response=r.response, usage=_usage(r),
-                cost_usd=_usd(r.cost_pusd), error=r.error, provider=provider, model=model,
+                finish_reason=r.finish_reason, response=r.response, usage=usage_of(r),
+                cost_usd=usd_of(r.cost_pusd), error=r.error, provider=provider, model=model,
                 attempts=r.attempts, history=tuple(history.get(r.seq, ())))
         after_seq = rows[-1].seq
 
 
-def _usage(row: AnyRow) -> Usage:
+def usage_of(row: AnyRow) -> Usage:
     return Usage(row.input_tokens, row.output_tokens, row.cached_tokens, row.reasoning_tokens,
                  row.cache_write_tokens, row.cache_write_1h_tokens)
 
 
-def _usd(pusd: int | None) -> Decimal | None:
+def usd_of(pusd: int | None) -> Decimal | None:
     return None if pusd is None else from_pusd(pusd)

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.lineage_queries import latest_results, lineage_job_ids
 from llmbatch.db.read_queries import RESULT_COLUMNS, reading
-from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus
-from llmbatch.service_layer.read_models.items import RESULT_CHUNK
+from llmbatch.service_layer.read_models.items import RESULT_CHUNK, usage_of, usd_of
 from llmbatch.service_layer.read_models.jobs import require_job
 from llmbatch.service_layer.read_models.values import ResultRecord
 
@@ -41,8 +40,7 @@ def _stream(rt: Runtime, lineage: list[str], provider: str, model: str,
             yield ResultRecord(
                 custom_id=r.custom_id, status=ItemStatus(r.status), output_text=r.output_text,
                 finish_reason=r.finish_reason, response=r.response,
-                usage=Usage(r.input_tokens, r.output_tokens, r.cached_tokens,
-                            r.reasoning_tokens),
-                cost_usd=r.cost_usd, error=r.error, provider=provider, model=model,
+                usage=usage_of(r), cost_usd=usd_of(r.cost_pusd), error=r.error,
+                provider=provider, model=model,
                 attempts=r.attempts, job_id=r.job_id)
         after_seq = rows[-1].seq
