@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from llmbatch import json_text
 from llmbatch.config import DatabaseConfig
-from llmbatch.db import json_codec
 
 __all__ = ["make_engine", "read_only_connection"]
 
@@ -31,12 +31,12 @@ def make_engine(config: DatabaseConfig) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=config.echo, hide_parameters=True,
                                connect_args={"timeout": config.busy_timeout_ms / 1000},
-                               json_serializer=json_codec.dumps,
-                               json_deserializer=json_codec.loads)
+                               json_serializer=json_text.dumps,
+                               json_deserializer=json_text.loads)
         _configure_sqlite(engine, config.busy_timeout_ms)
         return engine
     return create_engine(url, echo=config.echo, pool_pre_ping=True, hide_parameters=True,
-                         json_serializer=json_codec.dumps, json_deserializer=json_codec.loads)
+                         json_serializer=json_text.dumps, json_deserializer=json_text.loads)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -9,7 +9,7 @@ the database.
 
 Both statements match only items of the batch still ``submitted``, so a chunk applied twice
 (a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text
-(``json_codec.dumps``); a value the database refuses (NUL in JSONB, a lone surrogate) fails
+(``json_text.dumps``); a value the database refuses (NUL in JSONB, a lone surrogate) fails
 the whole chunk, which the caller then bisects (``service_layer.result_storage``).
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Connection, TextClause, bindparam, text
 
-from llmbatch.db import json_codec
+from llmbatch import json_text
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
 
@@ -130,8 +130,8 @@ _SQLITE_APPLY: Final = _statement(f"""
 
 
 def _as_tuple(row: ResultRow) -> tuple[Any, ...]:
-    return (*row[:3], None if row.response is None else json_codec.dumps(row.response),
-            *row[4:12], None if row.error is None else json_codec.dumps(row.error),
+    return (*row[:3], None if row.response is None else json_text.dumps(row.response),
+            *row[4:12], None if row.error is None else json_text.dumps(row.error),
             row.cost_pusd, row.sync_cost_pusd)
 
 

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
-import orjson
 import structlog
 
+from llmbatch import json_text
 from llmbatch.domain.models import ItemResult
-from llmbatch.domain.storable import has_long_digit_run, is_plain_json_text
+from llmbatch.domain.storable import is_plain_json_text
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
@@ -119,24 +119,11 @@ class ResultLine:
     obj: Mapping[str, Any] | None
 
 
-def _loads(raw: bytes) -> Any:
-    """Parse one line: with ``orjson`` (several times faster; results are the hot path), with
-    ``json`` for what orjson refuses or would change (NaN, lone surrogates, integers past 64
-    bits, which it reads as floats): those lines are judged by ``domain.storable``, not lost
-    here."""
-    if not has_long_digit_run(raw):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(raw)
-
-
 def read_result_line(raw: bytes) -> ResultLine | None:
     """Parse a ``{"custom_id": ..., ...}`` result line; salvage the id from a garbled one.
     ``None`` when not even the custom_id is readable."""
     try:
-        obj = _loads(raw)
+        obj = json_text.loads(raw)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         match = _CUSTOM_ID_RE.search(raw)
         if match is None:

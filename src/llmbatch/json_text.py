@@ -1,8 +1,9 @@
-"""JSON to and from the database, with ``orjson``.
+"""JSON text in and out on the hot paths, with ``orjson``.
 
-Every JSON column (requests at ingest, responses at fetch, events) is written through here:
-``orjson`` encodes a chat response about ten times faster than the standard library, which at
-fetch is a tenth of the work. What ``orjson`` cannot write, the standard encoder writes the
+Result lines are parsed (``providers.jsonl``) and every JSON column (requests at ingest,
+responses at fetch, events) is written and read through here: ``orjson`` parses a result line
+three times and encodes a chat response about ten times faster than the standard library,
+which at fetch is a third of the work. What ``orjson`` cannot write, the standard encoder writes the
 same way as before: integers past 64 bits (kept exact) and strings with lone surrogates
 (written as ``\\ud800`` escapes, which SQLite keeps and PostgreSQL refuses, a refusal that
 ``item_queries.is_refused_value`` recognises).
@@ -29,8 +30,9 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON text read from a column; integers past 64 bits (which ``orjson`` would read
-    as floats) are read with ``json``, exactly."""
+    """Parse JSON text; integers past 64 bits (which ``orjson`` would read as floats) and
+    what ``orjson`` refuses (NaN, lone surrogates) are read with ``json``, exactly as before;
+    those values are judged later (``domain.storable``), not lost here."""
     raw = text.encode() if isinstance(text, str) else text
     if not has_long_digit_run(raw):
         try:
