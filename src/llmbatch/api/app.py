@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from llmbatch import __version__
-from llmbatch.api.auth import TokenBuckets
 from llmbatch.api.models import CreateJobJson, ProblemOut, Result
 from llmbatch.api.problems import install_problem_handlers
+from llmbatch.api.rate_limit import TokenBuckets
 from llmbatch.api.routes import health, jobs
 from llmbatch.api.settings import ApiConfig
 from llmbatch.api.state import ApiState
 from llmbatch.bootstrap import Runtime
+from llmbatch.version import __version__
 
 __all__ = ["create_app"]
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from llmbatch.api.rate_limit import TokenBuckets
 from llmbatch.api.settings import ApiConfig
 from llmbatch.bootstrap import Runtime
-
-if TYPE_CHECKING:
-    from llmbatch.api.auth import TokenBuckets
 
 __all__ = ["ApiState", "api_state"]
 

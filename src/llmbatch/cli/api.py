@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llmbatch.cli.common import ConfigOpt
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
@@ -23,11 +25,11 @@ __all__ = ["api_command", "build_api", "extra_routers"]
 def build_api(config_path: Path | None) -> tuple[object, str, int]:
     """The app for ``config_path`` with its configured host and port."""
     from llmbatch.api.app import create_app
-    from llmbatch.cli.main import _ensure_schema, _runtime
+    from llmbatch.cli.runtime import ensure_schema, runtime
     from llmbatch.worker.app import make_celery
 
-    rt = _runtime(config_path, publish=True)
-    _ensure_schema(rt)
+    rt = runtime(config_path, publish=True)
+    ensure_schema(rt)
     celery = make_celery(rt.config)
 
     def broker_ping() -> None:
@@ -48,9 +50,7 @@ def api_command(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: api.host)")
                     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port, 8000)")] = None,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)",
-    )] = None,
+    config: ConfigOpt = None,
     loglevel: str = "warning",
 ) -> None:
     """Serve the REST API (OpenAPI description at /openapi.json, docs at /docs)."""

@@ -8,8 +8,9 @@ kernel closes that end when the command dies however it dies, so the child reads
 down warmly and, if that takes too long, kills its own process group (the beat and any pool
 children with it). A pipe works wherever ``os.pipe`` does and needs no polling.
 
-The child runs ``python -m llmbatch.cli.embedded worker ...``: this module's ``__main__``
-starts the lifeline watch, then hands the arguments to the ordinary ``llmbatch`` command.
+The child runs ``python -m llmbatch.cli.embedded_child worker ...``, which starts the
+lifeline watch, then hands the arguments to the ordinary ``llmbatch`` command (a module of its
+own: the commands import this one to start a worker, so it cannot import them back).
 Its output goes to a log file (``embedded-worker.log`` beside the database by default), not
 to nowhere.
 """
@@ -63,7 +64,7 @@ class EmbeddedWorker:
         self._lifeline: int | None = None
 
     def __enter__(self) -> EmbeddedWorker:
-        cmd = [sys.executable, "-m", "llmbatch.cli.embedded", "worker", "--beat",
+        cmd = [sys.executable, "-m", "llmbatch.cli.embedded_child", "worker", "--beat",
                "--pool", "threads", "--concurrency", str(self._concurrency)]
         if self._config_path is not None:
             cmd += ["--config", str(self._config_path)]
@@ -135,17 +136,3 @@ def watch_lifeline(fd: int, *, grace_s: float = SHUTDOWN_GRACE_S) -> threading.T
     thread.start()
     return thread
 
-
-def _main() -> None:
-    """``python -m llmbatch.cli.embedded <llmbatch args>``: the lifeline, then the CLI."""
-    fd = os.environ.pop(LIFELINE_ENV, None)
-    if fd is not None and fd.isdigit():
-        watch_lifeline(int(fd))
-    from llmbatch.cli.main import main
-
-    sys.argv[0] = "llmbatch"
-    main()
-
-
-if __name__ == "__main__":
-    _main()

@@ -11,21 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.cli.common import ConfigOpt
+from llmbatch.cli.runtime import ensure_schema, runtime
 
 __all__ = ["keys_app"]
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the REST API (llmbatch api).")
 console = Console()
 
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)")]
-
 
 def _rt(config: Path | None) -> Runtime:
-    from llmbatch.cli.main import _ensure_schema, _runtime
-
-    rt = _runtime(config)
-    _ensure_schema(rt)
+    rt = runtime(config)
+    ensure_schema(rt)
     return rt
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from llmbatch.bootstrap import Runtime
@@ -21,6 +20,7 @@ from llmbatch.cli import results as cli_results
 from llmbatch.cli import retry as cli_retry
 from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli import wait as cli_wait
+from llmbatch.cli.common import ConfigOpt, console, err
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
@@ -53,7 +53,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration file.")
 
 def _show_version(value: bool) -> None:
     if value:
-        from llmbatch import __version__
+        from llmbatch.version import __version__
 
         console.print(f"llmbatch {__version__}")
         raise typer.Exit()
@@ -84,13 +84,6 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("validate")(validate_cmd)
 app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
-
-console = Console()
-# Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="llm_config.yaml (default: found upward, like git)")]
 
 
 def _config(path: Path | None) -> AppConfig:
@@ -332,10 +325,6 @@ def config_validate(file: Annotated[Path | None, typer.Argument()] = None) -> No
             err.print(problem, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     console.print(f"ok: {len(cfg.providers)} provider(s): {', '.join(cfg.providers) or '-'}")
-
-
-app.command("estimate")(estimate_command)
-app.command("usage")(usage_command)
 
 
 @app.command()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from llmbatch.cli.common import ConfigOpt, console
+from llmbatch.cli.runtime import stored_runtime
+
 __all__ = ["webhooks_app"]
 
 webhooks_app = typer.Typer(no_args_is_help=True,
                            help="Job notifications: the outbox, its delivery log, replays.")
-
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)")]
 
 
 @webhooks_app.command("replay")
@@ -26,13 +25,12 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Make events due again, under their original ids (receivers drop ones they have)."""
-    from llmbatch.cli.main import _stored_runtime, console
     from llmbatch.errors import InputError
     from llmbatch.webhooks.outbox import WebhookOutbox
 
     if job is None and event is None and not failed:
         raise InputError("say which events: --job JOB_ID, --id EVENT_ID or --failed")
-    rt = _stored_runtime(config)
+    rt = stored_runtime(config)
     with rt.engine.begin() as conn:
         count = WebhookOutbox(conn).replay(rt.clock(), job_id=job, event_id=event,
                                            failed_only=failed)
@@ -46,20 +44,18 @@ def replay(
 @webhooks_app.command("deliver")
 def deliver(config: ConfigOpt = None) -> None:
     """Attempt every due event once, now (the workers do this on their own)."""
-    from llmbatch.cli.main import _stored_runtime, console
     from llmbatch.webhooks.delivery import deliver_due
 
-    console.print(f"{deliver_due(_stored_runtime(config))} delivered")
+    console.print(f"{deliver_due(stored_runtime(config))} delivered")
 
 
 @webhooks_app.command("log")
 def show_log(job: Annotated[str | None, typer.Argument(help="A job id (default: all)")] = None,
              limit: int = 50, config: ConfigOpt = None) -> None:
     """Events in the outbox, newest first, with their delivery state."""
-    from llmbatch.cli.main import _stored_runtime, console
     from llmbatch.webhooks.outbox import WebhookOutbox
 
-    rt = _stored_runtime(config)
+    rt = stored_runtime(config)
     with rt.engine.connect() as conn:
         rows = WebhookOutbox(conn).entries(job, limit)
     table = Table("event", "job", "type", "status", "attempts", "last error")

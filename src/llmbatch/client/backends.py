@@ -69,11 +69,11 @@ class EmbeddedBackend:
     embedded = True
 
     def __init__(self, config_path: Path | None) -> None:
-        from llmbatch.cli.main import _ensure_schema, _runtime
+        from llmbatch.cli.runtime import ensure_schema, runtime
 
         self.config_path = config_path
-        self.rt = _runtime(config_path, publish=True)
-        _ensure_schema(self.rt)
+        self.rt = runtime(config_path, publish=True)
+        ensure_schema(self.rt)
 
     @property
     def starts_worker(self) -> bool:
