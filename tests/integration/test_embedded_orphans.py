@@ -1,7 +1,7 @@
 """``llmbatch submit --wait`` on the embedded default starts a worker (with its beat); when
 the submit process is SIGKILLed, what it started must go too, not run on detached with its
 output sent nowhere. The child learns of the death through the lifeline pipe
-(``llmbatch.cli.embedded``) and stops; its output is in the log file beside the database."""
+(``llmbatch.cli.embedded``) and stops; its output is in the project home's log file."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llmbatch.cli.embedded import LOG_NAME
+from llmbatch.cli.embedded import default_log_file
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.emulator.settings import load_profile
 
@@ -54,6 +54,7 @@ def test_children_of_a_killed_submit_wait_end_and_leave_a_log(
         slow_emulator: EmulatorServer, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     data_dir = tmp_path / "data"
+    data_dir.mkdir()  # a database path names an existing directory (only the home is created)
     config_path = write_config(tmp_path / "llm_config.yaml",
                                database_url=f"sqlite:///{data_dir / 'llmbatch.db'}",
                                broker_url=f"sqla+sqlite:///{data_dir / 'broker.db'}",
@@ -87,7 +88,7 @@ def test_children_of_a_killed_submit_wait_end_and_leave_a_log(
         for proc in [*started, parent]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-    log = data_dir / LOG_NAME
+    log = default_log_file(config_path)
     figures = {"children": len(started), "gone_after_s": round(gone_s, 1),
                "log_bytes": log.stat().st_size if log.exists() else None}
     with capsys.disabled():

@@ -11,7 +11,7 @@ children with it). A pipe works wherever ``os.pipe`` does and needs no polling.
 The child runs ``python -m llmbatch.cli.embedded_child worker ...``, which starts the
 lifeline watch, then hands the arguments to the ordinary ``llmbatch`` command (a module of its
 own: the commands import this one to start a worker, so it cannot import them back).
-Its output goes to a log file (``embedded-worker.log`` beside the database by default), not
+Its output goes to a log file (``logs/worker.log`` in the project's home by default), not
 to nowhere.
 """
 
@@ -29,25 +29,24 @@ from types import TracebackType
 __all__ = ["LIFELINE_ENV", "EmbeddedWorker", "default_log_file", "watch_lifeline"]
 
 LIFELINE_ENV = "LLMBATCH_LIFELINE_FD"
-LOG_NAME = "embedded-worker.log"
+LOG_NAME = "worker.log"
 # After the parent died: how long a warm shutdown may take before the group is killed.
 SHUTDOWN_GRACE_S = 10.0
 
 
 def default_log_file(config_path: Path | None) -> Path:
-    """Where the child's output goes: beside an SQLite database (the embedded default keeps
-    its files in one data directory), else in the default data directory."""
-    from sqlalchemy.engine import make_url
-
-    from llmbatch.config import DEFAULT_DATA_DIR, load_config
+    """Where the child's output goes: ``logs/worker.log`` in the project's home (where the
+    embedded database and broker live too; ``llmbatch info`` names it)."""
+    from llmbatch.cli.runtime import project_config
 
     try:
-        url = make_url(load_config(config_path).database.url)
+        _, project = project_config(config_path)
     except Exception:  # the child reports a bad config itself, in the log
+        from llmbatch.config import DEFAULT_DATA_DIR
+
         return DEFAULT_DATA_DIR / LOG_NAME
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).parent / LOG_NAME
-    return DEFAULT_DATA_DIR / LOG_NAME
+    project.ensure_home()
+    return project.logs / LOG_NAME
 
 
 class EmbeddedWorker:

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmbatch.cli.exit_codes import ExitCode
-from llmbatch.cli.runtime import project_config
 from llmbatch.cli.source import JobSource, job_source, local_only
 from llmbatch.domain.states import JobStatus
 
@@ -24,10 +23,7 @@ __all__ = ["wait", "wait_and_report"]
 def _worker(config: Path | None) -> AbstractContextManager[object]:
     from llmbatch.cli.embedded import EmbeddedWorker
 
-    _, project = project_config(config)
-    project.ensure_home()
-    project.logs.mkdir(exist_ok=True)
-    return EmbeddedWorker(config, log_file=project.logs / "worker.log")
+    return EmbeddedWorker(config)
 
 
 def wait_and_report(source: JobSource, job_id: str, config: Path | None, start_worker: bool,
