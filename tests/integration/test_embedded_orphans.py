@@ -88,6 +88,7 @@ def test_children_of_a_killed_submit_wait_end_and_leave_a_log(
         for proc in [*started, parent]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
+        submit.wait(timeout=10)  # reaped whatever happened, so nothing outlives the test
     log = default_log_file(config_path)
     figures = {"children": len(started), "gone_after_s": round(gone_s, 1),
                "log_bytes": log.stat().st_size if log.exists() else None}

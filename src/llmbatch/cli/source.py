@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx
+
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.models import Endpoint, Usage
 from llmbatch.domain.states import JobStatus
@@ -171,7 +173,10 @@ class RemoteSource:
     def __init__(self, url: str, api_key: str | None) -> None:
         from llmbatch.client.backends import RemoteBackend
 
-        self.backend = RemoteBackend(url, api_key)
+        # One command makes a few requests and ends: no connection is kept open after a
+        # response (a kept one would outlive the command when it runs in-process).
+        self.backend = RemoteBackend(url, api_key, transport=httpx.HTTPTransport(
+            limits=httpx.Limits(max_keepalive_connections=0)))
 
     def job_summary(self, job_id: str) -> JobSummary:
         return self.job_detail(job_id)
