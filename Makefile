@@ -51,6 +51,8 @@ lint: $(STAMP)
 
 bench: $(STAMP) polling-sim
 	$(BIN)/python benchmarks/bench_openai_path.py
+	$(BIN)/python benchmarks/bench_fetch_store.py
+	$(BIN)/python benchmarks/bench_dispatch.py
 
 polling-sim: $(STAMP)
 	$(BIN)/python benchmarks/polling_simulation.py

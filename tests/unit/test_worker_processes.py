@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from llmbatch.cli.embedded import LOG_NAME, default_log_file
 from llmbatch.config import DEFAULT_DATA_DIR
 from llmbatch.worker.naming import node_name
@@ -22,15 +24,20 @@ def test_an_explicit_node_name_wins() -> None:
     assert node_name("") != ""  # an empty option is no name: a unique one is made
 
 
-def test_embedded_worker_log_lives_beside_an_sqlite_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite-in-data-dir", "postgresql"])
+def test_embedded_worker_log_lives_in_the_project_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str) -> None:
+    """One place for the worker's output whatever the database: the home's ``logs/``, beside
+    the embedded database and broker (``llmbatch info`` names it)."""
+    monkeypatch.delenv("LLMBATCH_HOME", raising=False)
+    (tmp_path / "data").mkdir()
+    url = (f"sqlite:///{tmp_path / 'data' / 'llmbatch.db'}" if database != "postgresql"
+           else "postgresql+psycopg://u@h/db")
     config = tmp_path / "llm_config.yaml"
-    config.write_text(f"database:\n  url: sqlite:///{tmp_path / 'data' / 'llmbatch.db'}\n",
-                      encoding="utf-8")
-    assert default_log_file(config) == tmp_path / "data" / LOG_NAME
+    config.write_text(f"database:\n  url: {url}\n", encoding="utf-8")
+    assert default_log_file(config) == tmp_path / ".llmbatch" / "logs" / LOG_NAME
 
 
-def test_embedded_worker_log_falls_back_to_the_data_dir(tmp_path: Path) -> None:
-    config = tmp_path / "llm_config.yaml"
-    config.write_text("database:\n  url: postgresql+psycopg://u@h/db\n", encoding="utf-8")
-    assert default_log_file(config) == DEFAULT_DATA_DIR / LOG_NAME
+def test_embedded_worker_log_falls_back_to_the_data_dir_without_a_readable_config(
+        tmp_path: Path) -> None:
     assert default_log_file(tmp_path / "missing.yaml") == DEFAULT_DATA_DIR / LOG_NAME
