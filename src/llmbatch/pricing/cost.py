@@ -60,9 +60,21 @@ def _usd(price: ModelPrice, usage: CatalogueUsage) -> Decimal:
     return price.calc_price(usage)["total_price"]
 
 
+_MEMO_LIMIT = 100_000  # usage vectors remembered per price sheet (a few MB at most)
+
+
 def price_usage(usage: Usage, prices: ModelPrices) -> ItemCost:
     """Batch and synchronous cost of ``usage``. Raises ``ValueError`` when the kinds do not
-    nest (e.g. more cache reads than prompt tokens): such a usage has no honest price."""
+    nest (e.g. more cache reads than prompt tokens): such a usage has no honest price.
+    The same usage at the same prices is worked out once (``ModelPrices.memo``)."""
+    key = (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+           usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
+    known: ItemCost | None = prices.memo.get(key)
+    if known is not None:
+        return known
     catalogue_usage = _catalogue_usage(usage)
-    return ItemCost(batch_pusd=to_pusd(_usd(prices.batch, catalogue_usage)),
+    cost = ItemCost(batch_pusd=to_pusd(_usd(prices.batch, catalogue_usage)),
                     sync_pusd=to_pusd(_usd(prices.sync, catalogue_usage)))
+    if len(prices.memo) < _MEMO_LIMIT:
+        prices.memo[key] = cost
+    return cost
