@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from llmbatch.api.cost_models import EstimateJson
 from llmbatch.api.models import CreateJobJson, ProblemOut, Result
 from llmbatch.api.problems import install_problem_handlers
 from llmbatch.api.rate_limit import TokenBuckets
-from llmbatch.api.routes import health, jobs
+from llmbatch.api.routes import costs, health, jobs
 from llmbatch.api.settings import ApiConfig
 from llmbatch.api.state import ApiState
 from llmbatch.bootstrap import Runtime
@@ -45,6 +46,7 @@ def create_app(rt: Runtime, config: ApiConfig | None = None, *,
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(costs.router)
     for router in extra_routers:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -59,9 +61,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (CreateJobJson, Result, ProblemOut):
+    for model in (CreateJobJson, EstimateJson, Result, ProblemOut):
         found = model.model_json_schema(ref_template="#/components/schemas/{model}",
-                                        mode="validation" if model is CreateJobJson
+                                        mode="validation" if model in (CreateJobJson,
+                                                                       EstimateJson)
                                         else "serialization")
         components.update(found.pop("$defs", {}))
         components[model.__name__] = found

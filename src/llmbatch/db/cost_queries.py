@@ -20,14 +20,17 @@ TOKEN_KINDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "cache_wri
 GROUPS = ("provider", "model", "tenant", "day")
 
 
-def output_history(conn: Connection, provider: str, model: str,
-                   limit: int = 10_000) -> tuple[float | None, int]:
-    """Mean output tokens of the latest ``limit`` succeeded items of this provider and model,
-    and how many there were."""
-    recent = (select(items.c.output_tokens).join(jobs, jobs.c.id == items.c.job_id)
-              .where(jobs.c.provider == provider, jobs.c.model == model,
-                     items.c.status == str(ItemStatus.SUCCEEDED))
-              .order_by(items.c.completed_at.desc()).limit(limit).subquery())
+def output_history(conn: Connection, provider: str, model: str, limit: int = 10_000, *,
+                   tenant: str | None = None) -> tuple[float | None, int]:
+    """Mean output tokens of the latest ``limit`` succeeded items of this provider and model
+    (of ``tenant``'s jobs only, when given: the API never tells one tenant of another's
+    work), and how many there were."""
+    query = (select(items.c.output_tokens).join(jobs, jobs.c.id == items.c.job_id)
+             .where(jobs.c.provider == provider, jobs.c.model == model,
+                    items.c.status == str(ItemStatus.SUCCEEDED)))
+    if tenant is not None:
+        query = query.where(jobs.c.tenant == tenant)
+    recent = query.order_by(items.c.completed_at.desc()).limit(limit).subquery()
     mean, count = conn.execute(select(func.avg(recent.c.output_tokens), func.count())).one()
     return (None if mean is None else float(mean)), int(count)
 

@@ -150,12 +150,12 @@ def estimate_file(rt: Runtime, path: Path, *, provider: str, model: str,
 
 
 def estimate_lines(rt: Runtime, lines: Iterable[bytes], *, source: str, provider: str,
-                   model: str, endpoint: Endpoint = Endpoint.CHAT,
-                   learn: bool = True) -> Estimate:
+                   model: str, endpoint: Endpoint = Endpoint.CHAT, learn: bool = True,
+                   tenant: str | None = None) -> Estimate:
     """Estimate JSONL ``lines`` (validated as submit would; errors name ``source`` and the
     line) for ``provider``/``model``; ``learn``: read the expected output from the
-    database's finished items (off: no database yet). The API's estimate endpoint passes a
-    request body's lines here."""
+    database's finished items (off: no database yet), of ``tenant``'s jobs only when given.
+    The API's estimate endpoint passes a request body's lines here."""
     adapter = rt.registry.get(provider)
     requests = _requests(lines, source=source, endpoint=endpoint, model=model,
                          adapter=adapter)
@@ -163,7 +163,7 @@ def estimate_lines(rt: Runtime, lines: Iterable[bytes], *, source: str, provider
     mean, seen = None, 0
     if learn:
         with read_only_connection(rt.engine) as conn:
-            mean, seen = output_history(conn, provider, model)
+            mean, seen = output_history(conn, provider, model, tenant=tenant)
     bounds = [item_bound(rt, adapter, r, endpoint=endpoint) for r in requests]
     expected_out = [b.output_bound if mean is None else min(math.ceil(mean), b.output_bound)
                     for b in bounds]
