@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 
 from llmbatch.config import RetryConfig
 from llmbatch.db import tables
 from llmbatch.domain.states import ItemStatus, JobStatus
+from llmbatch.observability.logging import bound_ids
 from llmbatch.observability.privacy import PrivacyConfig
 from llmbatch.service_layer.jobs import create_job
 
@@ -43,7 +45,10 @@ def test_provider_error_text_is_redacted_before_it_is_stored(
                                      "q-2": failed_line("q-2", retryable=True)})
     job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
 
-    job = driver.run(job_id)
+    with bound_ids(task="test"):  # as the worker runs each task
+        job = driver.run(job_id)
+        # Plan, submit and finalize read the job row: they bind its tenant to their lines.
+        assert structlog.contextvars.get_contextvars()["tenant_id"] == "default"
 
     assert job.status is JobStatus.COMPLETED_WITH_FAILURES
     items = {row.custom_id: row for row in driver.items(job_id)}

@@ -23,6 +23,7 @@ from llmbatch.domain.retry import (
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
+from llmbatch.observability.logging import bind_tenant
 from llmbatch.observability.redaction import Redactor
 from llmbatch.pricing import ModelPrices
 from llmbatch.service_layer import budgets, tasks
@@ -334,6 +335,7 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
     with rt.uow() as uow:
         uow.repo.lock_job(job_id)  # one finalize (or plan) of a job at a time
         job = uow.repo.get_job(job_id, totals=False)
+        bind_tenant(job.tenant)
         if is_terminal(job.status) or uow.repo.open_batch_count(job_id):
             return None
         cancelling = job.status is JobStatus.CANCELLING
