@@ -20,7 +20,7 @@ from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind
 from llmbatch.domain.states import BatchStatus
 from llmbatch.errors import ConfigError
-from llmbatch.observability.logging import bound_ids, configure_logging
+from llmbatch.observability.logging import bind_tenant, bound_ids, configure_logging
 from llmbatch.observability.redaction import (
     Redactor,
     configure_redaction,
@@ -131,3 +131,17 @@ def test_log_lines_are_json_redacted_with_ids_bound_and_no_sdk_bodies(
     assert lines[1]["event"] == "card [card] seen" and lines[1]["job_id"] == "job_1"
     assert not any("Request options" in str(line) for line in lines)
     assert "sk-abcdef" not in json.dumps(lines[-1]) and "[api-key]" in lines[-1]["exception"]
+
+
+def test_a_tenant_bound_by_a_task_ends_with_the_task(captured_logs: io.StringIO) -> None:
+    log = structlog.get_logger("llmbatch.test")
+    bind_tenant("outside")  # no task under way: nothing to take it off later, so not bound
+    log.info("llmbatch.before")
+    with bound_ids(job_id="job_1", task="llmbatch.finalize"):
+        bind_tenant("acme")
+        log.info("llmbatch.job.completed")
+    log.info("llmbatch.after")
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    assert "tenant_id" not in lines[0]
+    assert lines[1]["tenant_id"] == "acme" and lines[1]["job_id"] == "job_1"
+    assert "tenant_id" not in lines[2] and "job_id" not in lines[2]

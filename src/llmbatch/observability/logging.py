@@ -1,5 +1,6 @@
 """Structured logs: structlog with dotted event names and job, batch and task ids bound in
-context (``bound_ids``), as JSON lines or for a console.
+context (``bound_ids``; the tenant too, where a task reads its job: ``bind_tenant``), as JSON
+lines or for a console.
 
 Every line, ours and the standard library's (Celery, SQLAlchemy, httpx), goes through one
 handler whose last step before rendering is the redaction step (``observability.redaction``):
@@ -14,6 +15,7 @@ import logging
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,8 @@ from llmbatch.observability.redaction import configure_redaction, redactor
 if TYPE_CHECKING:
     from llmbatch.config import AppConfig
 
-__all__ = ["SDK_LOGGERS", "LogFormat", "bound_ids", "configure_logging", "redact_event"]
+__all__ = ["SDK_LOGGERS", "LogFormat", "bind_tenant", "bound_ids", "configure_logging",
+           "redact_event"]
 
 # Loggers that would print request or response bodies below INFO.
 SDK_LOGGERS = ("openai", "anthropic", "google_genai", "google.genai", "httpcore", "httpcore2")
@@ -101,9 +104,30 @@ def configure_logging(level: str = "INFO", fmt: LogFormat | str | None = None,
         logging.getLogger(name).setLevel(max(numeric, logging.INFO))
 
 
+# Set inside ``bound_ids``: only then may a service add ids it learns (``bind_tenant``), since
+# only then is someone there to take them off again when the task ends.
+_in_bound_block: ContextVar[bool] = ContextVar("llmbatch_in_bound_block", default=False)
+
+
 @contextmanager
 def bound_ids(**ids: str | None) -> Iterator[None]:
-    """Bind ids (job_id, batch_id, task, task_id...) to every log line inside the block."""
+    """Bind ids (job_id, batch_id, task, task_id...) to every log line inside the block;
+    ids a service binds inside it (``bind_tenant``) end with it too."""
     present = {k: v for k, v in ids.items() if v is not None}
-    with structlog.contextvars.bound_contextvars(**present):
-        yield
+    before = structlog.contextvars.get_contextvars()
+    inside = _in_bound_block.set(True)
+    try:
+        with structlog.contextvars.bound_contextvars(**present):
+            yield
+    finally:
+        _in_bound_block.reset(inside)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**before)
+
+
+def bind_tenant(tenant: str) -> None:
+    """Add the job's tenant to the lines of the task under way (its ``bound_ids`` block).
+    Services call it where they read the job row anyway; outside a task it does nothing,
+    so no tenant is left on the lines of whatever the thread does next."""
+    if _in_bound_block.get():
+        structlog.contextvars.bind_contextvars(tenant_id=tenant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -22,6 +23,8 @@ from llmbatch.domain.retry import (
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
+from llmbatch.observability.logging import bind_tenant
+from llmbatch.observability.redaction import Redactor
 from llmbatch.pricing import ModelPrices
 from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
@@ -159,8 +162,22 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
     return BatchStatus.ENDED
 
 
-def _result_row(result: ItemResult, status: ItemStatus,
-                prices: ModelPrices | None) -> ResultRow:
+def _stored_error(result: ItemResult, redactor: Redactor) -> dict[str, Any] | None:
+    """A failed item's error as ``items.error`` and ``item_attempts.error`` keep it: the
+    provider wrote its text and may quote the prompt (an email address, a key), so type,
+    code and message go through the redaction step. The response stays as it came."""
+    error = result.error
+    if error is None:
+        return None
+    stored = error.as_dict()
+    for field in ("type", "code", "message"):
+        if stored[field]:
+            stored[field] = redactor.text(stored[field])
+    return stored
+
+
+def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | None,
+                redactor: Redactor) -> ResultRow:
     usage = result.usage
     cost = item_cost(usage, prices)
     return ResultRow(
@@ -169,7 +186,7 @@ def _result_row(result: ItemResult, status: ItemStatus,
         usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
         usage.cached_tokens if usage else 0, usage.reasoning_tokens if usage else 0,
         usage.cache_write_tokens if usage else 0, usage.cache_write_1h_tokens if usage else 0,
-        result.error.as_dict() if result.error else None,
+        _stored_error(result, redactor),
         cost.batch_pusd if cost else None, cost.sync_pusd if cost else None)
 
 
@@ -199,6 +216,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     max_attempts = rt.config.retry.item_max_attempts
     # The prices in force when the requests were sent (the catalogue keeps price history).
     prices = model_prices(rt, batch.provider, batch.model, batch.submitted_at or now)
+    # Error text quoted from the provider is redacted with this runtime's patterns.
+    redactor = Redactor(rt.config.privacy.patterns)
     chunk: list[StorableResult] = []
     stored = 0
     problems: list[str] = []  # results that could not be stored as they came
@@ -224,7 +243,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                     continue
                 status = settle_result(r, attempts=attempts, max_attempts=max_attempts,
                                        cancelling=cancelling)
-                rows.append(_result_row(r, status, prices))
+                rows.append(_result_row(r, status, prices, redactor))
             count = uow.repo.record_results(batch_id, rows, moment)
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
@@ -316,6 +335,7 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
     with rt.uow() as uow:
         uow.repo.lock_job(job_id)  # one finalize (or plan) of a job at a time
         job = uow.repo.get_job(job_id, totals=False)
+        bind_tenant(job.tenant)
         if is_terminal(job.status) or uow.repo.open_batch_count(job_id):
             return None
         cancelling = job.status is JobStatus.CANCELLING

@@ -26,6 +26,7 @@ from llmbatch.domain.planning import pack_items
 from llmbatch.domain.retry import keep_trying_submit, retry_delay
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.errors import ProviderError, QuotaExceededError, TransientProviderError
+from llmbatch.observability.logging import bind_tenant
 from llmbatch.observability.redaction import redact
 from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.jobs import request_from_stored
@@ -68,6 +69,7 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
         # would both pack the same pending items into batches, one of them left empty.
         uow.repo.lock_job(job_id)
         job = uow.repo.get_job(job_id, totals=False)
+        bind_tenant(job.tenant)
         if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
             return []
         adapter = rt.registry.get(job.provider)
@@ -137,6 +139,7 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             uow.commit()
             return None
         job = uow.repo.get_job(batch.job_id, totals=False)
+        bind_tenant(job.tenant)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even
         # when cancelling, so that it is adopted and then cancelled, not left running.

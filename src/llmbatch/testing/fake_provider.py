@@ -6,7 +6,8 @@ rate-limited, permanent) and "crash" the worker right after the provider created
 is how adoption by tag is tested. It validates like a real service: a batch over the request or
 byte limit is refused, so a planner bug shows up as a failed submission. A test can also hand it
 raw result lines (``result_lines``), which it reads as an adapter reads a result file: JSON
-escapes decoded, line numbers counted.
+escapes decoded, line numbers counted; a line with an ``error`` object is a failed item with
+that error (type, code, message, retryable) as the provider wrote it.
 """
 
 from __future__ import annotations
@@ -242,6 +243,13 @@ class FakeProvider(BatchProvider):
         obj = dict(line.obj or {})
         raw_usage = obj.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        raw_error = obj.get("error")
+        if isinstance(raw_error, dict):  # a failed item, its error text as the provider wrote it
+            error = ItemError(type=str(raw_error.get("type", "error")),
+                              code=raw_error.get("code"), message=str(raw_error.get("message", "")),
+                              retryable=bool(raw_error.get("retryable", False)))
+            return ItemResult(provider_key=line.custom_id, status=ItemStatus.FAILED,
+                              response=obj, error=error)
         return ItemResult(
             provider_key=line.custom_id, status=ItemStatus.SUCCEEDED, response=obj,
             output_text=obj.get("text"), finish_reason=obj.get("finish_reason", "stop"),
