@@ -3,8 +3,8 @@ what the API's estimate endpoint can call), and the per-request upper bounds tha
 reserve.
 
 Input tokens are counted offline with ``domain.tokens.estimate_tokens`` (about four characters
-a token, plus message framing): no tokenizer with its data ships for all three vendors
-(``tiktoken`` downloads its encodings at run time, and covers OpenAI only), so the estimate
+a token, plus message framing): no tokenizer that ships its data covers every provider
+(``tiktoken`` downloads its encodings at run time, and covers one vendor), so the estimate
 states its error instead (``INPUT_ERROR``). Output tokens have an upper bound (the request's
 ``max_tokens`` or the provider's default, else ``cost.default_max_output_tokens``) and an
 expected value: the mean output of this model's finished items, capped by each bound, when

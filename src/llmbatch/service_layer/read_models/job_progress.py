@@ -1,6 +1,6 @@
 """Read model of a running job's progress as honestly as it can be told: the items whose
-results are stored, what the provider says it has done on the batches not fetched yet (OpenAI
-and Gemini report live counts; others stay at zero until the end), an ETA from the polling
+results are stored, what the provider says it has done on the batches not fetched yet (some
+providers report live counts; others stay at zero until the end), an ETA from the polling
 model's outlook, and why it is held up if it is."""
 
 from __future__ import annotations
