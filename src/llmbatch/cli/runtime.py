@@ -10,10 +10,11 @@ from pathlib import Path
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
-from llmbatch.errors import ConfigError, InfrastructureError
+from llmbatch.db.reachability import require_database
+from llmbatch.errors import ConfigError
 from llmbatch.home import HOME_ENV, Project, load_project_config, sqlite_path
 
-__all__ = ["check_reachable", "ensure_schema", "is_embedded", "project_config", "runtime",
+__all__ = ["ensure_schema", "is_embedded", "project_config", "runtime",
            "stored_runtime"]
 
 
@@ -68,23 +69,9 @@ def stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
             raise ConfigError(f"no llmbatch database at {db_file}: nothing was submitted with "
                               f"this configuration (check database.url)")
     rt = _build(cfg, project, publish=publish)
-    check_reachable(rt)
+    require_database(rt.engine)
     ensure_schema(rt)
     return rt
-
-
-def check_reachable(rt: Runtime) -> None:
-    """Connect once, so that a database that is down or misaddressed is one line naming it
-    (exit 3), not a driver traceback from the middle of a query."""
-    from sqlalchemy.exc import OperationalError
-
-    try:
-        with rt.engine.connect():
-            pass
-    except OperationalError as exc:
-        where = rt.engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise InfrastructureError(f"cannot reach the database at {where}: {reason}") from exc
 
 
 def ensure_schema(rt: Runtime) -> None:
