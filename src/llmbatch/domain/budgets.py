@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-
-def from_pusd(pusd: int) -> Decimal:
-    """Picodollars as USD, exact (as ``llmbatch.pricing.from_pusd``)."""
-    return Decimal(pusd).scaleb(-12)
+from llmbatch.domain.money import from_pusd
 
 __all__ = ["BudgetShortfall", "Ledger", "job_scope", "shortfall", "tenant_scope"]
 

@@ -9,27 +9,17 @@ reasoning where a model prices it apart) and applies tier thresholds on the whol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from genai_prices import Usage as CatalogueUsage
 from genai_prices.types import ModelPrice
 
 from llmbatch.domain.models import Usage
+from llmbatch.domain.money import PICO, from_pusd, to_pusd
 from llmbatch.pricing.catalogue import ModelPrices
 
 __all__ = ["PICO", "ItemCost", "from_pusd", "price_usage", "to_pusd"]
 
-PICO = Decimal("1e-12")  # the stored unit: one picodollar (exact for any rate of 4 decimals/MTok)
-
-
-def to_pusd(usd: Decimal) -> int:
-    """USD as whole picodollars (half-even rounding below a picodollar)."""
-    return int(usd.quantize(PICO, rounding=ROUND_HALF_EVEN).scaleb(12))
-
-
-def from_pusd(pusd: int) -> Decimal:
-    """Picodollars as USD, exact."""
-    return Decimal(pusd).scaleb(-12)
 
 
 @dataclass(frozen=True)
