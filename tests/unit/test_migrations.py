@@ -131,7 +131,7 @@ def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engin
 def test_a_worker_refuses_a_server_database_whose_schema_is_behind(
         postgresql_engine: Engine, tmp_path: Path) -> None:
     from llmbatch.bootstrap import Runtime
-    from llmbatch.cli.main import _ensure_schema
+    from llmbatch.cli.runtime import ensure_schema as _ensure_schema
     from llmbatch.config import AppConfig
     from llmbatch.errors import ConfigError
     from llmbatch.providers.registry import ProviderRegistry

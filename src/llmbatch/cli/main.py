@@ -37,7 +37,6 @@ from llmbatch.cli.source import (
 from llmbatch.cli.usage import usage_command
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
-from llmbatch.config import AppConfig
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
 from llmbatch.observability.logging import LogFormat
@@ -86,22 +85,6 @@ app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
 
 
-def _config(path: Path | None) -> AppConfig:
-    return cli_runtime.project_config(path)[0]
-
-
-def _runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    return cli_runtime.runtime(path, publish=publish)
-
-
-def _stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
-    return cli_runtime.stored_runtime(path, publish=publish)
-
-
-_ensure_schema = cli_runtime.ensure_schema
-_is_embedded = cli_runtime.is_embedded
-
-
 @app.command()
 def submit(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
@@ -142,26 +125,25 @@ def submit(
                                             idempotency_key=idempotency_key)
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
-        job_id, created = _submit_local(file, provider=provider, model=model, name=name,
-                                        endpoint=endpoint, idempotency_key=idempotency_key,
-                                        max_cost=max_cost, webhook_url=webhook_url,
-                                        strict_model=strict_model, dry_run=dry_run,
-                                        config=config)
-        source = LocalSource(_runtime(config, publish=True))
+        rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
+                                   endpoint=endpoint, idempotency_key=idempotency_key,
+                                   max_cost=max_cost, webhook_url=webhook_url,
+                                   strict_model=strict_model, dry_run=dry_run, config=config)
+        source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return
     start_worker = source.embedded_broker if worker is None else worker
-    sys.exit(_wait_and_report(source, job_id, config, start_worker))
+    sys.exit(cli_wait.wait_and_report(source, job_id, config, start_worker, console))
 
 
 def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
-                  config: Path | None) -> tuple[str, bool]:
+                  config: Path | None) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
-    broker cannot be told (the tick picks it up)."""
+    broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
     from llmbatch.cli.validate import print_report, warn
     from llmbatch.db.reachability import require_database
     from llmbatch.service_layer.jobs import create_job
@@ -170,13 +152,13 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     if dry_run:
         from llmbatch.service_layer.intake import validate_file
 
-        report = validate_file(_runtime(config), file, provider=provider, model=model,
+        report = validate_file(cli_runtime.runtime(config), file, provider=provider, model=model,
                                endpoint=endpoint, strict_model=strict_model)
         sys.exit(print_report(report, provider=provider))
-    rt = _runtime(config, publish=True)
+    rt = cli_runtime.runtime(config, publish=True)
     rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
     require_database(rt.engine)
-    _ensure_schema(rt)
+    cli_runtime.ensure_schema(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,
@@ -186,12 +168,7 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "
              f"({wakeups.failures[0]}); the scheduler tick picks the job up once the broker "
              "is back and a worker and beat run. Do not submit it again.")
-    return job_id, created
-
-
-def _wait_and_report(source: JobSource, job_id: str, config: Path | None,
-                     start_worker: bool) -> int:
-    return cli_wait.wait_and_report(source, job_id, config, start_worker, console)
+    return rt, job_id
 
 
 @app.command()
@@ -237,7 +214,7 @@ def worker(
 
         start_worker_metrics(rt.config, metrics_port)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
-    _ensure_schema(rt)
+    cli_runtime.ensure_schema(rt)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]
@@ -303,7 +280,7 @@ def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
     """Create or migrate the database schema."""
     from llmbatch.db.migrate import upgrade
 
-    rt = _runtime(config)
+    rt = cli_runtime.runtime(config)
     upgrade(rt.engine, revision)
     console.print(f"database at {rt.engine.url.render_as_string(hide_password=True)}: "
                   f"{revision}")
