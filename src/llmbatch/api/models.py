@@ -262,6 +262,12 @@ class CreateJobJson(BaseModel):
     endpoint: Endpoint = Endpoint.CHAT
     name: str | None = Field(None, max_length=200)
     metadata: dict[str, Any] | None = None
+    strict_model: bool = Field(False, description=(
+        "Refuse lines whose body.model differs from model (default: they run on model)"))
+    max_cost: Decimal | None = Field(None, ge=0, description=(
+        "USD cap on the job's batch cost: refused if its upper bound is over"))
+    webhook_url: str | None = Field(None, max_length=2000, description=(
+        "Notified (signed, Standard Webhooks) when the job ends; host must be allowed"))
     requests: list[dict[str, Any]] = Field(
         min_length=1, description="Request lines, as in a JSONL file (custom_id, body)")
 

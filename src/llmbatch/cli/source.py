@@ -33,12 +33,14 @@ from llmbatch.service_layer.read_models import (
 )
 from llmbatch.service_layer.read_models.job_progress import JobProgress
 from llmbatch.service_layer.read_models.stalls import Stall
+from llmbatch.service_layer.submit_options import NO_OPTIONS, SubmitOptions
 
 if TYPE_CHECKING:
     from llmbatch.api.models import JobDetailOut, Result
+    from llmbatch.api.validation_models import ValidationOut
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "JobSource", "LocalSource", "RemoteSource",
-           "api_url", "job_source", "local_only", "set_api_url"]
+           "api_url", "job_source", "local_only", "remote_source", "set_api_url"]
 
 API_URL_ENV = "LLMBATCH_API_URL"
 API_KEY_ENV = "LLMBATCH_API_KEY"
@@ -76,11 +78,21 @@ class JobSource(Protocol):
     def job_results(self, job_id: str, *, lineage: bool = False) -> Iterator[ResultRecord]: ...
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]: ...
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]: ...
+                   name: str | None, idempotency_key: str | None,
+                   options: SubmitOptions = ...) -> tuple[str, bool]: ...
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
     def cost_note(self, provider: str, model: str) -> str | None: ...
     def retry_lineage(self, job_id: str, *, name: str | None,
                       include_cancelled: bool) -> RetryOutcome: ...
+
+
+def remote_source() -> RemoteSource | None:
+    """The remote API when one is named (``--api-url`` / ``$LLMBATCH_API_URL``), else None:
+    for commands that are not about stored jobs (``validate``, ``estimate``, ``usage``)."""
+    url = api_url()
+    return RemoteSource(url, os.environ.get(API_KEY_ENV)) if url else None
 
 
 def job_source(config: Path | None, *, publish: bool = False,
@@ -142,11 +154,23 @@ class LocalSource:
         return iter_job_events(self.rt, job_id)
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]:
+                   name: str | None, idempotency_key: str | None,
+                   options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
         from llmbatch.service_layer.jobs import create_job
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
-                          name=name, idempotency_key=idempotency_key)
+                          name=name, idempotency_key=idempotency_key,
+                          strict_model=options.strict_model, max_cost=options.max_cost,
+                          webhook_url=options.webhook_url)
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut:
+        from llmbatch.api.validation_models import ValidationOut
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(self.rt, path, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model)
+        return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job
@@ -209,11 +233,17 @@ class RemoteSource:
                               to_status=e.to_status, data=e.data)
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]:
+                   name: str | None, idempotency_key: str | None,
+                   options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
-                                           idempotency_key=idempotency_key)
+                                           idempotency_key=idempotency_key, options=options)
         return job.id, created
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut:
+        return self.backend.validate(path, provider=provider, model=model, endpoint=endpoint,
+                                     strict_model=strict_model)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         return self.backend.cancel(job_id)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
+from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import (
     CancelOut,
     EventOut,
@@ -22,6 +24,7 @@ from llmbatch.api.models import (
     Result,
     RetryOut,
 )
+from llmbatch.api.validation_models import ValidationOut
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import JobStatus
 from llmbatch.errors import (
@@ -31,8 +34,15 @@ from llmbatch.errors import (
     LLMBatchError,
     NotFoundError,
 )
+from llmbatch.service_layer.submit_options import NO_OPTIONS, SubmitOptions
 
-__all__ = ["ApiError", "Backend", "EmbeddedBackend", "RemoteBackend"]
+__all__ = ["ApiError", "Backend", "EmbeddedBackend", "RemoteBackend", "SubmitOptions",
+           "day_start"]
+
+
+def day_start(day: date | None) -> datetime | None:
+    """Midnight UTC of ``day`` (how the usage report's days are bounded)."""
+    return None if day is None else datetime.combine(day, time(), UTC)
 
 
 class ApiError(LLMBatchError):
@@ -52,7 +62,14 @@ class Backend(Protocol):
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]: ...
+               idempotency_key: str | None, options: SubmitOptions = ...,
+               ) -> tuple[JobOut, bool]: ...
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut: ...
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut: ...
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut: ...
     def detail(self, job_id: str) -> JobDetailOut: ...
     def list(self, *, limit: int, cursor: str | None,
              status: JobStatus | None) -> PageOut[JobOut]: ...
@@ -82,14 +99,42 @@ class EmbeddedBackend:
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]:
+               idempotency_key: str | None, options: SubmitOptions = NO_OPTIONS,
+               ) -> tuple[JobOut, bool]:
         from llmbatch.service_layer import read_models
         from llmbatch.service_layer.jobs import create_job
 
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
-                                     idempotency_key=idempotency_key)
+                                     idempotency_key=idempotency_key,
+                                     strict_model=options.strict_model,
+                                     max_cost=options.max_cost,
+                                     webhook_url=options.webhook_url)
         return JobOut.from_summary(read_models.job_summary(self.rt, job_id)), created
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut:
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(self.rt, path, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model)
+        return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
+
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut:
+        from llmbatch.service_layer.estimates import estimate_file
+
+        est = estimate_file(self.rt, path, provider=provider, model=model, endpoint=endpoint)
+        return EstimateOut.from_estimate(est, endpoint)
+
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut:
+        from llmbatch.service_layer.read_models.usage import usage_report
+
+        rows = usage_report(self.rt, by, tenant=tenant, start=day_start(start),
+                            end=day_start(end + timedelta(days=1))
+                            if end and end < date.max else None)
+        return UsageReportOut.build(list(by), rows, start=start, end=end, tenant=tenant)
 
     def detail(self, job_id: str) -> JobDetailOut:
         from llmbatch.service_layer import read_models
@@ -185,24 +230,60 @@ class RemoteBackend:
         raise_for_problem(response)
         return response.json()
 
+    def _upload(self, route: str, path: Path, fields: dict[str, str],
+                headers: dict[str, str] | None = None) -> httpx.Response:
+        """``path`` as the multipart ``file`` part (httpx streams it in chunks), named as
+        the user named it, so the API's problems name it the same way."""
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
+        with handle, self._reaching():
+            response = self.http.post(route, data=fields, headers=headers or {}, files={
+                "file": (str(path), handle, "application/x-ndjson")})
+        raise_for_problem(response)
+        return response
+
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]:
+               idempotency_key: str | None, options: SubmitOptions = NO_OPTIONS,
+               ) -> tuple[JobOut, bool]:
         fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
         if name is not None:
             fields["name"] = name
         if metadata is not None:
             fields["metadata"] = json.dumps(metadata)
+        if options.strict_model:
+            fields["strict_model"] = "true"
+        if options.max_cost is not None:
+            fields["max_cost"] = str(options.max_cost)
+        if options.webhook_url is not None:
+            fields["webhook_url"] = options.webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
-        with handle, self._reaching():  # httpx streams the file part in chunks
-            response = self.http.post("/jobs", data=fields, headers=headers, files={
-                "file": (str(path), handle, "application/x-ndjson")})
-        raise_for_problem(response)
+        response = self._upload("/jobs", path, fields, headers)
         return JobOut.model_validate(response.json()), response.status_code == 201
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool) -> ValidationOut:
+        fields = {"provider": provider, "model": model, "endpoint": str(endpoint),
+                  "strict_model": "true" if strict_model else "false"}
+        return ValidationOut.model_validate(self._upload("/validations", path, fields).json())
+
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut:
+        fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
+        return EstimateOut.model_validate(self._upload("/estimates", path, fields).json())
+
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut:
+        params: dict[str, str] = {"by": ",".join(by)}
+        if start is not None:
+            params["from"] = start.isoformat()
+        if end is not None:
+            params["to"] = end.isoformat()
+        if tenant is not None:
+            params["tenant"] = tenant
+        return UsageReportOut.model_validate(self._json("GET", "/usage", params=params))
 
     def detail(self, job_id: str) -> JobDetailOut:
         return JobDetailOut.model_validate(self._json("GET", f"/jobs/{job_id}"))

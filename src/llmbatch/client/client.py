@@ -8,19 +8,35 @@ api_key=...)`` talks to a remote ``llmbatch api``. Both hand back the API's own 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import EventOut, JobDetailOut, JobOut, Result
+from llmbatch.api.validation_models import ValidationOut
 from llmbatch.client.backends import Backend, EmbeddedBackend, RemoteBackend
 from llmbatch.client.requests import RequestsInput, as_jsonl
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import JobStatus
+from llmbatch.service_layer.submit_options import SubmitOptions
 
 __all__ = ["Client", "Job"]
+
+
+@contextmanager
+def _jsonl(requests: RequestsInput) -> Iterator[Path]:
+    """The requests as a JSONL file for as long as the block runs (a path given stays)."""
+    path, temporary = as_jsonl(requests)
+    try:
+        yield path
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
 
 
 class Job:
@@ -138,18 +154,44 @@ class Client:
     def submit(self, requests: RequestsInput, *, provider: str, model: str,
                endpoint: Endpoint | str = Endpoint.CHAT, name: str | None = None,
                metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> Job:
-        """Store a job from a JSONL path or any iterable of request dicts or strings."""
-        path, temporary = as_jsonl(requests)
-        try:
+               idempotency_key: str | None = None, strict_model: bool = False,
+               max_cost: Decimal | str | None = None,
+               webhook_url: str | None = None) -> Job:
+        """Store a job from a JSONL path or any iterable of request dicts or strings.
+        ``strict_model`` refuses lines whose ``body.model`` names another model;
+        ``max_cost`` (USD) caps the job's batch cost (refused here if its upper bound is
+        over); ``webhook_url`` is notified, signed, when the job ends."""
+        options = SubmitOptions(strict_model=strict_model,
+                                max_cost=None if max_cost is None else Decimal(max_cost),
+                                webhook_url=webhook_url)
+        with _jsonl(requests) as path:
             job, created = self.backend.create(
                 path, provider=provider, model=model, endpoint=Endpoint(endpoint), name=name,
                 metadata=dict(metadata) if metadata is not None else None,
-                idempotency_key=idempotency_key)
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
+                idempotency_key=idempotency_key, options=options)
         return Job(self, job, created=created)
+
+    def validate(self, requests: RequestsInput, *, provider: str, model: str,
+                 endpoint: Endpoint | str = Endpoint.CHAT,
+                 strict_model: bool = False) -> ValidationOut:
+        """What ``submit`` would say of these requests (every problem), storing nothing."""
+        with _jsonl(requests) as path:
+            return self.backend.validate(path, provider=provider, model=model,
+                                         endpoint=Endpoint(endpoint), strict_model=strict_model)
+
+    def estimate(self, requests: RequestsInput, *, provider: str, model: str,
+                 endpoint: Endpoint | str = Endpoint.CHAT) -> EstimateOut:
+        """What these requests will cost in a batch, synchronously, and the saving."""
+        with _jsonl(requests) as path:
+            return self.backend.estimate(path, provider=provider, model=model,
+                                         endpoint=Endpoint(endpoint))
+
+    def usage(self, *, by: Sequence[str] = ("provider", "model"), start: date | None = None,
+              end: date | None = None, tenant: str | None = None) -> UsageReportOut:
+        """Finished requests grouped by any of provider, model, tenant, day (UTC days
+        ``start`` to ``end``, inclusive): tokens, batch cost, synchronous cost, saving.
+        Remote: the API key's own tenant (an admin key: any, or ``tenant``)."""
+        return self.backend.usage(by=list(by), start=start, end=end, tenant=tenant)
 
     def job(self, job_id: str) -> Job:
         """A handle on an existing job."""

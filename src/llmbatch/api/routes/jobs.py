@@ -12,6 +12,7 @@ import json
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,7 +46,7 @@ from llmbatch.service_layer.read_models import MAX_PAGE_SIZE
 from llmbatch.service_layer.read_models.job_progress import job_progress
 from llmbatch.service_layer.read_models.result_lines import job_result_lines
 
-__all__ = ["CREATE_JOB_BODY", "router"]
+__all__ = ["CREATE_JOB_BODY", "receive_job_body", "router"]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 Caller = Annotated[Principal, Depends(caller)]
@@ -73,6 +74,14 @@ CREATE_JOB_BODY: dict[str, Any] = {
                     "name": {"type": "string", "maxLength": 200},
                     "metadata": {"type": "string",
                                  "description": "A JSON object, kept with the job"},
+                    "strict_model": {"type": "string", "enum": ["true", "false"],
+                                     "description": "Refuse lines whose body.model differs "
+                                                    "from model"},
+                    "max_cost": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                 "maxLength": 40,
+                                 "description": "USD cap on the job's batch cost"},
+                    "webhook_url": {"type": "string", "maxLength": 2000,
+                                    "description": "Notified (signed) when the job ends"},
                 },
             },
             "encoding": {"file": {"contentType": "application/x-ndjson"}},
@@ -114,9 +123,27 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
             raise InputError("must be a JSON object", field="metadata") from exc
         if not isinstance(metadata, dict):
             raise InputError("must be a JSON object", field="metadata")
+    strict = (text("strict_model") or "false").lower()
+    if strict not in ("true", "false"):
+        raise InputError("must be true or false", field="strict_model")
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
-            "name": text("name"), "metadata": metadata}
+            "name": text("name"), "metadata": metadata, "strict_model": strict == "true",
+            "max_cost": _max_cost(text("max_cost", max_len=40)),
+            "webhook_url": text("webhook_url", max_len=2000)}
+
+
+def _max_cost(value: str | None) -> Decimal | None:
+    """A form's ``max_cost``: a non-negative decimal number of USD."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+    except ArithmeticError as exc:
+        raise InputError("must be a decimal number of USD", field="max_cost") from exc
+    if not amount.is_finite() or amount < 0:
+        raise InputError("must be a decimal number of USD, 0 or more", field="max_cost")
+    return amount
 
 
 def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
@@ -154,6 +181,20 @@ async def create(
 ) -> Response:
     state = api_state(request)
     rt = state.runtime
+    path, shown_as, params = await receive_job_body(request)
+    job_id, created = await run_in_threadpool(_create, rt, path, shown_as, params,
+                                              principal.tenant, idempotency_key)
+    job = await run_in_threadpool(read_models.job_summary, rt, job_id)
+    return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
+                        status_code=201 if created else 200,
+                        headers={"Location": _job_location(job_id)})
+
+
+async def receive_job_body(request: Request) -> tuple[Path, str, dict[str, Any]]:
+    """A job's body as ``POST /v1/jobs`` takes it (a multipart JSONL upload, or JSON with
+    inline requests): the JSONL on disk (the caller deletes it), the name its problems
+    give the file, and the other fields as ``create_job``'s keyword arguments."""
+    state = api_state(request)
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
@@ -165,26 +206,18 @@ async def create(
         except InputError:
             upload.path.unlink(missing_ok=True)
             raise
-        path, shown_as = upload.path, upload.filename
-    elif media == "application/json":
+        return upload.path, upload.filename, params
+    if media == "application/json":
         doc = await receive_json(request.stream(), max_bytes=state.config.max_body_bytes)
         try:
             body = CreateJobJson.model_validate(doc)
         except ValueError as exc:
             raise _body_problem(exc) from exc
-        params = body.model_dump(exclude={"requests"})
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
-        shown_as = "requests"
-    else:
-        raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
-                              "application/json (inline 'requests')")
-    job_id, created = await run_in_threadpool(_create, rt, path, shown_as, params,
-                                              principal.tenant, idempotency_key)
-    job = await run_in_threadpool(read_models.job_summary, rt, job_id)
-    return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
-                        status_code=201 if created else 200,
-                        headers={"Location": _job_location(job_id)})
+        return path, "requests", body.model_dump(exclude={"requests"})
+    raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
+                          "application/json (inline 'requests')")
 
 
 def _upload_dir(configured: str | None) -> Path | None:
