@@ -230,8 +230,7 @@ def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: 
     # submit's options go through the API too, and say what they say locally.
     several = tmp_path / "several.jsonl"
     several.write_text('{"custom_id": "x", "body": 5}\nnot json\n' + prompts.read_text(
-        encoding="utf-8").splitlines()[0].replace('"model"', '"modelx"') + "\n",
-        encoding="utf-8")
+        encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
     other_model = tmp_path / "other_model.jsonl"
     other_model.write_text(json.dumps({"custom_id": "m", "body": {
         "model": "another", "messages": [{"role": "user", "content": "hi"}]}}) + "\n",
