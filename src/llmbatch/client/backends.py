@@ -256,7 +256,7 @@ class RemoteBackend:
         if options.strict_model:
             fields["strict_model"] = "true"
         if options.max_cost is not None:
-            fields["max_cost"] = str(options.max_cost)
+            fields["max_cost"] = format(options.max_cost, "f")  # never 1E-8
         if options.webhook_url is not None:
             fields["webhook_url"] = options.webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
