@@ -18,8 +18,9 @@ from llmbatch.client import Client
 from llmbatch.client.backends import EmbeddedBackend, RemoteBackend
 from llmbatch.config import ModelConfig, ProviderConfig
 from llmbatch.db import tables
-from llmbatch.errors import InputError
+from llmbatch.errors import InputError, InputProblems
 from llmbatch.service_layer.estimates import estimate_file
+from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.read_models.usage import usage_report
 from llmbatch.webhooks.settings import WebhooksConfig
 from service.harness import Driver
@@ -155,3 +156,17 @@ def test_estimate_and_usage_answer_the_same_remotely_and_embedded(
     with remote(world, "alice") as client, pytest.raises(InputError) as refused:
         client.estimate(bad, provider="fake", model=MODEL)
     assert (refused.value.file, refused.value.line) == (str(bad), 2)
+
+
+def test_a_refused_submit_lists_every_problem_as_it_does_locally(
+        world: ApiWorld, tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.jsonl", [chat_line("a"), '{"custom_id": "b", "body": 5}',
+                                         "not json", chat_line("a")])
+    with pytest.raises(InputProblems) as local:
+        create_job(world.driver.rt, bad, provider="fake", model=MODEL)
+    with remote(world, "alice") as client, pytest.raises(InputProblems) as far:
+        client.submit(bad, provider="fake", model=MODEL)
+    assert far.value.total == local.value.total == 3
+    assert str(far.value) == str(local.value)
+    assert str(far.value).splitlines()[0] == f"{bad}: 3 problems"
+    assert jobs_stored(world) == 0

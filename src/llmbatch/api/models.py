@@ -298,6 +298,8 @@ class ProblemOut(_Out):
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemError] | None = None
+    problem_count: int | None = Field(None, description=(
+        "Bad input: how many problems there are in all ('errors' lists the first 20)"))
 
 
 def _summary(job: JobSummary) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from llmbatch.errors import (
     ConflictError,
     InfrastructureError,
     InputError,
+    InputProblems,
     LLMBatchError,
     NotFoundError,
 )
@@ -190,9 +191,14 @@ def raise_for_problem(response: httpx.Response) -> None:
     status = response.status_code
     if status == 422:
         errors = problem.get("errors") or [{}]
-        first = errors[0]
-        raise InputError(first.get("message", detail), file=first.get("file"),
-                         line=first.get("line"), field=first.get("field"))
+        listed = [InputError(e.get("message", detail), file=e.get("file"), line=e.get("line"),
+                             field=e.get("field")) for e in errors]
+        total = problem.get("problem_count")
+        if len(listed) > 1 or (isinstance(total, int) and total > 1):
+            # Every problem of a file, as the local command raises them.
+            raise InputProblems(listed, total=total if isinstance(total, int) else None,
+                                file=listed[0].file)
+        raise listed[0]
     if status == 404:
         raise NotFoundError(detail)
     if status == 409:

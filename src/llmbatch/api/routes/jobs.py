@@ -38,7 +38,7 @@ from llmbatch.api.uploads import receive_json, receive_multipart, write_jsonl
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
-from llmbatch.errors import InputError
+from llmbatch.errors import InputError, InputProblems
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.jobs import cancel_job, create_job, retry_lineage
@@ -152,10 +152,12 @@ def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tena
     not the temporary one."""
     try:
         return create_job(rt, path, tenant=tenant, idempotency_key=idempotency_key, **params)
+    except InputProblems as exc:  # every problem listed, as the CLI lists them locally
+        raise InputProblems([_renamed(p, str(path), shown_as) for p in exc.problems],
+                            total=exc.total, file=shown_as) from exc
     except InputError as exc:
         if exc.file == str(path):
-            raise InputError(exc.message, file=shown_as, line=exc.line,
-                             field=exc.field) from exc
+            raise _renamed(exc, str(path), shown_as) from exc
         raise
     finally:
         path.unlink(missing_ok=True)
@@ -188,6 +190,13 @@ async def create(
     return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
                         status_code=201 if created else 200,
                         headers={"Location": _job_location(job_id)})
+
+
+def _renamed(exc: InputError, actual: str, shown_as: str) -> InputError:
+    """``exc`` naming the client's file instead of the temporary one."""
+    if exc.file != actual:
+        return exc
+    return InputError(exc.message, file=shown_as, line=exc.line, field=exc.field)
 
 
 async def receive_job_body(request: Request) -> tuple[Path, str, dict[str, Any]]:
