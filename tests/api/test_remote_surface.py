@@ -170,3 +170,19 @@ def test_a_refused_submit_lists_every_problem_as_it_does_locally(
     assert str(far.value) == str(local.value)
     assert str(far.value).splitlines()[0] == f"{bad}: 3 problems"
     assert jobs_stored(world) == 0
+
+
+def test_what_a_submit_did_unasked_comes_back_as_warnings(
+        world: ApiWorld, tmp_path: Path) -> None:
+    other_model = write(tmp_path / "other.jsonl", [chat_line("a"), json.dumps({
+        "custom_id": "b", "body": {"model": "x", "messages": [{"role": "user",
+                                                               "content": "hi"}]}})])
+    for client in (remote(world, "alice"), embedded(world)):
+        with client:
+            job = client.submit(other_model, provider="fake", model=MODEL)
+            assert job.warnings == [f"{other_model}:2: 1 line(s) name another model in "
+                                    f"body.model ('x'); they run on the job's model "
+                                    f"{MODEL!r} (--strict-model refuses them instead)"]
+            again = client.submit(write(tmp_path / "plain.jsonl", [chat_line("a")]),
+                                  provider="fake", model=MODEL)
+            assert again.warnings == []

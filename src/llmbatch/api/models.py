@@ -26,9 +26,9 @@ from llmbatch.service_layer.read_models import (
 from llmbatch.service_layer.read_models.job_progress import JobProgress
 from llmbatch.service_layer.read_models.stalls import Stall
 
-__all__ = ["BatchOut", "CancelOut", "CreateJobJson", "EventOut", "ItemOut", "JobDetailOut",
-           "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut", "Result",
-           "RetryOut", "StallOut", "UsageOut"]
+__all__ = ["BatchOut", "CancelOut", "CreateJobJson", "CreatedJobOut", "EventOut", "ItemOut",
+           "JobDetailOut", "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut",
+           "Result", "RetryOut", "StallOut", "UsageOut"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,15 @@ class JobOut(_Out):
     @classmethod
     def from_summary(cls, job: JobSummary) -> JobOut:
         return cls(**_summary(job))
+
+
+class CreatedJobOut(JobOut):
+    """``POST /v1/jobs``'s answer: the job, and what was done unasked (the warnings
+    ``llmbatch submit`` prints, naming the uploaded file)."""
+
+    warnings: list[str] = Field(default_factory=list, description=(
+        "One line per thing done unasked, e.g. lines whose body.model names another model "
+        "and run on the job's model (strict_model refuses them instead)"))
 
 
 class BatchOut(_Out):

@@ -235,9 +235,13 @@ class RemoteSource:
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
                    options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
+        from llmbatch.cli.validate import warn
+
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
                                            idempotency_key=idempotency_key, options=options)
+        for line in getattr(job, "warnings", ()):  # as the local submit prints them
+            warn(line)
         return job.id, created
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,

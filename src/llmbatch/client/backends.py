@@ -16,6 +16,7 @@ import httpx
 from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import (
     CancelOut,
+    CreatedJobOut,
     EventOut,
     JobDetailOut,
     JobOut,
@@ -105,13 +106,15 @@ class EmbeddedBackend:
         from llmbatch.service_layer import read_models
         from llmbatch.service_layer.jobs import create_job
 
+        warnings: list[str] = []
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
                                      idempotency_key=idempotency_key,
                                      strict_model=options.strict_model,
                                      max_cost=options.max_cost,
-                                     webhook_url=options.webhook_url)
-        return JobOut.from_summary(read_models.job_summary(self.rt, job_id)), created
+                                     webhook_url=options.webhook_url, warn=warnings.append)
+        job = JobOut.from_summary(read_models.job_summary(self.rt, job_id))
+        return CreatedJobOut(**job.model_dump(), warnings=warnings), created
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                  strict_model: bool) -> ValidationOut:
@@ -267,7 +270,7 @@ class RemoteBackend:
             fields["webhook_url"] = options.webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self._upload("/jobs", path, fields, headers)
-        return JobOut.model_validate(response.json()), response.status_code == 201
+        return CreatedJobOut.model_validate(response.json()), response.status_code == 201
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                  strict_model: bool) -> ValidationOut:

@@ -47,6 +47,8 @@ class Job:
         self.id = job.id
         self.created = created
         self.last: JobOut = job
+        self.warnings: list[str] = list(getattr(job, "warnings", ()))
+        """What the submit did unasked (lines whose body.model named another model...)."""
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.last.status}>"

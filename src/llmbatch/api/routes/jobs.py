@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from llmbatch.api.auth import caller
 from llmbatch.api.models import (
     CancelOut,
+    CreatedJobOut,
     CreateJobJson,
     EventOut,
     ItemOut,
@@ -147,11 +148,14 @@ def _max_cost(value: str | None) -> Decimal | None:
 
 
 def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
-            idempotency_key: str | None) -> tuple[str, bool]:
-    """``create_job`` on the uploaded file; its input errors name the client's file name,
-    not the temporary one."""
+            idempotency_key: str | None) -> tuple[str, bool, list[str]]:
+    """``create_job`` on the uploaded file; its input errors and warnings name the client's
+    file name, not the temporary one."""
+    warnings: list[str] = []
     try:
-        return create_job(rt, path, tenant=tenant, idempotency_key=idempotency_key, **params)
+        job_id, created = create_job(rt, path, tenant=tenant, idempotency_key=idempotency_key,
+                                     warn=warnings.append, **params)
+        return job_id, created, [w.replace(str(path), shown_as) for w in warnings]
     except InputProblems as exc:  # every problem listed, as the CLI lists them locally
         raise InputProblems([_renamed(p, str(path), shown_as) for p in exc.problems],
                             total=exc.total, file=shown_as) from exc
@@ -165,12 +169,12 @@ def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tena
 
 @router.post(
     "/jobs", status_code=201, summary="Create a job from a JSONL upload or inline requests",
-    response_model=JobOut,
+    response_model=CreatedJobOut,
     responses={
         201: {"description": "Created", "headers": {"Location": {
             "description": "The new job", "schema": {"type": "string"}}}},
         200: {"description": "The job this Idempotency-Key already created (same content)",
-              "model": JobOut,
+              "model": CreatedJobOut,
               "headers": {"Location": {"schema": {"type": "string"}}}},
         **problem_responses(400, 401, 409, 413, 415, 422, 429, 503)},
     openapi_extra={"requestBody": CREATE_JOB_BODY})
@@ -184,10 +188,11 @@ async def create(
     state = api_state(request)
     rt = state.runtime
     path, shown_as, params = await receive_job_body(request)
-    job_id, created = await run_in_threadpool(_create, rt, path, shown_as, params,
-                                              principal.tenant, idempotency_key)
+    job_id, created, warnings = await run_in_threadpool(_create, rt, path, shown_as, params,
+                                                        principal.tenant, idempotency_key)
     job = await run_in_threadpool(read_models.job_summary, rt, job_id)
-    return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
+    answer = CreatedJobOut(**JobOut.from_summary(job).model_dump(), warnings=warnings)
+    return JSONResponse(answer.model_dump(mode="json"),
                         status_code=201 if created else 200,
                         headers={"Location": _job_location(job_id)})
 
