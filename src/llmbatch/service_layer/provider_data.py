@@ -10,6 +10,7 @@ retried by the tick after a backoff, at most ``retention.delete_attempts`` times
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -31,12 +32,14 @@ from llmbatch.domain.retention import (
     kept_event,
     retry_delay_s,
 )
+from llmbatch.errors import InputError
+from llmbatch.providers.base import BatchProvider
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
-__all__ = ["delete_provider_data", "job_retention", "on_fetched"]
+__all__ = ["delete_provider_data", "job_retention", "on_fetched", "retention_for_job"]
 
 log = structlog.get_logger("llmbatch.provider_data")
 
@@ -57,6 +60,24 @@ def job_retention(rt: Runtime, snapshot: dict[str, Any], provider: str) -> Reten
     elif "delete_files_after_fetch" in snapshot:
         return RetentionConfig(delete_when_stored=bool(snapshot["delete_files_after_fetch"]))
     return rt.config.provider(provider).retention
+
+
+def retention_for_job(adapter: BatchProvider, base: RetentionConfig,
+                      overrides: Mapping[str, Any]) -> RetentionConfig:
+    """The provider's ``base`` retention with a job's own ``overrides`` (unset keys keep the
+    provider's values), checked as config is: an unknown key, a bad value or a setting the
+    provider cannot honour is an ``InputError`` naming ``retention.<key>``."""
+    try:
+        retention = RetentionConfig.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise InputError(first["msg"], field=f"retention.{key}" if key else "retention") from exc
+    problems = adapter.retention_problems(retention, where="retention")
+    if problems:
+        field, _, message = problems[0].partition(": ")
+        raise InputError(message, field=field)
+    return retention
 
 
 def on_fetched(uow: UnitOfWork, rt: Runtime, batch: ProviderBatch,
