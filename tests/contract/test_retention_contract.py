@@ -161,3 +161,24 @@ def test_openai_expiries_out_of_range_are_refused_at_submit(
                    retention=retention)
     assert err.value.field == field and "outside OpenAI's range" in err.value.message
     assert emu.stats()["calls"].get("openai", {}) == {}
+
+
+def test_an_anthropic_batch_still_processing_cannot_be_deleted_and_says_why(
+        emu: EmulatorServer) -> None:
+    """Anthropic deletes only ended batches (B.9): the adapter reports the refusal as a failed
+    deletion (retried later by the service) instead of raising, and deletes once it ended."""
+    pytest.importorskip("anthropic")
+    from llmbatch.testing.contract.builtin import BUILDERS
+    from llmbatch.testing.contract.harness import running_harness
+
+    for h in running_harness(BUILDERS["anthropic"], emu):
+        submitted = h.submit(h.requests(2), tag=h.new_tag())
+        running = h.adapter.poll(submitted.provider_batch_id)
+        assert not running.ended
+        (refused,) = h.adapter.cleanup(submitted.provider_batch_id, running)
+        assert (refused.kind, str(refused.outcome)) == ("batch", "failed")
+        assert refused.error is not None and "still processing" in refused.error
+        ended = h.run_to_end(submitted.provider_batch_id, 2)
+        (deleted,) = h.adapter.cleanup(submitted.provider_batch_id, ended)
+        assert str(deleted.outcome) == "deleted"
+        assert _deletes(emu, "anthropic") == {"batches.delete": 2}
