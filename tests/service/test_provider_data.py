@@ -110,9 +110,10 @@ def test_the_provider_setting_applies_and_a_job_overrides_it(
 
 
 def test_a_failing_deletion_is_retried_a_bounded_number_of_times_and_never_fails_the_job(
-        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+        make_driver: Callable[..., Driver], write_jsonl: Writer, database_url: str) -> None:
     driver = make_driver(ProviderConfig(models=(ModelConfig(name=MODEL),),
-                                        retention=RetentionConfig(delete_attempts=3)))
+                                        retention=RetentionConfig(delete_attempts=3)),
+                         database_url=database_url)
     deleter = _deleter(driver, failures=100)
     job_id, _ = create_job(driver.rt, write_jsonl(2), provider="fake", model=MODEL)
 
