@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from llmbatch.domain.models import BatchProgress
 from llmbatch.domain.retention import Deletion, DeletionOutcome
 from llmbatch.domain.states import JobStatus
+from llmbatch.errors import InputError
 
 from .conftest import MODEL, ApiWorld, jsonl
 
@@ -54,3 +57,30 @@ def test_retention_the_provider_cannot_honour_is_a_422_naming_the_field(
     assert form.status_code == 422
     assert form.json()["errors"][0]["field"] == "retention"
     assert client.get("/v1/jobs").json()["data"] == []
+
+
+def test_the_python_client_sends_a_jobs_retention_to_the_api(api_world: ApiWorld) -> None:
+    """``Client(url=...).submit(..., retention=...)``: the multipart field reaches the job."""
+    import httpx
+
+    from llmbatch.client import Client
+    from llmbatch.client.backends import RemoteBackend
+
+    served = api_world.client("alice")
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        answer = served.request(request.method, request.url.path, headers=request.headers,
+                                content=request.read())
+        return httpx.Response(answer.status_code, headers=answer.headers,
+                              content=answer.content)
+
+    backend = RemoteBackend("http://api", None, transport=httpx.MockTransport(forward))
+    with Client(backend=backend) as client:
+        job = client.submit([json.loads(jsonl(1))], provider="fake", model=MODEL,
+                            retention={"delete_when_stored": False})
+        with pytest.raises(InputError) as err:
+            client.submit([json.loads(jsonl(1))], provider="fake", model=MODEL,
+                          retention={"output_expires_after_s": 7200})
+    assert err.value.field == "retention.output_expires_after_s"
+    assert api_world.driver.run(job.id).status is JobStatus.SUCCEEDED
+    assert "batch.provider_data_kept" in _event_types(api_world, job.id)
