@@ -31,17 +31,22 @@ MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
 SDKS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google.genai"}
 
 
-def _provider_config(name: str, emu: EmulatorServer) -> ProviderConfig:
+def _provider_config(name: str, emu: EmulatorServer, *, inline: bool) -> ProviderConfig:
     base_url = emu.openai_base_url if name == "openai" else f"{emu.url}/{name}"
-    # Gemini in file mode (a tiny inline limit): an input file and a result file to delete.
-    options = {"inline_max_bytes": 300} if name == "gemini" else {}
+    # Gemini in file mode (a tiny inline limit): an input file and a result file to delete;
+    # inline, the batch alone holds the requests and results.
+    options = {"inline_max_bytes": 300} if name == "gemini" and not inline else {}
     return ProviderConfig(base_url=base_url, api_key=TEST_API_KEY, sdk_max_retries=0,
                           models=(ModelConfig(name=MODELS[name]),), options=options)
 
 
-@pytest.fixture(params=sorted(MODELS))
-def provider(request: pytest.FixtureRequest) -> str:
-    pytest.importorskip(SDKS[request.param])
+INLINE = "gemini-inline"
+
+
+@pytest.fixture(params=[*sorted(MODELS), INLINE])
+def variant(request: pytest.FixtureRequest) -> str:
+    """A provider, and Gemini a second time in inline mode."""
+    pytest.importorskip(SDKS[request.param.removesuffix("-inline")])
     return str(request.param)
 
 
@@ -49,9 +54,11 @@ def provider(request: pytest.FixtureRequest) -> str:
 def make_driver(emu: EmulatorServer, tmp_path: Path) -> Iterator[Callable[[str], Driver]]:
     built: list[Driver] = []
 
-    def build(name: str) -> Driver:
+    def build(variant: str) -> Driver:
+        name = variant.removesuffix("-inline")
         config = AppConfig(database=DatabaseConfig(url=f"sqlite:///{tmp_path}/db{len(built)}"),
-                           providers={name: _provider_config(name, emu)})
+                           providers={name: _provider_config(name, emu,
+                                                             inline=variant == INLINE)})
         driver = real_provider_driver(config, provider_clock=emu.advance_clock)
         built.append(driver)
         return driver
@@ -79,6 +86,8 @@ def _objects(driver: Driver, job_id: str, name: str) -> list[str]:
         return [f"/v1/files/{refs[key]}" for key in ("input_file_id", "output_file_id")]
     if name == "anthropic":
         return [f"/v1/messages/batches/{batch_id}"]
+    if "input_file" not in refs:  # inline
+        return [f"/v1beta/{batch_id}"]
     return [f"/v1beta/{refs['input_file']}", f"/v1beta/{refs['responses_file']}",
             f"/v1beta/{batch_id}"]
 
@@ -96,9 +105,10 @@ def _deletes(emu: EmulatorServer, name: str) -> dict[str, int]:
 
 
 def test_after_a_job_the_provider_holds_nothing_of_it(
-        provider: str, make_driver: Callable[[str], Driver], emu: EmulatorServer,
+        variant: str, make_driver: Callable[[str], Driver], emu: EmulatorServer,
         tmp_path: Path) -> None:
-    driver = make_driver(provider)
+    driver = make_driver(variant)
+    provider = variant.removesuffix("-inline")
     job_id = _run(driver, tmp_path, provider)
 
     paths = _objects(driver, job_id, provider)
@@ -108,7 +118,8 @@ def test_after_a_job_the_provider_holds_nothing_of_it(
     assert _deletes(emu, provider) == {
         "openai": {"files.delete": 2},  # input and output (a clean batch has no error file)
         "anthropic": {"batches.delete": 1},
-        "gemini": {"files.delete": 2, "batches.delete": 1}}[provider]
+        "gemini": {"files.delete": 2, "batches.delete": 1},
+        INLINE: {"batches.delete": 1}}[variant]
     (deleted,) = [e.data for e in driver.event_rows(job_id)
                   if e.type == "batch.provider_data_deleted"]
     assert {o["outcome"] for o in deleted["objects"]} == {"deleted"}
@@ -116,9 +127,10 @@ def test_after_a_job_the_provider_holds_nothing_of_it(
 
 
 def test_a_job_that_keeps_its_data_finds_it_all_still_there(
-        provider: str, make_driver: Callable[[str], Driver], emu: EmulatorServer,
+        variant: str, make_driver: Callable[[str], Driver], emu: EmulatorServer,
         tmp_path: Path) -> None:
-    driver = make_driver(provider)
+    driver = make_driver(variant)
+    provider = variant.removesuffix("-inline")
     job_id = _run(driver, tmp_path, provider, retention={"delete_when_stored": False})
 
     paths = _objects(driver, job_id, provider)
