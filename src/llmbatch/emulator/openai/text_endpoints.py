@@ -97,7 +97,8 @@ class Responses:
         prompt = self.prompt_tokens(body)
         cached = synth.cached_tokens(seed, prompt)
         produced = thought + visible
-        reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), Mapping) else {}
+        asked = body.get("reasoning")
+        reasoning: Mapping[str, Any] = asked if isinstance(asked, Mapping) else {}
         response = {
             "id": f"resp_{response_id}",
             "object": "response",

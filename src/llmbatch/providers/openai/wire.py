@@ -257,7 +257,7 @@ def _response_text(body: Mapping[str, Any]) -> str | None:
     output holds no text (only tool calls, say)."""
     texts = [part["text"] for item in _items(body)
              if isinstance(item, dict) and item.get("type") == "message"
-             for part in (item.get("content") if isinstance(item.get("content"), list) else [])
+             for part in _items({"output": item.get("content")})
              if isinstance(part, dict) and part.get("type") == "output_text"
              and isinstance(part.get("text"), str)]
     return "".join(texts) if texts else None
