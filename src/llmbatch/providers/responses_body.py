@@ -212,7 +212,7 @@ def _input(value: Any, messages: list[dict[str, Any]], origins: list[str]) -> No
         elif kind == "function_call":
             call = {"id": item.get("call_id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
-            if messages and messages[-1]["role"] == "assistant" and origins[-1] == where:
+            if messages and messages[-1]["role"] == "assistant":  # one turn, several calls
                 messages[-1].setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
