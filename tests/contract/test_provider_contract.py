@@ -28,6 +28,7 @@ from llmbatch.testing.contract.builtin import (
     BATCH_FAILURE_PROVIDERS,
     BUILDERS,
     EMBEDDINGS_PROVIDERS,
+    RESPONSES_PROVIDERS,
 )
 from llmbatch.testing.contract.harness import TEST_API_KEY, ProviderHarness, running_harness
 from llmbatch.testing.contract.scenarios import *  # noqa: F403 (the scenarios, collected here)
@@ -46,6 +47,14 @@ def harness(request: pytest.FixtureRequest, emulator: EmulatorServer) -> Iterato
 def embeddings_harness(request: pytest.FixtureRequest,
                        emulator: EmulatorServer) -> Iterator[ProviderHarness]:
     """Providers whose adapter declares embeddings batches."""
+    yield from running_harness(BUILDERS[request.param], emulator)
+
+
+@pytest.fixture(params=RESPONSES_PROVIDERS)
+def responses_harness(request: pytest.FixtureRequest,
+                      emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """Providers whose adapter declares Responses batches (OpenAI natively, the others by
+    translation)."""
     yield from running_harness(BUILDERS[request.param], emulator)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "test_expiry_keeps_the_partial_results",
     "test_find_by_tag_adopts_the_batch_carrying_the_tag",
     "test_per_item_provider_errors_are_retryable_in_every_error_shape",
+    "test_a_responses_batch_reads_as_the_same_result_record",
     "test_results_the_provider_no_longer_has_are_gone_not_retryable",
 ]
 
@@ -89,6 +90,29 @@ def test_embeddings_keep_their_vectors_in_the_response(
         assert result.status is ItemStatus.SUCCEEDED and result.output_text is None
         assert result.response is not None and harness.vector_of(result.response)
         assert result.usage is not None and result.usage.input_tokens > 0
+
+
+def test_a_responses_batch_reads_as_the_same_result_record(
+        responses_harness: ProviderHarness) -> None:
+    """A ``responses`` job (the Responses body as its neutral form): sent as is where the
+    provider is OpenAI, translated elsewhere; either way each answer is the result record a
+    chat job gets (text, finish reason, usage)."""
+    harness = responses_harness
+    requests = [RequestLine(i, f"r-{i}", {
+        "instructions": "Answer in a few words.",
+        "input": [{"role": "user", "content": [{"type": "input_text",
+                                                "text": f"Question {i}: why is the sky blue?"}]}],
+        "max_output_tokens": 64}) for i in range(3)]
+    submitted = harness.submit(requests, tag=harness.new_tag(), endpoint=Endpoint.RESPONSES)
+    results = harness.results(submitted.provider_batch_id,
+                              harness.run_to_end(submitted.provider_batch_id, 3))
+    assert sorted(results) == ["r-0", "r-1", "r-2"]
+    for result in results.values():
+        assert result.status is ItemStatus.SUCCEEDED and result.error is None
+        assert result.output_text
+        assert result.finish_reason in ("stop", "length")
+        assert result.usage is not None
+        assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
 
 
 def test_a_partly_failed_batch_separates_permanent_and_retryable_failures(
