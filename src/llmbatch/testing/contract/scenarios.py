@@ -43,13 +43,13 @@ __all__ = [
     "test_a_client_timeout_is_transient",
     "test_a_large_result_file_is_streamed_line_by_line",
     "test_a_partly_failed_batch_separates_permanent_and_retryable_failures",
+    "test_a_responses_batch_reads_as_the_same_result_record",
     "test_answers_a_database_may_refuse_arrive_as_sent_with_their_line_numbers",
     "test_cancel_keeps_the_partial_results",
     "test_embeddings_keep_their_vectors_in_the_response",
     "test_expiry_keeps_the_partial_results",
     "test_find_by_tag_adopts_the_batch_carrying_the_tag",
     "test_per_item_provider_errors_are_retryable_in_every_error_shape",
-    "test_a_responses_batch_reads_as_the_same_result_record",
     "test_results_the_provider_no_longer_has_are_gone_not_retryable",
 ]
 
