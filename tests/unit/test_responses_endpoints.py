@@ -212,10 +212,16 @@ def test_a_responses_body_translates_to_gemini() -> None:
     ({"tools": [{"type": "web_search"}]}, "body.tools[0]"),
     ({"reasoning": {"effort": "high"}}, "body.reasoning.effort"),
     ({"text": {"format": {"type": "json_object"}}}, "body.text.format"),
+    ({"text": {"verbosity": "low"}}, "body.text.verbosity"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+     "body.input[0].content[0]"),
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "body.input[0].type"),
     ({"input": [{"role": "user", "content": "a", "name": "x"}, {"role": "assistant",
                                                                "content": "b"}]}, None),
     ({"input": [{"role": "assistant", "content": "first"}]}, "body.input[0].role"),
+    # the chat translator's own refusal, at chat message 2, is the Responses item 1
+    ({"input": [{"role": "user", "content": "a"}, {"role": "developer", "content": "b"}]},
+     "body.input[1]"),
 ])
 def test_untranslatable_responses_fields_are_refused_by_name(extra: dict[str, Any],
                                                              field: str | None) -> None:

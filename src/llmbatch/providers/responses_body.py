@@ -47,7 +47,8 @@ _STATEFUL: Final = {
 _CHAT_ROLES: Final = frozenset({"user", "assistant", "system", "developer"})
 _RENAMES: Final = (("body.max_completion_tokens", "body.max_output_tokens"),
                    ("body.response_format", "body.text.format"),
-                   ("body.reasoning_effort", "body.reasoning.effort"))
+                   ("body.reasoning_effort", "body.reasoning.effort"),
+                   ("body.verbosity", "body.text.verbosity"))
 
 
 def _refuse(message: str, field: str) -> InputError:
