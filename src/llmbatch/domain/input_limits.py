@@ -174,7 +174,7 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
         for i, message in enumerate(messages if isinstance(messages, list) else []):
             if isinstance(message, Mapping):
                 problems += _empty_content(message, f"body.messages[{i}]")
-    elif embeddings if embeddings is not None else True:
+    elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))
     return problems
 
