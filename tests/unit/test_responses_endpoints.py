@@ -252,3 +252,24 @@ def test_the_output_bound_of_a_responses_job_is_max_output_tokens() -> None:
     assert OpenAIProvider(ProviderConfig()).max_output_tokens(
         RequestLine(index=0, custom_id="a", body={"input": "x"}),
         endpoint=Endpoint.MODERATIONS) == 0
+
+
+def test_a_responses_usage_prices_as_the_same_chat_usage() -> None:
+    """Cost accounting is unchanged: a Response's usage is the chat usage with other names."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from llmbatch.pricing import price_usage, resolve_prices
+
+    responses = parse_result_line(result_line(response_body()))
+    chat = parse_result_line(result_line({"object": "chat.completion", "choices": [], "usage": {
+        "prompt_tokens": 2000, "completion_tokens": 300,
+        "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 512},
+        "completion_tokens_details": {"reasoning_tokens": 200}}}))
+    assert responses is not None and chat is not None
+    assert responses.usage is not None and responses.usage == chat.usage
+    prices = resolve_prices(catalogue_id="openai", batch_factor=Decimal("0.5"), model="gpt-5.4",
+                            override=None, at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert prices is not None
+    cost = price_usage(responses.usage, prices)
+    assert 0 < cost.batch_usd < cost.sync_usd  # the batch rates of every token class
