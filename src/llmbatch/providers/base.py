@@ -134,13 +134,14 @@ class BatchProvider(abc.ABC):
 
     def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
         """The most output tokens ``request`` may produce (what bounds its cost), or None when
-        it sets no limit and the provider has no default. Embeddings produce none. This reads
-        the neutral body's ``max_completion_tokens`` / ``max_tokens`` (also an OpenAI-style
-        native body's); a provider with its own native field or default overrides it."""
-        if endpoint is Endpoint.EMBEDDINGS:
+        it sets no limit and the provider has no default. Embeddings and moderations produce
+        none. This reads the neutral body's ``max_completion_tokens`` / ``max_tokens`` /
+        ``max_output_tokens`` (also an OpenAI-style native body's); a provider with its own
+        native field or default overrides it."""
+        if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS):
             return 0
         body = request.native if request.native is not None else request.body
-        return output_limit(body, "max_completion_tokens", "max_tokens")
+        return output_limit(body, "max_completion_tokens", "max_tokens", "max_output_tokens")
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:

@@ -63,7 +63,8 @@ class OpenAIOptions(ProviderOptions):
 
 
 class OpenAIProvider(BatchProvider):
-    """OpenAI batches for chat completions and embeddings.
+    """OpenAI batches for chat completions, embeddings, responses, legacy completions and
+    moderations.
 
     ``max_bytes`` is 200 MB read as decimal megabytes (200,000,000 bytes): OpenAI does not say
     whether "200 MB" means MB or MiB, and the smaller reading cannot be refused for size.
@@ -73,7 +74,8 @@ class OpenAIProvider(BatchProvider):
     label: ClassVar[str] = "OpenAI"
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Every batch endpoint of PROVIDER_APIS A.1.2 whose body is JSON text (A.8).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
     requires_api_key: ClassVar[bool] = True
     # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
