@@ -38,6 +38,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
+from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -235,6 +236,14 @@ class BatchProvider(abc.ABC):
         if not progress.ended:
             raise refused
         return progress
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Verify one webhook delivery with the vendor's scheme and ``secret`` (from config),
+        and name the batch it is about (None: an event about something else). Raises
+        ``WebhookRejected`` (``providers.webhooks``) for a forged, stale or malformed one.
+        The default: this provider sends no webhooks llmbatch reads."""
+        raise WebhooksUnsupported(f"{self.display_name} sends no batch webhooks")
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
         """Delete provider-side files after results are stored (when configured). Optional."""

@@ -53,6 +53,7 @@ from llmbatch.domain.models import (
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
 from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
@@ -64,6 +65,7 @@ from llmbatch.providers.gemini.wire import (
 )
 from llmbatch.providers.jsonl import compact_json, display_name, parse_result_stream, spool_jsonl
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
            "GeminiProvider"]
@@ -167,6 +169,11 @@ class GeminiProvider(BatchProvider):
             retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None))
         return _Clients(sdk=sdk, http=http, key=key)
 
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Gemini project webhooks (C.9): ``providers/gemini/webhooks.py``."""
+        return gemini_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
         self._clients.close()
