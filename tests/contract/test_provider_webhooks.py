@@ -178,3 +178,11 @@ def test_a_provider_without_a_secret_has_no_webhook_endpoint(api: TestClient) ->
     answer = api.post("/v1/provider-webhooks/anthropic", content=b"{}")
     assert answer.status_code == 404
     assert "webhook_secret_env" in answer.json()["detail"]
+
+
+def test_the_endpoints_to_register_are_listed(driver: Driver, provider: str) -> None:
+    api = TestClient(create_app(driver.rt, ApiConfig(auth=False,
+                                                     public_url="https://llm.example.com/")))
+    assert api.get("/v1/provider-webhooks").json() == [{
+        "provider": provider, "url": f"https://llm.example.com/v1/provider-webhooks/{provider}",
+        "events": sorted(driver.rt.registry.get(provider).webhook_events)}]

@@ -95,6 +95,10 @@ class BatchProvider(abc.ABC):
     price_catalogue_id: ClassVar[str | None] = None
     batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
 
+    # The batch events the provider can push (``read_webhook``), to subscribe to when
+    # registering llmbatch's endpoint with it; empty: it sends none llmbatch reads.
+    webhook_events: ClassVar[frozenset[str]] = frozenset()
+
     # Every call needs an API key (``require_api_key``): a job is refused at submit without
     # one instead of failing at its first provider call.
     requires_api_key: ClassVar[bool] = False

@@ -13,18 +13,25 @@ the source of truth, so a lost webhook only delays.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from llmbatch.api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF, ApiProblem
+from llmbatch.api.auth import caller
+from llmbatch.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_SCHEMA_REF,
+    ApiProblem,
+    problem_responses,
+)
 from llmbatch.api.state import api_state
 from llmbatch.bootstrap import Runtime
 from llmbatch.errors import ConfigError, InputError
 from llmbatch.providers.webhooks import WebhookRejected, WebhooksUnsupported
+from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.provider_webhooks import read_and_wake
 
 __all__ = ["MAX_BODY_BYTES", "router"]
@@ -39,6 +46,14 @@ class WebhookAck(BaseModel):
 
     status: str = Field(description="'accepted', or 'ignored' for an event about no batch")
     batches: int = Field(0, description="Our batches made due for a poll")
+
+
+class WebhookEndpointOut(BaseModel):
+    """What to register at one provider so that its batch events reach this API."""
+
+    provider: str
+    url: str | None = Field(description="The URL to register (null without api.public_url)")
+    events: list[str] = Field(description="The events to subscribe to")
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -84,3 +99,32 @@ async def receive_provider_webhook(provider: str, request: Request) -> WebhookAc
     ack: WebhookAck = await run_in_threadpool(_receive, state.runtime, provider, body,
                                               dict(request.headers))
     return ack
+
+
+def _endpoints(rt: Runtime, public_url: str | None) -> list[WebhookEndpointOut]:
+    out = []
+    for name in sorted(rt.config.providers):
+        if not rt.config.provider(name).resolved_webhook_secret():
+            continue
+        try:
+            events = sorted(rt.registry.get(name).webhook_events)
+        except (InputError, ConfigError):  # configured but not installed: nothing to say
+            continue
+        if events:
+            base = public_url.rstrip("/") if public_url else None
+            out.append(WebhookEndpointOut(
+                provider=name, events=events,
+                url=f"{base}/v1/provider-webhooks/{name}" if base else None))
+    return out
+
+
+@router.get("/provider-webhooks", response_model=list[WebhookEndpointOut],
+            summary="The provider webhook endpoints to register, for providers with a secret",
+            responses=problem_responses(401, 429))
+async def list_provider_webhooks(request: Request,
+                                 _: Annotated[Principal, Depends(caller)]
+                                 ) -> list[WebhookEndpointOut]:
+    state = api_state(request)
+    found: list[WebhookEndpointOut] = await run_in_threadpool(
+        _endpoints, state.runtime, state.config.public_url)
+    return found

@@ -170,6 +170,8 @@ class GeminiProvider(BatchProvider):
         return _Clients(sdk=sdk, http=http, key=key)
 
 
+    webhook_events: ClassVar[frozenset[str]] = gemini_webhooks.BATCH_EVENTS
+
     def read_webhook(self, secret: str, body: bytes,
                      headers: Mapping[str, str]) -> WebhookNotice | None:
         """Gemini project webhooks (C.9): ``providers/gemini/webhooks.py``."""

@@ -102,6 +102,8 @@ class OpenAIProvider(BatchProvider):
         return self._client.get()
 
 
+    webhook_events: ClassVar[frozenset[str]] = openai_webhooks.BATCH_EVENTS
+
     def read_webhook(self, secret: str, body: bytes,
                      headers: Mapping[str, str]) -> WebhookNotice | None:
         """OpenAI project webhooks (A.10): ``providers/openai/webhooks.py``."""
