@@ -186,3 +186,44 @@ def test_the_endpoints_to_register_are_listed(driver: Driver, provider: str) -> 
     assert api.get("/v1/provider-webhooks").json() == [{
         "provider": provider, "url": f"https://llm.example.com/v1/provider-webhooks/{provider}",
         "events": sorted(driver.rt.registry.get(provider).webhook_events)}]
+
+
+def test_the_running_emulator_sends_webhooks_on_its_own(emu: EmulatorServer) -> None:
+    """No flush call: the app's background sender delivers within ``webhooks.interval_s``."""
+    import threading
+
+    pytest.importorskip("openai")
+    import openai
+
+    sender = emu.runtime.webhooks
+    plain_http, got = sender.post, threading.Event()
+    bodies: list[bytes] = []
+
+    def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+        bodies.append(body)
+        got.set()
+        return 200
+
+    client = openai.OpenAI(base_url=emu.openai_base_url, api_key=TEST_API_KEY)
+    line = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                       "body": {"model": "gpt-4o-mini", "messages": [
+                           {"role": "user", "content": "hi"}]}})
+    file = client.files.create(file=("in.jsonl", line.encode()), purpose="batch")
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+    emu.advance_clock(3600)
+    sender.post = post
+    sender.configure("openai", WebhookTarget(url="http://hooks.test/openai",
+                                             secret=SecretStr(SECRET)))
+    try:
+        assert got.wait(timeout=30), "no webhook within 30 s"
+        deadline = 300
+        while deadline and not any(batch.id.encode() in body for body in bodies):
+            got.clear()
+            got.wait(timeout=0.1)
+            deadline -= 1
+        assert any(batch.id.encode() in body for body in bodies)
+    finally:
+        sender.configure("openai", None)
+        sender.post = plain_http
+        client.close()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -31,6 +32,8 @@ from llmbatch.emulator.runtime import EmulatorHTTPError, EmulatorRuntime
 from llmbatch.emulator.settings import EmulatorSettings
 
 __all__ = ["PROVIDERS", "create_app"]
+
+log = structlog.get_logger("llmbatch.emulator")
 
 ProviderInstaller = Callable[[FastAPI, EmulatorRuntime], object]
 
@@ -88,7 +91,10 @@ async def _send_webhooks(rt: EmulatorRuntime) -> None:
     while True:
         await asyncio.sleep(rt.settings.webhooks.interval_s)
         if rt.webhooks.active():
-            await run_in_threadpool(rt.webhooks.flush)
+            try:
+                await run_in_threadpool(rt.webhooks.flush)
+            except Exception:  # a bug in one flush must not stop every later one
+                log.exception("emulator.webhooks.flush_failed")
 
 
 def create_app(
