@@ -11,6 +11,7 @@ the project are acknowledged and ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import openai
 
@@ -23,8 +24,10 @@ BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired",
 TOLERANCE_S = 300
 
 
+@lru_cache(maxsize=4)
 def _verifier(secret: str) -> openai.OpenAI:
-    # Verification needs no API key and makes no request: the client only carries the secret.
+    """A client that only carries the secret: verification needs no API key and makes no
+    request. Kept (one per secret), since every delivery, forged ones included, needs it."""
     return openai.OpenAI(api_key="unused-for-webhook-verification", webhook_secret=secret,
                          max_retries=0)
 
@@ -41,8 +44,6 @@ def read_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> Webhoo
         raise WebhookRejected("signature does not match") from exc
     except ValueError as exc:  # a missing header, or a body or header that cannot be read
         raise WebhookRejected(f"not a signed delivery: {exc}") from exc
-    finally:
-        client.close()
     event = parse_json_event(body)
     kind = event.get("type")
     data = event.get("data")
