@@ -200,3 +200,13 @@ def test_embeddings_that_cannot_be_faithful_are_refused_by_field(
     with pytest.raises(InputError) as err:
         to_embed_content(body)
     assert err.value.field == field, err.value
+
+
+def test_the_neutral_schema_lets_url_media_parts_through_to_the_translation() -> None:
+    from llmbatch.domain.models import Endpoint
+    from llmbatch.domain.requests import body_problems
+
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_url": "gs://b/a.pdf", "filename": "a.pdf"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}
+    assert body_problems(body, endpoint=Endpoint.CHAT, model="gemini-2.5-flash") == []
