@@ -210,3 +210,17 @@ def test_the_neutral_schema_lets_url_media_parts_through_to_the_translation() ->
         {"type": "file", "file": {"file_url": "gs://b/a.pdf", "filename": "a.pdf"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}
     assert body_problems(body, endpoint=Endpoint.CHAT, model="gemini-2.5-flash") == []
+
+
+def test_gemini_2_0_models_cannot_take_web_urls() -> None:
+    """C.10: "Gemini 2.0 family of models are not supported" for external URLs."""
+    from llmbatch.providers.gemini.translate import check_web_urls
+
+    request = to_generate_content({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]})
+    check_web_urls(request, model="gemini-2.5-flash", field="body.messages")
+    with pytest.raises(InputError) as err:
+        check_web_urls(request, model="gemini-2.0-flash", field="body.messages")
+    assert err.value.field == "body.messages" and "example.com/a.png" in err.value.message
+    cloud = {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/a.png"}}]}]}
+    check_web_urls(cloud, model="models/gemini-2.0-flash", field="native")

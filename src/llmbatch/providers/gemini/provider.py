@@ -56,7 +56,11 @@ from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
-from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
+from llmbatch.providers.gemini.translate import (
+    check_web_urls,
+    to_embed_content,
+    to_generate_content,
+)
 from llmbatch.providers.gemini.wire import (
     inline_entries,
     item_from_entry,
@@ -227,6 +231,9 @@ class GeminiProvider(BatchProvider):
                 else to_generate_content(request.body)
         else:
             raise InputError("missing or not a JSON object", field="body")
+        if endpoint is Endpoint.CHAT:
+            check_web_urls(payload, model=model,
+                           field="native" if request.native is not None else "body.messages")
         data = compact_json({"key": request.custom_id, "request": payload}, field="body")
         limit = self.effective_limits(model).max_bytes
         if len(data) + 1 > limit:

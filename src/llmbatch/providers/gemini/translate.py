@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 from llmbatch.errors import InputError
 from llmbatch.providers.cache_markers import without_cache_markers
 
-__all__ = ["FINISH_REASONS", "candidate_text", "finish_reason", "to_embed_content",
-           "to_generate_content"]
+__all__ = ["FINISH_REASONS", "candidate_text", "check_web_urls", "finish_reason",
+           "to_embed_content", "to_generate_content"]
 
 _IGNORED: Final = frozenset({"user"})
 _DATA_URL: Final = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
@@ -356,6 +356,29 @@ _HANDLED: Final = frozenset({
     "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
     "response_format", "tools", "tool_choice", "parallel_tool_calls", "model",
 })
+
+
+# "Gemini 2.0 family of models are not supported" for external URLs (C.10).
+_NO_WEB_URL_MODELS: Final = re.compile(r"^(models/)?gemini-2\.0")
+
+
+def check_web_urls(request: Mapping[str, Any], *, model: str, field: str) -> None:
+    """Refuse a request whose ``fileData`` names a web URL when ``model`` cannot fetch one
+    (the Gemini 2.0 family): the batch would fail it line by line hours later."""
+    if not _NO_WEB_URL_MODELS.match(model):
+        return
+    for i, content in enumerate(request.get("contents") or []):
+        parts = content.get("parts") if isinstance(content, Mapping) else None
+        for j, part in enumerate(parts if isinstance(parts, list) else []):
+            data = part.get("fileData", part.get("file_data")) if isinstance(part, Mapping) \
+                else None
+            uri = data.get("fileUri", data.get("file_uri")) if isinstance(data, Mapping) \
+                else None
+            if isinstance(uri, str) and uri.lower().startswith(("http://", "https://")) \
+                    and "generativelanguage.googleapis.com/" not in uri:
+                raise _refuse(field, f"{model} cannot fetch web URLs (the Gemini 2.0 models "
+                              f"do not support them): contents[{i}].parts[{j}] names {uri}; "
+                              "use a newer model, a gs:// object or inline data")
 
 
 def to_generate_content(body: Mapping[str, Any]) -> dict[str, Any]:
