@@ -141,25 +141,23 @@ def _provider_batch_id(driver: Driver, batch_id: str) -> str:
     return found
 
 
-@pytest.mark.parametrize(("case", "status"), [("forged", 401), ("stale", 400),
-                                              ("unsigned", 401)])
 def test_a_forged_stale_or_unsigned_webhook_is_refused_and_wakes_nothing(
-        driver: Driver, api: TestClient, tmp_path: Path, provider: str, case: str,
-        status: int) -> None:
+        driver: Driver, api: TestClient, tmp_path: Path, provider: str) -> None:
     batch_id = _running_batch(driver, tmp_path, provider)
     remote = _provider_batch_id(driver, batch_id)
     other = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    body, headers = _delivery(
-        remote, provider, secret=other if case == "forged" else SECRET,
-        at=datetime.now(UTC) - timedelta(hours=1) if case == "stale" else None)
-    if case == "unsigned":
-        del headers["webhook-signature"]
     driver.publisher.messages.clear()
+    for case, status in (("forged", 401), ("stale", 400), ("unsigned", 401)):
+        body, headers = _delivery(
+            remote, provider, secret=other if case == "forged" else SECRET,
+            at=datetime.now(UTC) - timedelta(hours=1) if case == "stale" else None)
+        if case == "unsigned":
+            del headers["webhook-signature"]
 
-    answer = api.post(f"/v1/provider-webhooks/{provider}", content=body, headers=headers)
+        answer = api.post(f"/v1/provider-webhooks/{provider}", content=body, headers=headers)
 
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.status_code == status, (case, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
     assert driver.publisher.messages == []
     with driver.rt.uow() as uow:
         assert uow.repo.get_batch(batch_id).next_poll_at > driver.clock()
