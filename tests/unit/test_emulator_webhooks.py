@@ -121,3 +121,18 @@ def test_no_target_no_delivery_and_a_half_target_is_refused(world: World) -> Non
     answer = world.http.post("/_emulator/webhooks", json={"provider": "openai",
                                                           "url": "http://x"})
     assert answer.status_code == 422
+
+
+@pytest.mark.parametrize(("config", "status"), [
+    ({"uris": ["https://hooks.example.com/g"], "user_metadata": {"job": "j1"}}, 200),
+    ({"uris": "https://hooks.example.com/g"}, 400),
+    ({"url": ["https://hooks.example.com/g"]}, 400),
+    ({"uris": [], "user_metadata": "j1"}, 400),
+])
+def test_gemini_create_takes_a_per_job_webhook_config_and_refuses_a_malformed_one(
+        world: World, config: dict[str, Any], status: int) -> None:
+    answer = world.http.post(
+        "/gemini/v1beta/models/gemini-2.5-flash:batchGenerateContent", headers=KEY,
+        json={"batch": {"displayName": "x", "webhookConfig": config, "inputConfig": {
+            "requests": {"requests": [{"request": {"contents": [{"parts": [{"text": "hi"}]}]}}]}}}})
+    assert answer.status_code == status, answer.text
