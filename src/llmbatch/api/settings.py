@@ -26,7 +26,8 @@ class ApiConfig(BaseModel):
         None, description="Where uploads are spooled before validation (default: the system's "
                           "temporary directory); needs room for the largest upload")
     public_url: str | None = Field(
-        None, pattern=r"^https?://[^\s/]+", description="Where providers reach this API from outside (https://host[:port]); "
+        None, pattern=r"^https?://[^\s/]+",
+        description="Where providers reach this API from outside (https://host[:port]); "
                           "provider webhooks are registered at "
                           "<public_url>/v1/provider-webhooks/<provider> (docs/webhooks.md)")
     sse_poll_s: float = Field(0.5, gt=0, description="How often a live event stream looks")
