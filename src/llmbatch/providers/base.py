@@ -38,6 +38,7 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
+from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -93,6 +94,10 @@ class BatchProvider(abc.ABC):
     # for models whose batch prices the catalogue does not list.
     price_catalogue_id: ClassVar[str | None] = None
     batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
+
+    # The batch events the provider can push (``read_webhook``), to subscribe to when
+    # registering llmbatch's endpoint with it; empty: it sends none llmbatch reads.
+    webhook_events: ClassVar[frozenset[str]] = frozenset()
 
     # Every call needs an API key (``require_api_key``): a job is refused at submit without
     # one instead of failing at its first provider call.
@@ -236,6 +241,14 @@ class BatchProvider(abc.ABC):
         if not progress.ended:
             raise refused
         return progress
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Verify one webhook delivery with the vendor's scheme and ``secret`` (from config),
+        and name the batch it is about (None: an event about something else). Raises
+        ``WebhookRejected`` (``providers.webhooks``) for a forged, stale or malformed one.
+        The default: this provider sends no webhooks llmbatch reads."""
+        raise WebhooksUnsupported(f"{self.display_name} sends no batch webhooks")
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
         """Delete provider-side files after results are stored (when configured). Optional."""

@@ -53,9 +53,14 @@ from llmbatch.domain.models import (
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
-from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
+from llmbatch.providers.gemini.translate import (
+    check_web_urls,
+    to_embed_content,
+    to_generate_content,
+)
 from llmbatch.providers.gemini.wire import (
     inline_entries,
     item_from_entry,
@@ -65,6 +70,7 @@ from llmbatch.providers.gemini.wire import (
 from llmbatch.providers.jsonl import compact_json, display_name, parse_result_stream, spool_jsonl
 from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
            "GeminiProvider"]
@@ -171,6 +177,13 @@ class GeminiProvider(BatchProvider):
             retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None))
         return _Clients(sdk=sdk, http=http, key=key)
 
+
+    webhook_events: ClassVar[frozenset[str]] = gemini_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Gemini project webhooks (C.9): ``providers/gemini/webhooks.py``."""
+        return gemini_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
         self._clients.close()
@@ -218,6 +231,10 @@ class GeminiProvider(BatchProvider):
         if not isinstance(request.custom_id, str) or not request.custom_id:
             raise InputError("must be a non-empty string", field="custom_id")
         payload = encode_as_chat(request, endpoint, _payload)
+        if endpoint is not Endpoint.EMBEDDINGS:
+            where = "native" if request.native is not None else \
+                "body.input" if endpoint is Endpoint.RESPONSES else "body.messages"
+            check_web_urls(payload, model=model, field=where)
         data = compact_json({"key": request.custom_id, "request": payload}, field="body")
         limit = self.effective_limits(model).max_bytes
         if len(data) + 1 > limit:

@@ -33,9 +33,11 @@ from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
 from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.openai import webhooks as openai_webhooks
 from llmbatch.providers.openai.errors import PROVIDER, calling
 from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 from llmbatch.schemas import neutral_schemas
 
 __all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
@@ -101,6 +103,13 @@ class OpenAIProvider(BatchProvider):
         """The SDK client, built once on first use (a missing key fails here)."""
         return self._client.get()
 
+
+    webhook_events: ClassVar[frozenset[str]] = openai_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """OpenAI project webhooks (A.10): ``providers/openai/webhooks.py``."""
+        return openai_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
         self._client.close()
