@@ -42,6 +42,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderLimits",
     "RateLimits",
+    "RetentionConfig",
     "RetryConfig",
     "WorkerConfig",
     "format_validation_error",
@@ -147,6 +148,31 @@ class ModelConfig(_Frozen):
         return self
 
 
+class RetentionConfig(_Frozen):
+    """How long a job's data may live at the provider (``providers.<name>.retention``, or a
+    job's own ``retention``; docs/privacy.md).
+
+    By default everything the provider keeps for a batch (its input, its results, the batch
+    itself where the provider lets it be deleted) is deleted once the results are stored
+    here. The expiries ask the provider to drop inputs and outputs on its own after so many
+    seconds; only providers that support it accept them (the adapter checks the values and
+    its bounds: ``BatchProvider.retention_problems``).
+    """
+
+    delete_when_stored: bool = Field(
+        True, description="Delete the provider's copy (batch, input, results) once the "
+                          "results are stored; false keeps it until the provider expires it")
+    input_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the uploaded input this long "
+                                "after upload (providers that support it)")
+    output_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the result files this long "
+                                "after they are written (providers that support it)")
+    delete_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts at deleting before giving up (each failure is "
+                                    "an event; the provider's own expiry remains)")
+
+
 class ProviderConfig(_Frozen):
     """One provider's connection settings, limits and models: what every provider has.
 
@@ -166,7 +192,7 @@ class ProviderConfig(_Frozen):
     rate_limits: RateLimits = RateLimits()
     models: tuple[ModelConfig, ...] = ()
     allow_unlisted_models: bool = False
-    delete_files_after_fetch: bool = False
+    retention: RetentionConfig = RetentionConfig()
     stuck_grace_s: float = Field(
         3600.0, ge=0, description="A batch still running this long after the provider's own "
                                   "deadline is cancelled and its items re-batched")
@@ -178,6 +204,19 @@ class ProviderConfig(_Frozen):
     options: dict[str, Any] = Field(
         default_factory=dict, description="The provider's own settings, validated by its "
                                           "options model (see docs/providers/<name>.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_delete_files(cls, data: Any) -> Any:
+        """``delete_files_after_fetch`` (before ``retention``) still reads as
+        ``retention.delete_when_stored``, unless ``retention`` says it itself."""
+        if isinstance(data, Mapping) and "delete_files_after_fetch" in data:
+            data = dict(data)
+            legacy = data.pop("delete_files_after_fetch")
+            retention = dict(data.get("retention") or {})
+            retention.setdefault("delete_when_stored", legacy)
+            data["retention"] = retention
+        return data
 
     @model_validator(mode="after")
     def _unique_models(self) -> ProviderConfig:

@@ -125,7 +125,7 @@ def test_find_by_tag_pages_back_and_stops_at_the_page_cap_or_the_horizon(
 
 def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness) -> None:
     h = openai_harness
-    adapter = h.make_adapter(delete_files_after_fetch=True)
+    adapter = h.make_adapter()
     tag = h.new_tag()
     h.fault("item_errors", tag=tag, rate=0.5, shape="error", status_code=500)
     submitted = h.submit(h.requests(10), tag=tag, adapter=adapter)
@@ -133,13 +133,18 @@ def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness
     refs = progress.result_refs
     assert {"input_file_id", "output_file_id", "error_file_id"} <= set(refs)
 
-    adapter.cleanup(submitted.provider_batch_id, progress)
+    done = adapter.cleanup(submitted.provider_batch_id, progress)
+    assert [(d.kind, d.object_id, str(d.outcome)) for d in done] == [
+        ("input_file", refs["input_file_id"], "deleted"),
+        ("output_file", refs["output_file_id"], "deleted"),
+        ("error_file", refs["error_file_id"], "deleted")]
     with openai.OpenAI(api_key=TEST_API_KEY, base_url=h.emulator.openai_base_url,
                        max_retries=0) as client:
         for file_id in refs.values():
             with pytest.raises(openai.NotFoundError):
                 client.files.retrieve(file_id)
-    adapter.cleanup(submitted.provider_batch_id, progress)  # again: already gone is fine
+    again = adapter.cleanup(submitted.provider_batch_id, progress)  # already gone is fine
+    assert {str(d.outcome) for d in again} == {"gone"}
 
 
 

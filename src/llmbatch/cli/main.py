@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,12 @@ from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.retention_options import (
+    InputExpiryOpt,
+    KeepProviderDataOpt,
+    OutputExpiryOpt,
+    retention_overrides,
+)
 from llmbatch.cli.source import (
     API_URL_ENV,
     JobSource,
@@ -110,8 +116,13 @@ def submit(
     config: ConfigOpt = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
+    keep_provider_data: KeepProviderDataOpt = None,
+    input_expires_after: InputExpiryOpt = None,
+    output_expires_after: OutputExpiryOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
+    retention = retention_overrides(keep_provider_data, input_expires_after,
+                                    output_expires_after)
     if worker:
         local_only("--worker")
     if api_url():
@@ -123,13 +134,15 @@ def submit(
         source: JobSource = job_source(config, publish=True, new=True)
         job_id, created = source.create_job(file, provider=provider, model=model,
                                             endpoint=endpoint, name=name,
-                                            idempotency_key=idempotency_key)
+                                            idempotency_key=idempotency_key,
+                                            retention=retention)
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
                                    endpoint=endpoint, idempotency_key=idempotency_key,
                                    max_cost=max_cost, webhook_url=webhook_url,
-                                   strict_model=strict_model, dry_run=dry_run, config=config)
+                                   strict_model=strict_model, dry_run=dry_run, config=config,
+                                   retention=retention)
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -141,7 +154,8 @@ def submit(
 def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
-                  config: Path | None) -> tuple[Runtime, str]:
+                  config: Path | None,
+                  retention: dict[str, Any] | None = None) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
     broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
@@ -163,7 +177,7 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,
-                                 strict_model=strict_model, warn=warn)
+                                 strict_model=strict_model, warn=warn, retention=retention)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if wakeups.failures:
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "

@@ -138,14 +138,19 @@ class Client:
     def submit(self, requests: RequestsInput, *, provider: str, model: str,
                endpoint: Endpoint | str = Endpoint.CHAT, name: str | None = None,
                metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> Job:
-        """Store a job from a JSONL path or any iterable of request dicts or strings."""
+               idempotency_key: str | None = None,
+               retention: Mapping[str, Any] | None = None) -> Job:
+        """Store a job from a JSONL path or any iterable of request dicts or strings.
+        ``retention`` overrides the provider's retention settings for this job
+        (``delete_when_stored``, ``input_expires_after_s``, ``output_expires_after_s``;
+        docs/privacy.md)."""
         path, temporary = as_jsonl(requests)
         try:
             job, created = self.backend.create(
                 path, provider=provider, model=model, endpoint=Endpoint(endpoint), name=name,
                 metadata=dict(metadata) if metadata is not None else None,
-                idempotency_key=idempotency_key)
+                idempotency_key=idempotency_key,
+                retention=dict(retention) if retention else None)
         finally:
             if temporary:
                 path.unlink(missing_ok=True)

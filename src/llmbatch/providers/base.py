@@ -28,6 +28,7 @@ from llmbatch.config import (
     GENERIC_LATENCY_PRIOR,
     LatencyPrior,
     ProviderConfig,
+    RetentionConfig,
     format_validation_error,
 )
 from llmbatch.domain.models import (
@@ -37,6 +38,7 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
 from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
 
@@ -250,8 +252,31 @@ class BatchProvider(abc.ABC):
         The default: this provider sends no webhooks llmbatch reads."""
         raise WebhooksUnsupported(f"{self.display_name} sends no batch webhooks")
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
-        """Delete provider-side files after results are stored (when configured). Optional."""
+    def submit_for_job(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+                       model: str, retention: RetentionConfig) -> SubmittedBatch:
+        """``submit`` for a job with its ``retention``: an adapter whose provider takes expiry
+        settings at submit overrides this to pass them (``retention_problems`` has refused
+        them for the others, so the default can ignore them)."""
+        return self.submit(lines, tag=tag, endpoint=endpoint, model=model)
+
+    def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
+        """``where.field: message`` lines for settings of ``retention`` this provider cannot
+        honour, checked when the adapter is built (config) and when a job is created (its
+        own ``retention``). The default: no expiry settings (deletion is all there is)."""
+        return [f"{where}.{key}: {self.display_name} batches take no expiry setting (leave "
+                "it unset; delete_when_stored deletes the provider's copy once the results are "
+                "stored)"
+                for key in ("input_expires_after_s", "output_expires_after_s")
+                if getattr(retention, key) is not None]
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete what the provider keeps of an ended batch (the batch itself where it can be
+        deleted, its input and result files), once the results are stored and the job's
+        retention says so. Every object is tried; each outcome is returned, failures
+        included (an object already gone is ``GONE``), never raised: the service records
+        them and tries the failed ones again a bounded number of times. Optional: the default
+        deletes nothing."""
+        return []
 
     def close(self) -> None:  # noqa: B027
         """Release what the adapter holds (pooled connections). Long-lived workers keep one

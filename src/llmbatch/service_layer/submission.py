@@ -32,6 +32,7 @@ from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
+from llmbatch.service_layer.provider_data import job_retention
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
@@ -140,6 +141,7 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             return None
         job = uow.repo.get_job(batch.job_id, totals=False)
         bind_tenant(job.tenant)
+        retention = job_retention(rt, uow.repo.config_snapshot(job.id), job.provider)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even
         # when cancelling, so that it is adopted and then cancelled, not left running.
@@ -179,8 +181,9 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                     _cancel_unsent(uow, batch, rt.clock())
                     uow.commit()
                 return BatchStatus.CANCELLED
-            submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
-                                                endpoint=job.endpoint, model=job.model)
+            submitted = found or adapter.submit_for_job(
+                _encoded_lines(rt, batch), tag=batch_id, endpoint=job.endpoint,
+                model=job.model, retention=retention)
     except CallDeferred as exc:
         return _submit_deferred(rt, batch, exc)
     except ProviderError as exc:

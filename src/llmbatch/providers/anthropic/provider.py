@@ -32,6 +32,7 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import (
     InputError,
     ProviderError,
@@ -50,6 +51,7 @@ from llmbatch.providers.base import (
     ProviderOptions,
     output_limit,
 )
+from llmbatch.providers.cleanup import delete_each
 from llmbatch.providers.jsonl import parse_result_stream
 from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
@@ -316,6 +318,15 @@ class AnthropicProvider(BatchProvider):
         except ProviderError as exc:
             return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the ended batch: Anthropic keeps its requests and results for 29 days
+        otherwise, and batches are not zero-data-retention eligible (PROVIDER_APIS B.9)."""
+        return delete_each([("batch", provider_batch_id)], self._delete_batch)
+
+    def _delete_batch(self, provider_batch_id: str) -> None:
+        with calling("messages.batches.delete"):
+            self.client.messages.batches.delete(provider_batch_id)
 
 
 def _ambiguous(exc: ProviderError) -> bool:

@@ -50,9 +50,10 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
-from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
@@ -132,8 +133,9 @@ class GeminiProvider(BatchProvider):
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS,
                                                           Endpoint.RESPONSES})
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
-    # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
-    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
+    # File mode: start the resumable upload, send it, create; cleanup deletes input, output
+    # and the batch.
+    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 3})
     options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
     options: GeminiOptions
     # Long queued phases read no progress: a smaller budget keeps the mean delay near 15 s.
@@ -382,12 +384,14 @@ class GeminiProvider(BatchProvider):
         with calling("batches.delete"):
             client.batches.delete(name=_batch_name(provider_batch_id))
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
-        """Delete the input and result files when ``delete_files_after_fetch`` is set
-        (every file is tried; one already gone is fine)."""
-        if self.config.delete_files_after_fetch:
-            delete_files((progress.result_refs.get(key)
-                          for key in ("input_file", "responses_file")), self._delete_file)
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the uploaded input file, the result file and the batch (which holds inline
+        results): whether deleting the batch also drops its result file is not documented
+        (PROVIDER_APIS C.8), so each goes on its own."""
+        files = delete_each(((kind, progress.result_refs.get(key)) for kind, key in
+                             (("input_file", "input_file"), ("result_file", "responses_file"))),
+                            self._delete_file)
+        return files + delete_each([("batch", provider_batch_id)], self.delete_batch)
 
     def _delete_file(self, name: str) -> None:
         with calling("files.delete"):

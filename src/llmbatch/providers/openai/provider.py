@@ -20,7 +20,7 @@ import openai
 import structlog
 from openai.types import Batch
 
-from llmbatch.config import LatencyPrior, ProviderConfig
+from llmbatch.config import LatencyPrior, ProviderConfig, RetentionConfig
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -29,9 +29,10 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.domain.requests import ENDPOINT_URLS, NEUTRAL_SCHEMAS
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
-from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
 from llmbatch.providers.openai import webhooks as openai_webhooks
 from llmbatch.providers.openai.errors import PROVIDER, calling
@@ -56,6 +57,13 @@ _METADATA_VALUE_MAX: Final = 512
 FIND_BY_TAG_HORIZON_S: Final = 7 * 24 * 3600
 FIND_BY_TAG_PAGE_SIZE: Final = 100  # the API's maximum
 FIND_BY_TAG_MAX_PAGES: Final = 50
+
+# File ``expires_after`` and batch ``output_expires_after`` take 1 hour to 30 days
+# (PROVIDER_APIS A.9). The input must outlive the batch, which may run 24 h: what happens to a
+# running batch whose input expired is not documented, so a shorter input expiry is refused.
+EXPIRY_MIN_S: Final = 3600
+EXPIRY_MAX_S: Final = 30 * 24 * 3600
+INPUT_EXPIRY_MIN_S: Final = 24 * 3600
 
 
 class OpenAIOptions(ProviderOptions):
@@ -146,8 +154,26 @@ class OpenAIProvider(BatchProvider):
         return encode_line(request, endpoint=endpoint, model=model,
                            max_line_bytes=self.effective_limits(model).max_bytes)
 
+    def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
+        """Expiries within OpenAI's bounds (1 h to 30 days), the input's at least 24 h."""
+        problems = []
+        for key, low in (("input_expires_after_s", INPUT_EXPIRY_MIN_S),
+                         ("output_expires_after_s", EXPIRY_MIN_S)):
+            value = getattr(retention, key)
+            if value is not None and not low <= value <= EXPIRY_MAX_S:
+                why = (" (the input must outlive the batch's 24 h window)"
+                       if low == INPUT_EXPIRY_MIN_S else "")
+                problems.append(f"{where}.{key}: {value} is outside OpenAI's range, {low} to "
+                                f"{EXPIRY_MAX_S} seconds{why}")
+        return problems
+
+    def submit_for_job(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+                       model: str, retention: RetentionConfig) -> SubmittedBatch:
+        """``submit`` with the job's expiries (``expires_after``, ``output_expires_after``)."""
+        return self.submit(lines, tag=tag, endpoint=endpoint, model=model, retention=retention)
+
     def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
-               model: str) -> SubmittedBatch:
+               model: str, retention: RetentionConfig | None = None) -> SubmittedBatch:
         """Spool ``lines`` to a temporary file, upload it and create a batch tagged ``tag``.
 
         The file is spooled to disk (``TMPDIR``), never memory, and the SDK uploads it in 64 KiB
@@ -156,7 +182,11 @@ class OpenAIProvider(BatchProvider):
         make that phantom batch fail validation rather than run next to the retry (whether
         OpenAI reads the file before answering is not documented). So callers must still
         ``find_by_tag`` before re-submitting after an ambiguous (transient) failure.
+
+        ``retention`` (else the provider config's) sets the input file's ``expires_after`` and
+        the batch's ``output_expires_after`` when it names them (PROVIDER_APIS A.9).
         """
+        retention = retention or self.config.retention
         if len(tag) > _METADATA_VALUE_MAX:
             raise ValueError(f"tag longer than {_METADATA_VALUE_MAX} characters: {tag[:40]}...")
         url = ENDPOINT_URLS[endpoint]
@@ -166,7 +196,9 @@ class OpenAIProvider(BatchProvider):
             spool.seek(0)
             with calling("files.create"):
                 upload = (display_name(tag) + ".jsonl", spool, "application/jsonl")
-                uploaded = client.files.create(file=upload, purpose="batch")
+                uploaded = client.files.create(
+                    file=upload, purpose="batch",
+                    **_expiry("expires_after", retention.input_expires_after_s))
         try:
             with calling("batches.create"):
                 batch = client.batches.create(
@@ -174,6 +206,7 @@ class OpenAIProvider(BatchProvider):
                     endpoint=cast(Any, url),
                     completion_window=self.options.completion_window,
                     metadata={TAG_METADATA_KEY: tag},
+                    **_expiry("output_expires_after", retention.output_expires_after_s),
                 )
         except ProviderError:
             delete_orphan(uploaded.id, self._delete_file, provider=PROVIDER)
@@ -244,17 +277,22 @@ class OpenAIProvider(BatchProvider):
             return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
-        """Delete the input, output and error files when ``delete_files_after_fetch`` is set
-        (every file is tried; one already gone is fine)."""
-        if self.config.delete_files_after_fetch:
-            delete_files((progress.result_refs.get(key) for key in
-                          ("input_file_id", "output_file_id", "error_file_id")),
-                         self._delete_file)
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the input, output and error files (OpenAI has no batch delete, A.1.4)."""
+        return delete_each(((kind, progress.result_refs.get(f"{kind}_id"))
+                            for kind in ("input_file", "output_file", "error_file")),
+                           self._delete_file)
 
     def _delete_file(self, file_id: str) -> None:
         with calling("files.delete"):
             self.client.files.delete(file_id)
+
+
+def _expiry(param: str, seconds: int | None) -> dict[str, Any]:
+    """``param`` as the SDK takes it (anchored at the file's creation), or nothing."""
+    if seconds is None:
+        return {}
+    return {param: {"anchor": "created_at", "seconds": seconds}}
 
 
 def _submitted(batch: Batch) -> SubmittedBatch:
