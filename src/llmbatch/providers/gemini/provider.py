@@ -121,6 +121,8 @@ class GeminiProvider(BatchProvider):
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Gemini limits the prompt alone (input token limit); output has its own cap.
+    window_counts_output: ClassVar[bool] = False
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
     # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
