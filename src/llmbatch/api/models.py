@@ -262,6 +262,9 @@ class CreateJobJson(BaseModel):
     endpoint: Endpoint = Endpoint.CHAT
     name: str | None = Field(None, max_length=200)
     metadata: dict[str, Any] | None = None
+    betas: list[str] | None = Field(
+        None, max_length=20, description="Provider betas for this job (Anthropic: "
+                                         "anthropic-beta values known to work in batches)")
     requests: list[dict[str, Any]] = Field(
         min_length=1, description="Request lines, as in a JSONL file (custom_id, body)")
 

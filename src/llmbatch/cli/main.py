@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -35,6 +35,7 @@ from llmbatch.cli.source import (
     set_api_url,
 )
 from llmbatch.cli.usage import usage_command
+from llmbatch.cli.validate import BetaOpt, job_options_of
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.domain.models import Endpoint
@@ -109,6 +110,7 @@ def submit(
     config: ConfigOpt = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
+    beta: BetaOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
     if worker:
@@ -116,7 +118,8 @@ def submit(
     if api_url():
         for option, given in (("--dry-run", dry_run), ("--strict-model", strict_model),
                               ("--max-cost", max_cost is not None),
-                              ("--webhook-url", webhook_url is not None)):
+                              ("--webhook-url", webhook_url is not None),
+                              ("--beta", bool(beta))):
             if given:
                 local_only(option)
         source: JobSource = job_source(config, publish=True, new=True)
@@ -128,7 +131,8 @@ def submit(
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
                                    endpoint=endpoint, idempotency_key=idempotency_key,
                                    max_cost=max_cost, webhook_url=webhook_url,
-                                   strict_model=strict_model, dry_run=dry_run, config=config)
+                                   strict_model=strict_model, dry_run=dry_run, config=config,
+                                   job_options=job_options_of(beta))
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -140,7 +144,8 @@ def submit(
 def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
-                  config: Path | None) -> tuple[Runtime, str]:
+                  config: Path | None,
+                  job_options: dict[str, Any] | None = None) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
     broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
@@ -153,7 +158,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
         from llmbatch.service_layer.intake import validate_file
 
         report = validate_file(cli_runtime.runtime(config), file, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model)
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options=job_options)
         sys.exit(print_report(report, provider=provider))
     rt = cli_runtime.runtime(config, publish=True)
     rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
@@ -162,7 +168,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,
-                                 strict_model=strict_model, warn=warn)
+                                 strict_model=strict_model, warn=warn,
+                                 job_options=job_options)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if wakeups.failures:
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "

@@ -73,6 +73,8 @@ CREATE_JOB_BODY: dict[str, Any] = {
                     "name": {"type": "string", "maxLength": 200},
                     "metadata": {"type": "string",
                                  "description": "A JSON object, kept with the job"},
+                    "betas": {"type": "string", "maxLength": 2000,
+                              "description": "Provider betas for this job, comma-separated"},
                 },
             },
             "encoding": {"file": {"contentType": "application/x-ndjson"}},
@@ -114,9 +116,11 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
             raise InputError("must be a JSON object", field="metadata") from exc
         if not isinstance(metadata, dict):
             raise InputError("must be a JSON object", field="metadata")
+    betas = [b.strip() for b in (text("betas", max_len=2000) or "").split(",") if b.strip()]
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
-            "name": text("name"), "metadata": metadata}
+            "name": text("name"), "metadata": metadata,
+            "job_options": {"betas": betas} if betas else None}
 
 
 def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
@@ -172,7 +176,8 @@ async def create(
             body = CreateJobJson.model_validate(doc)
         except ValueError as exc:
             raise _body_problem(exc) from exc
-        params = body.model_dump(exclude={"requests"})
+        params = body.model_dump(exclude={"requests", "betas"})
+        params["job_options"] = {"betas": body.betas} if body.betas else None
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
         shown_as = "requests"
