@@ -150,3 +150,29 @@ def test_job_betas_add_to_the_configured_ones_and_reach_the_header() -> None:
         "anthropic-beta": "prompt-caching-2024-07-31,output-300k-2026-03-24"}
     assert adapter.options.betas == ("prompt-caching-2024-07-31",)  # shared adapter untouched
     assert stored_job_adapter(adapter, {}) is adapter
+
+
+def test_the_remote_client_sends_a_jobs_betas_as_the_apis_form_field(tmp_path: Any) -> None:
+    import httpx
+
+    from llmbatch.client.backends import RemoteBackend
+
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.read())
+        return httpx.Response(422, json={"type": "about:blank", "title": "bad", "status": 422,
+                                         "detail": "refused", "errors": []},
+                              headers={"content-type": "application/problem+json"})
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"body": {"messages": [{"role": "user", "content": "hi"}]}}\n')
+    backend = RemoteBackend("http://api.invalid", "key", transport=httpx.MockTransport(answer))
+    with pytest.raises(InputError):
+        backend.create(path, provider="anthropic", model=MODEL_OPUS, endpoint=Endpoint.CHAT,
+                       name=None, metadata=None, idempotency_key=None,
+                       betas=["output-300k-2026-03-24", "prompt-caching-2024-07-31"])
+    assert b'name="betas"\r\n\r\noutput-300k-2026-03-24,prompt-caching-2024-07-31' in sent[0]
+
+
+MODEL_OPUS = "claude-opus-4-8"

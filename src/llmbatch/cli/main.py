@@ -118,14 +118,13 @@ def submit(
     if api_url():
         for option, given in (("--dry-run", dry_run), ("--strict-model", strict_model),
                               ("--max-cost", max_cost is not None),
-                              ("--webhook-url", webhook_url is not None),
-                              ("--beta", bool(beta))):
+                              ("--webhook-url", webhook_url is not None)):
             if given:
                 local_only(option)
         source: JobSource = job_source(config, publish=True, new=True)
         job_id, created = source.create_job(file, provider=provider, model=model,
                                             endpoint=endpoint, name=name,
-                                            idempotency_key=idempotency_key)
+                                            idempotency_key=idempotency_key, betas=beta)
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
