@@ -175,6 +175,11 @@ class ProviderConfig(_Frozen):
     stuck_grace_s: float = Field(
         3600.0, ge=0, description="A batch still running this long after the provider's own "
                                   "deadline is cancelled and its items re-batched")
+    webhook_secret: SecretStr | None = None
+    webhook_secret_env: str | None = Field(
+        None, description="Environment variable holding the signing secret of the provider's "
+                          "batch webhooks; with it (or webhook_secret) the API accepts them at "
+                          "POST /v1/provider-webhooks/<name> (docs/webhooks.md)")
     options: dict[str, Any] = Field(
         default_factory=dict, description="The provider's own settings, validated by its "
                                           "options model (see docs/providers/<name>.md)")
@@ -196,6 +201,12 @@ class ProviderConfig(_Frozen):
         if self.api_key_env and os.environ.get(self.api_key_env):
             return os.environ[self.api_key_env]
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def resolved_webhook_secret(self) -> str | None:
+        """The webhook signing secret: from the environment variable named, else the literal."""
+        if self.webhook_secret_env and os.environ.get(self.webhook_secret_env):
+            return os.environ[self.webhook_secret_env]
+        return self.webhook_secret.get_secret_value() if self.webhook_secret else None
 
 
 class LatencyPrior(_Frozen):

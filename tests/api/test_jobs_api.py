@@ -50,6 +50,17 @@ def test_a_bad_line_is_a_422_naming_file_line_and_field_as_the_cli_prints_it(
     assert api_world.client("alice").get("/v1/jobs").json()["data"] == []
 
 
+def test_an_endpoint_the_provider_lacks_is_a_422_naming_the_field(api_world: ApiWorld) -> None:
+    client = api_world.client("alice")
+    body = {"provider": "fake", "model": MODEL, "endpoint": "moderations",
+            "requests": [{"custom_id": "m", "body": {"input": "hi"}}]}
+    answer = client.post("/v1/jobs", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "no moderations batches" in answer.text and "endpoint" in answer.text
+    unknown = client.post("/v1/jobs", json={**body, "endpoint": "videos"})
+    assert unknown.status_code == 422 and "responses" in unknown.text  # the values it takes
+
+
 def test_inline_requests_run_to_results_in_input_order_plain_and_gzipped(
         api_world: ApiWorld) -> None:
     client = api_world.client("alice")

@@ -92,7 +92,8 @@ def submit(
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
     name: Annotated[str | None, typer.Option(help="A label for the job")] = None,
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Same key + same content returns the existing job")] = None,
     max_cost: Annotated[Decimal | None, typer.Option(

@@ -55,7 +55,8 @@ def validate(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     strict_model: Annotated[bool, typer.Option(
         "--strict-model", help="Refuse lines whose body.model differs from --model")] = False,
     config: Annotated[Path | None, typer.Option(

@@ -41,6 +41,11 @@ from llmbatch.domain.models import (
 )
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
 from llmbatch.pricing.windows import catalogue_context_window
+from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
+
+# Endpoints whose requests a context window does not bound as a whole (each embedding input
+# is limited on its own; moderation models are not in the catalogue's sense generative).
+_NO_WINDOW = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -103,6 +108,10 @@ class BatchProvider(abc.ABC):
     price_catalogue_id: ClassVar[str | None] = None
     batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
 
+    # The batch events the provider can push (``read_webhook``), to subscribe to when
+    # registering llmbatch's endpoint with it; empty: it sends none llmbatch reads.
+    webhook_events: ClassVar[frozenset[str]] = frozenset()
+
     # Every call needs an API key (``require_api_key``): a job is refused at submit without
     # one instead of failing at its first provider call.
     requires_api_key: ClassVar[bool] = False
@@ -159,7 +168,7 @@ class BatchProvider(abc.ABC):
         context window from the price catalogue (``price_catalogue_id``); an adapter adds
         its vendor's refused parameters, endpoints and output caps."""
         window = (catalogue_context_window(self.price_catalogue_id, model)
-                  if self.price_catalogue_id and endpoint is not Endpoint.EMBEDDINGS else None)
+                  if self.price_catalogue_id and endpoint not in _NO_WINDOW else None)
         if window is None:
             return ModelRules(model=model, window_counts_output=self.window_counts_output)
         return ModelRules(model=model, context_window=window[0], sources=(window[1],),
@@ -185,13 +194,14 @@ class BatchProvider(abc.ABC):
 
     def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
         """The most output tokens ``request`` may produce (what bounds its cost), or None when
-        it sets no limit and the provider has no default. Embeddings produce none. This reads
-        the neutral body's ``max_completion_tokens`` / ``max_tokens`` (also an OpenAI-style
-        native body's); a provider with its own native field or default overrides it."""
-        if endpoint is Endpoint.EMBEDDINGS:
+        it sets no limit and the provider has no default. Embeddings and moderations produce
+        none. This reads the neutral body's ``max_completion_tokens`` / ``max_tokens`` /
+        ``max_output_tokens`` (also an OpenAI-style native body's); a provider with its own
+        native field or default overrides it."""
+        if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS):
             return 0
         body = request.native if request.native is not None else request.body
-        return output_limit(body, "max_completion_tokens", "max_tokens")
+        return output_limit(body, "max_completion_tokens", "max_tokens", "max_output_tokens")
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
@@ -286,6 +296,14 @@ class BatchProvider(abc.ABC):
         if not progress.ended:
             raise refused
         return progress
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Verify one webhook delivery with the vendor's scheme and ``secret`` (from config),
+        and name the batch it is about (None: an event about something else). Raises
+        ``WebhookRejected`` (``providers.webhooks``) for a forged, stale or malformed one.
+        The default: this provider sends no webhooks llmbatch reads."""
+        raise WebhooksUnsupported(f"{self.display_name} sends no batch webhooks")
 
     def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
         """Delete provider-side files after results are stored (when configured). Optional."""

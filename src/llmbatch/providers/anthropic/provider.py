@@ -53,6 +53,7 @@ from llmbatch.providers.base import (
     output_limit,
 )
 from llmbatch.providers.jsonl import parse_result_stream
+from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicJobOptions", "AnthropicOptions", "AnthropicProvider",
@@ -133,7 +134,8 @@ class AnthropicProvider(BatchProvider):
     label: ClassVar[str] = "Anthropic"
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    # Responses bodies are translated through their chat meaning (``responses_body``).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
     needs_submit_journal: ClassVar[bool] = True
     options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
     job_options_model: ClassVar[type[ProviderOptions] | None] = AnthropicJobOptions
@@ -219,7 +221,8 @@ class AnthropicProvider(BatchProvider):
         has none); it includes any extended-thinking budget."""
         if request.native is not None:
             return output_limit(request.native, "max_tokens")
-        return (output_limit(request.body, "max_completion_tokens", "max_tokens")
+        return (output_limit(request.body, "max_completion_tokens", "max_tokens",
+                             "max_output_tokens")
                 or self.options.default_max_tokens)
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
@@ -232,8 +235,9 @@ class AnthropicProvider(BatchProvider):
         if endpoint not in self.endpoints:
             raise InputError(f"Anthropic batches do not support the {endpoint!r} endpoint",
                              field="endpoint")
-        encoded = encode_line(request, model=model, api_version=self.api_version,
-                              default_max_tokens=self.options.default_max_tokens)
+        encoded = encode_as_chat(request, endpoint, lambda req, _: encode_line(
+            req, model=model, api_version=self.api_version,
+            default_max_tokens=self.options.default_max_tokens))
         limit = self.effective_limits(model).max_bytes - len(_BODY_HEAD) - len(_BODY_TAIL)
         if len(encoded.data) > limit:
             raise InputError(f"the request is {len(encoded.data)} bytes encoded; an Anthropic "

@@ -53,9 +53,14 @@ from llmbatch.domain.models import (
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
 from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
-from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
+from llmbatch.providers.gemini.translate import (
+    check_web_urls,
+    to_embed_content,
+    to_generate_content,
+)
 from llmbatch.providers.gemini.wire import (
     inline_entries,
     item_from_entry,
@@ -63,7 +68,9 @@ from llmbatch.providers.gemini.wire import (
     short_state,
 )
 from llmbatch.providers.jsonl import compact_json, display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
            "GeminiProvider"]
@@ -81,6 +88,7 @@ _INLINE_ITEM_OVERHEAD: Final = 32  # {"request":...,"metadata":{"key":...}} minu
 FIND_BY_TAG_MAX_BATCHES: Final = 5_000
 FIND_BY_TAG_PAGE_SIZE: Final = 100
 _CREATE_METHODS: Final = {Endpoint.CHAT: "batchGenerateContent",
+                          Endpoint.RESPONSES: "batchGenerateContent",
                           Endpoint.EMBEDDINGS: "asyncBatchEmbedContent"}
 
 
@@ -120,7 +128,9 @@ class GeminiProvider(BatchProvider):
     label: ClassVar[str] = "Gemini"
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Responses bodies are translated through their chat meaning (``responses_body``).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS,
+                                                          Endpoint.RESPONSES})
     # Gemini limits the prompt alone (input token limit); output has its own cap.
     window_counts_output: ClassVar[bool] = False
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
@@ -169,6 +179,13 @@ class GeminiProvider(BatchProvider):
             retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None))
         return _Clients(sdk=sdk, http=http, key=key)
 
+
+    webhook_events: ClassVar[frozenset[str]] = gemini_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Gemini project webhooks (C.9): ``providers/gemini/webhooks.py``."""
+        return gemini_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
         self._clients.close()
@@ -198,12 +215,14 @@ class GeminiProvider(BatchProvider):
             config = request.native.get("generationConfig")
             return output_limit(config if isinstance(config, Mapping) else None,
                                 "maxOutputTokens")
-        return output_limit(request.body, "max_completion_tokens", "max_tokens")
+        return output_limit(request.body, "max_completion_tokens", "max_tokens",
+                            "max_output_tokens")
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
         """``native`` checked against the vendored request description (``request_schema``)."""
-        return native_problems(native, endpoint=endpoint, model=model)
+        return native_problems(native, model=model, endpoint=Endpoint.CHAT
+                               if endpoint is Endpoint.RESPONSES else endpoint)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;
@@ -213,13 +232,11 @@ class GeminiProvider(BatchProvider):
                              "endpoint by llmbatch", field="endpoint")
         if not isinstance(request.custom_id, str) or not request.custom_id:
             raise InputError("must be a non-empty string", field="custom_id")
-        if request.native is not None:
-            payload = request.native
-        elif isinstance(request.body, dict):
-            payload = to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
-                else to_generate_content(request.body)
-        else:
-            raise InputError("missing or not a JSON object", field="body")
+        payload = encode_as_chat(request, endpoint, _payload)
+        if endpoint is not Endpoint.EMBEDDINGS:
+            where = "native" if request.native is not None else \
+                "body.input" if endpoint is Endpoint.RESPONSES else "body.messages"
+            check_web_urls(payload, model=model, field=where)
         data = compact_json({"key": request.custom_id, "request": payload}, field="body")
         limit = self.effective_limits(model).max_bytes
         if len(data) + 1 > limit:
@@ -241,8 +258,8 @@ class GeminiProvider(BatchProvider):
             count, size = spool_jsonl(lines, spool, self.effective_limits(model), vendor="Gemini")
             spool.seek(0)
             body = None
-            if endpoint is Endpoint.CHAT and size + count * _INLINE_ITEM_OVERHEAD + len(tag) \
-                    + _ENVELOPE_BYTES <= self.inline_max_bytes:
+            inline_size = size + count * _INLINE_ITEM_OVERHEAD + len(tag) + _ENVELOPE_BYTES
+            if endpoint is not Endpoint.EMBEDDINGS and inline_size <= self.inline_max_bytes:
                 body = _inline_body(spool, tag)
             if body is not None and len(body) <= self.inline_max_bytes:
                 with calling("batches.create"):
@@ -377,6 +394,17 @@ class GeminiProvider(BatchProvider):
     def _delete_file(self, name: str) -> None:
         with calling("files.delete"):
             self._clients.get().sdk.files.delete(name=name)
+
+
+def _payload(request: RequestLine, endpoint: Endpoint) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` / ``EmbedContentRequest`` of a request (a native body
+    untouched); a Responses body arrives here as its chat meaning."""
+    if request.native is not None:
+        return request.native
+    if not isinstance(request.body, dict):
+        raise InputError("missing or not a JSON object", field="body")
+    return to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
+        else to_generate_content(request.body)
 
 
 def _batch_name(provider_batch_id: str) -> str:

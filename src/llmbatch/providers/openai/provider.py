@@ -35,6 +35,7 @@ from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
 from llmbatch.providers.cleanup import delete_files, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.openai import webhooks as openai_webhooks
 from llmbatch.providers.openai.errors import PROVIDER, calling
 from llmbatch.providers.openai.model_rules import (
     CHAT_MODEL,
@@ -45,6 +46,7 @@ from llmbatch.providers.openai.model_rules import (
 )
 from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 from llmbatch.schemas import neutral_schemas
 
 __all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
@@ -72,7 +74,8 @@ class OpenAIOptions(ProviderOptions):
 
 
 class OpenAIProvider(BatchProvider):
-    """OpenAI batches for chat completions and embeddings.
+    """OpenAI batches for chat completions, embeddings, responses, legacy completions and
+    moderations.
 
     ``max_bytes`` is 200 MB read as decimal megabytes (200,000,000 bytes): OpenAI does not say
     whether "200 MB" means MB or MiB, and the smaller reading cannot be refused for size.
@@ -82,7 +85,8 @@ class OpenAIProvider(BatchProvider):
     label: ClassVar[str] = "OpenAI"
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Every batch endpoint of PROVIDER_APIS A.1.2 whose body is JSON text (A.8).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
     requires_api_key: ClassVar[bool] = True
     # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
@@ -108,6 +112,13 @@ class OpenAIProvider(BatchProvider):
         """The SDK client, built once on first use (a missing key fails here)."""
         return self._client.get()
 
+
+    webhook_events: ClassVar[frozenset[str]] = openai_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """OpenAI project webhooks (A.10): ``providers/openai/webhooks.py``."""
+        return openai_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
         self._client.close()
