@@ -176,3 +176,15 @@ def test_the_remote_client_sends_a_jobs_betas_as_the_apis_form_field(tmp_path: A
 
 
 MODEL_OPUS = "claude-opus-4-8"
+
+
+def test_a_responses_job_is_held_to_the_same_rules_and_its_output_field_is_named() -> None:
+    rules = LineRules(openai(models=(ModelConfig(name="o3", max_output_tokens=1000),)),
+                      model="o3", endpoint=Endpoint.RESPONSES)
+    found = rules.problems(RequestLine(0, "r", {"input": "hi", "temperature": 0.5,
+                                                "max_output_tokens": 5000}), 10)
+    assert [(p.field, p.message) for p in found] == [
+        ("body.temperature", "model o3 does not accept temperature (only 1)"),
+        ("body.max_output_tokens", "model o3 writes at most 1,000 output tokens, 5,000 asked")]
+    assert openai().model_rules("omni-moderation-latest",
+                                endpoint=Endpoint.MODERATIONS).context_window is None
