@@ -137,6 +137,11 @@ class ModelConfig(_Frozen):
     batch_price_factor: Decimal | None = Field(
         None, gt=0, le=1, description="Share of the synchronous price a batch request is "
                                       "billed (default: the provider's, 0.5 for all three)")
+    # Model rules checked at submit (docs/model-rules.md); each replaces what the provider
+    # and the price catalogue know. refused_params: [] accepts every parameter.
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    refused_params: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _prices_paired(self) -> ModelConfig:

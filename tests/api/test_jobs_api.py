@@ -172,3 +172,18 @@ def test_a_body_over_the_cap_is_413(api_world: ApiWorld) -> None:
 
     api_world.app = create_app(api_world.driver.rt, ApiConfig(max_body_bytes=1000))
     assert upload(api_world, "alice", jsonl(50)).status_code == 413
+
+
+def test_betas_reach_the_providers_check_from_a_form_field_and_from_json(
+        api_world: ApiWorld) -> None:
+    # The fake provider takes no per-job options: the refusal names the field either way.
+    answer = upload(api_world, "alice", jsonl(1), betas="output-300k-2026-03-24, x")
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == "betas" and "takes no per-job options" in error["message"]
+    inline = api_world.client("alice").post("/v1/jobs", json={
+        "provider": "fake", "model": MODEL, "betas": ["output-300k-2026-03-24"],
+        "requests": [{"custom_id": "q", "body": {"messages": [
+            {"role": "user", "content": "hi"}]}}]})
+    assert inline.status_code == 422 and inline.json()["errors"][0]["field"] == "betas"
+    assert upload(api_world, "alice", jsonl(1), betas="").status_code == 201

@@ -282,6 +282,9 @@ class CreateJobJson(BaseModel):
     retention: RetentionIn | None = Field(
         None, description="The job's own retention settings (unset keys: the provider's "
                           "configuration); docs/privacy.md")
+    betas: list[str] | None = Field(
+        None, max_length=20, description="Provider betas for this job (Anthropic: "
+                                         "anthropic-beta values known to work in batches)")
     requests: list[dict[str, Any]] = Field(
         min_length=1, description="Request lines, as in a JSONL file (custom_id, body)")
 

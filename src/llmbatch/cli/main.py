@@ -41,6 +41,7 @@ from llmbatch.cli.source import (
     set_api_url,
 )
 from llmbatch.cli.usage import usage_command
+from llmbatch.cli.validate import BetaOpt, job_options_of
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.domain.models import Endpoint
@@ -119,6 +120,7 @@ def submit(
     keep_provider_data: KeepProviderDataOpt = None,
     input_expires_after: InputExpiryOpt = None,
     output_expires_after: OutputExpiryOpt = None,
+    beta: BetaOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
     retention = retention_overrides(keep_provider_data, input_expires_after,
@@ -135,14 +137,15 @@ def submit(
         job_id, created = source.create_job(file, provider=provider, model=model,
                                             endpoint=endpoint, name=name,
                                             idempotency_key=idempotency_key,
-                                            retention=retention)
+                                            retention=retention, betas=beta)
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
                                    endpoint=endpoint, idempotency_key=idempotency_key,
                                    max_cost=max_cost, webhook_url=webhook_url,
                                    strict_model=strict_model, dry_run=dry_run, config=config,
-                                   retention=retention)
+                                   retention=retention,
+                                   job_options=job_options_of(beta))
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -155,7 +158,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
                   config: Path | None,
-                  retention: dict[str, Any] | None = None) -> tuple[Runtime, str]:
+                  retention: dict[str, Any] | None = None,
+                  job_options: dict[str, Any] | None = None) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
     broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
@@ -168,7 +172,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
         from llmbatch.service_layer.intake import validate_file
 
         report = validate_file(cli_runtime.runtime(config), file, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model)
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options=job_options)
         sys.exit(print_report(report, provider=provider))
     rt = cli_runtime.runtime(config, publish=True)
     rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
@@ -177,7 +182,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,
-                                 strict_model=strict_model, warn=warn, retention=retention)
+                                 strict_model=strict_model, warn=warn, retention=retention,
+                                 job_options=job_options)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if wakeups.failures:
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "

@@ -77,7 +77,8 @@ class JobSource(Protocol):
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]: ...
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
-                   retention: dict[str, Any] | None = None) -> tuple[str, bool]: ...
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
     def cost_note(self, provider: str, model: str) -> str | None: ...
     def retry_lineage(self, job_id: str, *, name: str | None,
@@ -144,11 +145,13 @@ class LocalSource:
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
-                   retention: dict[str, Any] | None = None) -> tuple[str, bool]:
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]:
         from llmbatch.service_layer.jobs import create_job
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
-                          name=name, idempotency_key=idempotency_key, retention=retention)
+                          name=name, idempotency_key=idempotency_key, retention=retention,
+                          job_options={"betas": betas} if betas else None)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job
@@ -212,11 +215,12 @@ class RemoteSource:
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
-                   retention: dict[str, Any] | None = None) -> tuple[str, bool]:
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]:
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
                                            idempotency_key=idempotency_key,
-                                           retention=retention)
+                                           retention=retention, betas=betas)
         return job.id, created
 
     def cancel_job(self, job_id: str) -> JobStatus:

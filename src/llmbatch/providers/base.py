@@ -16,6 +16,7 @@ group; nothing outside it names the provider.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,7 @@ from llmbatch.config import (
     RetentionConfig,
     format_validation_error,
 )
+from llmbatch.domain.model_rules import ModelRules
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -40,7 +42,12 @@ from llmbatch.domain.models import (
 )
 from llmbatch.domain.retention import Deletion
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
+from llmbatch.pricing.windows import catalogue_context_window
 from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
+
+# Endpoints whose requests a context window does not bound as a whole (each embedding input
+# is limited on its own; moderation models are not in the catalogue's sense generative).
+_NO_WINDOW = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -89,6 +96,12 @@ class BatchProvider(abc.ABC):
     # The keys of ``providers.<name>.options`` and their checks; a subclass declares its own
     # model and narrows ``options`` to it.
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    # The keys a single job may set on top of ``options`` (``submit --beta``, the API's job
+    # fields), merged by ``for_job``; None: the provider takes no per-job options.
+    job_options_model: ClassVar[type[ProviderOptions] | None] = None
+    # Whether the provider counts the requested output inside the context window (it refuses
+    # a request whose prompt plus max output exceed it) or limits the prompt alone.
+    window_counts_output: ClassVar[bool] = True
     # What this provider's batches usually take, for the adaptive poller.
     latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
     # Pricing (docs/cost.md): this provider's id in the genai-prices catalogue (None: prices
@@ -120,6 +133,48 @@ class BatchProvider(abc.ABC):
         except ValidationError as exc:
             raise ConfigError(f"{where}: invalid options",
                               format_validation_error(exc, where)) from exc
+
+    def job_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Per-job options checked by ``job_options_model`` (``InputError`` naming the key
+        otherwise), as the JSON to store with the job; empty ``values`` are always fine."""
+        if not values:
+            return {}
+        if self.job_options_model is None:
+            raise InputError(f"provider {self.name!r} takes no per-job options "
+                             f"({', '.join(sorted(values))})", field=sorted(values)[0])
+        try:
+            checked = self.job_options_model.model_validate(dict(values))
+        except ValidationError as exc:
+            first = format_validation_error(exc)[0]
+            where, _, message = first.partition(": ")
+            raise InputError(message, field=where) from None
+        return checked.model_dump(mode="json", exclude_defaults=True)
+
+    def for_job(self, job_options: Mapping[str, Any]) -> BatchProvider:
+        """This adapter as one job sees it: its ``options`` with the job's own (stored by
+        ``job_options``) merged in. A shallow copy sharing the client and journal; ``self``
+        when the job set none."""
+        if not job_options:
+            return self
+        view = copy.copy(self)
+        view.options = self.merge_job_options(job_options)
+        return view
+
+    def merge_job_options(self, job_options: Mapping[str, Any]) -> ProviderOptions:
+        """``options`` with the job's values; a provider whose job options add to a
+        configured list (not replace it) overrides this."""
+        return self.options.model_copy(update=dict(job_options))
+
+    def model_rules(self, model: str, *, endpoint: Endpoint) -> ModelRules:
+        """What ``model`` certainly refuses (``domain.model_rules``). The default knows the
+        context window from the price catalogue (``price_catalogue_id``); an adapter adds
+        its vendor's refused parameters, endpoints and output caps."""
+        window = (catalogue_context_window(self.price_catalogue_id, model)
+                  if self.price_catalogue_id and endpoint not in _NO_WINDOW else None)
+        if window is None:
+            return ModelRules(model=model, window_counts_output=self.window_counts_output)
+        return ModelRules(model=model, context_window=window[0], sources=(window[1],),
+                          window_counts_output=self.window_counts_output)
 
     @property
     def display_name(self) -> str:

@@ -76,6 +76,8 @@ CREATE_JOB_BODY: dict[str, Any] = {
                     "retention": {"type": "string",
                                   "description": "A JSON object: the job's own retention "
                                                  "settings (see CreateJobJson.retention)"},
+                    "betas": {"type": "string", "maxLength": 2000,
+                              "description": "Provider betas for this job, comma-separated"},
                 },
             },
             "encoding": {"file": {"contentType": "application/x-ndjson"}},
@@ -110,9 +112,11 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
                          field="endpoint")
     metadata = _json_object(text("metadata", max_len=1 << 20), "metadata")
     retention = _json_object(text("retention", max_len=4096), "retention")
+    betas = [b.strip() for b in (text("betas", max_len=2000) or "").split(",") if b.strip()]
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
-            "name": text("name"), "metadata": metadata, "retention": retention}
+            "name": text("name"), "metadata": metadata, "retention": retention,
+            "job_options": {"betas": betas} if betas else None}
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any] | None:
@@ -180,9 +184,10 @@ async def create(
             body = CreateJobJson.model_validate(doc)
         except ValueError as exc:
             raise _body_problem(exc) from exc
-        params = body.model_dump(exclude={"requests", "retention"})
+        params = body.model_dump(exclude={"requests", "retention", "betas"})
         params["retention"] = (body.retention.model_dump(exclude_none=True)
                                if body.retention else None)
+        params["job_options"] = {"betas": body.betas} if body.betas else None
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
         shown_as = "requests"

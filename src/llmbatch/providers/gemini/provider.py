@@ -132,6 +132,8 @@ class GeminiProvider(BatchProvider):
     # Responses bodies are translated through their chat meaning (``responses_body``).
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS,
                                                           Endpoint.RESPONSES})
+    # Gemini limits the prompt alone (input token limit); output has its own cap.
+    window_counts_output: ClassVar[bool] = False
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
     # File mode: start the resumable upload, send it, create; cleanup deletes input, output
     # and the batch.

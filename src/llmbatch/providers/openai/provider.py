@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, cast
@@ -21,6 +22,7 @@ import structlog
 from openai.types import Batch
 
 from llmbatch.config import LatencyPrior, ProviderConfig, RetentionConfig
+from llmbatch.domain.model_rules import ModelRules
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -36,6 +38,13 @@ from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
 from llmbatch.providers.openai import webhooks as openai_webhooks
 from llmbatch.providers.openai.errors import PROVIDER, calling
+from llmbatch.providers.openai.model_rules import (
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    REASONING_HINTS,
+    REASONING_MODEL,
+    REASONING_REFUSED,
+)
 from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.sdk_client import LazyClient
 from llmbatch.providers.webhooks import WebhookNotice
@@ -130,6 +139,19 @@ class OpenAIProvider(BatchProvider):
             # llmbatch retries whole tasks with backoff; SDK retries on top would multiply.
             max_retries=self.config.sdk_max_retries,
         )
+
+    def model_rules(self, model: str, *, endpoint: Endpoint) -> ModelRules:
+        """The catalogue's context window, plus ``model_rules``: what reasoning models refuse,
+        and which endpoints embedding and chat models serve."""
+        rules = super().model_rules(model, endpoint=endpoint)
+        if EMBEDDING_MODEL.match(model):
+            return replace(rules, endpoints=frozenset({Endpoint.EMBEDDINGS}))
+        if CHAT_MODEL.match(model):
+            rules = replace(rules, endpoints=self.endpoints - {Endpoint.EMBEDDINGS})
+        if REASONING_MODEL.match(model):
+            rules = replace(rules, refused=REASONING_REFUSED, hints=REASONING_HINTS,
+                            sources=(*rules.sources, "llmbatch providers/openai/model_rules.py"))
+        return rules
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
