@@ -28,7 +28,7 @@ from llmbatch.service_layer.read_models.stalls import Stall
 
 __all__ = ["BatchOut", "CancelOut", "CreateJobJson", "CreatedJobOut", "EventOut", "ItemOut",
            "JobDetailOut", "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut",
-           "Result", "RetryOut", "StallOut", "UsageOut"]
+           "Result", "RetentionIn", "RetryOut", "StallOut", "UsageOut"]
 
 T = TypeVar("T")
 
@@ -257,6 +257,23 @@ class ProgressOut(_Out):
                    eta_s=p.eta_s, waiting=[StallOut.from_stall(s) for s in p.reasons])
 
 
+class RetentionIn(BaseModel):
+    """How long the job's data may live at the provider (docs/privacy.md). Values the
+    provider cannot honour are refused with 422 naming ``retention.<key>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delete_when_stored: bool | None = Field(
+        None, description="Delete the provider's copy once the results are stored (default: "
+                          "the provider's retention.delete_when_stored, normally true)")
+    input_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the uploaded input after this "
+                                "many seconds (OpenAI: 86400 to 2592000)")
+    output_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the result files after this many "
+                                "seconds (OpenAI: 3600 to 2592000)")
+
+
 class CreateJobJson(BaseModel):
     """``POST /v1/jobs`` with a JSON body: the requests inline (for small jobs; upload a
     JSONL file as multipart/form-data for large ones)."""
@@ -277,6 +294,12 @@ class CreateJobJson(BaseModel):
         "USD cap on the job's batch cost: refused if its upper bound is over"))
     webhook_url: str | None = Field(None, max_length=2000, description=(
         "Notified (signed, Standard Webhooks) when the job ends; host must be allowed"))
+    retention: RetentionIn | None = Field(
+        None, description="The job's own retention settings (unset keys: the provider's "
+                          "configuration); docs/privacy.md")
+    betas: list[str] | None = Field(
+        None, max_length=20, description="Provider betas for this job (Anthropic: "
+                                         "anthropic-beta values known to work in batches)")
     requests: list[dict[str, Any]] = Field(
         min_length=1, description="Request lines, as in a JSONL file (custom_id, body)")
 

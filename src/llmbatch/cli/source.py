@@ -79,9 +79,11 @@ class JobSource(Protocol):
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]: ...
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None,
                    options: SubmitOptions = ...) -> tuple[str, bool]: ...
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut: ...
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
     def cost_note(self, provider: str, model: str) -> str | None: ...
     def retry_lineage(self, job_id: str, *, name: str | None,
@@ -155,21 +157,25 @@ class LocalSource:
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None,
                    options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
         from llmbatch.service_layer.jobs import create_job
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
-                          name=name, idempotency_key=idempotency_key,
+                          name=name, idempotency_key=idempotency_key, retention=retention,
+                          job_options={"betas": betas} if betas else None,
                           strict_model=options.strict_model, max_cost=options.max_cost,
                           webhook_url=options.webhook_url)
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut:
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         from llmbatch.api.validation_models import ValidationOut
         from llmbatch.service_layer.intake import validate_file
 
         report = validate_file(self.rt, path, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model)
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options={"betas": betas} if betas else None)
         return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
 
     def cancel_job(self, job_id: str) -> JobStatus:
@@ -234,20 +240,23 @@ class RemoteSource:
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None,
                    options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
-        from llmbatch.cli.validate import warn
+        from llmbatch.cli.common import warn
 
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
-                                           idempotency_key=idempotency_key, options=options)
+                                           idempotency_key=idempotency_key,
+                                           retention=retention, betas=betas, options=options)
         for line in getattr(job, "warnings", ()):  # as the local submit prints them
             warn(line)
         return job.id, created
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut:
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         return self.backend.validate(path, provider=provider, model=model, endpoint=endpoint,
-                                     strict_model=strict_model)
+                                     strict_model=strict_model, betas=betas)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         return self.backend.cancel(job_id)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from llmbatch.cli.common import ConfigOpt
+from llmbatch.cli.common import ConfigOpt, warn
 from llmbatch.cli.exit_codes import ExitCode
 from llmbatch.domain.models import Endpoint
 from llmbatch.service_layer.intake import IntakeReport
@@ -21,15 +21,20 @@ from llmbatch.service_layer.intake import IntakeReport
 if TYPE_CHECKING:
     from llmbatch.api.validation_models import ValidationOut
 
-__all__ = ["print_report", "print_verdict", "validate", "warn"]
+__all__ = ["BetaOpt", "job_options_of", "print_report", "print_verdict", "validate", "warn"]
+
+BetaOpt = Annotated[list[str] | None, typer.Option(
+    "--beta", help="A provider beta for this job, repeatable (Anthropic: anthropic-beta, "
+                   "e.g. output-300k-2026-03-24; docs/providers/anthropic.md)")]
+
+
+def job_options_of(betas: list[str] | None) -> dict[str, Any] | None:
+    """The per-job provider options the command line gave (None: none)."""
+    return {"betas": list(betas)} if betas else None
+
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def warn(text: str) -> None:
-    """One warning line on stderr (text, not markup)."""
-    _err.print(f"warning: {text}", markup=False)
 
 
 def print_report(report: IntakeReport, *, provider: str,
@@ -57,10 +62,12 @@ def validate(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     strict_model: Annotated[bool, typer.Option(
         "--strict-model", help="Refuse lines whose body.model differs from --model")] = False,
     config: ConfigOpt = None,
+    beta: BetaOpt = None,
 ) -> None:
     """Check FILE as submit would, store nothing: list every problem (exit 2) or say ok."""
     from llmbatch.bootstrap import build_runtime
@@ -71,12 +78,12 @@ def validate(
     remote = remote_source()
     if remote is not None:  # the API's providers and models decide
         sys.exit(print_verdict(remote.validate(file, provider=provider, model=model,
-                                               endpoint=endpoint, strict_model=strict_model),
-                               provider=provider))
+                                               endpoint=endpoint, strict_model=strict_model,
+                                               betas=beta), provider=provider))
     rt = build_runtime(project_config(config)[0])
     try:
         report = validate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
-                               strict_model=strict_model)
+                               strict_model=strict_model, job_options=job_options_of(beta))
     finally:
         rt.engine.dispose()
     sys.exit(print_report(report, provider=provider))

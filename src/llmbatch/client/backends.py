@@ -64,10 +64,12 @@ class Backend(Protocol):
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None, options: SubmitOptions = ...,
-               ) -> tuple[JobOut, bool]: ...
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None,
+               options: SubmitOptions = ...) -> tuple[JobOut, bool]: ...
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut: ...
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut: ...
     def estimate(self, path: Path, *, provider: str, model: str,
                  endpoint: Endpoint) -> EstimateOut: ...
     def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
@@ -101,15 +103,18 @@ class EmbeddedBackend:
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None, options: SubmitOptions = NO_OPTIONS,
-               ) -> tuple[JobOut, bool]:
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None,
+               options: SubmitOptions = NO_OPTIONS) -> tuple[JobOut, bool]:
         from llmbatch.service_layer import read_models
         from llmbatch.service_layer.jobs import create_job
 
         warnings: list[str] = []
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
-                                     idempotency_key=idempotency_key,
+                                     idempotency_key=idempotency_key, retention=retention,
+                                     job_options={"betas": betas} if betas else None,
                                      strict_model=options.strict_model,
                                      max_cost=options.max_cost,
                                      webhook_url=options.webhook_url, warn=warnings.append)
@@ -117,11 +122,12 @@ class EmbeddedBackend:
         return CreatedJobOut(**job.model_dump(), warnings=warnings), created
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut:
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         from llmbatch.service_layer.intake import validate_file
 
         report = validate_file(self.rt, path, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model)
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options={"betas": betas} if betas else None)
         return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
 
     def estimate(self, path: Path, *, provider: str, model: str,
@@ -255,11 +261,15 @@ class RemoteBackend:
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None, options: SubmitOptions = NO_OPTIONS,
-               ) -> tuple[JobOut, bool]:
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None,
+               options: SubmitOptions = NO_OPTIONS) -> tuple[JobOut, bool]:
         fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
         if name is not None:
             fields["name"] = name
+        if betas:
+            fields["betas"] = ",".join(betas)
         if metadata is not None:
             fields["metadata"] = json.dumps(metadata)
         if options.strict_model:
@@ -268,14 +278,18 @@ class RemoteBackend:
             fields["max_cost"] = format(options.max_cost, "f")  # never 1E-8
         if options.webhook_url is not None:
             fields["webhook_url"] = options.webhook_url
+        if retention:
+            fields["retention"] = json.dumps(retention)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self._upload("/jobs", path, fields, headers)
         return CreatedJobOut.model_validate(response.json()), response.status_code == 201
 
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                 strict_model: bool) -> ValidationOut:
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         fields = {"provider": provider, "model": model, "endpoint": str(endpoint),
                   "strict_model": "true" if strict_model else "false"}
+        if betas:
+            fields["betas"] = ",".join(betas)
         return ValidationOut.model_validate(self._upload("/validations", path, fields).json())
 
     def estimate(self, path: Path, *, provider: str, model: str,

@@ -156,13 +156,18 @@ class Client:
     def submit(self, requests: RequestsInput, *, provider: str, model: str,
                endpoint: Endpoint | str = Endpoint.CHAT, name: str | None = None,
                metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None, strict_model: bool = False,
+               idempotency_key: str | None = None,
+               retention: Mapping[str, Any] | None = None,
+               betas: Sequence[str] | None = None, strict_model: bool = False,
                max_cost: Decimal | str | None = None,
                webhook_url: str | None = None) -> Job:
         """Store a job from a JSONL path or any iterable of request dicts or strings.
-        ``strict_model`` refuses lines whose ``body.model`` names another model;
-        ``max_cost`` (USD) caps the job's batch cost (refused here if its upper bound is
-        over); ``webhook_url`` is notified, signed, when the job ends."""
+        ``retention`` overrides the provider's retention settings for this job
+        (``delete_when_stored``, ``input_expires_after_s``, ``output_expires_after_s``;
+        docs/privacy.md); ``betas``: the provider's betas for this job (Anthropic's
+        ``anthropic-beta``); ``strict_model`` refuses lines whose ``body.model`` names
+        another model; ``max_cost`` (USD) caps the job's batch cost (refused here if its
+        upper bound is over); ``webhook_url`` is notified, signed, when the job ends."""
         options = SubmitOptions(strict_model=strict_model,
                                 max_cost=None if max_cost is None else Decimal(max_cost),
                                 webhook_url=webhook_url)
@@ -170,7 +175,9 @@ class Client:
             job, created = self.backend.create(
                 path, provider=provider, model=model, endpoint=Endpoint(endpoint), name=name,
                 metadata=dict(metadata) if metadata is not None else None,
-                idempotency_key=idempotency_key, options=options)
+                idempotency_key=idempotency_key,
+                retention=dict(retention) if retention else None,
+                betas=list(betas) if betas else None, options=options)
         return Job(self, job, created=created)
 
     def validate(self, requests: RequestsInput, *, provider: str, model: str,

@@ -83,6 +83,11 @@ CREATE_JOB_BODY: dict[str, Any] = {
                                  "description": "USD cap on the job's batch cost"},
                     "webhook_url": {"type": "string", "maxLength": 2000,
                                     "description": "Notified (signed) when the job ends"},
+                    "retention": {"type": "string",
+                                  "description": "A JSON object: the job's own retention "
+                                                 "settings (see CreateJobJson.retention)"},
+                    "betas": {"type": "string", "maxLength": 2000,
+                              "description": "Provider betas for this job, comma-separated"},
                 },
             },
             "encoding": {"file": {"contentType": "application/x-ndjson"}},
@@ -115,23 +120,31 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
     if endpoint not in {str(e) for e in Endpoint}:
         raise InputError(f"must be one of {', '.join(str(e) for e in Endpoint)}",
                          field="endpoint")
-    metadata: Any = None
-    raw_metadata = text("metadata", max_len=1 << 20)
-    if raw_metadata is not None:
-        try:
-            metadata = json.loads(raw_metadata)
-        except ValueError as exc:
-            raise InputError("must be a JSON object", field="metadata") from exc
-        if not isinstance(metadata, dict):
-            raise InputError("must be a JSON object", field="metadata")
+    metadata = _json_object(text("metadata", max_len=1 << 20), "metadata")
+    retention = _json_object(text("retention", max_len=4096), "retention")
+    betas = [b.strip() for b in (text("betas", max_len=2000) or "").split(",") if b.strip()]
     strict = (text("strict_model") or "false").lower()
     if strict not in ("true", "false"):
         raise InputError("must be true or false", field="strict_model")
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
-            "name": text("name"), "metadata": metadata, "strict_model": strict == "true",
+            "name": text("name"), "metadata": metadata, "retention": retention,
+            "job_options": {"betas": betas} if betas else None,
+            "strict_model": strict == "true",
             "max_cost": _max_cost(text("max_cost", max_len=40)),
             "webhook_url": text("webhook_url", max_len=2000)}
+
+
+def _json_object(raw: str | None, field: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError("must be a JSON object", field=field) from exc
+    if not isinstance(value, dict):
+        raise InputError("must be a JSON object", field=field)
+    return value
 
 
 def _max_cost(value: str | None) -> Decimal | None:
@@ -227,9 +240,13 @@ async def receive_job_body(request: Request) -> tuple[Path, str, dict[str, Any]]
             body = CreateJobJson.model_validate(doc)
         except ValueError as exc:
             raise _body_problem(exc) from exc
+        params = body.model_dump(exclude={"requests", "retention", "betas"})
+        params["retention"] = (body.retention.model_dump(exclude_none=True)
+                               if body.retention else None)
+        params["job_options"] = {"betas": body.betas} if body.betas else None
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
-        return path, "requests", body.model_dump(exclude={"requests"})
+        return path, "requests", params
     raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
                           "application/json (inline 'requests')")
 

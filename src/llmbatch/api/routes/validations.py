@@ -30,7 +30,8 @@ def _validate(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any]) ->
     try:
         report = validate_file(rt, path, provider=params["provider"], model=params["model"],
                                endpoint=params["endpoint"],
-                               strict_model=params["strict_model"])
+                               strict_model=params["strict_model"],
+                               job_options=params.get("job_options"))
         return ValidationOut.from_report(report, shown_as=shown_as, actual=str(path))
     finally:
         path.unlink(missing_ok=True)
