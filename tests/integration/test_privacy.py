@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -126,7 +127,10 @@ class Cli:
     def submit(self, path: Path, hook_port: int) -> str:
         printed = self("submit", str(path), "--provider", "openai", "--model", MODEL,
                        "--webhook-url", f"http://127.0.0.1:{hook_port}/hook")
-        return printed.split()[-1].strip()
+        # (stderr may follow: a broker not ready yet is a warning, the job is stored anyway)
+        found = re.search(r"created job (\S+)", printed)
+        assert found, printed
+        return found.group(1)
 
 
 def faults(emulator: EmulatorServer, rules: list[dict[str, Any]]) -> None:
