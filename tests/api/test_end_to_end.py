@@ -231,6 +231,27 @@ def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: 
     local_bad = cli("submit", str(bad), "--provider", "openai", "--model", MODEL, remote=False)
     assert remote_bad.returncode == local_bad.returncode == 2
     assert remote_bad.stderr == local_bad.stderr
+    # submit's options go through the API too, and say what they say locally.
+    several = tmp_path / "several.jsonl"
+    several.write_text('{"custom_id": "x", "body": 5}\nnot json\n' + prompts.read_text(
+        encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    other_model = tmp_path / "other_model.jsonl"
+    other_model.write_text(json.dumps({"custom_id": "m", "body": {
+        "model": "another", "messages": [{"role": "user", "content": "hi"}]}}) + "\n",
+        encoding="utf-8")
+    # (each option's refusal and the Client's side: tests/api/test_remote_surface.py)
+    for args, code in ((("submit", str(several), "--dry-run"), 2),
+                       (("submit", str(other_model), "--strict-model"), 2),
+                       (("estimate", str(prompts), "--json"), 0)):
+        argv = (*args, "--provider", "openai", "--model", MODEL)
+        remote, local = cli(*argv), cli(*argv, remote=False)
+        assert remote.returncode == local.returncode == code, (args, remote.stderr,
+                                                               local.stderr)
+        assert (remote.stdout, remote.stderr) == (local.stdout, local.stderr), args
+    remote_usage = cli("usage", "--format", "json")
+    local_usage = cli("usage", "--format", "json", remote=False)
+    assert remote_usage.returncode == local_usage.returncode == 0, remote_usage.stderr
+    assert remote_usage.stdout == local_usage.stdout  # one tenant in this database
     unreachable = subprocess.run(
         llmbatch_cmd("--api-url", "http://127.0.0.1:9", "status", job_id), env=child_env(),
         text=True, capture_output=True, timeout=60, check=False, cwd=elsewhere)

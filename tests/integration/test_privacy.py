@@ -1,13 +1,17 @@
 """Nothing personal leaks: canaries (an email address, a phone number, a card number, an
 ``sk-`` key) in the prompts, in the custom ids and in the provider's error texts (emulator
-faults echo them), jobs run to success, failure and cancellation by a real worker at DEBUG
-on SQLite and on PostgreSQL; then every log line, event row, error column, webhook payload
-and all CLI output hold none of them, nor the API key or the database password."""
+faults echo them: batch-level errors, and per-item errors read through the real adapter),
+jobs run to success, failure, partial failure and cancellation by a real worker at DEBUG on
+SQLite and on PostgreSQL; then every log line, event row, error column, webhook payload, the
+worker's metrics and all CLI output hold none of them, nor the API key or the database
+password. Only the stored results (the user's data) keep them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,6 +75,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         server.drop_database(name)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def write_config(path: Path, database_url: str, emulator_url: str) -> Path:
     config = {
         "database": {"url": database_url},
@@ -117,7 +127,10 @@ class Cli:
     def submit(self, path: Path, hook_port: int) -> str:
         printed = self("submit", str(path), "--provider", "openai", "--model", MODEL,
                        "--webhook-url", f"http://127.0.0.1:{hook_port}/hook")
-        return printed.split()[-1].strip()
+        # (stderr may follow: a broker not ready yet is a warning, the job is stored anyway)
+        found = re.search(r"created job (\S+)", printed)
+        assert found, printed
+        return found.group(1)
 
 
 def faults(emulator: EmulatorServer, rules: list[dict[str, Any]]) -> None:
@@ -167,9 +180,10 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
     cli = Cli(tmp_path, config_path)
     hook_port = 9  # discard: nothing listens, so deliveries fail and are retried (and logged)
     processes = Processes(tmp_path)
+    metrics_port = free_port()
     worker = processes.start("worker", "worker", "--config", str(config_path), "--beat",
                              "--loglevel", "DEBUG", "--log-format", "json",
-                             "--concurrency", "2")
+                             "--concurrency", "2", "--metrics-port", str(metrics_port))
     try:
         # 1. success; a poll fails twice first with the canaries in the provider's message.
         faults(emulator, [{"kind": "http", "provider": "openai", "operation": "batches.retrieve",
@@ -188,7 +202,13 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
                            "code": "invalid_request", "message": LEAK}])
         failed = cli.submit(write_prompts(tmp_path / "failed.jsonl", 3, "bad"), hook_port)
         wait_for_jobs(check_rt, [failed], timeout=60, alive=processes.check_alive)
-        # 4. cancelled while stuck at the provider.
+        # 4. the provider fails some items one by one, its error text quoting the canaries
+        #    (the real adapter reads the error lines; non-retryable, so they fail for good).
+        faults(emulator, [{"kind": "item_errors", "provider": "openai", "rate": 0.5,
+                           "shape": "mixed", "status_code": 400, "message": LEAK}])
+        some_failed = cli.submit(write_prompts(tmp_path / "items.jsonl", 6, "itm"), hook_port)
+        wait_for_jobs(check_rt, [some_failed], timeout=60, alive=processes.check_alive)
+        # 5. cancelled while stuck at the provider.
         faults(emulator, [{"kind": "stuck", "provider": "openai", "at_fraction": 0.0}])
         cancelled = cli.submit(write_prompts(tmp_path / "cancel.jsonl", 3, "can"), hook_port)
 
@@ -198,10 +218,11 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
 
         wait_until(submitted, "submitted")
         cli("cancel", cancelled)
-        jobs = wait_for_jobs(check_rt, [succeeded, refused, failed, cancelled], timeout=90,
-                             alive=processes.check_alive)
+        jobs = wait_for_jobs(check_rt, [succeeded, refused, failed, some_failed, cancelled],
+                             timeout=90, alive=processes.check_alive)
         statuses = {k: str(j.status) for k, j in jobs.items()}
         assert statuses[succeeded] == "succeeded"
+        assert statuses[some_failed] == "completed_with_failures"
         assert statuses[refused] == "failed"
         assert statuses[failed] in ("failed", "completed_with_failures")
         assert statuses[cancelled] == "cancelled"
@@ -212,6 +233,8 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
             cli("events", job_id)
         cli("jobs")
         cli("webhooks", "log")
+        item_results = cli("results", some_failed, "--partial")
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
         cli("status", "job_does_not_exist", ok=False)
         cli("submit", str(tmp_path / "missing.jsonl"), "--provider", "openai", "--model",
             MODEL, ok=False)
@@ -222,7 +245,9 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
     log_text = worker.log.read_text(encoding="utf-8", errors="replace")
     lines = log_text.splitlines()
     stored = stored_text(database_url)
-    places = {"worker log": lines, "database": stored, "CLI output": cli.output}
+    cli.output.remove(item_results)  # the user's own results: checked below, not here
+    places = {"worker log": lines, "database": stored, "CLI output": cli.output,
+              "metrics": [metrics]}
     leaks = {f"{where}: {needle}": sum(needle in text for text in texts)
              for where, texts in places.items() for needle in CANARIES + SECRETS}
     assert {k: n for k, n in leaks.items() if n} == {}
@@ -230,6 +255,13 @@ def test_no_canary_in_logs_events_errors_payloads_or_cli_output(
     assert len(lines) > 50 and any('"level": "debug"' in line for line in lines)
     assert any("llmbatch.batch.call_failed" in line and "[email]" in line for line in lines)
     assert any("[email]" in s for s in stored)
+    assert "llmbatch_items_finished" in metrics
+    # Per-item errors were read through the real adapter and stored redacted; the result
+    # keeps the provider's response as it came (the user's data).
+    with_item_error = [json.loads(line) for line in item_results.splitlines()
+                       if line.startswith("{") and '"failed"' in line]
+    assert with_item_error and EMAIL in item_results
+    assert any("[email]" in json.dumps(r.get("error")) for r in with_item_error)
     # The user's own data is kept as it came (results and requests are not redacted).
     results = cli("results", succeeded)
     assert EMAIL in results

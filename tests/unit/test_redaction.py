@@ -58,6 +58,31 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
     assert Redactor()(text) == text
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("sk-proj-AbC123dEf456gHi789 leaked", "[api-key] leaked"),  # at the start
+    ("OPENAI_API_KEY=sk-proj-AbC123dEf456gHi789", "OPENAI_API_KEY=[api-key]"),
+    ("api_key_sk-proj-AbC123dEf456gHi789", "api_key_[api-key]"),
+    ('{"key":"sk-ant-api03-abcdefghijklmnop"}', '{"key":"[api-key]"}'),
+    ("(AIzaSyA1234567890abcdefghijklmnopqrstu)", "([api-key])"),
+    ("token:ghp_abcdefghijklmnopqrstuvwxyz0123", "token:[api-key]"),
+    ("id=AKIAABCDEFGHIJKLMNOP;", "id=[api-key];"),
+])
+def test_keys_are_masked_where_a_word_would_start(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "the task-scheduler-queue-2 runs the risk-assessment-v2-model",
+    "see flask-sqlalchemy-extension3 and whisk-abcdefghijklm4",
+    "sk-learn-compatible-pipeline is a library name",  # no digit: not a random key
+    "xAIzaSyA1234567890abcdefghijklmnopqrstu and aghp_abcdefghijklmnopqrstuvwxyz0123",
+    "rüsk-abcdefghijklmnop1234 in a word of another script",
+    "BAKIAABCDEFGHIJKLMNOP",
+])
+def test_keys_are_not_masked_inside_ordinary_words(text: str) -> None:
+    assert Redactor()(text) == text
+
+
 def test_luhn() -> None:
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
 

@@ -8,13 +8,15 @@ Kept apart from ``api/models.py`` so the job shapes and the cost shapes change s
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmbatch.domain.models import Endpoint
+from llmbatch.domain.money import to_pusd
 from llmbatch.service_layer.estimates import Estimate
-from llmbatch.service_layer.read_models.usage import UsageRow
+from llmbatch.service_layer.read_models.usage import UsageRow, total
 
 __all__ = ["EstimateJson", "EstimateOut", "UsageReportOut", "UsageRowOut", "UsageTokensOut"]
 
@@ -69,6 +71,23 @@ class EstimateOut(BaseModel):
                   else str(est.sync_usd_bound - est.batch_usd_bound))
         return cls(**est.as_dict(), endpoint=endpoint, saving_usd_bound=saving)
 
+    def estimate(self) -> Estimate:
+        """Back as the service's ``Estimate`` (what ``llmbatch estimate`` prints)."""
+        def usd(value: str | None) -> Decimal | None:
+            return None if value is None else Decimal(value)
+
+        return Estimate(
+            provider=self.provider, model=self.model, requests=self.requests,
+            input_tokens=self.input_tokens, input_tokens_bound=self.input_tokens_bound,
+            output_tokens_bound=self.output_tokens_bound,
+            output_tokens_expected=self.output_tokens_expected,
+            output_basis=self.output_basis,
+            defaulted_output_bounds=self.defaulted_output_bounds,
+            batch_usd_expected=usd(self.batch_usd_expected),
+            sync_usd_expected=usd(self.sync_usd_expected),
+            batch_usd_bound=usd(self.batch_usd_bound), sync_usd_bound=usd(self.sync_usd_bound),
+            price_source=self.price_source, input_error=self.input_error, note=self.note)
+
 
 class UsageTokensOut(BaseModel):
     """Tokens by kind (they nest: cached within input, reasoning within output)."""
@@ -116,3 +135,19 @@ class UsageReportOut(BaseModel):
     tenant: str | None = Field(description="The tenant reported on; null: every tenant")
     rows: list[UsageRowOut]
     total: UsageRowOut
+
+    @classmethod
+    def build(cls, by: list[str], rows: list[UsageRow], *, start: date | None,
+              end: date | None, tenant: str | None) -> UsageReportOut:
+        """The report of the read model's ``rows`` (the route's answer and the embedded
+        ``Client.usage``'s)."""
+        return cls.model_validate({
+            "by": by, "from": start, "to": end, "tenant": tenant,
+            "rows": [UsageRowOut.from_row(r) for r in rows],
+            "total": UsageRowOut.from_row(total(rows))})
+
+    def usage_rows(self) -> list[UsageRow]:
+        """Back as the read model's rows (what ``llmbatch usage`` prints)."""
+        return [UsageRow(key=dict(r.group), requests=r.requests, unpriced=r.unpriced_requests,
+                         tokens=r.tokens.model_dump(), cost_pusd=to_pusd(Decimal(r.batch_usd)),
+                         sync_cost_pusd=to_pusd(Decimal(r.sync_usd))) for r in self.rows]

@@ -26,9 +26,9 @@ from llmbatch.service_layer.read_models import (
 from llmbatch.service_layer.read_models.job_progress import JobProgress
 from llmbatch.service_layer.read_models.stalls import Stall
 
-__all__ = ["BatchOut", "CancelOut", "CreateJobJson", "EventOut", "ItemOut", "JobDetailOut",
-           "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut", "Result",
-           "RetentionIn", "RetryOut", "StallOut", "UsageOut"]
+__all__ = ["BatchOut", "CancelOut", "CreateJobJson", "CreatedJobOut", "EventOut", "ItemOut",
+           "JobDetailOut", "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut",
+           "Result", "RetentionIn", "RetryOut", "StallOut", "UsageOut"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,15 @@ class JobOut(_Out):
     @classmethod
     def from_summary(cls, job: JobSummary) -> JobOut:
         return cls(**_summary(job))
+
+
+class CreatedJobOut(JobOut):
+    """``POST /v1/jobs``'s answer: the job, and what was done unasked (the warnings
+    ``llmbatch submit`` prints, naming the uploaded file)."""
+
+    warnings: list[str] = Field(default_factory=list, description=(
+        "One line per thing done unasked, e.g. lines whose body.model names another model "
+        "and run on the job's model (strict_model refuses them instead)"))
 
 
 class BatchOut(_Out):
@@ -279,6 +288,12 @@ class CreateJobJson(BaseModel):
     endpoint: Endpoint = Endpoint.CHAT
     name: str | None = Field(None, max_length=200)
     metadata: dict[str, Any] | None = None
+    strict_model: bool = Field(False, description=(
+        "Refuse lines whose body.model differs from model (default: they run on model)"))
+    max_cost: Decimal | None = Field(None, ge=0, description=(
+        "USD cap on the job's batch cost: refused if its upper bound is over"))
+    webhook_url: str | None = Field(None, max_length=2000, description=(
+        "Notified (signed, Standard Webhooks) when the job ends; host must be allowed"))
     retention: RetentionIn | None = Field(
         None, description="The job's own retention settings (unset keys: the provider's "
                           "configuration); docs/privacy.md")
@@ -315,6 +330,8 @@ class ProblemOut(_Out):
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemError] | None = None
+    problem_count: int | None = Field(None, description=(
+        "Bad input: how many problems there are in all ('errors' lists the first 20)"))
 
 
 def _summary(job: JobSummary) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from llmbatch.errors import (
     ConflictError,
     InfrastructureError,
     InputError,
+    InputProblems,
     LLMBatchError,
     NotFoundError,
 )
@@ -51,17 +52,20 @@ class ApiProblem(Exception):
 
 def problem_response(status: int, detail: str | None, *, instance: str | None = None,
                      headers: dict[str, str] | None = None,
-                     errors: list[ProblemError] | None = None) -> JSONResponse:
+                     errors: list[ProblemError] | None = None,
+                     problem_count: int | None = None) -> JSONResponse:
     title = _TITLES.get(status) or HTTPStatus(status).phrase
     body = ProblemOut(title=title, status=status, detail=detail,
-                      instance=instance, errors=errors)
+                      instance=instance, errors=errors, problem_count=problem_count)
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status,
                         media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def input_problem(exc: InputError) -> list[ProblemError]:
-    return [ProblemError(message=exc.message, file=exc.file, line=exc.line, field=exc.field,
-                         text=str(exc))]
+    """Each listed problem of ``exc`` (several for ``InputProblems``), as the CLI prints it."""
+    return [ProblemError(message=p.message, file=p.file, line=p.line, field=p.field,
+                         text=str(p))
+            for p in (exc.problems if isinstance(exc, InputProblems) else [exc])]
 
 
 def _status_of(exc: LLMBatchError) -> int:
@@ -86,7 +90,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.error("unexpected llmbatch error on %s", request.url.path, exc_info=exc)
             return problem_response(500, "internal error", instance=request.url.path)
         errors = input_problem(exc) if isinstance(exc, InputError) else None
-        return problem_response(status, str(exc), instance=request.url.path, errors=errors)
+        return problem_response(status, str(exc), instance=request.url.path, errors=errors,
+                                problem_count=exc.total if isinstance(exc, InputProblems)
+                                else None)
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiProblem)

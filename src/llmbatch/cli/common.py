@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-__all__ = ["ConfigOpt", "console", "err"]
+__all__ = ["ConfigOpt", "console", "err", "warn"]
 
 console = Console()
 # Errors are never wrapped: a wrapped "file:line" is useless to an editor, grep or CI log.
@@ -21,3 +21,10 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="llm_config.yaml (default: found upward, like git)")]
+
+_warnings = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def warn(text: str) -> None:
+    """One warning line on stderr (text, not markup: it may quote the user's input)."""
+    _warnings.print(f"warning: {text}", markup=False)

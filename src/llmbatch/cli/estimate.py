@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from llmbatch.bootstrap import Runtime, build_runtime
+from llmbatch.cli.common import ConfigOpt
 from llmbatch.cli.costs import usd
-from llmbatch.config import load_config
+from llmbatch.cli.source import remote_source
 from llmbatch.domain.models import Endpoint
 from llmbatch.service_layer.estimates import Estimate, estimate_file
 
@@ -28,9 +29,11 @@ def history_runtime(config: Path | None) -> tuple[Runtime, bool]:
     file that does not exist yet is not created by a read-only command."""
     from sqlalchemy.engine import make_url
 
+    from llmbatch.cli.runtime import project_config
     from llmbatch.db.migrate import pending_revisions, upgrade
 
-    rt = build_runtime(load_config(config))
+    cfg, _ = project_config(config)  # found as every other command finds it
+    rt = build_runtime(cfg)
     url = make_url(rt.config.database.url)
     if url.get_backend_name() == "sqlite":
         if url.database not in (None, "", ":memory:") and not Path(url.database).exists():
@@ -70,14 +73,17 @@ def estimate_command(
     endpoint: Annotated[Endpoint, typer.Option(
         help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, "
-                               "./llm_config.yaml)")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Estimate what FILE costs in a batch, what it would cost synchronously, and the saving."""
-    rt, learn = history_runtime(config)
-    est = estimate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
-                        learn=learn)
+    remote = remote_source()
+    if remote is not None:  # the API's prices, and its history of the caller's tenant
+        est = remote.backend.estimate(file, provider=provider, model=model,
+                                      endpoint=endpoint).estimate()
+    else:
+        rt, learn = history_runtime(config)
+        est = estimate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
+                            learn=learn)
     if as_json:
         console.print_json(json.dumps(est.as_dict()))
     else:

@@ -19,6 +19,7 @@ from llmbatch.cli import reading as cli_reading
 from llmbatch.cli import results as cli_results
 from llmbatch.cli import retry as cli_retry
 from llmbatch.cli import runtime as cli_runtime
+from llmbatch.cli import validate as cli_validate
 from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.common import ConfigOpt, console, err
 from llmbatch.cli.emulator_faults import emulator_app
@@ -48,6 +49,7 @@ from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
 from llmbatch.observability.logging import LogFormat
 from llmbatch.observability.redaction import redact
+from llmbatch.service_layer.submit_options import SubmitOptions
 
 __all__ = ["app", "main"]
 
@@ -128,16 +130,16 @@ def submit(
     if worker:
         local_only("--worker")
     if api_url():
-        for option, given in (("--dry-run", dry_run), ("--strict-model", strict_model),
-                              ("--max-cost", max_cost is not None),
-                              ("--webhook-url", webhook_url is not None)):
-            if given:
-                local_only(option)
         source: JobSource = job_source(config, publish=True, new=True)
-        job_id, created = source.create_job(file, provider=provider, model=model,
-                                            endpoint=endpoint, name=name,
-                                            idempotency_key=idempotency_key,
-                                            retention=retention, betas=beta)
+        if dry_run:
+            sys.exit(cli_validate.print_verdict(source.validate(
+                file, provider=provider, model=model, endpoint=endpoint,
+                strict_model=strict_model, betas=beta), provider=provider))
+        job_id, created = source.create_job(
+            file, provider=provider, model=model, endpoint=endpoint, name=name,
+            idempotency_key=idempotency_key, retention=retention, betas=beta,
+            options=SubmitOptions(strict_model=strict_model, max_cost=max_cost,
+                                  webhook_url=webhook_url))
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,

@@ -33,12 +33,14 @@ from llmbatch.service_layer.read_models import (
 )
 from llmbatch.service_layer.read_models.job_progress import JobProgress
 from llmbatch.service_layer.read_models.stalls import Stall
+from llmbatch.service_layer.submit_options import NO_OPTIONS, SubmitOptions
 
 if TYPE_CHECKING:
     from llmbatch.api.models import JobDetailOut, Result
+    from llmbatch.api.validation_models import ValidationOut
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "JobSource", "LocalSource", "RemoteSource",
-           "api_url", "job_source", "local_only", "set_api_url"]
+           "api_url", "job_source", "local_only", "remote_source", "set_api_url"]
 
 API_URL_ENV = "LLMBATCH_API_URL"
 API_KEY_ENV = "LLMBATCH_API_KEY"
@@ -78,11 +80,21 @@ class JobSource(Protocol):
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
                    retention: dict[str, Any] | None = None,
-                   betas: list[str] | None = None) -> tuple[str, bool]: ...
+                   betas: list[str] | None = None,
+                   options: SubmitOptions = ...) -> tuple[str, bool]: ...
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
     def cost_note(self, provider: str, model: str) -> str | None: ...
     def retry_lineage(self, job_id: str, *, name: str | None,
                       include_cancelled: bool) -> RetryOutcome: ...
+
+
+def remote_source() -> RemoteSource | None:
+    """The remote API when one is named (``--api-url`` / ``$LLMBATCH_API_URL``), else None:
+    for commands that are not about stored jobs (``validate``, ``estimate``, ``usage``)."""
+    url = api_url()
+    return RemoteSource(url, os.environ.get(API_KEY_ENV)) if url else None
 
 
 def job_source(config: Path | None, *, publish: bool = False,
@@ -146,12 +158,25 @@ class LocalSource:
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
                    retention: dict[str, Any] | None = None,
-                   betas: list[str] | None = None) -> tuple[str, bool]:
+                   betas: list[str] | None = None,
+                   options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
         from llmbatch.service_layer.jobs import create_job
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
                           name=name, idempotency_key=idempotency_key, retention=retention,
-                          job_options={"betas": betas} if betas else None)
+                          job_options={"betas": betas} if betas else None,
+                          strict_model=options.strict_model, max_cost=options.max_cost,
+                          webhook_url=options.webhook_url)
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
+        from llmbatch.api.validation_models import ValidationOut
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(self.rt, path, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options={"betas": betas} if betas else None)
+        return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job
@@ -216,12 +241,22 @@ class RemoteSource:
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                    name: str | None, idempotency_key: str | None,
                    retention: dict[str, Any] | None = None,
-                   betas: list[str] | None = None) -> tuple[str, bool]:
+                   betas: list[str] | None = None,
+                   options: SubmitOptions = NO_OPTIONS) -> tuple[str, bool]:
+        from llmbatch.cli.common import warn
+
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
                                            idempotency_key=idempotency_key,
-                                           retention=retention, betas=betas)
+                                           retention=retention, betas=betas, options=options)
+        for line in getattr(job, "warnings", ()):  # as the local submit prints them
+            warn(line)
         return job.id, created
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
+        return self.backend.validate(path, provider=provider, model=model, endpoint=endpoint,
+                                     strict_model=strict_model, betas=betas)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         return self.backend.cancel(job_id)

@@ -10,15 +10,16 @@ import json
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmbatch.cli.common import ConfigOpt
 from llmbatch.cli.costs import usd
 from llmbatch.cli.estimate import history_runtime
+from llmbatch.cli.source import remote_source
 from llmbatch.errors import InputError
 from llmbatch.service_layer.read_models.usage import TOKEN_KINDS, UsageRow, total, usage_report
 
@@ -70,19 +71,22 @@ def usage_command(
     end: Annotated[str | None, typer.Option("--to", help="Last day (UTC), YYYY-MM-DD")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, "
-                               "./llm_config.yaml)")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Requests, tokens by kind, batch cost, synchronous cost and saving, grouped."""
     groups = [g.strip() for g in by.split(",") if g.strip()]
     first, last = _day(start, "--from"), _day(end, "--to")
-    rt, readable = history_runtime(config)
-    rows = usage_report(
-        rt, groups, tenant=tenant,
-        start=datetime.combine(first, time(), UTC) if first else None,
-        end=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
-    ) if readable else []
+    remote = remote_source()
+    if remote is not None:  # the API key's tenant (an admin key: any, or --tenant)
+        rows = remote.backend.usage(by=groups, start=first, end=last,
+                                    tenant=tenant).usage_rows()
+    else:
+        rt, readable = history_runtime(config)
+        rows = usage_report(
+            rt, groups, tenant=tenant,
+            start=datetime.combine(first, time(), UTC) if first else None,
+            end=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        ) if readable else []
     if fmt is Format.JSON:
         sys.stdout.write(json.dumps({"by": groups, "rows": [r.as_dict() for r in rows],
                                      "total": total(rows).as_dict()}, indent=2) + "\n")

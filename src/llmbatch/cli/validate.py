@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from llmbatch.cli.common import ConfigOpt, warn
 from llmbatch.cli.exit_codes import ExitCode
 from llmbatch.domain.models import Endpoint
 from llmbatch.service_layer.intake import IntakeReport
 
-__all__ = ["BetaOpt", "job_options_of", "print_report", "validate", "warn"]
+if TYPE_CHECKING:
+    from llmbatch.api.validation_models import ValidationOut
+
+__all__ = ["BetaOpt", "job_options_of", "print_report", "print_verdict", "validate", "warn"]
 
 BetaOpt = Annotated[list[str] | None, typer.Option(
     "--beta", help="A provider beta for this job, repeatable (Anthropic: anthropic-beta, "
@@ -28,18 +32,16 @@ def job_options_of(betas: list[str] | None) -> dict[str, Any] | None:
     """The per-job provider options the command line gave (None: none)."""
     return {"betas": list(betas)} if betas else None
 
+
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-def warn(text: str) -> None:
-    """One warning line on stderr (text, not markup)."""
-    _err.print(f"warning: {text}", markup=False)
-
-
-def print_report(report: IntakeReport, *, provider: str) -> int:
-    """Print the verdict on a file; the exit code it means."""
-    for line in report.warnings():
+def print_report(report: IntakeReport, *, provider: str,
+                 warnings: list[str] | None = None) -> int:
+    """Print the verdict on a file (``warnings``: the report's own unless given, as a remote
+    API's verdict brings them); the exit code it means."""
+    for line in report.warnings() if warnings is None else warnings:
         warn(line)
     refusal = report.error()
     if refusal is not None:
@@ -51,6 +53,11 @@ def print_report(report: IntakeReport, *, provider: str) -> int:
     return ExitCode.OK
 
 
+def print_verdict(verdict: ValidationOut, *, provider: str) -> int:
+    """``print_report`` of a remote API's verdict (``POST /v1/validations``)."""
+    return print_report(verdict.report(), provider=provider, warnings=verdict.warnings)
+
+
 def validate(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
@@ -59,17 +66,21 @@ def validate(
         help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     strict_model: Annotated[bool, typer.Option(
         "--strict-model", help="Refuse lines whose body.model differs from --model")] = False,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)",
-    )] = None,
+    config: ConfigOpt = None,
     beta: BetaOpt = None,
 ) -> None:
     """Check FILE as submit would, store nothing: list every problem (exit 2) or say ok."""
     from llmbatch.bootstrap import build_runtime
-    from llmbatch.config import load_config
+    from llmbatch.cli.runtime import project_config
+    from llmbatch.cli.source import remote_source
     from llmbatch.service_layer.intake import validate_file
 
-    rt = build_runtime(load_config(config))
+    remote = remote_source()
+    if remote is not None:  # the API's providers and models decide
+        sys.exit(print_verdict(remote.validate(file, provider=provider, model=model,
+                                               endpoint=endpoint, strict_model=strict_model,
+                                               betas=beta), provider=provider))
+    rt = build_runtime(project_config(config)[0])
     try:
         report = validate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
                                strict_model=strict_model, job_options=job_options_of(beta))

@@ -8,11 +8,14 @@ implementation; results come through an async iterator fed a chunk at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import EventOut, JobDetailOut, JobOut, Result
+from llmbatch.api.validation_models import ValidationOut
 from llmbatch.client.client import Client, Job
 from llmbatch.client.requests import RequestsInput
 from llmbatch.domain.states import JobStatus
@@ -95,6 +98,22 @@ class AsyncClient:
         job = await asyncio.to_thread(self._client.submit, requests, provider=provider,
                                       model=model, **options)
         return AsyncJob(job)
+
+    async def validate(self, requests: RequestsInput, *, provider: str, model: str,
+                       **options: Any) -> ValidationOut:
+        return await asyncio.to_thread(self._client.validate, requests, provider=provider,
+                                       model=model, **options)
+
+    async def estimate(self, requests: RequestsInput, *, provider: str, model: str,
+                       **options: Any) -> EstimateOut:
+        return await asyncio.to_thread(self._client.estimate, requests, provider=provider,
+                                       model=model, **options)
+
+    async def usage(self, *, by: Sequence[str] = ("provider", "model"),
+                    start: date | None = None, end: date | None = None,
+                    tenant: str | None = None) -> UsageReportOut:
+        return await asyncio.to_thread(self._client.usage, by=by, start=start, end=end,
+                                       tenant=tenant)
 
     async def job(self, job_id: str) -> AsyncJob:
         return AsyncJob(await asyncio.to_thread(self._client.job, job_id))

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
+from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import (
     CancelOut,
+    CreatedJobOut,
     EventOut,
     JobDetailOut,
     JobOut,
@@ -22,17 +25,26 @@ from llmbatch.api.models import (
     Result,
     RetryOut,
 )
+from llmbatch.api.validation_models import ValidationOut
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import JobStatus
 from llmbatch.errors import (
     ConflictError,
     InfrastructureError,
     InputError,
+    InputProblems,
     LLMBatchError,
     NotFoundError,
 )
+from llmbatch.service_layer.submit_options import NO_OPTIONS, SubmitOptions
 
-__all__ = ["ApiError", "Backend", "EmbeddedBackend", "RemoteBackend"]
+__all__ = ["ApiError", "Backend", "EmbeddedBackend", "RemoteBackend", "SubmitOptions",
+           "day_start"]
+
+
+def day_start(day: date | None) -> datetime | None:
+    """Midnight UTC of ``day`` (how the usage report's days are bounded)."""
+    return None if day is None else datetime.combine(day, time(), UTC)
 
 
 class ApiError(LLMBatchError):
@@ -54,7 +66,14 @@ class Backend(Protocol):
                name: str | None, metadata: dict[str, Any] | None,
                idempotency_key: str | None,
                retention: dict[str, Any] | None = None,
-               betas: list[str] | None = None) -> tuple[JobOut, bool]: ...
+               betas: list[str] | None = None,
+               options: SubmitOptions = ...) -> tuple[JobOut, bool]: ...
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut: ...
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut: ...
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut: ...
     def detail(self, job_id: str) -> JobDetailOut: ...
     def list(self, *, limit: int, cursor: str | None,
              status: JobStatus | None) -> PageOut[JobOut]: ...
@@ -86,15 +105,46 @@ class EmbeddedBackend:
                name: str | None, metadata: dict[str, Any] | None,
                idempotency_key: str | None,
                retention: dict[str, Any] | None = None,
-               betas: list[str] | None = None) -> tuple[JobOut, bool]:
+               betas: list[str] | None = None,
+               options: SubmitOptions = NO_OPTIONS) -> tuple[JobOut, bool]:
         from llmbatch.service_layer import read_models
         from llmbatch.service_layer.jobs import create_job
 
+        warnings: list[str] = []
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
                                      idempotency_key=idempotency_key, retention=retention,
-                                     job_options={"betas": betas} if betas else None)
-        return JobOut.from_summary(read_models.job_summary(self.rt, job_id)), created
+                                     job_options={"betas": betas} if betas else None,
+                                     strict_model=options.strict_model,
+                                     max_cost=options.max_cost,
+                                     webhook_url=options.webhook_url, warn=warnings.append)
+        job = JobOut.from_summary(read_models.job_summary(self.rt, job_id))
+        return CreatedJobOut(**job.model_dump(), warnings=warnings), created
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
+        from llmbatch.service_layer.intake import validate_file
+
+        report = validate_file(self.rt, path, provider=provider, model=model,
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options={"betas": betas} if betas else None)
+        return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
+
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut:
+        from llmbatch.service_layer.estimates import estimate_file
+
+        est = estimate_file(self.rt, path, provider=provider, model=model, endpoint=endpoint)
+        return EstimateOut.from_estimate(est, endpoint)
+
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut:
+        from llmbatch.service_layer.read_models.usage import usage_report
+
+        rows = usage_report(self.rt, by, tenant=tenant, start=day_start(start),
+                            end=day_start(end + timedelta(days=1))
+                            if end and end < date.max else None)
+        return UsageReportOut.build(list(by), rows, start=start, end=end, tenant=tenant)
 
     def detail(self, job_id: str) -> JobDetailOut:
         from llmbatch.service_layer import read_models
@@ -150,9 +200,14 @@ def raise_for_problem(response: httpx.Response) -> None:
     status = response.status_code
     if status == 422:
         errors = problem.get("errors") or [{}]
-        first = errors[0]
-        raise InputError(first.get("message", detail), file=first.get("file"),
-                         line=first.get("line"), field=first.get("field"))
+        listed = [InputError(e.get("message", detail), file=e.get("file"), line=e.get("line"),
+                             field=e.get("field")) for e in errors]
+        total = problem.get("problem_count")
+        if len(listed) > 1 or (isinstance(total, int) and total > 1):
+            # Every problem of a file, as the local command raises them.
+            raise InputProblems(listed, total=total if isinstance(total, int) else None,
+                                file=listed[0].file)
+        raise listed[0]
     if status == 404:
         raise NotFoundError(detail)
     if status == 409:
@@ -190,11 +245,26 @@ class RemoteBackend:
         raise_for_problem(response)
         return response.json()
 
+    def _upload(self, route: str, path: Path, fields: dict[str, str],
+                headers: dict[str, str] | None = None) -> httpx.Response:
+        """``path`` as the multipart ``file`` part (httpx streams it in chunks), named as
+        the user named it, so the API's problems name it the same way."""
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
+        with handle, self._reaching():
+            response = self.http.post(route, data=fields, headers=headers or {}, files={
+                "file": (str(path), handle, "application/x-ndjson")})
+        raise_for_problem(response)
+        return response
+
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
                idempotency_key: str | None,
                retention: dict[str, Any] | None = None,
-               betas: list[str] | None = None) -> tuple[JobOut, bool]:
+               betas: list[str] | None = None,
+               options: SubmitOptions = NO_OPTIONS) -> tuple[JobOut, bool]:
         fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
         if name is not None:
             fields["name"] = name
@@ -202,18 +272,41 @@ class RemoteBackend:
             fields["betas"] = ",".join(betas)
         if metadata is not None:
             fields["metadata"] = json.dumps(metadata)
+        if options.strict_model:
+            fields["strict_model"] = "true"
+        if options.max_cost is not None:
+            fields["max_cost"] = format(options.max_cost, "f")  # never 1E-8
+        if options.webhook_url is not None:
+            fields["webhook_url"] = options.webhook_url
         if retention:
             fields["retention"] = json.dumps(retention)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
-        with handle, self._reaching():  # httpx streams the file part in chunks
-            response = self.http.post("/jobs", data=fields, headers=headers, files={
-                "file": (str(path), handle, "application/x-ndjson")})
-        raise_for_problem(response)
-        return JobOut.model_validate(response.json()), response.status_code == 201
+        response = self._upload("/jobs", path, fields, headers)
+        return CreatedJobOut.model_validate(response.json()), response.status_code == 201
+
+    def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                 strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
+        fields = {"provider": provider, "model": model, "endpoint": str(endpoint),
+                  "strict_model": "true" if strict_model else "false"}
+        if betas:
+            fields["betas"] = ",".join(betas)
+        return ValidationOut.model_validate(self._upload("/validations", path, fields).json())
+
+    def estimate(self, path: Path, *, provider: str, model: str,
+                 endpoint: Endpoint) -> EstimateOut:
+        fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
+        return EstimateOut.model_validate(self._upload("/estimates", path, fields).json())
+
+    def usage(self, *, by: Sequence[str], start: date | None, end: date | None,
+              tenant: str | None) -> UsageReportOut:
+        params: dict[str, str] = {"by": ",".join(by)}
+        if start is not None:
+            params["from"] = start.isoformat()
+        if end is not None:
+            params["to"] = end.isoformat()
+        if tenant is not None:
+            params["tenant"] = tenant
+        return UsageReportOut.model_validate(self._json("GET", "/usage", params=params))
 
     def detail(self, job_id: str) -> JobDetailOut:
         return JobDetailOut.model_validate(self._json("GET", f"/jobs/{job_id}"))

@@ -9,18 +9,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from llmbatch.api.cost_models import EstimateOut, UsageReportOut
 from llmbatch.api.models import EventOut, JobDetailOut, JobOut, Result
+from llmbatch.api.validation_models import ValidationOut
 from llmbatch.client.backends import Backend, EmbeddedBackend, RemoteBackend
 from llmbatch.client.requests import RequestsInput, as_jsonl
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import JobStatus
+from llmbatch.service_layer.submit_options import SubmitOptions
 
 __all__ = ["Client", "Job"]
+
+
+@contextmanager
+def _jsonl(requests: RequestsInput) -> Iterator[Path]:
+    """The requests as a JSONL file for as long as the block runs (a path given stays)."""
+    path, temporary = as_jsonl(requests)
+    try:
+        yield path
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
 
 
 class Job:
@@ -31,6 +47,8 @@ class Job:
         self.id = job.id
         self.created = created
         self.last: JobOut = job
+        self.warnings: list[str] = list(getattr(job, "warnings", ()))
+        """What the submit did unasked (lines whose body.model named another model...)."""
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.last.status}>"
@@ -140,24 +158,49 @@ class Client:
                metadata: Mapping[str, Any] | None = None,
                idempotency_key: str | None = None,
                retention: Mapping[str, Any] | None = None,
-               betas: Sequence[str] | None = None) -> Job:
+               betas: Sequence[str] | None = None, strict_model: bool = False,
+               max_cost: Decimal | str | None = None,
+               webhook_url: str | None = None) -> Job:
         """Store a job from a JSONL path or any iterable of request dicts or strings.
         ``retention`` overrides the provider's retention settings for this job
         (``delete_when_stored``, ``input_expires_after_s``, ``output_expires_after_s``;
         docs/privacy.md); ``betas``: the provider's betas for this job (Anthropic's
-        ``anthropic-beta``)."""
-        path, temporary = as_jsonl(requests)
-        try:
+        ``anthropic-beta``); ``strict_model`` refuses lines whose ``body.model`` names
+        another model; ``max_cost`` (USD) caps the job's batch cost (refused here if its
+        upper bound is over); ``webhook_url`` is notified, signed, when the job ends."""
+        options = SubmitOptions(strict_model=strict_model,
+                                max_cost=None if max_cost is None else Decimal(max_cost),
+                                webhook_url=webhook_url)
+        with _jsonl(requests) as path:
             job, created = self.backend.create(
                 path, provider=provider, model=model, endpoint=Endpoint(endpoint), name=name,
                 metadata=dict(metadata) if metadata is not None else None,
                 idempotency_key=idempotency_key,
                 retention=dict(retention) if retention else None,
-                betas=list(betas) if betas else None)
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
+                betas=list(betas) if betas else None, options=options)
         return Job(self, job, created=created)
+
+    def validate(self, requests: RequestsInput, *, provider: str, model: str,
+                 endpoint: Endpoint | str = Endpoint.CHAT,
+                 strict_model: bool = False) -> ValidationOut:
+        """What ``submit`` would say of these requests (every problem), storing nothing."""
+        with _jsonl(requests) as path:
+            return self.backend.validate(path, provider=provider, model=model,
+                                         endpoint=Endpoint(endpoint), strict_model=strict_model)
+
+    def estimate(self, requests: RequestsInput, *, provider: str, model: str,
+                 endpoint: Endpoint | str = Endpoint.CHAT) -> EstimateOut:
+        """What these requests will cost in a batch, synchronously, and the saving."""
+        with _jsonl(requests) as path:
+            return self.backend.estimate(path, provider=provider, model=model,
+                                         endpoint=Endpoint(endpoint))
+
+    def usage(self, *, by: Sequence[str] = ("provider", "model"), start: date | None = None,
+              end: date | None = None, tenant: str | None = None) -> UsageReportOut:
+        """Finished requests grouped by any of provider, model, tenant, day (UTC days
+        ``start`` to ``end``, inclusive): tokens, batch cost, synchronous cost, saving.
+        Remote: the API key's own tenant (an admin key: any, or ``tenant``)."""
+        return self.backend.usage(by=list(by), start=start, end=end, tenant=tenant)
 
     def job(self, job_id: str) -> Job:
         """A handle on an existing job."""

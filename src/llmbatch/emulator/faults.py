@@ -96,6 +96,10 @@ class ItemErrorsFault(_Rule):
     )
     status_code: int = Field(500, ge=400, le=599)
     code: str | None = Field(None, description="Error code; a default per status when None")
+    message: str | None = Field(
+        None, max_length=2000,
+        description="The error's message text (a provider quoting the request, say); the "
+                    "provider's usual text for the status when None")
 
 
 class FailBatchFault(_Rule):

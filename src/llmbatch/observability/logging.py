@@ -125,9 +125,12 @@ def bound_ids(**ids: str | None) -> Iterator[None]:
         structlog.contextvars.bind_contextvars(**before)
 
 
-def bind_tenant(tenant: str) -> None:
-    """Add the job's tenant to the lines of the task under way (its ``bound_ids`` block).
-    Services call it where they read the job row anyway; outside a task it does nothing,
-    so no tenant is left on the lines of whatever the thread does next."""
+def bind_tenant(tenant: str, *, job_id: str | None = None) -> None:
+    """Add the job's tenant (and, for a task named by its batch, the job's id) to the lines
+    of the task under way (its ``bound_ids`` block). Services call it where they read the
+    job row anyway; outside a task it does nothing, so no tenant is left on the lines of
+    whatever the thread does next."""
     if _in_bound_block.get():
-        structlog.contextvars.bind_contextvars(tenant_id=tenant)
+        ids = {"tenant_id": tenant} if job_id is None else {"tenant_id": tenant,
+                                                            "job_id": job_id}
+        structlog.contextvars.bind_contextvars(**ids)

@@ -29,14 +29,21 @@ _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _PHONE = re.compile(
     r"(?<![\w+])\+\d(?:[ .-]?\(?\d\)?){7,14}(?!\w)"  # +44 20 7946 0958, +1-555-123-4567
     r"|(?<![\w(])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)")  # (555) 123-4567, 555.123.4567
+# A key starts where a word does not: at the start of the text, after a space, punctuation,
+# ``=``, ``:``, quotes or ``_`` (``OPENAI_KEY_sk-...``), never inside an ordinary word
+# (``task-...``, ``risk-...``, ``flask-...``). Python's ``\b`` would refuse the ``_`` case
+# (``_`` is a word character), hence an explicit look-behind.
+_START = r"(?<![^\W_])"  # not after a letter or digit (of any script)
 _KEYS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), "Bearer [token]"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), "[token]"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), "[api-key]"),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), "[api-key]"),
-    (re.compile(r"\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"), "[api-key]"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "[api-key]"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[api-key]"),
+    (re.compile(_START + r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+     "[token]"),
+    # Real ``sk-`` keys are random, so they hold a digit; ``sk-learn-compatible`` does not.
+    (re.compile(_START + r"sk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{12,}"), "[api-key]"),
+    (re.compile(_START + r"AIza[0-9A-Za-z_-]{20,}"), "[api-key]"),
+    (re.compile(_START + r"(?:ghp|gho|ghs|ghu|ghr|github_pat)_[A-Za-z0-9_]{20,}"), "[api-key]"),
+    (re.compile(_START + r"xox[abprs]-[A-Za-z0-9-]{10,}"), "[api-key]"),
+    (re.compile(_START + r"AKIA[0-9A-Z]{16}(?![^\W_])"), "[api-key]"),
 )
 
 

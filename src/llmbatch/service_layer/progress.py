@@ -52,7 +52,9 @@ def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                      rt.new_lease_owner(), now, rt.config.worker.lease_s)
         if batch is None:
             return None
-        cancelling = uow.repo.job_status(batch.job_id) is JobStatus.CANCELLING
+        job_status, tenant = uow.repo.job_status_and_tenant(batch.job_id)
+        bind_tenant(tenant, job_id=batch.job_id)
+        cancelling = job_status is JobStatus.CANCELLING
         uow.commit()
     provider_batch_id = batch.provider_batch_id
     assert provider_batch_id is not None
@@ -202,7 +204,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                      rt.config.worker.lease_s)
         if batch is None:
             return None
-        cancelling = uow.repo.job_status(batch.job_id) is JobStatus.CANCELLING
+        job_status, tenant = uow.repo.job_status_and_tenant(batch.job_id)
+        bind_tenant(tenant, job_id=batch.job_id)
+        cancelling = job_status is JobStatus.CANCELLING
         # Usually every item of a batch has ridden the same number of batches: then one
         # number serves every result and no per-chunk lookup is needed.
         span = uow.repo.attempt_range(batch_id)
@@ -295,6 +299,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         budgets.settle(uow, batch.id, now)  # the reservation becomes the actual cost
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
+    log.info("llmbatch.batch.fetched", batch_id=batch_id, results=stored,
+             without_result=unreported)
     return BatchStatus.FETCHED
 
 

@@ -142,7 +142,7 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             uow.commit()
             return None
         job = uow.repo.get_job(batch.job_id, totals=False)
-        bind_tenant(job.tenant)
+        bind_tenant(job.tenant, job_id=job.id)
         retention = job_retention(rt, uow.repo.config_snapshot(job.id), job.provider)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even

@@ -7,7 +7,10 @@ fresh for each attempt (receivers refuse stale timestamps). A 2xx answer deliver
 anything else, or no answer, is retried after ``base_delay_s`` doubling up to
 ``max_delay_s`` (with jitter) until the event is ``give_up_after_s`` old, then it is marked
 failed and logged (``llmbatch webhooks replay`` sends it again). Redirects are not followed,
-and the URL is checked again before each attempt (``webhooks.urls``).
+the URL is checked again before each attempt (``webhooks.urls``), and the attempt connects to
+an address that check accepted, not to what the name resolves to afterwards
+(``webhooks.pinning``). Proxies from the environment are not used (they would connect by
+name).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from standardwebhooks import Webhook
 from llmbatch.bootstrap import Runtime
 from llmbatch.observability.redaction import redact
 from llmbatch.webhooks.outbox import DELIVERED, FAILED, PENDING, OutboxEntry, WebhookOutbox
+from llmbatch.webhooks.pinning import PinnedTransport
 from llmbatch.webhooks.settings import WebhooksConfig
-from llmbatch.webhooks.urls import WebhookRefused, check_webhook_url
+from llmbatch.webhooks.urls import Resolver, WebhookRefused, check_webhook_target
 
 __all__ = ["deliver_due", "retry_delay"]
 
@@ -38,8 +42,9 @@ def retry_delay(config: WebhooksConfig, attempt: int, rng: random.Random) -> flo
     return float(delay * rng.uniform(0.8, 1.2))
 
 
-def deliver_due(rt: Runtime, limit: int = 100, client: httpx.Client | None = None) -> int:
-    """Attempt every due event once; returns how many were delivered now."""
+def deliver_due(rt: Runtime, limit: int = 100, *, resolve: Resolver | None = None) -> int:
+    """Attempt every due event once; returns how many were delivered now. ``resolve``: how
+    host names are resolved for the SSRF check (the system resolver by default)."""
     config = rt.config.webhooks
     secret = config.resolved_secret()
     with rt.engine.begin() as conn:
@@ -50,23 +55,21 @@ def deliver_due(rt: Runtime, limit: int = 100, client: httpx.Client | None = Non
         log.error("llmbatch.webhooks.no_secret", due=len(due))
         return 0
     signer = Webhook(secret)
-    own = client is None
-    http = client or httpx.Client(timeout=config.timeout_s, follow_redirects=False)
+    transport = PinnedTransport()
     delivered = 0
-    try:
+    with httpx.Client(timeout=config.timeout_s, follow_redirects=False, trust_env=False,
+                      transport=transport) as http:
         for event_id in due:
             with rt.engine.begin() as conn:
                 entry = WebhookOutbox(conn).claim(event_id, rt.clock(),
                                                   lease_s=config.timeout_s * 3)
-            if entry is not None and _attempt(rt, http, signer, entry):
+            if entry is not None and _attempt(rt, http, transport, signer, entry, resolve):
                 delivered += 1
-    finally:
-        if own:
-            http.close()
     return delivered
 
 
-def _attempt(rt: Runtime, http: httpx.Client, signer: Webhook, entry: OutboxEntry) -> bool:
+def _attempt(rt: Runtime, http: httpx.Client, transport: PinnedTransport, signer: Webhook,
+             entry: OutboxEntry, resolve: Resolver | None) -> bool:
     config = rt.config.webhooks
     body = json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False)
     sent_at = rt.clock()
@@ -74,7 +77,7 @@ def _attempt(rt: Runtime, http: httpx.Client, signer: Webhook, entry: OutboxEntr
     status: int | None = None
     error: str | None = None
     try:
-        check_webhook_url(config, entry.url)
+        transport.pin(check_webhook_target(config, entry.url, resolve))
         headers = {"content-type": "application/json", "user-agent": "llmbatch-webhooks",
                    "webhook-id": entry.id,
                    "webhook-timestamp": str(int(sent_at.timestamp())),

@@ -18,24 +18,34 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from llmbatch.api.auth import caller
-from llmbatch.api.cost_models import EstimateJson, EstimateOut, UsageReportOut, UsageRowOut
+from llmbatch.api.cost_models import EstimateJson, EstimateOut, UsageReportOut
 from llmbatch.api.problems import ApiProblem, problem_responses
 from llmbatch.api.routes.jobs import _body_problem
 from llmbatch.api.state import api_state
-from llmbatch.api.uploads import receive_json
+from llmbatch.api.uploads import Upload, receive_json, receive_multipart
 from llmbatch.bootstrap import Runtime
+from llmbatch.domain.models import Endpoint
 from llmbatch.errors import InputError
 from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.estimates import estimate_lines
-from llmbatch.service_layer.read_models.usage import GROUPS, total, usage_report
+from llmbatch.service_layer.read_models.usage import GROUPS, usage_report
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["costs"])
 Caller = Annotated[Principal, Depends(caller)]
 
-ESTIMATE_BODY = {"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/EstimateJson"}}}}
+ESTIMATE_BODY = {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/EstimateJson"}},
+    "multipart/form-data": {
+        "schema": {"type": "object", "required": ["file", "provider", "model"],
+                   "properties": {
+                       "file": {"type": "string", "format": "binary",
+                                "description": "JSONL, one request per line"},
+                       "provider": {"type": "string", "minLength": 1, "maxLength": 50},
+                       "model": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "endpoint": {"type": "string", "enum": [str(e) for e in Endpoint]}}},
+        "encoding": {"file": {"contentType": "application/x-ndjson"}}}}}
 
 
 def _estimate(rt: Runtime, body: EstimateJson, tenant: str | None) -> EstimateOut:
@@ -45,6 +55,29 @@ def _estimate(rt: Runtime, body: EstimateJson, tenant: str | None) -> EstimateOu
     return EstimateOut.from_estimate(est, body.endpoint)
 
 
+def _estimate_upload(rt: Runtime, upload: Upload, tenant: str | None) -> EstimateOut:
+    """An uploaded JSONL (``llmbatch estimate FILE --api-url``): its problems name the
+    client's file, as ``llmbatch estimate`` names it locally."""
+    try:
+        fields = upload.fields
+        endpoint = fields.get("endpoint") or str(Endpoint.CHAT)
+        if endpoint not in {str(e) for e in Endpoint}:
+            raise InputError(f"must be one of {', '.join(str(e) for e in Endpoint)}",
+                             field="endpoint")
+        for name, cap in (("provider", 50), ("model", 200)):
+            if not fields.get(name):
+                raise InputError("is required", field=name)
+            if len(fields[name]) > cap:
+                raise InputError(f"is longer than {cap} characters", field=name)
+        with upload.path.open("rb") as handle:
+            est = estimate_lines(rt, handle, source=upload.filename,
+                                 provider=fields["provider"], model=fields["model"],
+                                 endpoint=Endpoint(endpoint), tenant=tenant)
+        return EstimateOut.from_estimate(est, Endpoint(endpoint))
+    finally:
+        upload.path.unlink(missing_ok=True)
+
+
 @router.post(
     "/estimates", summary="What requests will cost in a batch, synchronously, and the saving",
     response_model=EstimateOut,
@@ -52,9 +85,16 @@ def _estimate(rt: Runtime, body: EstimateJson, tenant: str | None) -> EstimateOu
     openapi_extra={"requestBody": ESTIMATE_BODY})
 async def estimate(request: Request, principal: Caller) -> EstimateOut:
     state = api_state(request)
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        upload = await receive_multipart(request.stream(), content_type,
+                                         max_bytes=state.config.max_body_bytes)
+        return await run_in_threadpool(_estimate_upload, state.runtime, upload,
+                                       principal.read_scope)
     if media != "application/json":
-        raise ApiProblem(415, "send application/json: provider, model and inline 'requests'")
+        raise ApiProblem(415, "send application/json (provider, model and inline "
+                              "'requests') or multipart/form-data (a JSONL 'file' part)")
     doc = await receive_json(request.stream(), max_bytes=state.config.max_body_bytes)
     try:
         body = EstimateJson.model_validate(doc)
@@ -110,7 +150,4 @@ def usage(
         end=datetime.combine(end + timedelta(days=1), time(), UTC)
         if end and end < date.max else None,
     ) if visible else []
-    return UsageReportOut.model_validate({
-        "by": groups, "from": start, "to": end, "tenant": scope,
-        "rows": [UsageRowOut.from_row(r) for r in rows],
-        "total": UsageRowOut.from_row(total(rows))})
+    return UsageReportOut.build(groups, rows, start=start, end=end, tenant=scope)

@@ -12,6 +12,7 @@ import json
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from llmbatch.api.auth import caller
 from llmbatch.api.models import (
     CancelOut,
+    CreatedJobOut,
     CreateJobJson,
     EventOut,
     ItemOut,
@@ -37,7 +39,7 @@ from llmbatch.api.uploads import receive_json, receive_multipart, write_jsonl
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.models import Endpoint
 from llmbatch.domain.states import ItemStatus, JobStatus
-from llmbatch.errors import InputError
+from llmbatch.errors import InputError, InputProblems
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.jobs import cancel_job, create_job, retry_lineage
@@ -45,7 +47,7 @@ from llmbatch.service_layer.read_models import MAX_PAGE_SIZE
 from llmbatch.service_layer.read_models.job_progress import job_progress
 from llmbatch.service_layer.read_models.result_lines import job_result_lines
 
-__all__ = ["CREATE_JOB_BODY", "router"]
+__all__ = ["CREATE_JOB_BODY", "receive_job_body", "router"]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 Caller = Annotated[Principal, Depends(caller)]
@@ -73,6 +75,14 @@ CREATE_JOB_BODY: dict[str, Any] = {
                     "name": {"type": "string", "maxLength": 200},
                     "metadata": {"type": "string",
                                  "description": "A JSON object, kept with the job"},
+                    "strict_model": {"type": "string", "enum": ["true", "false"],
+                                     "description": "Refuse lines whose body.model differs "
+                                                    "from model"},
+                    "max_cost": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                 "maxLength": 40,
+                                 "description": "USD cap on the job's batch cost"},
+                    "webhook_url": {"type": "string", "maxLength": 2000,
+                                    "description": "Notified (signed) when the job ends"},
                     "retention": {"type": "string",
                                   "description": "A JSON object: the job's own retention "
                                                  "settings (see CreateJobJson.retention)"},
@@ -113,10 +123,16 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
     metadata = _json_object(text("metadata", max_len=1 << 20), "metadata")
     retention = _json_object(text("retention", max_len=4096), "retention")
     betas = [b.strip() for b in (text("betas", max_len=2000) or "").split(",") if b.strip()]
+    strict = (text("strict_model") or "false").lower()
+    if strict not in ("true", "false"):
+        raise InputError("must be true or false", field="strict_model")
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
             "name": text("name"), "metadata": metadata, "retention": retention,
-            "job_options": {"betas": betas} if betas else None}
+            "job_options": {"betas": betas} if betas else None,
+            "strict_model": strict == "true",
+            "max_cost": _max_cost(text("max_cost", max_len=40)),
+            "webhook_url": text("webhook_url", max_len=2000)}
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any] | None:
@@ -131,16 +147,34 @@ def _json_object(raw: str | None, field: str) -> dict[str, Any] | None:
     return value
 
 
-def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
-            idempotency_key: str | None) -> tuple[str, bool]:
-    """``create_job`` on the uploaded file; its input errors name the client's file name,
-    not the temporary one."""
+def _max_cost(value: str | None) -> Decimal | None:
+    """A form's ``max_cost``: a non-negative decimal number of USD."""
+    if value is None:
+        return None
     try:
-        return create_job(rt, path, tenant=tenant, idempotency_key=idempotency_key, **params)
+        amount = Decimal(value)
+    except ArithmeticError as exc:
+        raise InputError("must be a decimal number of USD", field="max_cost") from exc
+    if not amount.is_finite() or amount < 0:
+        raise InputError("must be a decimal number of USD, 0 or more", field="max_cost")
+    return amount
+
+
+def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
+            idempotency_key: str | None) -> tuple[str, bool, list[str]]:
+    """``create_job`` on the uploaded file; its input errors and warnings name the client's
+    file name, not the temporary one."""
+    warnings: list[str] = []
+    try:
+        job_id, created = create_job(rt, path, tenant=tenant, idempotency_key=idempotency_key,
+                                     warn=warnings.append, **params)
+        return job_id, created, [w.replace(str(path), shown_as) for w in warnings]
+    except InputProblems as exc:  # every problem listed, as the CLI lists them locally
+        raise InputProblems([_renamed(p, str(path), shown_as) for p in exc.problems],
+                            total=exc.total, file=shown_as) from exc
     except InputError as exc:
         if exc.file == str(path):
-            raise InputError(exc.message, file=shown_as, line=exc.line,
-                             field=exc.field) from exc
+            raise _renamed(exc, str(path), shown_as) from exc
         raise
     finally:
         path.unlink(missing_ok=True)
@@ -148,12 +182,12 @@ def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tena
 
 @router.post(
     "/jobs", status_code=201, summary="Create a job from a JSONL upload or inline requests",
-    response_model=JobOut,
+    response_model=CreatedJobOut,
     responses={
         201: {"description": "Created", "headers": {"Location": {
             "description": "The new job", "schema": {"type": "string"}}}},
         200: {"description": "The job this Idempotency-Key already created (same content)",
-              "model": JobOut,
+              "model": CreatedJobOut,
               "headers": {"Location": {"schema": {"type": "string"}}}},
         **problem_responses(400, 401, 409, 413, 415, 422, 429, 503)},
     openapi_extra={"requestBody": CREATE_JOB_BODY})
@@ -166,6 +200,28 @@ async def create(
 ) -> Response:
     state = api_state(request)
     rt = state.runtime
+    path, shown_as, params = await receive_job_body(request)
+    job_id, created, warnings = await run_in_threadpool(_create, rt, path, shown_as, params,
+                                                        principal.tenant, idempotency_key)
+    job = await run_in_threadpool(read_models.job_summary, rt, job_id)
+    answer = CreatedJobOut(**JobOut.from_summary(job).model_dump(), warnings=warnings)
+    return JSONResponse(answer.model_dump(mode="json"),
+                        status_code=201 if created else 200,
+                        headers={"Location": _job_location(job_id)})
+
+
+def _renamed(exc: InputError, actual: str, shown_as: str) -> InputError:
+    """``exc`` naming the client's file instead of the temporary one."""
+    if exc.file != actual:
+        return exc
+    return InputError(exc.message, file=shown_as, line=exc.line, field=exc.field)
+
+
+async def receive_job_body(request: Request) -> tuple[Path, str, dict[str, Any]]:
+    """A job's body as ``POST /v1/jobs`` takes it (a multipart JSONL upload, or JSON with
+    inline requests): the JSONL on disk (the caller deletes it), the name its problems
+    give the file, and the other fields as ``create_job``'s keyword arguments."""
+    state = api_state(request)
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
@@ -177,8 +233,8 @@ async def create(
         except InputError:
             upload.path.unlink(missing_ok=True)
             raise
-        path, shown_as = upload.path, upload.filename
-    elif media == "application/json":
+        return upload.path, upload.filename, params
+    if media == "application/json":
         doc = await receive_json(request.stream(), max_bytes=state.config.max_body_bytes)
         try:
             body = CreateJobJson.model_validate(doc)
@@ -190,16 +246,9 @@ async def create(
         params["job_options"] = {"betas": body.betas} if body.betas else None
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
-        shown_as = "requests"
-    else:
-        raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
-                              "application/json (inline 'requests')")
-    job_id, created = await run_in_threadpool(_create, rt, path, shown_as, params,
-                                              principal.tenant, idempotency_key)
-    job = await run_in_threadpool(read_models.job_summary, rt, job_id)
-    return JSONResponse(JobOut.from_summary(job).model_dump(mode="json"),
-                        status_code=201 if created else 200,
-                        headers={"Location": _job_location(job_id)})
+        return path, "requests", params
+    raise ApiProblem(415, "send multipart/form-data (a JSONL 'file' part) or "
+                          "application/json (inline 'requests')")
 
 
 def _upload_dir(configured: str | None) -> Path | None:

@@ -87,7 +87,7 @@ def failure(params: Mapping[str, Any], *, batch_id: str, custom_id: str, seed: i
     kind, text = _INJECTED.get(status, ("api_error", "Internal server error (injected fault).")
                                if status >= 500 else ("invalid_request_error",
                                                       f"Request failed ({status}, injected)."))
-    return item_errors.code or kind, text
+    return item_errors.code or kind, item_errors.message or text
 
 
 def _output_cap(model: str, betas: tuple[str, ...]) -> int:

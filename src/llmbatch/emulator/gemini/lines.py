@@ -33,6 +33,8 @@ def line_failure(request: Any, *, batch: str, index: int, seed: int,
     if int.from_bytes(draw[:6], "big") / 2**48 >= item_errors.rate:
         return None
     code = item_errors.status_code
+    if item_errors.message:
+        return code, item_errors.message
     return code, {429: "Resource has been exhausted (e.g. check quota).",
                   503: "The model is overloaded. Please try again later."}.get(
         code, "An internal error has occurred." if code >= 500 else "Invalid request (injected).")

@@ -83,6 +83,7 @@ def line_failure(
                                         ("invalid_request", "invalid_request_error",
                                          f"Request failed with status {status} (injected)."))
     code = item_errors.code or code
+    message = item_errors.message or message
     if shape == "error":
         return LineFailure("error", code, message)
     return LineFailure("response", code, message, status,
