@@ -167,6 +167,16 @@ class Repository(ItemQueries):
         values["status"] = str(batch.status)
         self.conn.execute(insert(provider_batches).values(updated_at=batch.created_at, **values))
 
+    def add_batches(self, batches: Sequence[ProviderBatch]) -> None:
+        """Many new batches in one executemany (a plan may make thousands)."""
+        rows = []
+        for batch in batches:
+            values = _stored({k: getattr(batch, k) for k in _BATCH_FIELDS})
+            values["status"] = str(batch.status)
+            rows.append({"updated_at": batch.created_at, **values})
+        if rows:
+            self.conn.execute(insert(provider_batches), rows)
+
     def get_batch(self, batch_id: str) -> ProviderBatch:
         row = self.conn.execute(select(provider_batches)
                                 .where(provider_batches.c.id == batch_id)).first()

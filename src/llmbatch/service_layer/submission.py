@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.plan_queries import queue_runs
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.budgets import BudgetShortfall
 from llmbatch.domain.events import Event, EventType
@@ -32,6 +33,7 @@ from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
+from llmbatch.service_layer.scheduler import wake_up_messages
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
@@ -80,21 +82,27 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
                                 max_tokens=limits.max_tokens))
         # Batches planned together form one round; a re-batch of failures is the next.
         attempt = max((b.attempt for b in uow.repo.batches_of_job(job_id)), default=0) + 1
-        batch_ids = []
-        for plan in plans:
-            batch = ProviderBatch(
-                id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
-                status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
-                byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
-            uow.repo.add_batch(batch)
-            uow.repo.queue_items(job_id, batch.id, plan.first_seq, plan.last_seq)
+        # Set-based: every batch in one executemany, every item into its batch with one
+        # joined UPDATE (``db.plan_queries``), the wake-up calls grouped as the tick groups
+        # them; 10,000 one-item batches are a few statements, not 20,000 round trips.
+        batches = [ProviderBatch(
+            id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
+            status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
+            byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
+            for plan in plans]
+        uow.repo.add_batches(batches)
+        queue_runs(uow.repo.conn, job_id, [(plan.first_seq, plan.last_seq, batch.id)
+                                           for plan, batch in zip(plans, batches, strict=True)])
+        for plan, batch in zip(plans, batches, strict=True):
             uow.record(Event(job_id=job_id, batch_id=batch.id, type=EventType.BATCH_PLANNED,
                              at=now, to_status=str(BatchStatus.PLANNED),
                              data={"items": plan.item_count, "bytes": plan.byte_count,
                                    "estimated_tokens": plan.token_count,
                                    "attempt": attempt}))
-            uow.publish_after_commit(tasks.SUBMIT, batch.id)
-            batch_ids.append(batch.id)
+        batch_ids = [batch.id for batch in batches]
+        for task, ids in wake_up_messages([(b, BatchStatus.PLANNED) for b in batch_ids],
+                                          rt.config.worker.dispatch_messages):
+            uow.publish_after_commit(task, *ids)
         if job.status is JobStatus.PENDING:
             uow.save(job.start_running(now, batches=len(plans)))
         if not plans:
