@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.batch_file import stream_batch_requests
 from llmbatch.db.plan_queries import queue_runs
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.budgets import BudgetShortfall
@@ -112,21 +113,14 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
 
 
 def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
-    """The batch's requests in the provider's format, read in short transactions."""
+    """The batch's requests in the provider's format, streamed from one read-only query
+    (``db.batch_file``), ``worker.build_chunk_size`` rows at a time."""
     with rt.uow() as uow:
         job = uow.repo.get_job(batch.job_id, totals=False)
     adapter = rt.registry.get(batch.provider)
-    last = -1
-    chunk = rt.config.worker.build_chunk_size
-    while True:
-        with rt.uow() as uow:
-            rows = uow.repo.batch_requests_after(batch.id, last, chunk)
-        if not rows:
-            return
-        for row in rows:
-            req = request_from_stored(row.seq, row.custom_id, row.request)
-            yield adapter.encode(req, endpoint=job.endpoint, model=job.model).data
-        last = rows[-1].seq
+    for row in stream_batch_requests(rt.engine, batch.id, rt.config.worker.build_chunk_size):
+        req = request_from_stored(row.seq, row.custom_id, row.request)
+        yield adapter.encode(req, endpoint=job.endpoint, model=job.model).data
 
 
 def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
