@@ -6,7 +6,7 @@ write every item in bulk, commit. The *floor* is the least any store of the same
 parse each line with ``orjson``, keep its id and body, write ``(seq, custom_id, request)`` in
 bulk into a fresh table whose ids are unique (SQLite ``executemany`` in one transaction,
 PostgreSQL ``COPY``). The two alternate ``--rounds`` times on fresh databases (the machine is
-shared: min and median are printed, and their ratio).
+shared: the best and the median are printed, and the medians' ratio).
 
 *submit RSS* is the peak resident memory of a real ``llmbatch submit FILE`` process (psutil,
 sampled every 20 ms), per size: flat in the job's size is the goal.
@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    print(f"ingest next to its floor, {args.rounds} rounds alternating; items/s as min / median "
-          "of the rounds (a shared machine: the median is the figure to quote)")
+    print(f"ingest next to its floor, {args.rounds} rounds alternating; items/s as best / "
+          "median of the rounds (a shared machine: the median is the figure to quote)")
     print(f"{'backend':<9}{'items':>9}{'floor items/s':>22}{'ingest items/s':>22}"
           f"{'ratio':>8}{'submit peak RSS':>18}{'submit s':>10}")
     for size in sizes:

@@ -72,13 +72,17 @@ class SchemaSet:
         self._uri = uri
         self._fast: dict[str, Callable[[Any], Any]] = {}
         self._slow: dict[str, Draft202012Validator] = {}
+        self._properties: dict[str, frozenset[str]] = {}
 
     def names(self) -> list[str]:
         return sorted(self._document["components"]["schemas"])
 
     def property_names(self, name: str) -> frozenset[str]:
         """The top-level field names schema ``name`` declares, through ``$ref`` and ``allOf``
-        (an ``allOf`` cannot close itself with ``additionalProperties: false``)."""
+        (an ``allOf`` cannot close itself with ``additionalProperties: false``). Worked out
+        once per name: the intake asks for every line."""
+        if name in self._properties:
+            return self._properties[name]
         schemas = self._document["components"]["schemas"]
         names: set[str] = set()
         stack: list[Any] = [schemas[name]]
@@ -91,7 +95,8 @@ class SchemaSet:
                 stack.append(schemas[ref.rsplit("/", 1)[1]])
             names.update(node.get("properties") or {})
             stack.extend(node.get("allOf") or [])
-        return frozenset(names)
+        self._properties[name] = frozenset(names)
+        return self._properties[name]
 
     def input_errors(self, name: str, instance: Any, *, prefix: str) -> list[InputError]:
         """``problems`` as ``InputError``s whose field is ``prefix.path`` (``native.messages``),
