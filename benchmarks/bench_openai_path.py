@@ -357,7 +357,11 @@ def task_times(log: Path) -> dict[str, list[float]]:
               "llmbatch.fetch": lambda r: "fetched" in r,
               "llmbatch.finalize": lambda r: r not in ("'None'",)}
     out: dict[str, list[float]] = {}
-    for line in log.read_text(errors="replace").splitlines():
+    for raw in log.read_text(errors="replace").splitlines():
+        line = raw
+        if raw.startswith("{"):  # the worker logs JSON: the Celery line is its "event"
+            with suppress(ValueError, AttributeError):
+                line = str(json.loads(raw).get("event", raw))
         match = TASK_LINE.search(line)
         if match and match[1] in useful and useful[match[1]](match[3].strip()):
             out.setdefault(match[1], []).append(float(match[2]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from llmbatch.schemas import neutral_schemas
 
@@ -36,3 +37,49 @@ def test_the_neutral_schemas_hold_both_endpoints_and_know_the_chat_fields() -> N
     assert {"CreateChatCompletionRequest", "CreateEmbeddingRequest"} <= set(schemas.names())
     assert {"messages", "max_tokens", "temperature", "response_format", "tools"} <= \
         schemas.property_names("CreateChatCompletionRequest")
+
+
+def test_the_role_dispatch_gives_the_verdict_of_the_one_of_it_replaces() -> None:
+    """The fast validator checks a message against the branch its role names only
+    (``dispatch_on_role``); over messages right and wrong in every way that matters to the
+    choice of branch, the verdict is the one the ``oneOf`` gives."""
+    import itertools
+
+    import fastjsonschema
+
+    from llmbatch.schemas import dispatch_on_role, load_document
+
+    document = load_document("llmbatch.schemas", "neutral_requests.json")
+    schemas = document["components"]["schemas"]
+    assert dispatch_on_role(schemas)["ChatCompletionRequestMessage"] != \
+        schemas["ChatCompletionRequestMessage"]
+
+    def compiled(components: dict[str, Any]) -> Any:
+        return fastjsonschema.compile({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "components": {**document["components"], "schemas": components},
+            "$ref": "#/components/schemas/CreateChatCompletionRequest"}, use_default=False)
+
+    def verdict(validate: Any, body: dict[str, Any]) -> bool:
+        try:
+            validate(body)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    one_of, dispatched = compiled(schemas), compiled(dispatch_on_role(schemas))
+    roles = ["user", "system", "developer", "assistant", "tool", "function", "bogus", None, 5]
+    contents = ["hi", "", None, 3, [{"type": "text", "text": "x"}], [], {"a": 1}]
+    extras: list[dict[str, Any]] = [{}, {"name": "n"}, {"tool_call_id": "t"}, {"zzz": 1},
+                                    {"tool_calls": [{"id": "1", "type": "function", "function":
+                                                     {"name": "f", "arguments": "{}"}}]}]
+    seen = set()
+    for role, content, extra in itertools.product(roles, contents, extras):
+        message: Any = {**extra, **({"role": role} if role is not None else {}),
+                        **({"content": content} if content is not None else {})}
+        for messages in ([message], [{"role": "user", "content": "q"}, message], ["x"]):
+            body = {"model": "m", "messages": messages}
+            expected = verdict(one_of, body)
+            seen.add(expected)
+            assert verdict(dispatched, body) == expected, body
+    assert seen == {True, False}

@@ -57,13 +57,6 @@ class ItemQueries:
 
     conn: Connection
 
-    def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert (executemany). Each row: job_id, seq, custom_id, provider_key, request,
-        wire_bytes, estimated_tokens, cost_bound_pusd."""
-        if rows:
-            self.conn.execute(insert(items).values(status=str(ItemStatus.PENDING), attempts=0),
-                              list(rows))
-
     def item_counts(self, job_id: str) -> dict[ItemStatus, int]:
         query = (select(items.c.status, func.count()).where(items.c.job_id == job_id)
                  .group_by(items.c.status))
@@ -108,24 +101,6 @@ class ItemQueries:
                  .order_by(items.c.seq))
         for row in self.conn.execute(query):
             yield row.seq, row.wire_bytes, row.estimated_tokens
-
-    def queue_items(self, job_id: str, batch_id: str, first_seq: int, last_seq: int) -> int:
-        """Put the pending items with ``first_seq <= seq <= last_seq`` into a planned batch."""
-        res = self.conn.execute(update(items).where(
-            items.c.job_id == job_id,
-            items.c.status.in_(moving(ItemStatus.QUEUED, ItemStatus.PENDING)),
-            items.c.seq.between(first_seq, last_seq),
-        ).values(status=str(ItemStatus.QUEUED), batch_id=batch_id))
-        return res.rowcount
-
-    def batch_requests_after(self, batch_id: str, after_seq: int,
-                             limit: int) -> list[AnyRow]:
-        """``seq, custom_id, provider_key, request`` of a batch's next ``limit`` items
-        (keyset pagination, so a reader never holds a long transaction)."""
-        return list(self.conn.execute(
-            select(items.c.seq, items.c.custom_id, items.c.provider_key, items.c.request)
-            .where(items.c.batch_id == batch_id, items.c.seq > after_seq)
-            .order_by(items.c.seq).limit(limit)).all())
 
     def mark_items_submitted(self, batch_id: str) -> int:
         res = self.conn.execute(update(items).where(

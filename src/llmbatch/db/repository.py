@@ -171,10 +171,15 @@ class Repository(ItemQueries):
         return list(self.conn.execute(query.order_by(jobs.c.created_at).limit(limit)).scalars())
 
     # ---- provider batches -----------------------------------------------------------------
-    def add_batch(self, batch: ProviderBatch) -> None:
-        values = _stored({k: getattr(batch, k) for k in _BATCH_FIELDS})
-        values["status"] = str(batch.status)
-        self.conn.execute(insert(provider_batches).values(updated_at=batch.created_at, **values))
+    def add_batches(self, batches: Sequence[ProviderBatch]) -> None:
+        """Many new batches in one executemany (a plan may make thousands)."""
+        rows = []
+        for batch in batches:
+            values = _stored({k: getattr(batch, k) for k in _BATCH_FIELDS})
+            values["status"] = str(batch.status)
+            rows.append({"updated_at": batch.created_at, **values})
+        if rows:
+            self.conn.execute(insert(provider_batches), rows)
 
     def get_batch(self, batch_id: str) -> ProviderBatch:
         row = self.conn.execute(select(provider_batches)

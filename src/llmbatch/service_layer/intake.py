@@ -6,19 +6,24 @@ Every line is checked to the end of the file, so that one run names every proble
 ``MAX_LISTED`` listed, the rest counted): UTF-8, JSON within the limits of
 ``domain.input_limits``, the envelope, the neutral body against OpenAI's request schema, a
 native body against the provider's own (``BatchProvider.native_problems``), what the adapter
-cannot translate, duplicate ids, and the provider's per-request size and the model's token
-quota. Before the file, ``preflight`` refuses what would certainly fail later: an unknown or
-disabled provider, an unknown model, an endpoint the provider lacks, a missing API key.
+cannot translate, and the provider's per-request size and the model's token quota. Before the
+file, ``preflight`` refuses what would certainly fail later: an unknown or disabled provider, an
+unknown model, an endpoint the provider lacks, a missing API key.
+
+Duplicate ids are not kept in memory (a set of every id costs ~125 bytes a line): ``submit``
+leaves them to the items table's unique constraint (``db.item_ingest``) and, when it fires,
+names the lines with ``check_file``; ``check_file`` (``validate``, ``--dry-run``) spills the
+ids to disk (``duplicate_ids.SpilledIds``). Either way the refusal names file:line:field.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, Protocol
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
@@ -29,7 +34,8 @@ from llmbatch.errors import AuthenticationError, ConfigError, InputError, InputP
 from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
 from llmbatch.service_layer.model_checks import LineRules, job_adapter
 
-__all__ = ["MAX_LISTED", "AcceptedLine", "Intake", "IntakeReport", "preflight", "validate_file"]
+__all__ = ["MAX_LISTED", "AcceptedLine", "IdSink", "Intake", "IntakeReport", "check_file",
+           "preflight", "validate_file"]
 
 MAX_LISTED: Final = 20
 _SKIP_CHUNK: Final = 1024 * 1024
@@ -42,6 +48,14 @@ class AcceptedLine:
     request: RequestLine
     encoded: EncodedLine
     tokens: int
+    line: int
+
+
+class IdSink(Protocol):
+    """Where the intake sends each parsed line's ids when duplicates are checked in the pass
+    (``duplicate_ids.SpilledIds``); ``provider_key`` is None for a line not encoded."""
+
+    def add(self, line: int, custom_id: str, provider_key: str | None) -> None: ...
 
 
 @dataclass
@@ -67,6 +81,17 @@ class IntakeReport:
     def ok(self) -> bool:
         return self.problem_count == 0
 
+    def merge(self, later: Iterable[InputError]) -> None:
+        """Add problems found after the pass (duplicate ids, in line order): all counted, and
+        the listed ones are again the first ``MAX_LISTED`` of the file by line."""
+        extra: list[InputError] = []
+        for problem in later:
+            self.problem_count += 1
+            if len(extra) < MAX_LISTED:
+                extra.append(problem)
+        self.problems = sorted(self.problems + extra,
+                               key=lambda p: p.line or 0)[:MAX_LISTED]
+
     def error(self) -> InputProblems | None:
         """The refusal to raise (every listed problem, and the count), or None when clean."""
         if self.ok:
@@ -86,10 +111,14 @@ class IntakeReport:
 
 class Intake:
     """One pass over one file for one provider and model; ``scan`` yields what passes and
-    fills ``report``."""
+    fills ``report``. With ``ids`` every parsed line's ids go there (duplicates are checked
+    after the pass); without, the caller checks them (``submit``: the database).
+    ``mapped_keys`` tells whether some line's provider key differs from its custom_id, so
+    that unique custom_ids alone do not prove unique provider keys."""
 
     def __init__(self, adapter: BatchProvider, *, file: str, endpoint: Endpoint, model: str,
-                 limits: BatchLimits, strict_model: bool = False) -> None:
+                 limits: BatchLimits, strict_model: bool = False,
+                 ids: IdSink | None = None) -> None:
         self.adapter = adapter
         self.endpoint = endpoint
         self.model = model
@@ -98,8 +127,8 @@ class Intake:
         self.report = IntakeReport(file=file, model=model)
         self.digest = hashlib.sha256(
             f"{adapter.name}\0{model}\0{endpoint}\0".encode())
-        self._seen_ids: set[str] = set()
-        self._seen_keys: set[str] = set()
+        self.ids = ids
+        self.mapped_keys = False
         self._rules = LineRules(adapter, model=model, endpoint=endpoint)
 
     @property
@@ -142,10 +171,6 @@ class Intake:
             self.report.add(exc)
             return None
         problems: list[InputError] = []
-        if req.custom_id in self._seen_ids:
-            problems.append(InputError(f"duplicate custom_id {req.custom_id!r}",
-                                       field="custom_id"))
-        self._seen_ids.add(req.custom_id)
         if req.native is not None:
             problems += self.adapter.native_problems(req.native, endpoint=self.endpoint,
                                                      model=self.model)
@@ -159,20 +184,21 @@ class Intake:
         if encoded is not None:
             problems += self._size_problems(encoded, tokens)
             problems += self._rules.problems(req, tokens)
+            if encoded.provider_key != req.custom_id:
+                self.mapped_keys = True
+        if self.ids is not None:
+            self.ids.add(line_no, req.custom_id,
+                         None if encoded is None else encoded.provider_key)
         if problems:
             for problem in problems:
                 self.report.add(InputError(problem.message, file=file, line=line_no,
                                            field=problem.field))
             return None
         assert encoded is not None
-        return AcceptedLine(req, encoded, tokens)
+        return AcceptedLine(req, encoded, tokens, line_no)
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
         problems = []
-        if encoded.provider_key in self._seen_keys:
-            problems.append(InputError(f"two lines map to the provider id "
-                                       f"{encoded.provider_key!r}", field="custom_id"))
-        self._seen_keys.add(encoded.provider_key)
         if len(encoded.data) + 1 > self.limits.max_bytes:
             problems.append(InputError(
                 f"request is {len(encoded.data)} bytes, over the {self.limits.max_bytes}-byte "
@@ -235,15 +261,27 @@ def validate_file(rt: Runtime, path: Path, *, provider: str, model: str,
     """Check ``path`` as ``submit`` would, storing nothing; the report lists every problem."""
     adapter, _ = job_adapter(preflight(rt, provider=provider, model=model, endpoint=endpoint),
                              model=model, endpoint=endpoint, job_options=job_options)
-    intake = Intake(adapter, file=str(path), endpoint=endpoint, model=model,
-                    limits=adapter.effective_limits(model), strict_model=strict_model)
+    return check_file(adapter, path, endpoint=endpoint, model=model, strict_model=strict_model)
+
+
+def check_file(adapter: BatchProvider, path: Path, *, endpoint: Endpoint, model: str,
+               strict_model: bool = False) -> IntakeReport:
+    """Every problem of ``path`` for ``adapter``, duplicate ids included (spilled to disk, so
+    memory stays flat); stores nothing. ``validate`` and ``--dry-run`` report this, and so
+    does ``submit`` when the database found a duplicate."""
+    from llmbatch.service_layer.duplicate_ids import SpilledIds
+
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read input: {exc.strerror}", file=str(path)) from exc
-    with handle:
+    with handle, SpilledIds() as ids:
+        intake = Intake(adapter, file=str(path), endpoint=endpoint, model=model,
+                        limits=adapter.effective_limits(model), strict_model=strict_model,
+                        ids=ids)
         for _ in intake.scan(handle):
             pass
+        intake.report.merge(ids.problems(str(path)))
     if intake.report.ok and intake.report.requests == 0:
         intake.report.add(InputError("the file holds no requests", file=str(path)))
     return intake.report

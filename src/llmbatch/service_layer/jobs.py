@@ -11,7 +11,9 @@ from typing import Any
 
 import structlog
 
+from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.item_ingest import ItemRow, duplicate_provider_keys, write_items
 from llmbatch.db.lineage_queries import (
     copy_latest_for_retry,
     latest_status_counts,
@@ -27,7 +29,7 @@ from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.budgets import budgets_apply, check_new_job
 from llmbatch.service_layer.estimates import bound_cost, item_bound
-from llmbatch.service_layer.intake import Intake, preflight
+from llmbatch.service_layer.intake import Intake, check_file, preflight
 from llmbatch.service_layer.model_checks import JOB_OPTIONS_KEY, job_adapter
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
 from llmbatch.service_layer.provider_data import retention_for_job
@@ -46,7 +48,7 @@ __all__ = [
     "retry_lineage",
 ]
 
-INSERT_CHUNK = 2000
+INSERT_CHUNK = 5000
 
 
 def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> RequestLine:
@@ -66,10 +68,12 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     """Validate and store a job from a JSONL file in one transaction; plan it.
 
     One pass (``service_layer.intake``) checks every line and streams the good ones into the
-    database in chunks, so memory does not grow with the file. Any problem raises
-    ``InputProblems`` listing them all (file, line, field) and rolls everything back: nothing
-    is stored. ``warn`` receives one line per thing done unasked (a ``body.model`` ignored for
-    the job's model, unless ``strict_model`` refuses it). Returns ``(job_id, created)``;
+    database in bulk chunks (``db.item_ingest``: COPY / executemany), so memory does not grow
+    with the file; duplicate ids are the items table's unique constraint to find. Any problem
+    raises ``InputProblems`` listing them all (file, line, field; a second, spilled pass names
+    duplicates) and rolls everything back: nothing is stored. ``warn`` receives one line per
+    thing done unasked (a ``body.model`` ignored for the job's model, unless ``strict_model``
+    refuses it). Returns ``(job_id, created)``;
     ``created`` is False when the idempotency key named an existing job with the same content.
 
     ``webhook_url`` (checked against ``webhooks.allowed_hosts`` first) receives a signed event
@@ -117,27 +121,33 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                          config_snapshot=snapshot)
         if webhook_url is not None:
             WebhookOutbox(uow.repo.conn).set_url(job.id, webhook_url)
-        rows: list[dict[str, Any]] = []
+        conn = uow.repo.conn
+        rows: list[ItemRow] = []
+        stored_all = True  # False once a write met a duplicate custom_id
         for line in intake.scan(handle):
-            if not intake.report.ok:
+            if not (intake.report.ok and stored_all):
                 continue  # refused in the end: the rest is only checked
             req = line.request
             stored = {"native": req.native} if req.native is not None else {"body": req.body}
             bound = bound_cost(item_bound(rt, adapter, req, endpoint=endpoint,
                                           estimated=line.tokens), prices)
             bound_total += bound.batch_pusd if bound else 0
-            rows.append({"job_id": job.id, "seq": req.index, "custom_id": req.custom_id,
-                         "provider_key": line.encoded.provider_key, "request": stored,
-                         "wire_bytes": len(line.encoded.data),
-                         "estimated_tokens": line.tokens,
-                         "cost_bound_pusd": bound.batch_pusd if bound else None})
+            rows.append((job.id, req.index, req.custom_id, line.encoded.provider_key,
+                         json_text.dumps(stored), len(line.encoded.data), line.tokens,
+                         bound.batch_pusd if bound else None))
             if len(rows) >= INSERT_CHUNK:
-                uow.repo.add_items(rows)
+                stored_all = write_items(conn, rows)
                 rows = []
-        refusal = intake.report.error()
-        if refusal is not None:
-            raise refusal
-        uow.repo.add_items(rows)
+        if intake.report.ok and stored_all:
+            stored_all = write_items(conn, rows) and not (
+                intake.mapped_keys and duplicate_provider_keys(conn, job.id))
+        if not (intake.report.ok and stored_all):
+            # Nothing is stored; the full check names every problem, duplicate ids included
+            # (found on disk: the database stopped at the first one, or never saw the rest).
+            uow.rollback()
+            report = check_file(adapter, path, endpoint=endpoint, model=model,
+                                strict_model=strict_model)
+            raise report.error() or InputError("duplicate custom_id", file=file)
         count = intake.report.requests
         if count == 0:
             raise InputError("the file holds no requests", file=file)

@@ -16,6 +16,8 @@ from datetime import datetime
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.batch_file import stream_batch_requests
+from llmbatch.db.plan_queries import queue_runs
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.budgets import BudgetShortfall
 from llmbatch.domain.events import Event, EventType
@@ -34,6 +36,7 @@ from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
 from llmbatch.service_layer.model_checks import stored_job_adapter
 from llmbatch.service_layer.provider_data import job_retention
+from llmbatch.service_layer.scheduler import wake_up_messages
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
@@ -82,21 +85,27 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
                                 max_tokens=limits.max_tokens))
         # Batches planned together form one round; a re-batch of failures is the next.
         attempt = max((b.attempt for b in uow.repo.batches_of_job(job_id)), default=0) + 1
-        batch_ids = []
-        for plan in plans:
-            batch = ProviderBatch(
-                id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
-                status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
-                byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
-            uow.repo.add_batch(batch)
-            uow.repo.queue_items(job_id, batch.id, plan.first_seq, plan.last_seq)
+        # Set-based: every batch in one executemany, every item into its batch with one
+        # joined UPDATE (``db.plan_queries``), the wake-up calls grouped as the tick groups
+        # them; 10,000 one-item batches are a few statements, not 20,000 round trips.
+        batches = [ProviderBatch(
+            id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
+            status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
+            byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
+            for plan in plans]
+        uow.repo.add_batches(batches)
+        queue_runs(uow.repo.conn, job_id, [(plan.first_seq, plan.last_seq, batch.id)
+                                           for plan, batch in zip(plans, batches, strict=True)])
+        for plan, batch in zip(plans, batches, strict=True):
             uow.record(Event(job_id=job_id, batch_id=batch.id, type=EventType.BATCH_PLANNED,
                              at=now, to_status=str(BatchStatus.PLANNED),
                              data={"items": plan.item_count, "bytes": plan.byte_count,
                                    "estimated_tokens": plan.token_count,
                                    "attempt": attempt}))
-            uow.publish_after_commit(tasks.SUBMIT, batch.id)
-            batch_ids.append(batch.id)
+        batch_ids = [batch.id for batch in batches]
+        for task, ids in wake_up_messages([(b, BatchStatus.PLANNED) for b in batch_ids],
+                                          rt.config.worker.dispatch_messages):
+            uow.publish_after_commit(task, *ids)
         if job.status is JobStatus.PENDING:
             uow.save(job.start_running(now, batches=len(plans)))
         if not plans:
@@ -106,22 +115,15 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
 
 
 def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
-    """The batch's requests in the provider's format, read in short transactions."""
+    """The batch's requests in the provider's format, streamed from one read-only query
+    (``db.batch_file``), ``worker.build_chunk_size`` rows at a time."""
     with rt.uow() as uow:
         job = uow.repo.get_job(batch.job_id, totals=False)
         adapter = stored_job_adapter(rt.registry.get(batch.provider),
                                      uow.repo.config_snapshot(batch.job_id))
-    last = -1
-    chunk = rt.config.worker.build_chunk_size
-    while True:
-        with rt.uow() as uow:
-            rows = uow.repo.batch_requests_after(batch.id, last, chunk)
-        if not rows:
-            return
-        for row in rows:
-            req = request_from_stored(row.seq, row.custom_id, row.request)
-            yield adapter.encode(req, endpoint=job.endpoint, model=job.model).data
-        last = rows[-1].seq
+    for row in stream_batch_requests(rt.engine, batch.id, rt.config.worker.build_chunk_size):
+        req = request_from_stored(row.seq, row.custom_id, row.request)
+        yield adapter.encode(req, endpoint=job.endpoint, model=job.model).data
 
 
 def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
