@@ -88,11 +88,14 @@ def plan_job(rt: Runtime, job_id: str) -> list[str]:
         # Set-based: every batch in one executemany, every item into its batch with one
         # joined UPDATE (``db.plan_queries``), the wake-up calls grouped as the tick groups
         # them; 10,000 one-item batches are a few statements, not 20,000 round trips.
+        # Ids sorted in plan order: batches share ``created_at`` and ids minted in the same
+        # millisecond differ only in random bits, so "by creation" must mean by id.
+        ids = sorted(new_id("pb") for _ in plans)
         batches = [ProviderBatch(
-            id=new_id("pb"), job_id=job_id, provider=job.provider, model=job.model,
+            id=batch_id, job_id=job_id, provider=job.provider, model=job.model,
             status=BatchStatus.PLANNED, attempt=attempt, item_count=plan.item_count,
             byte_count=plan.byte_count, estimated_tokens=plan.token_count, created_at=now)
-            for plan in plans]
+            for plan, batch_id in zip(plans, ids, strict=True)]
         uow.repo.add_batches(batches)
         queue_runs(uow.repo.conn, job_id, [(plan.first_seq, plan.last_seq, batch.id)
                                            for plan, batch in zip(plans, batches, strict=True)])
