@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from llmbatch.emulator import synth
+from llmbatch.schemas import neutral_schemas
 
 __all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage", "unrecognized"]
 
@@ -76,6 +77,21 @@ def _positive_int(body: Mapping[str, Any], name: str) -> Rejection | None:
     return None
 
 
+def schema_rejection(schema: str, body: Mapping[str, Any]) -> Rejection | None:
+    """The first way ``body`` departs from OpenAI's request schema ``schema``, nested fields
+    included (a message's ``role``, a content part's ``type``, a tool's ``function``...), as a
+    400 naming the field. The schema is the vendored extract of OpenAI's API description that
+    llmbatch's own door checks against (``llmbatch.schemas``), so the two cannot drift. The
+    wording is the emulator's: OpenAI documents the parameter and code, not the text."""
+    problems = neutral_schemas().problems(schema, dict(body))
+    if not problems:
+        return None
+    first = problems[0]
+    where = first.path or "body"
+    code = "missing_required_parameter" if first.reason == "is required" else "invalid_value"
+    return Rejection(400, f"Invalid request body: '{where}' {first.reason}.", where, code)
+
+
 def unrecognized(body: Mapping[str, Any], names: frozenset[str]) -> str | None:
     """OpenAI's refusal of the first body name its request schema lacks, if any."""
     extra = next((name for name in body if name not in names), None)
@@ -97,7 +113,8 @@ class ChatCompletions:
         "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
 
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Unknown names, missing messages, bad token limits, bad ``n``, streaming."""
+        """Unknown names, missing messages, bad token limits, bad ``n``, streaming; then the
+        whole body, nested fields included, against the request schema."""
         if message := unrecognized(body, self.NAMES):
             return Rejection(400, message)
         messages = body.get("messages")
@@ -110,7 +127,7 @@ class ChatCompletions:
         if body.get("stream") is True:
             return Rejection(400, "Streaming is not supported in the Batch API.", "stream",
                              "invalid_value")
-        return None
+        return schema_rejection("CreateChatCompletionRequest", body)
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """Message text tokens plus framing."""
@@ -225,7 +242,7 @@ class Embeddings:
     NAMES: Final = frozenset({"dimensions", "encoding_format", "input", "model", "user"})
 
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Unknown names, missing or empty input, bad dimensions."""
+        """Unknown names, missing or empty input, bad dimensions; then the request schema."""
         if message := unrecognized(body, self.NAMES):
             return Rejection(400, message)
         if "input" not in body:
@@ -236,7 +253,8 @@ class Embeddings:
             return Rejection(400, "'$.input' is invalid. Please check the API reference: "
                              "https://platform.openai.com/docs/api-reference.", "input",
                              "invalid_value")
-        return _positive_int(body, "dimensions")
+        return _positive_int(body, "dimensions") or schema_rejection("CreateEmbeddingRequest",
+                                                                     body)
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """Text tokens of string inputs, list length of token-array inputs."""
