@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from llmbatch.emulator import EmulatorServer, load_profile
 
+# --- hypothesis profiles (docs/testing.md) ------------------------------------------------------
+# ``ci`` (under CI=true, or HYPOTHESIS_PROFILE=ci): the same cases on every run, no example
+# database, no deadline (a loaded machine is not a failing test). ``dev`` (the default
+# elsewhere): random cases, and fewer of them where a test takes its count by profile
+# (``door_support.FUZZ_CASES``), so a developer's run on the shared machine stays short; CI
+# runs them all.
+settings.register_profile("ci", deadline=None, derandomize=True, database=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev"))
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 TEST_API_KEY = "sk-emulator-test"
 

@@ -17,6 +17,10 @@ import typer.main
 
 from llmbatch.cli.main import app, main
 
+FUZZ_CASES = {"ci": 1000, "dev": 200}
+"""Generated cases per door of the fuzz tests, by hypothesis profile (tests/conftest.py): the
+issue's 1,000 in CI, fewer on a developer's shared machine."""
+
 
 @dataclass(frozen=True)
 class Run:

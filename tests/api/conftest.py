@@ -19,6 +19,7 @@ from service.conftest import (  # noqa: F401 - fixtures
     database_url,
     make_driver,
     migrated_template,
+    postgres_pool,
     postgres_template,
     write_jsonl,
 )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from door_support import Run, run_cli
 from integration.support import (
     MODEL,
     Processes,
@@ -182,26 +183,47 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
 
 def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: str,
                               prompts: Path, job_id: str) -> None:
-    """The job commands with ``--api-url`` print what they print on the local database."""
+    """The job commands with ``--api-url`` print what they print on the local database.
+
+    The commands run in this process through the real entry point (``cli.main.main``, as
+    ``tests/door_support.run_cli`` does): a child interpreter per command cost 1-5 s of start-up
+    each, most of this test's time. One comparison runs as child processes, so the installed
+    ``python -m llmbatch`` entry and its environment are covered too. (An unreachable API is
+    exit 3 with nothing created: tests/unit/test_cli_remote.py.)"""
     elsewhere = tmp_path / "elsewhere"  # no database and no config here: only the API
     elsewhere.mkdir()
+    env = {"LLMBATCH_API_KEY": key, "COLUMNS": "200"}
 
-    def cli(*args: str, remote: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**child_env(), "LLMBATCH_API_KEY": key, "COLUMNS": "200"}
-        env.pop("LLMBATCH_API_URL", None)
+    def cli(*args: str, remote: bool = True) -> Run:
+        argv = ["--api-url", url, *args] if remote else [*args, "--config", str(config_path)]
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            for name in ("LLMBATCH_API_URL", "LLMBATCH_CONFIG", "LLMBATCH_DATABASE_URL",
+                         "LLMBATCH_BROKER_URL", "LLMBATCH_HOME"):
+                patch.delenv(name, raising=False)
+            patch.chdir(elsewhere if remote else tmp_path)
+            return run_cli(*argv)
+
+    def child(*args: str, remote: bool = True) -> subprocess.CompletedProcess[str]:
         argv = ["--api-url", url, *args] if remote else [*args, "--config", str(config_path)]
         return subprocess.run(llmbatch_cmd(*argv), cwd=elsewhere if remote else tmp_path,
-                              env=env, text=True, capture_output=True, timeout=120,
-                              stdin=subprocess.DEVNULL, check=False)
+                              env={**child_env(), **env}, text=True, capture_output=True,
+                              timeout=120, stdin=subprocess.DEVNULL, check=False)
 
+    remote_child, local_child = child("results", job_id), child("results", job_id, remote=False)
+    assert remote_child.returncode == local_child.returncode == 0, (
+        remote_child.stderr + local_child.stderr)
+    assert remote_child.stdout == local_child.stdout and remote_child.stdout
     submitted = cli("submit", str(prompts), "--provider", "openai", "--model", MODEL,
                     "--wait")
-    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    new_id = submitted.stdout.split("created job ", 1)[1].split()[0]
+    assert submitted.code == 0, submitted
+    new_id = submitted.out.split("created job ", 1)[1].split()[0]
     for args in (("results", job_id), ("status", job_id, "--json"), ("events", job_id)):
         remote, local = cli(*args), cli(*args, remote=False)
-        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
-        assert remote.stdout == local.stdout, args
+        assert remote.code == local.code == 0, remote.err + local.err
+        assert remote.out == local.out, args
+    assert remote_child.stdout == cli("results", job_id).out
     # The CLI's layouts and options too: the API serves progress (waiting reasons, provider
     # counts), a job's retries, lineage results and the retry's outcome.
     for args in (("status", job_id), ("status", job_id, "--wide"), ("events", job_id, "--json"),
@@ -209,28 +231,28 @@ def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: 
                  ("results", job_id, "--format", "csv", "--fields", "custom_id,status,job_id"),
                  ("jobs", "--limit", "50", "--json"), ("jobs", "--wide")):
         remote, local = cli(*args), cli(*args, remote=False)
-        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
-        assert remote.stdout == local.stdout, args
-    assert "retried by: " in cli("status", job_id).stdout
+        assert remote.code == local.code == 0, remote.err + local.err
+        assert remote.out == local.out, args
+    assert "retried by: " in cli("status", job_id).out
     remote_again, local_again = cli("retry", job_id), cli("retry", job_id, remote=False)
-    assert remote_again.returncode == local_again.returncode == 2, remote_again.stderr
-    assert remote_again.stderr == local_again.stderr
+    assert remote_again.code == local_again.code == 2, remote_again.err
+    assert remote_again.err == local_again.err
     waited = cli("wait", job_id)
-    assert waited.returncode == 1 and f"job {job_id} completed_with_failures" in waited.stdout
-    assert f"llmbatch retry {job_id}" in waited.stdout
+    assert waited.code == 1 and f"job {job_id} completed_with_failures" in waited.out
+    assert f"llmbatch retry {job_id}" in waited.out
     local_only = cli("wait", job_id, "--worker")
-    assert local_only.returncode == 2 and "--worker is local-only" in local_only.stderr
+    assert local_only.code == 2 and "--worker is local-only" in local_only.err
     listed = cli("jobs", "--limit", "50")
-    assert new_id in listed.stdout and job_id in listed.stdout
-    assert cli("cancel", new_id).stdout.strip() == f"job {new_id}: succeeded"
+    assert new_id in listed.out and job_id in listed.out
+    assert cli("cancel", new_id).out.strip() == f"job {new_id}: succeeded"
     retried = cli("retry", new_id)
-    assert retried.returncode == 2 and "no failed or expired items" in retried.stderr
+    assert retried.code == 2 and "no failed or expired items" in retried.err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"custom_id": "x", "body": 5}\n', encoding="utf-8")
     remote_bad = cli("submit", str(bad), "--provider", "openai", "--model", MODEL)
     local_bad = cli("submit", str(bad), "--provider", "openai", "--model", MODEL, remote=False)
-    assert remote_bad.returncode == local_bad.returncode == 2
-    assert remote_bad.stderr == local_bad.stderr
+    assert remote_bad.code == local_bad.code == 2
+    assert remote_bad.err == local_bad.err
     # submit's options go through the API too, and say what they say locally.
     several = tmp_path / "several.jsonl"
     several.write_text('{"custom_id": "x", "body": 5}\nnot json\n' + prompts.read_text(
@@ -245,15 +267,11 @@ def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: 
                        (("estimate", str(prompts), "--json"), 0)):
         argv = (*args, "--provider", "openai", "--model", MODEL)
         remote, local = cli(*argv), cli(*argv, remote=False)
-        assert remote.returncode == local.returncode == code, (args, remote.stderr,
-                                                               local.stderr)
-        assert (remote.stdout, remote.stderr) == (local.stdout, local.stderr), args
+        assert remote.code == local.code == code, (args, remote.err,
+                                                               local.err)
+        assert (remote.out, remote.err) == (local.out, local.err), args
     remote_usage = cli("usage", "--format", "json")
     local_usage = cli("usage", "--format", "json", remote=False)
-    assert remote_usage.returncode == local_usage.returncode == 0, remote_usage.stderr
-    assert remote_usage.stdout == local_usage.stdout  # one tenant in this database
-    unreachable = subprocess.run(
-        llmbatch_cmd("--api-url", "http://127.0.0.1:9", "status", job_id), env=child_env(),
-        text=True, capture_output=True, timeout=60, check=False, cwd=elsewhere)
-    assert unreachable.returncode == 3, unreachable.stderr
+    assert remote_usage.code == local_usage.code == 0, remote_usage.err
+    assert remote_usage.out == local_usage.out  # one tenant in this database
     assert os.listdir(elsewhere) == []

@@ -79,7 +79,17 @@ class PostgresServer:
         copy = f' TEMPLATE "{template}"' if template else ""
         with self._psycopg.connect(self._admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"{copy}')
-        return name, f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        return name, self.url(name)
+
+    @staticmethod
+    def url(name: str) -> str:
+        """The SQLAlchemy URL of database ``name``."""
+        return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+    @staticmethod
+    def dsn(name: str) -> str:
+        """The libpq connection string of database ``name``."""
+        return f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={name} connect_timeout=3"
 
     def drop_database(self, name: str) -> None:
         with self._psycopg.connect(self._admin, autocommit=True) as conn:

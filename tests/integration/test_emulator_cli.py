@@ -4,16 +4,18 @@ that running emulator over its control API: add, list, clear; one-line errors ot
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
+
+from door_support import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +27,25 @@ def _free_port() -> int:
         return port
 
 
-def llmbatch(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    if url is not None:
-        env["LLMBATCH_EMULATOR_URL"] = url
-    return subprocess.run([sys.executable, "-m", "llmbatch", *args], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def llmbatch(*args: str, url: str | None = None) -> Result:
+    """``llmbatch ARGS`` in this process through the real entry point (``door_support``): a
+    child interpreter per command cost 1-5 s of start-up each. The emulator it steers is a
+    process of its own (``served``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLUMNS", "200")
+        if url is not None:
+            patch.setenv("LLMBATCH_EMULATOR_URL", url)
+        else:
+            patch.delenv("LLMBATCH_EMULATOR_URL", raising=False)
+        run = run_cli(*args)
+    return Result(int(run.code), run.out, run.err)
 
 
 @pytest.fixture(scope="module")

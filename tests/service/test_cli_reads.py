@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from llmbatch.cli import main as cli
-from llmbatch.errors import NotFoundError
+from llmbatch.cli import results as results_cli
+from llmbatch.errors import InputError, NotFoundError
 from llmbatch.service_layer.jobs import create_job
 
 from .harness import MODEL, Driver, result_lines
@@ -165,6 +168,68 @@ def test_results_as_csv_with_chosen_fields(driver: Driver, write_jsonl: Writer,
     assert [r[:2] for r in rows[1:]] == [["q-0", "succeeded"], ["q-1", "failed"],
                                         ["q-2", "succeeded"]]
     assert rows[2][2] and rows[1][2] == ""
+
+
+def test_results_as_parquet_keep_the_records_with_their_types(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")  # in .[dev]; the extra is llmbatch[parquet]
+    job_id = finished_job(driver, write_jsonl)
+    config = config_file(driver, tmp_path)
+    records = [json.loads(line) for line in run("results", job_id, "--config", config)
+               .splitlines()]
+    out = tmp_path / "results.parquet"
+
+    result = CliRunner().invoke(cli.app, ["results", job_id, "--format", "parquet", "-o",
+                                          str(out), "--config", config])
+    chosen = tmp_path / "chosen.parquet"
+    run("results", job_id, "--format", "parquet", "--fields", "custom_id,usage,cost_usd",
+        "-o", str(chosen), "--config", config)
+
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 results to {out}" in result.stderr
+    table = pq.read_table(out)
+    assert table.column_names == list(results_cli.PARQUET_DEFAULT)
+    assert str(table.schema.field("input_tokens").type) == "int64"
+    assert str(table.schema.field("cost_usd").type) == "decimal128(38, 12)"
+    rows = table.to_pylist()
+    # The same records as the JSON lines, field for field (nested values as JSON text).
+    for row, record in zip(rows, records, strict=True):
+        for name in ("custom_id", "status", "output_text", "finish_reason", "provider",
+                     "model", "attempts"):
+            assert row[name] == record[name], name
+        assert row["input_tokens"] == record["usage"]["input_tokens"]
+        assert row["output_tokens"] == record["usage"]["output_tokens"]
+        assert row["cost_usd"] == (None if record["cost_usd"] is None
+                                   else Decimal(record["cost_usd"]))
+        assert json.loads(row["response"]) == record["response"]
+        assert (None if row["error"] is None else json.loads(row["error"])) == record["error"]
+        assert row["error_message"] == (record["error"] or {}).get("message")
+    assert [r["status"] for r in rows] == ["succeeded", "failed", "succeeded"]
+    picked = pq.read_table(chosen)
+    assert picked.column_names == ["custom_id", "usage", "cost_usd"]
+    assert [json.loads(u) for u in picked.column("usage").to_pylist()] == [
+        r["usage"] for r in records]
+
+
+def test_parquet_needs_a_file_and_says_how_to_install_pyarrow(
+        driver: Driver, write_jsonl: Writer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = finished_job(driver, write_jsonl)
+    config = config_file(driver, tmp_path)
+
+    to_stdout = CliRunner().invoke(cli.app, ["results", job_id, "--format", "parquet",
+                                             "--config", config])
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if the extra were not installed
+    missing = CliRunner().invoke(cli.app, ["results", job_id, "--format", "parquet", "-o",
+                                           str(tmp_path / "r.parquet"), "--config", config])
+
+    assert isinstance(to_stdout.exception, InputError)
+    assert "parquet is a binary format: give a file with -o FILE" in str(to_stdout.exception)
+    assert isinstance(missing.exception, InputError)
+    assert str(missing.exception) == (
+        "field '--format': parquet output needs pyarrow, which is not installed: pip install "
+        "'llmbatch[parquet]' (or use --format jsonl or csv)")
+    assert not (tmp_path / "r.parquet").exists()
 
 
 def test_retry_twice_says_what_it_left_out_and_results_merge_the_lineage(

@@ -8,8 +8,9 @@
 
 Each case asserts: exit 2 or success (0), never a traceback (any exception other than
 ``SystemExit`` out of ``main()`` fails the test), and the database unchanged after a refusal.
-``derandomize`` makes the 1,000 cases of each door the same on every run (CI stability); the
-number run is printed.
+Under the ``ci`` hypothesis profile (CI=true, or HYPOTHESIS_PROFILE=ci) each door runs 1,000
+cases, the same on every run (``derandomize``: CI stability); under ``dev`` 200 random ones,
+so a developer's run stays short (tests/conftest.py). The number run is printed.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from door_support import command_built_once, run_cli, sqlite_counts
+from door_support import FUZZ_CASES, command_built_once, run_cli, sqlite_counts
 
-CASES = 1000
-FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+CASES = FUZZ_CASES.get(settings.get_current_profile_name(), FUZZ_CASES["ci"])
+FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
 HI = [{"role": "user", "content": "Hi"}]
 
 # ---- strategies shared by both doors --------------------------------------------------------

@@ -149,6 +149,49 @@ def test_endpoints_reject_bodies_the_real_ones_would(
     assert rejection is not None and rejection.status == 400 and rejection.code == code
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param", "code"),
+    [
+        (CHAT, {"model": "m", "messages": [{"role": "bogus", "content": "x"}]},
+         "messages[0].role", "invalid_value"),
+        (CHAT, {"model": "m", "messages": [{"role": "user", "content": 5}]},
+         "messages[0].content", "invalid_value"),
+        (CHAT, {"model": "m", "messages": [{"role": "user",
+                                            "content": [{"type": "text", "txt": "x"}]}]},
+         "messages[0].content[0].text", "missing_required_parameter"),
+        (CHAT, chat_body(tools=[{"type": "function", "function": {}}]),
+         "tools[0].function.name", "missing_required_parameter"),
+        (CHAT, chat_body(response_format={"type": "json_schema"}),
+         "response_format.json_schema", "missing_required_parameter"),
+        (CHAT, chat_body(temperature="hot"), "temperature", "invalid_value"),
+        (EMBED, {"model": "m", "input": "a", "encoding_format": "hex"}, "encoding_format",
+         "invalid_value"),
+    ],
+)
+def test_nested_fields_are_checked_against_the_request_schema(
+    endpoint: Any, body: dict[str, Any], param: str, code: str
+) -> None:
+    """Not only the top-level names: the body as a whole, as the real endpoint parses it."""
+    rejection = endpoint.reject(body)
+    assert rejection is not None, body
+    assert (rejection.status, rejection.param, rejection.code) == (400, param, code)
+    assert f"'{param}'" in rejection.message
+
+
+def test_bodies_the_request_schema_takes_are_not_rejected() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    for endpoint, body in [
+        (CHAT, chat_body()),
+        (CHAT, chat_body(tools=[tool], tool_choice="auto", temperature=0.2, seed=3,
+                         response_format={"type": "json_object"})),
+        (CHAT, {"model": "m", "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": [{"type": "text", "text": "x"}]}]}),
+        (EMBED, {"model": "m", "input": ["a", "b"], "encoding_format": "base64"}),
+    ]:
+        assert endpoint.reject(body) is None, body
+
+
 def test_injected_item_failures_depend_on_the_batch_so_retries_can_succeed() -> None:
     fault = ItemErrorsFault(kind="item_errors", rate=0.5)
 

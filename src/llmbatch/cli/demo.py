@@ -1,8 +1,10 @@
 """``llmbatch demo``: the whole path on one machine with nothing installed.
 
 Starts the emulator in this process, writes a config pointing every provider at it (SQLite
-database, SQLite broker), starts an embedded worker, submits a job of prompts per provider,
-shows progress, prints a few outputs and one summary line per provider, and stops everything.
+database, SQLite broker), starts an embedded worker, submits a job of prompts per provider and
+the README's example file (``examples/prompts.jsonl`` in the package, the same lines as the
+README's "Input" section: a test keeps them equal) unchanged to every provider, shows
+progress, prints a few outputs and one summary line per job, and stops everything.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import shutil
 import tempfile
 import time
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmbatch.bootstrap import Runtime, build_runtime
@@ -32,7 +36,7 @@ from llmbatch.emulator.settings import load_profile
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.read_models import JobSummary, job_detail, job_results, job_summary
 
-__all__ = ["DEMO_PROVIDERS", "run_demo"]
+__all__ = ["DEMO_PROVIDERS", "example_prompts", "run_demo", "write_config"]
 
 # provider -> (model, path prefix of its emulator)
 DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
@@ -40,13 +44,17 @@ DEMO_PROVIDERS: dict[str, tuple[str, str]] = {
     "anthropic": ("claude-haiku-4-5", "/anthropic"),
     "gemini": ("gemini-2.5-flash", "/gemini"),
 }
+# As in llm_config.example.yaml: Anthropic's newest API version refuses `temperature` in
+# batches, and the README's example file (run here unchanged) sets one.
+DEMO_OPTIONS: dict[str, dict[str, Any]] = {"anthropic": {"api_version": "2023-06-01"}}
 DEMO_KEY = "demo-key"
 TOPICS = ["photosynthesis", "the Roman road network", "TCP congestion control", "sourdough",
           "plate tectonics", "the B-tree", "jazz harmony", "vaccines", "tides", "compilers",
           "the printing press", "black holes", "coral reefs", "double-entry bookkeeping"]
 
 
-def _write_config(workdir: Path, emulator_url: str) -> Path:
+def write_config(workdir: Path, emulator_url: str) -> Path:
+    """The demo's configuration: every provider on the emulator at ``emulator_url``."""
     config: dict[str, Any] = {
         "database": {"url": f"sqlite:///{workdir / 'llmbatch.db'}"},
         "broker": {"url": f"sqla+sqlite:///{workdir / 'broker.db'}",
@@ -55,7 +63,8 @@ def _write_config(workdir: Path, emulator_url: str) -> Path:
         "polling": {"strategy": "adaptive", "min_s": 0.3, "max_s": 2.0},
         "providers": {
             name: {"base_url": emulator_url + prefix, "api_key": DEMO_KEY,
-                   "models": [_model_entry(model)]}
+                   "models": [_model_entry(model)],
+                   **({"options": DEMO_OPTIONS[name]} if name in DEMO_OPTIONS else {})}
             for name, (model, prefix) in DEMO_PROVIDERS.items()
         },
     }
@@ -67,6 +76,12 @@ def _write_config(workdir: Path, emulator_url: str) -> Path:
 def _model_entry(model: str) -> dict[str, Any]:
     """The demo's models are in the genai-prices catalogue: no prices in config."""
     return {"name": model}
+
+
+def example_prompts() -> str:
+    """The README's example file, as shipped in the package."""
+    return resources.files("llmbatch").joinpath("examples", "prompts.jsonl").read_text(
+        encoding="utf-8")
 
 
 def _write_prompts(path: Path, count: int, seed: int) -> None:
@@ -90,19 +105,29 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
         with EmulatorServer(load_profile("fast")) as emulator:
             console.print(f"[bold]emulator[/bold] {emulator.url}  (providers: "
                           f"{', '.join(DEMO_PROVIDERS)})")
-            config_path = _write_config(workdir, emulator.url)
+            config_path = write_config(workdir, emulator.url)
             rt = build_runtime(load_config(config_path))
             from llmbatch.worker.app import CeleryPublisher, make_celery
 
             rt.publisher = CeleryPublisher(make_celery(rt.config))
             upgrade(rt.engine)
             job_ids: dict[str, str] = {}
+            example = workdir / "prompts.jsonl"
+            example.write_text(example_prompts(), encoding="utf-8")
             for n, (name, (model, _)) in enumerate(DEMO_PROVIDERS.items()):
                 prompts = workdir / f"prompts-{name}.jsonl"
                 _write_prompts(prompts, items, seed=n)
                 job_ids[name], _ = create_job(rt, prompts, provider=name, model=model,
                                               name=f"demo-{name}")
                 console.print(f"submitted {items} prompts to {name}: job {job_ids[name]}")
+            for name, (model, _) in DEMO_PROVIDERS.items():
+                label = f"{name} (README example)"
+                job_ids[label], _ = create_job(
+                    rt, example, provider=name, model=model, name=f"readme-{name}",
+                    warn=lambda line: console.print(f"  [dim]{escape(line)}[/dim]",
+                                                    highlight=False))
+                console.print(f"submitted the README's example file to {name}: job "
+                              f"{job_ids[label]}", highlight=False)
             with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
                 jobs = _watch(rt, job_ids, console, timeout_s)
             _show_outputs(rt, job_ids, console)
@@ -131,7 +156,7 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
 def _watch(rt: Runtime, job_ids: dict[str, str], console: Console,
            timeout_s: float) -> dict[str, JobSummary]:
     deadline = time.monotonic() + timeout_s
-    columns = (TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("[bold]{task.description:<25}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[state]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         bars = {name: bar.add_task(name, total=1, state="pending") for name in job_ids}

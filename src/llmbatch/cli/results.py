@@ -1,10 +1,10 @@
-"""``llmbatch results``: one record per input line, in input order, as JSON lines or CSV
-(``--fields`` picks and orders the columns). A job still running is refused unless
+"""``llmbatch results``: one record per input line, in input order, as JSON lines, CSV or
+Parquet (``--fields`` picks and orders the columns). A job still running is refused unless
 ``--partial`` says that unfinished lines are wanted; ``--lineage`` merges a job with its
 retries (the latest attempt at each line wins).
 
-Parquet is not offered: it would need pyarrow, a large dependency for one output format;
-``--format csv`` or JSON lines load into any dataframe library.
+Parquet (``cli/parquet.py``) needs the optional ``llmbatch[parquet]`` extra (pyarrow) and a
+file (``-o``): it is binary, so it is never written to a terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Annotated, Any, TextIO
 import typer
 from rich.console import Console
 
+from llmbatch.cli import parquet
 from llmbatch.cli.source import job_source
 from llmbatch.errors import InputError
 from llmbatch.service_layer.read_models.values import ResultRecord
@@ -30,6 +31,7 @@ __all__ = ["FIELDS", "results"]
 class OutputFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+    PARQUET = "parquet"
 
 
 def _error_message(r: ResultRecord) -> Any:
@@ -59,11 +61,13 @@ FIELDS: dict[str, Callable[[ResultRecord], Any]] = {
 }
 CSV_DEFAULT = ("custom_id", "status", "output_text", "finish_reason", "input_tokens",
                "output_tokens", "cost_usd", "error_message")
+PARQUET_DEFAULT = parquet.DEFAULT_FIELDS
 
 
 def _fields(raw: str | None, fmt: OutputFormat) -> tuple[str, ...] | None:
     if raw is None:
-        return CSV_DEFAULT if fmt is OutputFormat.CSV else None
+        return {OutputFormat.CSV: CSV_DEFAULT,
+                OutputFormat.PARQUET: PARQUET_DEFAULT}.get(fmt)
     names = tuple(f.strip() for f in raw.split(",") if f.strip())
     unknown = [n for n in names if n not in FIELDS]
     if unknown or not names:
@@ -99,7 +103,8 @@ def results(
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Write here instead of stdout")] = None,
     fmt: Annotated[OutputFormat, typer.Option(
-        "--format", help="jsonl (one JSON object per line) or csv")] = OutputFormat.JSONL,
+        "--format", help="jsonl (one JSON object per line), csv, or parquet (needs -o and "
+                         "the llmbatch[parquet] extra)")] = OutputFormat.JSONL,
     fields: Annotated[str | None, typer.Option(
         help="Comma-separated fields, in order (e.g. custom_id,status,output_text)")] = None,
     partial: Annotated[bool, typer.Option(
@@ -114,6 +119,13 @@ def results(
 ) -> None:
     """One record per input line, in input order (stdout or -o FILE)."""
     chosen = _fields(fields, fmt)
+    if fmt is OutputFormat.PARQUET:
+        if output is None:
+            raise InputError("parquet is a binary format: give a file with -o FILE",
+                             field="--format")
+        parquet.require_pyarrow()
+        if lineage and fields is None:
+            chosen = ("job_id", *PARQUET_DEFAULT)
     source = job_source(config)
     job = source.job_summary(job_id)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -123,7 +135,11 @@ def results(
                   f"take what there is with --partial")
         raise SystemExit(1)
     records = source.job_results(job_id, lineage=lineage)
-    if output is None:
+    if fmt is OutputFormat.PARQUET:
+        assert output is not None and chosen is not None
+        count = parquet.write_parquet(records, output, chosen, FIELDS)
+        err.print(f"wrote {count} results to {output}")
+    elif output is None:
         count = _write(records, sys.stdout, fmt, chosen)
     else:
         try:

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Endpoint", "Rejection", "Usage", "positive_int", "unrecognized"]
+from llmbatch.schemas import neutral_schemas
+
+__all__ = ["Endpoint", "Rejection", "Usage", "positive_int", "schema_rejection", "unrecognized"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,18 @@ def unrecognized(body: Mapping[str, Any], names: frozenset[str]) -> str | None:
     """OpenAI's refusal of the first body name its request schema lacks, if any."""
     extra = next((name for name in body if name not in names), None)
     return None if extra is None else f"Unrecognized request argument supplied: {extra}"
+
+
+def schema_rejection(schema: str, body: Mapping[str, Any]) -> Rejection | None:
+    """The first way ``body`` departs from OpenAI's request schema ``schema``, nested fields
+    included (a message's ``role``, a content part's ``type``, a tool's ``function``...), as a
+    400 naming the field. The schema is the vendored extract of OpenAI's API description that
+    llmbatch's own door checks against (``llmbatch.schemas``), so the two cannot drift. The
+    wording is the emulator's: OpenAI documents the parameter and code, not the text."""
+    problems = neutral_schemas().problems(schema, dict(body))
+    if not problems:
+        return None
+    first = problems[0]
+    where = first.path or "body"
+    code = "missing_required_parameter" if first.reason == "is required" else "invalid_value"
+    return Rejection(400, f"Invalid request body: '{where}' {first.reason}.", where, code)

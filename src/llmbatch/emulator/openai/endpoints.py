@@ -24,6 +24,7 @@ from llmbatch.emulator.openai.endpoint_kit import (
     Rejection,
     Usage,
     positive_int,
+    schema_rejection,
     unrecognized,
 )
 from llmbatch.emulator.openai.text_endpoints import Completions, Moderations, Responses
@@ -48,7 +49,8 @@ class ChatCompletions:
         "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
 
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Unknown names, missing messages, bad token limits, bad ``n``, streaming."""
+        """Unknown names, missing messages, bad token limits, bad ``n``, streaming; then the
+        whole body, nested fields included, against the request schema."""
         if message := unrecognized(body, self.NAMES):
             return Rejection(400, message)
         messages = body.get("messages")
@@ -61,7 +63,7 @@ class ChatCompletions:
         if body.get("stream") is True:
             return Rejection(400, "Streaming is not supported in the Batch API.", "stream",
                              "invalid_value")
-        return None
+        return schema_rejection("CreateChatCompletionRequest", body)
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """Message text tokens plus framing."""
@@ -176,7 +178,7 @@ class Embeddings:
     NAMES: Final = frozenset({"dimensions", "encoding_format", "input", "model", "user"})
 
     def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """Unknown names, missing or empty input, bad dimensions."""
+        """Unknown names, missing or empty input, bad dimensions; then the request schema."""
         if message := unrecognized(body, self.NAMES):
             return Rejection(400, message)
         if "input" not in body:
@@ -187,7 +189,8 @@ class Embeddings:
             return Rejection(400, "'$.input' is invalid. Please check the API reference: "
                              "https://platform.openai.com/docs/api-reference.", "input",
                              "invalid_value")
-        return positive_int(body, "dimensions")
+        return positive_int(body, "dimensions") or schema_rejection("CreateEmbeddingRequest",
+                                                                    body)
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """Text tokens of string inputs, list length of token-array inputs."""
