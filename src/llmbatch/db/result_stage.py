@@ -8,8 +8,8 @@ way it was done before, spent half of every fetch compiling parameters and round
 the database.
 
 Both statements match only items of the batch still ``submitted``, so a chunk applied twice
-(a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text
-(``json_text.dumps``); a value the database refuses (NUL in JSONB, a lone surrogate) fails
+(a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text;
+a value the database refuses (NUL in JSONB, a lone surrogate) fails
 the whole chunk, which the caller then bisects (``service_layer.result_storage``).
 """
 
@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, TextClause, bindparam, text
 
-from llmbatch import json_text
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
 
@@ -33,12 +32,14 @@ STAGE: Final = "llmbatch_result_stage"
 class ResultRow(NamedTuple):
     """One result as an item takes it. ``outcome``: the result's own status (what the
     history records); ``status``: the item's next one (``pending`` sends it back to be
-    re-batched, which also clears its batch and completion time)."""
+    re-batched, which also clears its batch and completion time). ``response`` and ``error``
+    are JSON text (``json_text.dumps``, or the provider's own bytes): the row is written as it
+    is, with no conversion per value."""
 
     provider_key: str
     outcome: str
     status: str
-    response: Any
+    response: str | None
     output_text: str | None
     finish_reason: str | None
     input_tokens: int
@@ -47,7 +48,7 @@ class ResultRow(NamedTuple):
     reasoning_tokens: int
     cache_write_tokens: int
     cache_write_1h_tokens: int
-    error: dict[str, Any] | None
+    error: str | None
     cost_pusd: int | None  # picodollars (llmbatch.pricing): the batch price
     sync_cost_pusd: int | None  # what the same tokens cost synchronously
 
@@ -129,12 +130,6 @@ _SQLITE_APPLY: Final = _statement(f"""
       AND items.provider_key IN (SELECT provider_key FROM {STAGE})""")
 
 
-def _as_tuple(row: ResultRow) -> tuple[Any, ...]:
-    return (*row[:3], None if row.response is None else json_text.dumps(row.response),
-            *row[4:12], None if row.error is None else json_text.dumps(row.error),
-            row.cost_pusd, row.sync_cost_pusd)
-
-
 def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
                   now: datetime) -> int:
     """Apply ``rows`` (at most one per provider key) to the batch's submitted items and
@@ -143,17 +138,16 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         return 0
     dialect = conn.dialect.name
     conn.exec_driver_sql(_stage_ddl(dialect))
-    tuples = [_as_tuple(row) for row in rows]
     if dialect == "postgresql":
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
                 f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in tuples:
+            for row in rows:
                 copy.write_row(row)
     else:
         conn.exec_driver_sql(f"DELETE FROM {STAGE}")
         conn.exec_driver_sql(
             f"INSERT INTO {STAGE} ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in _COLUMNS)})", tuples)
+            f"VALUES ({', '.join('?' for _ in _COLUMNS)})", rows)
     where = {"batch_id": batch_id, "submitted": str(ItemStatus.SUBMITTED), "now": now}
     postgres = dialect == "postgresql"
     if any(row.outcome != ItemStatus.SUCCEEDED for row in rows):

@@ -78,7 +78,7 @@ class Usage:
                                               strict=True)))
 
 
-def astuple_usage(usage: Usage) -> tuple[int, ...]:
+def astuple_usage(usage: Usage) -> tuple[int, int, int, int, int, int]:
     """The counts in field order (cheaper than ``dataclasses.astuple``)."""
     return (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
             usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)

@@ -45,6 +45,7 @@ __all__ = [
     "escape_text",
     "has_long_digit_run",
     "is_plain_json_text",
+    "is_plain_strict_json",
     "storable_result",
     "unstorable_result",
 ]
@@ -255,6 +256,17 @@ def is_plain_json_text(raw: bytes) -> bool:
     if raw.count(b"{") + raw.count(b"[") >= MAX_JSON_DEPTH:
         return False
     return not has_long_digit_run(raw)
+
+
+def is_plain_strict_json(raw: bytes) -> bool:
+    """``is_plain_json_text`` for text a strict parser (``orjson``) has just read without
+    complaint and with no twenty-digit run (``has_long_digit_run``, checked before parsing):
+    such text holds no NaN, Infinity, raw control character or lone surrogate (the parser
+    refuses them), so only NUL escapes and the depth are left to look for. A valid surrogate
+    pair is one character, storable like any other."""
+    if b"\\u0000" in raw:
+        return False
+    return len(raw) < MAX_JSON_DEPTH or raw.count(b"{") + raw.count(b"[") < MAX_JSON_DEPTH
 
 
 def storable_result(result: ItemResult) -> StorableResult:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
 
+from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.result_stage import ResultRow
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
+from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
+    BatchProgress,
+    FailureKind,
+    ItemResult,
+    astuple_usage,
+)
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.retry import (
@@ -162,10 +169,10 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
     return BatchStatus.ENDED
 
 
-def _stored_error(result: ItemResult, redactor: Redactor) -> dict[str, Any] | None:
-    """A failed item's error as ``items.error`` and ``item_attempts.error`` keep it: the
-    provider wrote its text and may quote the prompt (an email address, a key), so type,
-    code and message go through the redaction step. The response stays as it came."""
+def _stored_error(result: ItemResult, redactor: Redactor) -> str | None:
+    """A failed item's error as ``items.error`` and ``item_attempts.error`` keep it (JSON
+    text): the provider wrote its text and may quote the prompt (an email address, a key),
+    so type, code and message go through the redaction step. The response stays as it came."""
     error = result.error
     if error is None:
         return None
@@ -173,21 +180,21 @@ def _stored_error(result: ItemResult, redactor: Redactor) -> dict[str, Any] | No
     for field in ("type", "code", "message"):
         if stored[field]:
             stored[field] = redactor.text(stored[field])
-    return stored
+    return json_text.dumps(stored)
 
 
 def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | None,
                 redactor: Redactor) -> ResultRow:
-    usage = result.usage
+    """The row ``result`` writes, built once as the database takes it (JSON as text)."""
+    usage, response = result.usage, result.response
     cost = item_cost(usage, prices)
+    counts = (0, 0, 0, 0, 0, 0) if usage is None else astuple_usage(usage)
     return ResultRow(
-        result.provider_key, str(result.status), str(status), result.response,
-        result.output_text, result.finish_reason,
-        usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
-        usage.cached_tokens if usage else 0, usage.reasoning_tokens if usage else 0,
-        usage.cache_write_tokens if usage else 0, usage.cache_write_1h_tokens if usage else 0,
+        result.provider_key, result.status.value, status.value,
+        None if response is None else json_text.dumps(response),
+        result.output_text, result.finish_reason, *counts,
         _stored_error(result, redactor),
-        cost.batch_pusd if cost else None, cost.sync_pusd if cost else None)
+        None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd)
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:

@@ -194,13 +194,13 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     if 200 <= status_code < 300:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
-        return _success(custom_id, body)
+        return _success(custom_id, body, plain=line.plain)
     http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
                     error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
-def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
+def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> ItemResult:
     output_text = finish_reason = None
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -210,9 +210,8 @@ def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
     # Embeddings have no text: the vectors stay in ``response``.
-    return ItemResult(provider_key=custom_id, status=ItemStatus.SUCCEEDED, response=body,
-                      output_text=output_text, finish_reason=finish_reason,
-                      usage=usage_from_body(body))
+    return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
+                      usage_from_body(body), None, None, plain)
 
 
 def _failure(custom_id: str, *, status_code: int | None, error: Mapping[str, Any],
