@@ -121,12 +121,18 @@ class ItemResult:
     # surrogate escape, no NaN, no huge integer, shallow: ``storable.is_plain_json_text``), so
     # making it storable skips walking the response.
     plain: bool = False
+    # ``response`` as JSON text, ready to be stored; when set it stands for ``response``,
+    # which may then be None (the fetch turns each response into text as soon as it is read:
+    # a chunk of parsed responses kept alive until written costs more in garbage collection
+    # than parsing them did).
+    response_json: str | None = None
 
     def at_line(self, line: int, *, plain: bool = False) -> ItemResult:
         """This result, read from ``line`` (a plain copy: ``dataclasses.replace`` costs more
         than parsing the line, and every result takes this)."""
         return ItemResult(self.provider_key, self.status, self.response, self.output_text,
-                          self.finish_reason, self.usage, self.error, line, plain)
+                          self.finish_reason, self.usage, self.error, line, plain,
+                          self.response_json)
 
 
 class BatchPhase(StrEnum):

@@ -294,7 +294,7 @@ def storable_result(result: ItemResult) -> StorableResult:
     if problem is None and not escaped:
         return StorableResult(result)
     clean = replace(result, provider_key=key, output_text=text, finish_reason=finish,
-                    error=error, response=response, usage=usage)
+                    error=error, response=response, usage=usage, response_json=None)
     if problem is not None and result.status is ItemStatus.SUCCEEDED:
         clean = unstorable_result(clean, problem, usage=usage)
     return StorableResult(clean, escaped=escaped, problem=problem)

@@ -183,15 +183,32 @@ def _stored_error(result: ItemResult, redactor: Redactor) -> str | None:
     return json_text.dumps(stored)
 
 
+def _as_text(stored: StorableResult) -> StorableResult:
+    """``stored`` with its response as JSON text and the parsed response let go, until its
+    chunk is written: a thousand parsed responses kept alive make the garbage collector
+    walk them again and again, which cost several times the parse itself."""
+    result = stored.result
+    if result.response is None:
+        return stored
+    text = (result.response_json if result.response_json is not None
+            else json_text.dumps(result.response))
+    return StorableResult(
+        ItemResult(result.provider_key, result.status, None, result.output_text,
+                   result.finish_reason, result.usage, result.error, result.line,
+                   result.plain, text),
+        stored.escaped, stored.problem)
+
+
 def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | None,
                 redactor: Redactor) -> ResultRow:
     """The row ``result`` writes, built once as the database takes it (JSON as text)."""
-    usage, response = result.usage, result.response
+    usage, response = result.usage, result.response_json
+    if response is None and result.response is not None:
+        response = json_text.dumps(result.response)
     cost = item_cost(usage, prices)
     counts = (0, 0, 0, 0, 0, 0) if usage is None else astuple_usage(usage)
     return ResultRow(
-        result.provider_key, result.status.value, status.value,
-        None if response is None else json_text.dumps(response),
+        result.provider_key, result.status.value, status.value, response,
         result.output_text, result.finish_reason, *counts,
         _stored_error(result, redactor),
         None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd)
@@ -263,7 +280,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
                 for result in adapter.iter_results(provider_batch_id, progress):
-                    chunk.append(storable_result(result))
+                    chunk.append(_as_text(storable_result(result)))
                     if len(chunk) >= rt.config.worker.fetch_chunk_size:
                         flush()
             if chunk:
