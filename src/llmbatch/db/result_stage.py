@@ -139,6 +139,11 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
     dialect = conn.dialect.name
     conn.exec_driver_sql(_stage_ddl(dialect))
     if dialect == "postgresql":
+        # No WAL flush at each chunk's commit: the batch's last transaction (``fetched``)
+        # commits synchronously, which flushes every chunk before it; a crash that loses a
+        # chunk leaves its items submitted and the batch ended, so the fetch runs again and
+        # writes them (see the module docstring). One flush per batch, as the floor's COPY.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
                 f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:

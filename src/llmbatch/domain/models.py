@@ -48,7 +48,7 @@ class RequestLine:
     native: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one item, provider-neutral, by kind (each adapter maps its vendor's
     usage object to this; docs/cost.md has the table).
@@ -89,7 +89,7 @@ USAGE_KINDS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens"
                                 "cache_write_1h_tokens")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemError:
     """Why an item did not succeed. ``retryable`` means another batch could succeed."""
 
@@ -103,7 +103,7 @@ class ItemError:
                 "retryable": self.retryable}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemResult:
     """One result line, keyed by the id we sent to the provider. ``line``: where it came
     from (1-based, within its result file, or its entry in an inline response), for errors

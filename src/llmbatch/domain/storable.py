@@ -67,7 +67,7 @@ _DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS: Final = b"0" * 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorableResult:
     """A result made storable. ``escaped``: some text was changed; ``problem``: why part of
     the result (or, for a success, the whole of it) could not be stored as it came."""
