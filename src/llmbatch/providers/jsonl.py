@@ -16,7 +16,7 @@ from llmbatch.domain.storable import has_long_digit_run, is_plain_json_text, is_
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
-__all__ = ["ResultLine", "compact_json", "display_name", "member_text", "parse_result_stream",
+__all__ = ["ResultLine", "compact_json", "display_name", "parse_result_stream",
            "read_result_line", "split_lines", "spool_jsonl"]
 
 log = structlog.get_logger(__name__)
@@ -157,52 +157,3 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     if not isinstance(custom_id, str) or not custom_id:
         return None
     return ResultLine(custom_id, obj, plain)
-
-
-_JSON_SPACE: Final = b" \t\r\n"
-
-
-def member_text(raw: bytes, obj: Mapping[str, Any], outer: str, inner: str) -> str | None:
-    """The JSON text of the object ``obj[outer][inner]`` exactly as the provider wrote it,
-    sliced from ``raw`` (the line ``obj`` was parsed from), so it is stored without being
-    serialised again; ``None`` when the layout does not make the slice certain (then the
-    caller serialises the parsed value).
-
-    Certain means: no ``\\u`` escape in the line (so the key ``inner`` can only be written
-    ``"inner"``, and that token appears exactly once: it is the key), ``inner`` is the last
-    member of ``obj[outer]``, and every member after ``outer`` is ``null``. The end of the
-    value is then found by walking the grammar back from the end of the line.
-    """
-    value = obj.get(outer)
-    if (b"\\u" in raw or not isinstance(value, dict) or not value
-            or next(reversed(value)) != inner or not isinstance(value[inner], dict)):
-        return None
-    token = b'"' + inner.encode() + b'"'
-    start = raw.find(token)
-    if start < 0 or raw.find(token, start + 1) >= 0:
-        return None
-    members = list(obj)
-    tail = raw.rstrip(_JSON_SPACE)
-    if not tail.endswith(b"}"):
-        return None
-    tail = tail[:-1]
-    for key in reversed(members[members.index(outer) + 1:]):
-        name = b'"' + key.encode() + b'"'
-        if obj[key] is not None or not key.isascii() or '"' in key or "\\" in key:
-            return None
-        for expected in (b"null", b":", name, b","):
-            tail = tail.rstrip(_JSON_SPACE)
-            if not tail.endswith(expected):
-                return None
-            tail = tail[:-len(expected)]
-    tail = tail.rstrip(_JSON_SPACE)
-    if not tail.endswith(b"}"):  # the end of ``outer``
-        return None
-    end = len(tail[:-1].rstrip(_JSON_SPACE))  # the end of ``inner``'s value
-    begin = len(raw) - len(raw[start + len(token):].lstrip(_JSON_SPACE))
-    if raw[begin:begin + 1] != b":":
-        return None
-    begin = len(raw) - len(raw[begin + 1:].lstrip(_JSON_SPACE))
-    if raw[begin:begin + 1] != b"{" or raw[end - 1:end] != b"}" or end <= begin:
-        return None
-    return raw[begin:end].decode()

@@ -26,7 +26,7 @@ from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
 from llmbatch.providers.base import EncodedLine
 from llmbatch.providers.cache_markers import without_cache_markers
-from llmbatch.providers.jsonl import compact_json, member_text, read_result_line, split_lines
+from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
 __all__ = [
     "ENDED_STATUSES",
@@ -194,16 +194,13 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     if 200 <= status_code < 300:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
-        # A plain line's body is stored as the bytes OpenAI sent, not serialised again.
-        text = member_text(raw, obj, "response", "body") if line.plain else None
-        return _success(custom_id, body, plain=line.plain, text=text)
+        return _success(custom_id, body, plain=line.plain)
     http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
                     error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
-def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False,
-             text: str | None = None) -> ItemResult:
+def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> ItemResult:
     output_text = finish_reason = None
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -214,7 +211,7 @@ def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False,
         finish_reason = reason if isinstance(reason, str) else None
     # Embeddings have no text: the vectors stay in ``response``.
     return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
-                      usage_from_body(body), None, None, plain, text)
+                      usage_from_body(body), None, None, plain)
 
 
 def _failure(custom_id: str, *, status_code: int | None, error: Mapping[str, Any],
