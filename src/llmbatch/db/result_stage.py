@@ -71,7 +71,8 @@ def _stage_ddl(dialect: str) -> str:
             f"{suffix}")
 
 
-# What each item column takes from its staged row.
+# What each item column takes from its staged row; ``_SETTLING`` when no row of the chunk
+# goes back to pending (the usual chunk): the batch stays, so its index entry is left alone.
 _ASSIGNMENTS: Final = (
     ("status", "s.status"),
     ("batch_id", "CASE WHEN s.status = :pending THEN NULL ELSE items.batch_id END"),
@@ -81,6 +82,8 @@ _ASSIGNMENTS: Final = (
         "error", "cost_pusd", "sync_cost_pusd")),
     ("completed_at", "CASE WHEN s.status = :pending THEN NULL ELSE :now END"),
 )
+_SETTLING: Final = tuple((column, ":now" if column == "completed_at" else value)
+                         for column, value in _ASSIGNMENTS if column != "batch_id")
 _HISTORY_COLUMNS: Final = "job_id, seq, batch_id, attempt, outcome, error, at"
 _HISTORY_VALUES: Final = ("CAST(:history_batch AS VARCHAR(40)), {i}.attempts, s.outcome, "
                           "s.error, :now")
@@ -109,9 +112,11 @@ _POSTGRES_HISTORY: Final = _statement(f"""
     SELECT s.job_id, s.seq, {_HISTORY_VALUES.format(i="s")}
     FROM {_MATCHED} WHERE s.outcome <> :succeeded""")
 
-_POSTGRES_APPLY: Final = _statement(f"""
-    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in _ASSIGNMENTS)}
+def _postgres_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
+    return _statement(f"""
+    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in assignments)}
     FROM {_MATCHED} WHERE items.id = s.item_id""")
+
 
 # SQLite: CROSS JOIN fixes the join order; the update is a row-value SET with the staged keys
 # as an IN list.
@@ -122,12 +127,19 @@ _SQLITE_HISTORY: Final = _statement(f"""
     WHERE items.batch_id = :batch_id AND items.provider_key = s.provider_key
       AND items.status = :submitted AND s.outcome <> :succeeded""")
 
-_SQLITE_APPLY: Final = _statement(f"""
-    UPDATE items SET ({', '.join(column for column, _ in _ASSIGNMENTS)}) = (
-      SELECT {', '.join(value for _, value in _ASSIGNMENTS)}
+def _sqlite_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
+    return _statement(f"""
+    UPDATE items SET ({', '.join(column for column, _ in assignments)}) = (
+      SELECT {', '.join(value for _, value in assignments)}
       FROM {STAGE} AS s WHERE s.provider_key = items.provider_key)
     WHERE items.batch_id = :batch_id AND items.status = :submitted
       AND items.provider_key IN (SELECT provider_key FROM {STAGE})""")
+
+
+# (dialect is PostgreSQL, some row goes back to pending) -> the statement.
+_APPLY: Final = {(postgres, pending): (_postgres_apply if postgres else _sqlite_apply)(
+    _ASSIGNMENTS if pending else _SETTLING) for postgres in (True, False)
+    for pending in (True, False)}
 
 
 def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
@@ -159,8 +171,9 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         conn.execute(_POSTGRES_HISTORY if postgres else _SQLITE_HISTORY,
                      {**where, "history_batch": batch_id,
                       "succeeded": str(ItemStatus.SUCCEEDED)})
-    applied = conn.execute(_POSTGRES_APPLY if postgres else _SQLITE_APPLY,
-                           {**where, "pending": str(ItemStatus.PENDING)}).rowcount
+    pending = str(ItemStatus.PENDING)
+    statement = _APPLY[postgres, any(row.status == pending for row in rows)]
+    applied = conn.execute(statement, {**where, "pending": pending}).rowcount
     if not postgres:
         conn.exec_driver_sql(f"DELETE FROM {STAGE}")
     return int(applied)
