@@ -127,7 +127,7 @@ def prepare(backend: Backend, workdir: Path, items: int) -> tuple[Runtime, str, 
     config = AppConfig.model_validate({
         "database": {"url": backend.url},
         "providers": {"openai": {"api_key": "sk-bench", "base_url": "http://127.0.0.1:9/v1",
-                                 "delete_files_after_fetch": False,
+                                 "retention": {"delete_when_stored": False},
                                  "models": [{"name": MODEL}]}},
     })
     rt = build_runtime(config)

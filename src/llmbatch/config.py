@@ -42,6 +42,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderLimits",
     "RateLimits",
+    "RetentionConfig",
     "RetryConfig",
     "WorkerConfig",
     "format_validation_error",
@@ -136,6 +137,11 @@ class ModelConfig(_Frozen):
     batch_price_factor: Decimal | None = Field(
         None, gt=0, le=1, description="Share of the synchronous price a batch request is "
                                       "billed (default: the provider's, 0.5 for all three)")
+    # Model rules checked at submit (docs/model-rules.md); each replaces what the provider
+    # and the price catalogue know. refused_params: [] accepts every parameter.
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    refused_params: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _prices_paired(self) -> ModelConfig:
@@ -145,6 +151,31 @@ class ModelConfig(_Frozen):
         if self.input_usd_per_mtok is None and any(r is not None for r in rates):
             raise ValueError("prices need input_usd_per_mtok (the other rates refine it)")
         return self
+
+
+class RetentionConfig(_Frozen):
+    """How long a job's data may live at the provider (``providers.<name>.retention``, or a
+    job's own ``retention``; docs/privacy.md).
+
+    By default everything the provider keeps for a batch (its input, its results, the batch
+    itself where the provider lets it be deleted) is deleted once the results are stored
+    here. The expiries ask the provider to drop inputs and outputs on its own after so many
+    seconds; only providers that support it accept them (the adapter checks the values and
+    its bounds: ``BatchProvider.retention_problems``).
+    """
+
+    delete_when_stored: bool = Field(
+        True, description="Delete the provider's copy (batch, input, results) once the "
+                          "results are stored; false keeps it until the provider expires it")
+    input_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the uploaded input this long "
+                                "after upload (providers that support it)")
+    output_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the result files this long "
+                                "after they are written (providers that support it)")
+    delete_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts at deleting before giving up (each failure is "
+                                    "an event; the provider's own expiry remains)")
 
 
 class ProviderConfig(_Frozen):
@@ -166,13 +197,31 @@ class ProviderConfig(_Frozen):
     rate_limits: RateLimits = RateLimits()
     models: tuple[ModelConfig, ...] = ()
     allow_unlisted_models: bool = False
-    delete_files_after_fetch: bool = False
+    retention: RetentionConfig = RetentionConfig()
     stuck_grace_s: float = Field(
         3600.0, ge=0, description="A batch still running this long after the provider's own "
                                   "deadline is cancelled and its items re-batched")
+    webhook_secret: SecretStr | None = None
+    webhook_secret_env: str | None = Field(
+        None, description="Environment variable holding the signing secret of the provider's "
+                          "batch webhooks; with it (or webhook_secret) the API accepts them at "
+                          "POST /v1/provider-webhooks/<name> (docs/webhooks.md)")
     options: dict[str, Any] = Field(
         default_factory=dict, description="The provider's own settings, validated by its "
                                           "options model (see docs/providers/<name>.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_delete_files(cls, data: Any) -> Any:
+        """``delete_files_after_fetch`` (before ``retention``) still reads as
+        ``retention.delete_when_stored``, unless ``retention`` says it itself."""
+        if isinstance(data, Mapping) and "delete_files_after_fetch" in data:
+            data = dict(data)
+            legacy = data.pop("delete_files_after_fetch")
+            retention = dict(data.get("retention") or {})
+            retention.setdefault("delete_when_stored", legacy)
+            data["retention"] = retention
+        return data
 
     @model_validator(mode="after")
     def _unique_models(self) -> ProviderConfig:
@@ -191,6 +240,12 @@ class ProviderConfig(_Frozen):
         if self.api_key_env and os.environ.get(self.api_key_env):
             return os.environ[self.api_key_env]
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def resolved_webhook_secret(self) -> str | None:
+        """The webhook signing secret: from the environment variable named, else the literal."""
+        if self.webhook_secret_env and os.environ.get(self.webhook_secret_env):
+            return os.environ[self.webhook_secret_env]
+        return self.webhook_secret.get_secret_value() if self.webhook_secret else None
 
 
 class LatencyPrior(_Frozen):

@@ -50,6 +50,17 @@ def test_a_bad_line_is_a_422_naming_file_line_and_field_as_the_cli_prints_it(
     assert api_world.client("alice").get("/v1/jobs").json()["data"] == []
 
 
+def test_an_endpoint_the_provider_lacks_is_a_422_naming_the_field(api_world: ApiWorld) -> None:
+    client = api_world.client("alice")
+    body = {"provider": "fake", "model": MODEL, "endpoint": "moderations",
+            "requests": [{"custom_id": "m", "body": {"input": "hi"}}]}
+    answer = client.post("/v1/jobs", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "no moderations batches" in answer.text and "endpoint" in answer.text
+    unknown = client.post("/v1/jobs", json={**body, "endpoint": "videos"})
+    assert unknown.status_code == 422 and "responses" in unknown.text  # the values it takes
+
+
 def test_inline_requests_run_to_results_in_input_order_plain_and_gzipped(
         api_world: ApiWorld) -> None:
     client = api_world.client("alice")
@@ -161,3 +172,18 @@ def test_a_body_over_the_cap_is_413(api_world: ApiWorld) -> None:
 
     api_world.app = create_app(api_world.driver.rt, ApiConfig(max_body_bytes=1000))
     assert upload(api_world, "alice", jsonl(50)).status_code == 413
+
+
+def test_betas_reach_the_providers_check_from_a_form_field_and_from_json(
+        api_world: ApiWorld) -> None:
+    # The fake provider takes no per-job options: the refusal names the field either way.
+    answer = upload(api_world, "alice", jsonl(1), betas="output-300k-2026-03-24, x")
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == "betas" and "takes no per-job options" in error["message"]
+    inline = api_world.client("alice").post("/v1/jobs", json={
+        "provider": "fake", "model": MODEL, "betas": ["output-300k-2026-03-24"],
+        "requests": [{"custom_id": "q", "body": {"messages": [
+            {"role": "user", "content": "hi"}]}}]})
+    assert inline.status_code == 422 and inline.json()["errors"][0]["field"] == "betas"
+    assert upload(api_world, "alice", jsonl(1), betas="").status_code == 201

@@ -249,3 +249,50 @@ def test_relaxation_does_not_hide_wrong_types(emulator: Emulator) -> None:
     assert list(validator("Batch").iter_errors(batch))
     batch["created_at"] = None
     assert list(validator("Batch").iter_errors(batch))
+
+
+def _one_result(emulator: Emulator, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps({"custom_id": "x", "method": "POST", "url": url, "body": body}) + "\n"
+    file_id = emulator.upload(text)["id"]
+    batch = emulator.post("/batches", json={
+        "input_file_id": file_id, "endpoint": url, "completion_window": "24h"})
+    emulator.clock.advance(200)
+    done = emulator.get(f"/batches/{batch['id']}")
+    assert done["status"] == "completed", done
+    [line] = emulator.lines(done["output_file_id"])
+    assert_valid(line, "BatchRequestOutput")
+    body_out: dict[str, Any] = line["response"]["body"]
+    return body_out
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "gpt-5.6-sol", "instructions": "One word.", "input": "Capital of France?",
+     "reasoning": {"effort": "low"}, "max_output_tokens": 256},
+    {"model": "gpt-4.1-mini", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "hi"}]}], "max_output_tokens": 16},
+    {"model": "gpt-4.1-mini", "input": "weather?", "tool_choice": "required",
+     "tools": [{"type": "function", "name": "weather", "strict": True,
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                               "required": ["city"], "additionalProperties": False}}]},
+    {"model": "gpt-4.1-mini", "input": "json please", "text": {"format": {
+        "type": "json_schema", "name": "answer", "schema": {
+            "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}},
+], ids=["reasoning", "items-cut-short", "function-call", "json-schema"])
+def test_response_bodies_match_the_spec(emulator: Emulator, body: dict[str, Any]) -> None:
+    response = _one_result(emulator, "/v1/responses", body)
+    assert_valid(response, "Response", relaxed=False)
+    usage = response["usage"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    if body["model"].startswith("gpt-5"):
+        assert usage["output_tokens_details"]["reasoning_tokens"] > 0
+        assert response["output"][0]["type"] == "reasoning"
+
+
+def test_completion_and_moderation_bodies_match_the_spec(emulator: Emulator) -> None:
+    completion = _one_result(emulator, "/v1/completions", {
+        "model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 5})
+    assert_valid(completion, "CreateCompletionResponse", relaxed=False)
+    moderation = _one_result(emulator, "/v1/moderations", {"input": ["fine", "kill it"]})
+    assert_valid(moderation, "CreateModerationResponse", relaxed=False)
+    assert [r["flagged"] for r in moderation["results"]] == [False, True]
+    assert "usage" not in moderation

@@ -345,6 +345,7 @@ def test_openai_request_bodies_with_unknown_names_fail_alone(openai_emu: OpenAI)
 def test_openai_names_match_the_api_description() -> None:
     from llmbatch.emulator.openai.endpoints import ChatCompletions, Embeddings
     from llmbatch.emulator.openai.service import CREATE_BATCH_NAMES
+    from llmbatch.emulator.openai.text_endpoints import Completions, Moderations, Responses
 
     if not OPENAI_SPEC.exists():
         return  # a checkout without ../shared: the names as vendored stand
@@ -365,6 +366,9 @@ def test_openai_names_match_the_api_description() -> None:
     assert names("CreateChatCompletionRequest") == ChatCompletions.NAMES
     assert names("CreateEmbeddingRequest") == Embeddings.NAMES
     assert names("CreateBatchRequest") == CREATE_BATCH_NAMES
+    assert names("CreateResponse") == Responses.NAMES
+    assert names("CreateCompletionRequest") == Completions.NAMES
+    assert names("CreateModerationRequest") == Moderations.NAMES
 
 
 def test_the_gemini_field_table_matches_a_fresh_extraction_when_the_spec_is_present() -> None:

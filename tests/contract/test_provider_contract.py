@@ -21,6 +21,7 @@ pytest.importorskip("openai")  # the llmbatch[openai] extra
 
 import openai
 
+from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.errors import PermanentProviderError
 from llmbatch.testing.contract import scenarios
@@ -28,6 +29,7 @@ from llmbatch.testing.contract.builtin import (
     BATCH_FAILURE_PROVIDERS,
     BUILDERS,
     EMBEDDINGS_PROVIDERS,
+    RESPONSES_PROVIDERS,
 )
 from llmbatch.testing.contract.harness import TEST_API_KEY, ProviderHarness, running_harness
 from llmbatch.testing.contract.scenarios import *  # noqa: F403 (the scenarios, collected here)
@@ -46,6 +48,14 @@ def harness(request: pytest.FixtureRequest, emulator: EmulatorServer) -> Iterato
 def embeddings_harness(request: pytest.FixtureRequest,
                        emulator: EmulatorServer) -> Iterator[ProviderHarness]:
     """Providers whose adapter declares embeddings batches."""
+    yield from running_harness(BUILDERS[request.param], emulator)
+
+
+@pytest.fixture(params=RESPONSES_PROVIDERS)
+def responses_harness(request: pytest.FixtureRequest,
+                      emulator: EmulatorServer) -> Iterator[ProviderHarness]:
+    """Providers whose adapter declares Responses batches (OpenAI natively, the others by
+    translation)."""
     yield from running_harness(BUILDERS[request.param], emulator)
 
 
@@ -115,7 +125,7 @@ def test_find_by_tag_pages_back_and_stops_at_the_page_cap_or_the_horizon(
 
 def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness) -> None:
     h = openai_harness
-    adapter = h.make_adapter(delete_files_after_fetch=True)
+    adapter = h.make_adapter()
     tag = h.new_tag()
     h.fault("item_errors", tag=tag, rate=0.5, shape="error", status_code=500)
     submitted = h.submit(h.requests(10), tag=tag, adapter=adapter)
@@ -123,12 +133,43 @@ def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness
     refs = progress.result_refs
     assert {"input_file_id", "output_file_id", "error_file_id"} <= set(refs)
 
-    adapter.cleanup(submitted.provider_batch_id, progress)
+    done = adapter.cleanup(submitted.provider_batch_id, progress)
+    assert [(d.kind, d.object_id, str(d.outcome)) for d in done] == [
+        ("input_file", refs["input_file_id"], "deleted"),
+        ("output_file", refs["output_file_id"], "deleted"),
+        ("error_file", refs["error_file_id"], "deleted")]
     with openai.OpenAI(api_key=TEST_API_KEY, base_url=h.emulator.openai_base_url,
                        max_retries=0) as client:
         for file_id in refs.values():
             with pytest.raises(openai.NotFoundError):
                 client.files.retrieve(file_id)
-    adapter.cleanup(submitted.provider_batch_id, progress)  # again: already gone is fine
+    again = adapter.cleanup(submitted.provider_batch_id, progress)  # already gone is fine
+    assert {str(d.outcome) for d in again} == {"gone"}
 
 
+
+
+def test_a_responses_batch_reads_as_the_sdk_reads_each_response(
+        openai_harness: ProviderHarness) -> None:
+    """The emulator's Response bodies parse as the official SDK's ``Response`` type, and the
+    text llmbatch keeps is the SDK's computed ``output_text``; the usage carries reasoning and
+    cached tokens as the SDK reads them."""
+    from openai.types.responses import Response
+
+    h = openai_harness
+    prompt = "Why is the sky blue? " * 300  # past 1,024 tokens: some answers hit the cache
+    requests = [RequestLine(i, f"r-{i}", {"input": f"{i}: {prompt}", "max_output_tokens": 64,
+                                          "reasoning": {"effort": "low"}}) for i in range(8)]
+    submitted = h.submit(requests, tag=h.new_tag(), endpoint=Endpoint.RESPONSES,
+                         model="gpt-5.6-sol")
+    results = h.results(submitted.provider_batch_id, h.run_to_end(submitted.provider_batch_id, 8))
+    assert len(results) == 8
+    for result in results.values():
+        assert result.response is not None and result.usage is not None
+        parsed = Response.model_validate(result.response)
+        assert parsed.output_text == result.output_text and result.output_text
+        usage = parsed.usage
+        assert usage is not None
+        assert result.usage.reasoning_tokens == usage.output_tokens_details.reasoning_tokens > 0
+        assert result.usage.cached_tokens == usage.input_tokens_details.cached_tokens
+    assert any(r.usage is not None and r.usage.cached_tokens for r in results.values())

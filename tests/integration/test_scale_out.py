@@ -93,6 +93,7 @@ def replay(cluster: Cluster, job_id: str) -> None:
         publish(tasks.SUBMIT, batch_id)
         publish(tasks.POLL, batch_id)
         publish(tasks.FETCH, batch_id)
+        publish(tasks.CLEANUP, batch_id)
     publish(tasks.FINALIZE, job_id)
 
 
@@ -136,7 +137,7 @@ def test_duplicated_task_messages_change_nothing(cluster: Cluster, tmp_path: Pat
     per_type = Counter(e.type for e in finished["events"])
     assert per_type == Counter({"job.created": 1, "job.running": 1, "batch.planned": 2,
                                 "batch.submitted": 2, "batch.ended": 2, "batch.fetched": 2,
-                                "job.completed": 1})
+                                "batch.provider_data_deleted": 2, "job.completed": 1})
     per_batch = Counter((e.batch_id, e.type) for e in finished["events"] if e.batch_id)
     assert set(per_batch.values()) == {1}
 

@@ -75,8 +75,10 @@ def write_config(path: Path, *, database_url: str, broker_url: str, emulator_url
         "worker": {"tick_interval_s": 0.3, "lease_s": LEASE_S},
         "polling": {"strategy": "fixed", "interval_s": 0.3},
         "retry": {"base_delay_s": 0.2, "max_delay_s": 1.0},
+        # The inputs stay at the emulator: billed_per_item reads them after the run.
         "providers": {"openai": {"base_url": f"{emulator_url}/openai/v1", "api_key": API_KEY,
                                  "timeout_s": 10, "limits": {"max_requests": MAX_REQUESTS},
+                                 "retention": {"delete_when_stored": False},
                                  "models": [{"name": MODEL}]}},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -23,6 +23,7 @@ from llmbatch.domain.states import is_terminal
 from llmbatch.providers.registry import ProviderRegistry
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
+from llmbatch.service_layer.provider_data import delete_provider_data
 from llmbatch.service_layer.read_models import EventRecord, iter_job_events, job_results
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
@@ -34,7 +35,7 @@ START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 SERVICES: dict[str, Callable[[Runtime, str], Any]] = {
     tasks.PLAN: plan_job, tasks.SUBMIT: submit_batch, tasks.POLL: poll_batch,
-    tasks.FETCH: fetch_batch, tasks.FINALIZE: finalize_job,
+    tasks.FETCH: fetch_batch, tasks.FINALIZE: finalize_job, tasks.CLEANUP: delete_provider_data,
     tasks.WEBHOOKS: lambda rt: deliver_due(rt),
 }
 

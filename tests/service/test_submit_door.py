@@ -116,6 +116,36 @@ def test_an_openai_batch_file_runs_on_another_provider_with_one_warning(setup: S
     assert sqlite_counts(setup.db)["items"] == 3
 
 
+def test_a_responses_file_runs_on_another_provider_or_is_refused_naming_the_field(
+        setup: Setup) -> None:
+    def line(i: int, **body: Any) -> dict[str, Any]:
+        return {"custom_id": f"r-{i}", "method": "POST", "url": "/v1/responses",
+                "body": {"model": "gpt-5.6-sol", "instructions": "One word.",
+                         "input": "Capital of France?", "max_output_tokens": 64, **body}}
+    ok = setup.file([line(i) for i in range(2)])
+    translated = setup.run("submit", ok, "--endpoint", "responses", provider="anthropic",
+                           model="claude-haiku-4-5")
+    assert translated.code == 0, translated
+    assert sqlite_counts(setup.db)["items"] == 2
+
+    bad = setup.file([line(0), line(1, previous_response_id="resp_1"),
+                      line(2, tools=[{"type": "web_search"}])], name="bad.jsonl")
+    refused = setup.run("validate", bad, "--endpoint", "responses", provider="anthropic",
+                        model="claude-haiku-4-5")
+    assert refused.code == 2
+    assert f"{bad}:2: field 'body.previous_response_id': " in refused.err
+    assert f"{bad}:3: field 'body.tools[0]': the built-in tool type 'web_search'" in refused.err
+    assert setup.run("validate", bad, "--endpoint", "responses").code == 0  # OpenAI runs all
+
+    moderations = setup.file([{"custom_id": "m", "body": {"input": "hi"}}], name="m.jsonl")
+    elsewhere = setup.run("validate", moderations, "--endpoint", "moderations",
+                          provider="anthropic", model="claude-haiku-4-5")
+    assert elsewhere.code == 2 and "field 'endpoint'" in elsewhere.err
+    assert "has no moderations batches" in elsewhere.err
+    assert setup.run("validate", moderations, "--endpoint", "moderations",
+                     model="omni-moderation-latest").code == 0
+
+
 def test_a_bad_native_line_is_refused_at_submit_not_in_the_provider_batch(setup: Setup) -> None:
     path = setup.file([{"custom_id": "a", "native": {"max_tokens": 5, "messages": HI}},
                        {"custom_id": "b", "native": {"messages": HI}}])

@@ -76,6 +76,11 @@ MISTAKES: list[tuple[list[str], int, str]] = [
     (["submit", "in.jsonl", "--provider", "openai", "--model", "nope"], BAD, "unknown model"),
     (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL, "--endpoint", "x"], BAD,
      "Invalid value for '--endpoint'"),
+    (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL,
+      "--output-expires-after", "60"], BAD,
+     "field 'retention.output_expires_after_s': 60 is outside OpenAI's range, 3600 to 2592000"),
+    (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL,
+      "--input-expires-after", "0"], BAD, "Invalid value for '--input-expires-after'"),
     # status, events, cancel, wait
     (["status"], BAD, "Missing argument"),
     (["status", "job_nope"], BAD, "no job 'job_nope'"),

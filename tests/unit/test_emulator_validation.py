@@ -170,7 +170,7 @@ def test_an_input_file_with_another_purpose_is_400(service: OpenAIService) -> No
     ("params", "param", "status"),
     [
         ({"endpoint": "/v1/nope"}, "endpoint", 400),
-        ({"endpoint": "/v1/responses"}, "endpoint", 400),
+        ({"endpoint": "/v1/videos"}, "endpoint", 400),
         ({"completion_window": "48h"}, "completion_window", 400),
         ({"completion_window": None}, "completion_window", 400),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", 400),

@@ -18,7 +18,6 @@ from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.domain.states import ItemStatus
 from llmbatch.emulator import EmulatorServer
 from llmbatch.errors import ConfigError, InputError, PermanentProviderError, ResourceGoneError
-from llmbatch.providers.cleanup import delete_files
 from llmbatch.providers.gemini import GeminiProvider
 
 MODEL = "gemini-2.5-flash"
@@ -85,8 +84,12 @@ def test_a_result_file_that_no_longer_exists_is_gone_not_forbidden(
     with pytest.raises(ResourceGoneError) as err:
         list(provider.iter_results(submitted.provider_batch_id, progress))
     assert err.value.status_code == 403 and not err.value.retryable
-    # Clean-up after fetch counts a file already gone as deleted.
-    delete_files([progress.result_refs["responses_file"]], provider._delete_file)
+    # Clean-up after fetch counts a file already gone as done, and deletes the rest.
+    done = provider.cleanup(submitted.provider_batch_id, progress)
+    assert [(d.kind, str(d.outcome)) for d in done] == [
+        ("input_file", "deleted"), ("result_file", "gone"), ("batch", "deleted")]
+    with pytest.raises(ResourceGoneError):
+        provider.poll(submitted.provider_batch_id)
 
 
 def test_options_are_checked_and_can_only_lower_the_inline_limit(

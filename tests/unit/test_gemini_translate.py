@@ -105,7 +105,7 @@ def test_tools_tool_calls_and_tool_results() -> None:
     ("body.messages[1].role", {"messages": [{"role": "user", "content": "a"},
                                             {"role": "system", "content": "late"}]}),
     ("body.messages[0].content[0].image_url.url", {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
+        {"type": "image_url", "image_url": {"url": "ftp://example.com/a.png"}}]}]}),
     ("body.messages[0].content[0]", {"messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {}}]}]}),
     ("body.messages[0].tool_call_id", {"messages": [{"role": "tool", "tool_call_id": "x",
@@ -114,6 +114,53 @@ def test_tools_tool_calls_and_tool_results() -> None:
 ])
 def test_what_cannot_be_faithful_is_refused_by_field(field: str, body: dict[str, Any]) -> None:
     refused(field, **body)
+
+
+def user_parts(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    request = translate(messages=[{"role": "user", "content": list(parts)}])
+    parts_out: list[dict[str, Any]] = request["contents"][0]["parts"]
+    return parts_out
+
+
+def test_media_by_url_and_cloud_storage_become_file_data() -> None:
+    """C.10: web URLs and gs:// references go as fileData, the MIME type from the extension."""
+    assert user_parts(
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.PNG?sig=a.b"}},
+        {"type": "image_url", "image_url": {"url": "gs://bucket/pics/dog.webp"}},
+        {"type": "file", "file": {"file_url": "https://s3.example.com/r?X-Sig=1",
+                                  "filename": "report.pdf"}},
+        {"type": "file", "file": {"file_url": "gs://bucket/data/table.csv"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=",
+                                  "filename": "x.pdf"}},
+    ) == [
+        {"fileData": {"mimeType": "image/png",
+                      "fileUri": "https://example.com/cat.PNG?sig=a.b"}},
+        {"fileData": {"mimeType": "image/webp", "fileUri": "gs://bucket/pics/dog.webp"}},
+        {"fileData": {"mimeType": "application/pdf",
+                      "fileUri": "https://s3.example.com/r?X-Sig=1"}},
+        {"fileData": {"mimeType": "text/csv", "fileUri": "gs://bucket/data/table.csv"}},
+        {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}},
+    ]
+
+
+@pytest.mark.parametrize(("field", "part"), [
+    ("body.messages[0].content[0].image_url.url",  # no extension: MIME type unknown
+     {"type": "image_url", "image_url": {"url": "https://example.com/image"}}),
+    ("body.messages[0].content[0].image_url.url",  # not an image
+     {"type": "image_url", "image_url": {"url": "https://example.com/a.pdf"}}),
+    ("body.messages[0].content[0].image_url.url",  # no bucket
+     {"type": "image_url", "image_url": {"url": "gs:///a.png"}}),
+    ("body.messages[0].content[0].file.file_id", {"type": "file", "file": {"file_id": "f-1"}}),
+    ("body.messages[0].content[0].file", {"type": "file", "file": {"filename": "a.pdf"}}),
+    ("body.messages[0].content[0].file.file_data",
+     {"type": "file", "file": {"file_data": "JVBERi0=", "filename": "a.pdf"}}),
+    ("body.messages[0].content[0].file.file_url",
+     {"type": "file", "file": {"file_url": "https://example.com/download"}}),
+    ("body.messages[0].content[0].file.filename",
+     {"type": "file", "file": {"file_url": "gs://b/a.pdf", "filename": 3}}),
+])
+def test_media_that_cannot_be_sent_is_refused_by_field(field: str, part: dict[str, Any]) -> None:
+    refused(field, messages=[{"role": "user", "content": [part]}])
 
 
 def test_responses_normalise() -> None:
@@ -153,3 +200,27 @@ def test_embeddings_that_cannot_be_faithful_are_refused_by_field(
     with pytest.raises(InputError) as err:
         to_embed_content(body)
     assert err.value.field == field, err.value
+
+
+def test_the_neutral_schema_lets_url_media_parts_through_to_the_translation() -> None:
+    from llmbatch.domain.models import Endpoint
+    from llmbatch.domain.requests import body_problems
+
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_url": "gs://b/a.pdf", "filename": "a.pdf"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}
+    assert body_problems(body, endpoint=Endpoint.CHAT, model="gemini-2.5-flash") == []
+
+
+def test_gemini_2_0_models_cannot_take_web_urls() -> None:
+    """C.10: "Gemini 2.0 family of models are not supported" for external URLs."""
+    from llmbatch.providers.gemini.translate import check_web_urls
+
+    request = to_generate_content({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]})
+    check_web_urls(request, model="gemini-2.5-flash", field="body.messages")
+    with pytest.raises(InputError) as err:
+        check_web_urls(request, model="gemini-2.0-flash", field="body.messages")
+    assert err.value.field == "body.messages" and "example.com/a.png" in err.value.message
+    cloud = {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/a.png"}}]}]}
+    check_web_urls(cloud, model="models/gemini-2.0-flash", field="native")

@@ -88,7 +88,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0008_token_kinds"
+    assert head_revision(fresh_engine) == "0009_retention"
     assert differences(fresh_engine) == []
 
 
@@ -96,7 +96,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0008_token_kinds"
+    assert head_revision(fresh_engine) == "0009_retention"
     assert differences(fresh_engine) == []
 
 
@@ -119,10 +119,12 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0008_token_kinds", "0007_webhooks", "0006_tenants",
+    assert pending_revisions(fresh_engine) == ["0009_retention", "0008_token_kinds",
+                                               "0007_webhooks", "0006_tenants",
                                                "0005", "0004", "0003", "0002", "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0008_token_kinds", "0007_webhooks", "0006_tenants",
+    assert pending_revisions(fresh_engine) == ["0009_retention", "0008_token_kinds",
+                                               "0007_webhooks", "0006_tenants",
                                                "0005", "0004", "0003"]
     upgrade(fresh_engine)
     assert pending_revisions(fresh_engine) == []

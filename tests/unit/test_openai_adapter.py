@@ -67,7 +67,7 @@ def test_limits_and_endpoints_are_declared_conservatively() -> None:
     assert OpenAIProvider.name == "openai"
     assert OpenAIProvider.max_requests == 50_000
     assert OpenAIProvider.max_bytes == 200_000_000  # "200 MB" read as decimal: the smaller one
-    assert OpenAIProvider.endpoints == {Endpoint.CHAT, Endpoint.EMBEDDINGS}
+    assert OpenAIProvider.endpoints == set(Endpoint)  # every JSON batch endpoint (A.8)
 
 
 def test_the_adapter_is_registered_through_the_entry_point_group() -> None:

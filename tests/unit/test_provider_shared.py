@@ -32,7 +32,7 @@ from llmbatch.errors import (
     TransientProviderError,
 )
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
-from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.jsonl import compact_json, parse_result_stream
 from llmbatch.providers.sdk_client import LazyClient
 
@@ -156,7 +156,7 @@ def test_the_result_stream_skips_blank_and_unreadable_lines_and_says_where() -> 
         ("llmbatch.provider.result_line_unreadable", "tiny", "f1", 4)]
 
 
-def test_deleting_files_tries_every_one_and_counts_a_gone_file_as_deleted() -> None:
+def test_deleting_tries_every_object_and_reports_each_outcome() -> None:
     deleted: list[str] = []
 
     def delete(name: str) -> None:
@@ -166,11 +166,16 @@ def test_deleting_files_tries_every_one_and_counts_a_gone_file_as_deleted() -> N
             raise TransientProviderError(f"{name} failed", status_code=503)
         deleted.append(name)
 
-    delete_files(["a", None, "gone", "b"], delete)
+    done = delete_each([("input_file", "a"), ("output_file", None), ("error_file", "gone"),
+                        ("batch", "b")], delete)
     assert deleted == ["a", "b"]
-    with pytest.raises(TransientProviderError, match="broken-1"):
-        delete_files(["broken-1", "c", "broken-2", "d"], delete)
-    assert deleted == ["a", "b", "c", "d"]
+    assert [(d.kind, d.object_id, str(d.outcome)) for d in done] == [
+        ("input_file", "a", "deleted"), ("error_file", "gone", "gone"),
+        ("batch", "b", "deleted")]
+    done = delete_each([("input_file", n) for n in ("broken-1", "c", "broken-2", "d")], delete)
+    assert deleted == ["a", "b", "c", "d"]  # a failure does not stop the others
+    assert [str(d.outcome) for d in done] == ["failed", "deleted", "failed", "deleted"]
+    assert done[0].error is not None and "broken-1 failed" in done[0].error
 
 
 def test_an_orphan_file_that_cannot_be_deleted_is_only_logged() -> None:

@@ -17,7 +17,7 @@ from llmbatch.api.cost_models import EstimateJson
 from llmbatch.api.models import CreateJobJson, ProblemOut, Result
 from llmbatch.api.problems import install_problem_handlers
 from llmbatch.api.rate_limit import TokenBuckets
-from llmbatch.api.routes import costs, health, jobs
+from llmbatch.api.routes import costs, health, jobs, provider_webhooks
 from llmbatch.api.settings import ApiConfig
 from llmbatch.api.state import ApiState
 from llmbatch.bootstrap import Runtime
@@ -47,6 +47,7 @@ def create_app(rt: Runtime, config: ApiConfig | None = None, *,
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(costs.router)
+    app.include_router(provider_webhooks.router)
     for router in extra_routers:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -74,7 +75,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema["paths"].items():
         if path.startswith("/v1/"):
             for operation in operations.values():
-                operation["security"] = [{"bearer": []}]
+                # An operation that states its own (provider webhooks: none) keeps it.
+                operation.setdefault("security", [{"bearer": []}])
                 # FastAPI's own 422 entry names its HTTPValidationError; ours is a problem.
                 if "422" in operation["responses"]:
                     operation["responses"]["422"] = {

@@ -28,7 +28,7 @@ from llmbatch.service_layer.read_models.stalls import Stall
 
 __all__ = ["BatchOut", "CancelOut", "CreateJobJson", "EventOut", "ItemOut", "JobDetailOut",
            "JobOut", "PageOut", "ProblemError", "ProblemOut", "ProgressOut", "Result",
-           "RetryOut", "StallOut", "UsageOut"]
+           "RetentionIn", "RetryOut", "StallOut", "UsageOut"]
 
 T = TypeVar("T")
 
@@ -248,6 +248,23 @@ class ProgressOut(_Out):
                    eta_s=p.eta_s, waiting=[StallOut.from_stall(s) for s in p.reasons])
 
 
+class RetentionIn(BaseModel):
+    """How long the job's data may live at the provider (docs/privacy.md). Values the
+    provider cannot honour are refused with 422 naming ``retention.<key>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delete_when_stored: bool | None = Field(
+        None, description="Delete the provider's copy once the results are stored (default: "
+                          "the provider's retention.delete_when_stored, normally true)")
+    input_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the uploaded input after this "
+                                "many seconds (OpenAI: 86400 to 2592000)")
+    output_expires_after_s: int | None = Field(
+        None, gt=0, description="Ask the provider to expire the result files after this many "
+                                "seconds (OpenAI: 3600 to 2592000)")
+
+
 class CreateJobJson(BaseModel):
     """``POST /v1/jobs`` with a JSON body: the requests inline (for small jobs; upload a
     JSONL file as multipart/form-data for large ones)."""
@@ -262,6 +279,12 @@ class CreateJobJson(BaseModel):
     endpoint: Endpoint = Endpoint.CHAT
     name: str | None = Field(None, max_length=200)
     metadata: dict[str, Any] | None = None
+    retention: RetentionIn | None = Field(
+        None, description="The job's own retention settings (unset keys: the provider's "
+                          "configuration); docs/privacy.md")
+    betas: list[str] | None = Field(
+        None, max_length=20, description="Provider betas for this job (Anthropic: "
+                                         "anthropic-beta values known to work in batches)")
     requests: list[dict[str, Any]] = Field(
         min_length=1, description="Request lines, as in a JSONL file (custom_id, body)")
 

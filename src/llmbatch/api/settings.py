@@ -25,5 +25,10 @@ class ApiConfig(BaseModel):
     upload_dir: str | None = Field(
         None, description="Where uploads are spooled before validation (default: the system's "
                           "temporary directory); needs room for the largest upload")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+",
+        description="Where providers reach this API from outside (https://host[:port]); "
+                    "provider webhooks are registered at "
+                    "<public_url>/v1/provider-webhooks/<provider> (docs/webhooks.md)")
     sse_poll_s: float = Field(0.5, gt=0, description="How often a live event stream looks")
     sse_keepalive_s: float = Field(15.0, gt=0, description="Comment line sent when idle")

@@ -67,7 +67,8 @@ def estimate_command(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, "

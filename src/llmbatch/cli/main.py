@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,12 @@ from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
 from llmbatch.cli.keys import keys_app
+from llmbatch.cli.retention_options import (
+    InputExpiryOpt,
+    KeepProviderDataOpt,
+    OutputExpiryOpt,
+    retention_overrides,
+)
 from llmbatch.cli.source import (
     API_URL_ENV,
     JobSource,
@@ -35,6 +41,7 @@ from llmbatch.cli.source import (
     set_api_url,
 )
 from llmbatch.cli.usage import usage_command
+from llmbatch.cli.validate import BetaOpt, job_options_of
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.domain.models import Endpoint
@@ -91,7 +98,8 @@ def submit(
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
     name: Annotated[str | None, typer.Option(help="A label for the job")] = None,
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Same key + same content returns the existing job")] = None,
     max_cost: Annotated[Decimal | None, typer.Option(
@@ -109,8 +117,14 @@ def submit(
     config: ConfigOpt = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Notify this URL (signed, Standard Webhooks) when the job ends")] = None,
+    keep_provider_data: KeepProviderDataOpt = None,
+    input_expires_after: InputExpiryOpt = None,
+    output_expires_after: OutputExpiryOpt = None,
+    beta: BetaOpt = None,
 ) -> None:
     """Validate FILE, store it as a job and hand it to the workers."""
+    retention = retention_overrides(keep_provider_data, input_expires_after,
+                                    output_expires_after)
     if worker:
         local_only("--worker")
     if api_url():
@@ -122,13 +136,16 @@ def submit(
         source: JobSource = job_source(config, publish=True, new=True)
         job_id, created = source.create_job(file, provider=provider, model=model,
                                             endpoint=endpoint, name=name,
-                                            idempotency_key=idempotency_key)
+                                            idempotency_key=idempotency_key,
+                                            retention=retention, betas=beta)
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
         rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
                                    endpoint=endpoint, idempotency_key=idempotency_key,
                                    max_cost=max_cost, webhook_url=webhook_url,
-                                   strict_model=strict_model, dry_run=dry_run, config=config)
+                                   strict_model=strict_model, dry_run=dry_run, config=config,
+                                   retention=retention,
+                                   job_options=job_options_of(beta))
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
@@ -140,7 +157,9 @@ def submit(
 def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   endpoint: Endpoint, idempotency_key: str | None, max_cost: Decimal | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
-                  config: Path | None) -> tuple[Runtime, str]:
+                  config: Path | None,
+                  retention: dict[str, Any] | None = None,
+                  job_options: dict[str, Any] | None = None) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
     broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
@@ -153,7 +172,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
         from llmbatch.service_layer.intake import validate_file
 
         report = validate_file(cli_runtime.runtime(config), file, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model)
+                               endpoint=endpoint, strict_model=strict_model,
+                               job_options=job_options)
         sys.exit(print_report(report, provider=provider))
     rt = cli_runtime.runtime(config, publish=True)
     rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
@@ -162,7 +182,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,
-                                 strict_model=strict_model, warn=warn)
+                                 strict_model=strict_model, warn=warn, retention=retention,
+                                 job_options=job_options)
     console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     if wakeups.failures:
         warn(f"job {job_id} is stored, but the broker could not be reached to wake a worker "

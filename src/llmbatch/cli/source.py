@@ -76,7 +76,9 @@ class JobSource(Protocol):
     def job_results(self, job_id: str, *, lineage: bool = False) -> Iterator[ResultRecord]: ...
     def iter_job_events(self, job_id: str) -> Iterator[EventRecord]: ...
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]: ...
+                   name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]: ...
     def cancel_job(self, job_id: str) -> JobStatus: ...
     def cost_note(self, provider: str, model: str) -> str | None: ...
     def retry_lineage(self, job_id: str, *, name: str | None,
@@ -142,11 +144,14 @@ class LocalSource:
         return iter_job_events(self.rt, job_id)
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]:
+                   name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]:
         from llmbatch.service_layer.jobs import create_job
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
-                          name=name, idempotency_key=idempotency_key)
+                          name=name, idempotency_key=idempotency_key, retention=retention,
+                          job_options={"betas": betas} if betas else None)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job
@@ -209,10 +214,13 @@ class RemoteSource:
                               to_status=e.to_status, data=e.data)
 
     def create_job(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
-                   name: str | None, idempotency_key: str | None) -> tuple[str, bool]:
+                   name: str | None, idempotency_key: str | None,
+                   retention: dict[str, Any] | None = None,
+                   betas: list[str] | None = None) -> tuple[str, bool]:
         job, created = self.backend.create(path, provider=provider, model=model,
                                            endpoint=endpoint, name=name, metadata=None,
-                                           idempotency_key=idempotency_key)
+                                           idempotency_key=idempotency_key,
+                                           retention=retention, betas=betas)
         return job.id, created
 
     def cancel_job(self, job_id: str) -> JobStatus:

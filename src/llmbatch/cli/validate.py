@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,7 +17,16 @@ from llmbatch.cli.exit_codes import ExitCode
 from llmbatch.domain.models import Endpoint
 from llmbatch.service_layer.intake import IntakeReport
 
-__all__ = ["print_report", "validate", "warn"]
+__all__ = ["BetaOpt", "job_options_of", "print_report", "validate", "warn"]
+
+BetaOpt = Annotated[list[str] | None, typer.Option(
+    "--beta", help="A provider beta for this job, repeatable (Anthropic: anthropic-beta, "
+                   "e.g. output-300k-2026-03-24; docs/providers/anthropic.md)")]
+
+
+def job_options_of(betas: list[str] | None) -> dict[str, Any] | None:
+    """The per-job provider options the command line gave (None: none)."""
+    return {"betas": list(betas)} if betas else None
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -46,12 +55,14 @@ def validate(
     file: Annotated[Path, typer.Argument(help="JSONL, one request per line")],
     provider: Annotated[str, typer.Option(help="openai, anthropic, gemini, ...")],
     model: Annotated[str, typer.Option(help="Model name as the provider knows it")],
-    endpoint: Annotated[Endpoint, typer.Option(help="chat or embeddings")] = Endpoint.CHAT,
+    endpoint: Annotated[Endpoint, typer.Option(
+        help="chat, embeddings, responses, completions or moderations")] = Endpoint.CHAT,
     strict_model: Annotated[bool, typer.Option(
         "--strict-model", help="Refuse lines whose body.model differs from --model")] = False,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="llm_config.yaml (default: $LLMBATCH_CONFIG, ./llm_config.yaml)",
     )] = None,
+    beta: BetaOpt = None,
 ) -> None:
     """Check FILE as submit would, store nothing: list every problem (exit 2) or say ok."""
     from llmbatch.bootstrap import build_runtime
@@ -61,7 +72,7 @@ def validate(
     rt = build_runtime(load_config(config))
     try:
         report = validate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
-                               strict_model=strict_model)
+                               strict_model=strict_model, job_options=job_options_of(beta))
     finally:
         rt.engine.dispose()
     sys.exit(print_report(report, provider=provider))

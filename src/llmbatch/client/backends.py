@@ -52,7 +52,9 @@ class Backend(Protocol):
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]: ...
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None) -> tuple[JobOut, bool]: ...
     def detail(self, job_id: str) -> JobDetailOut: ...
     def list(self, *, limit: int, cursor: str | None,
              status: JobStatus | None) -> PageOut[JobOut]: ...
@@ -82,13 +84,16 @@ class EmbeddedBackend:
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]:
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None) -> tuple[JobOut, bool]:
         from llmbatch.service_layer import read_models
         from llmbatch.service_layer.jobs import create_job
 
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
-                                     idempotency_key=idempotency_key)
+                                     idempotency_key=idempotency_key, retention=retention,
+                                     job_options={"betas": betas} if betas else None)
         return JobOut.from_summary(read_models.job_summary(self.rt, job_id)), created
 
     def detail(self, job_id: str) -> JobDetailOut:
@@ -187,12 +192,18 @@ class RemoteBackend:
 
     def create(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                name: str | None, metadata: dict[str, Any] | None,
-               idempotency_key: str | None) -> tuple[JobOut, bool]:
+               idempotency_key: str | None,
+               retention: dict[str, Any] | None = None,
+               betas: list[str] | None = None) -> tuple[JobOut, bool]:
         fields = {"provider": provider, "model": model, "endpoint": str(endpoint)}
         if name is not None:
             fields["name"] = name
+        if betas:
+            fields["betas"] = ",".join(betas)
         if metadata is not None:
             fields["metadata"] = json.dumps(metadata)
+        if retention:
+            fields["retention"] = json.dumps(retention)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             handle = path.open("rb")

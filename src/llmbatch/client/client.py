@@ -8,7 +8,7 @@ api_key=...)`` talks to a remote ``llmbatch api``. Both hand back the API's own 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
@@ -138,14 +138,22 @@ class Client:
     def submit(self, requests: RequestsInput, *, provider: str, model: str,
                endpoint: Endpoint | str = Endpoint.CHAT, name: str | None = None,
                metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> Job:
-        """Store a job from a JSONL path or any iterable of request dicts or strings."""
+               idempotency_key: str | None = None,
+               retention: Mapping[str, Any] | None = None,
+               betas: Sequence[str] | None = None) -> Job:
+        """Store a job from a JSONL path or any iterable of request dicts or strings.
+        ``retention`` overrides the provider's retention settings for this job
+        (``delete_when_stored``, ``input_expires_after_s``, ``output_expires_after_s``;
+        docs/privacy.md); ``betas``: the provider's betas for this job (Anthropic's
+        ``anthropic-beta``)."""
         path, temporary = as_jsonl(requests)
         try:
             job, created = self.backend.create(
                 path, provider=provider, model=model, endpoint=Endpoint(endpoint), name=name,
                 metadata=dict(metadata) if metadata is not None else None,
-                idempotency_key=idempotency_key)
+                idempotency_key=idempotency_key,
+                retention=dict(retention) if retention else None,
+                betas=list(betas) if betas else None)
         finally:
             if temporary:
                 path.unlink(missing_ok=True)

@@ -38,8 +38,8 @@ __all__ = ["AnyRow", "Repository"]
 OPEN_BATCH_STATES = (BatchStatus.PLANNED, BatchStatus.SUBMITTING, BatchStatus.IN_PROGRESS,
                      BatchStatus.CANCELLING, BatchStatus.ENDED)
 
-_BATCH_FIELDS = [c.name for c in provider_batches.columns if c.name not in {"fetched_at",
-                                                                          "updated_at"}]
+_BATCH_FIELDS = [c.name for c in provider_batches.columns if c.name not in {
+    "fetched_at", "updated_at", "cleanup_state", "cleanup_attempts"}]
 
 
 def _job_from_row(row: AnyRow) -> Job:

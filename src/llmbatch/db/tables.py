@@ -126,6 +126,10 @@ provider_batches = Table(
     Column("ended_at", UTCDateTime),
     Column("fetched_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # What became of the batch's data at the provider after its results were stored
+    # (service_layer.provider_data): pending, deleted, kept, failed; NULL before 0009.
+    Column("cleanup_state", String(20)),
+    Column("cleanup_attempts", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_provider_batches_job_id", "job_id"),
     Index("ix_provider_batches_status_next_poll_at", "status", "next_poll_at"),
 )

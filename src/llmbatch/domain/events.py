@@ -39,6 +39,9 @@ class EventType(StrEnum):
     BATCH_RESULTS_UNAVAILABLE = "batch.results_unavailable"
     BATCH_RESULTS_ESCAPED = "batch.results_escaped"
     BATCH_RESULTS_UNSTORABLE = "batch.results_unstorable"
+    BATCH_PROVIDER_DATA_DELETED = "batch.provider_data_deleted"
+    BATCH_PROVIDER_DATA_DELETE_FAILED = "batch.provider_data_delete_failed"
+    BATCH_PROVIDER_DATA_KEPT = "batch.provider_data_kept"
     ITEMS_TOO_LARGE = "items.too_large"
 
 

@@ -157,11 +157,13 @@ def _walk(value: Any) -> Iterator[tuple[str, int, Any]]:
             stack.extend((f"{path}[{i}]", depth + 1, child) for i, child in enumerate(node))
 
 
-def neutral_body_problems(body: Mapping[str, Any], *, chat: bool) -> list[InputError]:
+def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
+                          embeddings: bool | None = None) -> list[InputError]:
     """What the OpenAI schema allows but no provider will run: token limits out of range,
-    empty prompts. Fields are named from the line (``body.…``)."""
+    empty prompts. Fields are named from the line (``body.…``). ``embeddings`` defaults to
+    ``not chat`` (the two endpoints that once were all); other endpoints get the limits only."""
     problems: list[InputError] = []
-    for name in ("max_tokens", "max_completion_tokens"):
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) \
                 and not 1 <= value <= MAX_OUTPUT_TOKENS:
@@ -172,7 +174,7 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool) -> list[InputE
         for i, message in enumerate(messages if isinstance(messages, list) else []):
             if isinstance(message, Mapping):
                 problems += _empty_content(message, f"body.messages[{i}]")
-    else:
+    elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))
     return problems
 

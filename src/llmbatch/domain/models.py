@@ -35,6 +35,9 @@ class Endpoint(StrEnum):
 
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
+    COMPLETIONS = "completions"  # legacy text completions
+    MODERATIONS = "moderations"
 
 
 @dataclass(frozen=True)

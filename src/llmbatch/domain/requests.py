@@ -8,8 +8,9 @@ Accepted per line (a JSON object):
   request description (``BatchProvider.native_problems``) and otherwise passed through.
 A missing ``custom_id`` becomes ``line-<n>``.
 
-A neutral body is checked against OpenAI's ``CreateChatCompletionRequest`` or
-``CreateEmbeddingRequest`` (``llmbatch.schemas``) and the limits of ``input_limits``; every
+A neutral body is checked against the OpenAI request schema of the job's endpoint
+(``NEUTRAL_SCHEMAS``: chat completions, embeddings, responses, completions, moderations;
+``llmbatch.schemas``) and the limits of ``input_limits``; every
 problem of the line is reported (``InputProblems``), not only the first.
 
 ``model`` inside a body: the job runs one model. A line naming another (every OpenAI batch
@@ -34,10 +35,15 @@ from llmbatch.schemas import neutral_schemas
 
 __all__ = ["ENDPOINT_URLS", "NEUTRAL_SCHEMAS", "body_problems", "parse_request_line"]
 
-ENDPOINT_URLS = {Endpoint.CHAT: "/v1/chat/completions", Endpoint.EMBEDDINGS: "/v1/embeddings"}
+ENDPOINT_URLS = {Endpoint.CHAT: "/v1/chat/completions", Endpoint.EMBEDDINGS: "/v1/embeddings",
+                 Endpoint.RESPONSES: "/v1/responses", Endpoint.COMPLETIONS: "/v1/completions",
+                 Endpoint.MODERATIONS: "/v1/moderations"}
 # The schema each endpoint's neutral body is checked against.
 NEUTRAL_SCHEMAS: Final = {Endpoint.CHAT: "CreateChatCompletionRequest",
-                          Endpoint.EMBEDDINGS: "CreateEmbeddingRequest"}
+                          Endpoint.EMBEDDINGS: "CreateEmbeddingRequest",
+                          Endpoint.RESPONSES: "CreateResponse",
+                          Endpoint.COMPLETIONS: "CreateCompletionRequest",
+                          Endpoint.MODERATIONS: "CreateModerationRequest"}
 _KNOWN_KEYS = {"custom_id", "method", "url", "body", "native"}
 
 
@@ -122,7 +128,8 @@ def body_problems(body: dict[str, Any], *, endpoint: Endpoint, model: str) -> li
         problems = [InputError(f"unknown field '{key}' (not in OpenAI's {name})",
                                field=f"body.{key}") for key in body if key not in allowed]
     if not problems:
-        problems = neutral_body_problems(body, chat=endpoint is Endpoint.CHAT)
+        problems = neutral_body_problems(body, chat=endpoint is Endpoint.CHAT,
+                                         embeddings=endpoint is Endpoint.EMBEDDINGS)
     return problems
 
 

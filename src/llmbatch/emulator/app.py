@@ -10,11 +10,15 @@ and tracks requests in flight per provider.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +32,8 @@ from llmbatch.emulator.runtime import EmulatorHTTPError, EmulatorRuntime
 from llmbatch.emulator.settings import EmulatorSettings
 
 __all__ = ["PROVIDERS", "create_app"]
+
+log = structlog.get_logger("llmbatch.emulator")
 
 ProviderInstaller = Callable[[FastAPI, EmulatorRuntime], object]
 
@@ -79,6 +85,18 @@ async def _emulator_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
 
+async def _send_webhooks(rt: EmulatorRuntime) -> None:
+    """Batch-end webhooks go out within ``webhooks.interval_s`` of the end (when a target is
+    set; ``emulator/webhooks.py``)."""
+    while True:
+        await asyncio.sleep(rt.settings.webhooks.interval_s)
+        if rt.webhooks.active():
+            try:
+                await run_in_threadpool(rt.webhooks.flush)
+            except Exception:  # a bug in one flush must not stop every later one
+                log.exception("emulator.webhooks.flush_failed")
+
+
 def create_app(
     settings: EmulatorSettings | None = None,
     *,
@@ -94,8 +112,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        rt.close()
+        sender = asyncio.create_task(_send_webhooks(rt))
+        try:
+            yield
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            rt.close()
 
     app = FastAPI(title="llmbatch provider emulator", openapi_url=None, docs_url=None,
                   redoc_url=None, lifespan=lifespan)

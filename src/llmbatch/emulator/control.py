@@ -10,6 +10,9 @@
     GET    /_emulator/clock              {"now": unix seconds}
     POST   /_emulator/clock              {"advance_s": seconds}  -> {"now": ...}
     GET    /_emulator/settings           the settings the emulator started with
+    POST   /_emulator/webhooks           {"provider": "openai"|"gemini", "url": str | null,
+                                          "secret": "whsec_..."}  -> {"status": "ok"}
+    POST   /_emulator/webhooks/flush     send batch-end webhooks now -> {"sent", "failed"}
 
 Rules are the models of ``faults`` (``kind``: http | delay | item_errors | fail_batch |
 expire | stuck); a malformed body gets FastAPI's 422 with the offending field. It needs no
@@ -22,10 +25,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from llmbatch.emulator.faults import FaultRule
 from llmbatch.emulator.runtime import EmulatorRuntime
+from llmbatch.emulator.settings import WebhookTarget
 
 __all__ = ["build_control_router"]
 
@@ -54,6 +58,14 @@ class AdvanceClock(_Body):
     """Body of ``POST /_emulator/clock``."""
 
     advance_s: float = Field(ge=0)
+
+
+class SetWebhook(_Body):
+    """Body of ``POST /_emulator/webhooks``: a provider's batch-end webhook target."""
+
+    provider: Literal["openai", "gemini"]
+    url: str | None = None
+    secret: SecretStr | None = None
 
 
 def build_control_router(runtime: EmulatorRuntime) -> APIRouter:
@@ -103,6 +115,20 @@ def build_control_router(runtime: EmulatorRuntime) -> APIRouter:
             return {"now": runtime.advance_clock(body.advance_s)}
         except TypeError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @router.post("/webhooks", response_model=None)
+    def set_webhook(body: SetWebhook) -> dict[str, str] | JSONResponse:
+        if (body.url is None) != (body.secret is None):
+            return JSONResponse({"detail": "give both url and secret, or neither"},
+                                status_code=422)
+        target = None if body.url is None or body.secret is None else WebhookTarget(
+            url=body.url, secret=body.secret)
+        runtime.webhooks.configure(body.provider, target)
+        return {"status": "ok"}
+
+    @router.post("/webhooks/flush")
+    def flush_webhooks() -> dict[str, int]:
+        return runtime.webhooks.flush()
 
     @router.get("/settings")
     def settings() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from llmbatch.emulator.faults import CallFaults, FaultInjector
 from llmbatch.emulator.settings import EmulatorSettings
 from llmbatch.emulator.stats import Stats
 from llmbatch.emulator.store import BlobStore, IdFactory
+from llmbatch.emulator.webhooks import WebhookSender
 
 __all__ = ["EmulatorHTTPError", "EmulatorRuntime"]
 
@@ -44,18 +45,21 @@ class EmulatorRuntime:
     ids: IdFactory
     faults: FaultInjector
     stats: Stats
+    webhooks: WebhookSender
     _state_resetters: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: EmulatorSettings, clock: Clock | None = None) -> EmulatorRuntime:
         """Wire the shared services from settings; wall time (shiftable) unless given a clock."""
+        clock = clock or ShiftableClock()
         return cls(
             settings=settings,
-            clock=clock or ShiftableClock(),
+            clock=clock,
             blobs=BlobStore(settings.data_dir),
             ids=IdFactory(settings.seed, reproducible=settings.reproducible_ids),
             faults=FaultInjector(settings.faults),
             stats=Stats(),
+            webhooks=WebhookSender(settings.webhooks, clock.now),
         )
 
     def key_accepted(self, key: str | None) -> bool:
@@ -78,6 +82,7 @@ class EmulatorRuntime:
             for resetter in self._state_resetters:
                 resetter()
             self.blobs.clear()
+            self.webhooks.forget()
 
     def advance_clock(self, seconds: float) -> float:
         """Move the clock forward, if it can be moved; returns the new time."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from llmbatch.config import format_validation_error
 from llmbatch.emulator.faults import FaultProfile
@@ -25,6 +25,8 @@ __all__ = [
     "GeminiSettings",
     "OpenAISettings",
     "TimingSettings",
+    "WebhookSettings",
+    "WebhookTarget",
     "bundled_profiles",
     "load_profile",
 ]
@@ -103,6 +105,22 @@ class GeminiSettings(_Frozen):
         "error", description="Requests cut off by cancel/expiry: an error entry, or absent")
 
 
+class WebhookTarget(_Frozen):
+    """Where one provider's batch-end webhooks go, and the Standard Webhooks secret that
+    signs them (``whsec_`` + base64, as OpenAI and Gemini hand out)."""
+
+    url: str = Field(min_length=1)
+    secret: SecretStr
+
+
+class WebhookSettings(_Frozen):
+    """Batch-end webhooks the emulator sends (``emulator/webhooks.py``); none by default."""
+
+    openai: WebhookTarget | None = None
+    gemini: WebhookTarget | None = None
+    interval_s: float = Field(1.0, gt=0, description="How often ended batches are looked for")
+
+
 class EmulatorSettings(_Frozen):
     """Everything the emulator can be told at start."""
 
@@ -111,6 +129,7 @@ class EmulatorSettings(_Frozen):
     anthropic: AnthropicSettings = AnthropicSettings()
     gemini: GeminiSettings = GeminiSettings()
     faults: FaultProfile = FaultProfile()
+    webhooks: WebhookSettings = WebhookSettings()
     api_keys: tuple[str, ...] | None = Field(
         None, description="Accepted API keys; None accepts any non-empty key"
     )

@@ -3,7 +3,8 @@
 They exist so tests can assert what a client *did* to a provider, not just what it reports:
 how many calls per operation (retries included), how many batches were created and with
 which tags (a second create for the same tag is a duplicate, billed batch), which faults
-fired, and the peak number of requests in flight (to check client concurrency limits).
+fired, the peak number of requests in flight (to check client concurrency limits), and the
+beta headers calls carried (``betas``: per provider, ``operation beta`` -> calls).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Stats:
             self._auth_failures: Counter[str] = Counter()
             self._batches: Counter[str] = Counter()
             self._tags: Counter[tuple[str, str]] = Counter()
+            self._betas: Counter[tuple[str, str]] = Counter()
             self._max_in_flight: Counter[str] = Counter(self._in_flight)
             self._max_total = sum(self._in_flight.values())
 
@@ -55,6 +57,12 @@ class Stats:
             self._batches[provider] += 1
             for key, value in tags.items():
                 self._tags[provider, f"{key}={value}"] += 1
+
+    def betas_seen(self, provider: str, operation: str, betas: tuple[str, ...]) -> None:
+        """A call to ``operation`` carried these betas (Anthropic's ``anthropic-beta``)."""
+        with self._lock:
+            for beta in betas:
+                self._betas[provider, f"{operation} {beta}"] += 1
 
     def enter(self, provider: str) -> None:
         """A provider request started."""
@@ -86,6 +94,7 @@ class Stats:
                 "auth_failures": dict(self._auth_failures),
                 "batches_created": dict(self._batches),
                 "creates_by_tag": nested(self._tags),
+                "betas": nested(self._betas),
                 "in_flight": sum(self._in_flight.values()),
                 "max_in_flight": self._max_total,
                 "max_in_flight_by_provider": {k: v for k, v in self._max_in_flight.items() if v},

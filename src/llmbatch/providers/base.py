@@ -16,6 +16,7 @@ group; nothing outside it names the provider.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,8 +29,10 @@ from llmbatch.config import (
     GENERIC_LATENCY_PRIOR,
     LatencyPrior,
     ProviderConfig,
+    RetentionConfig,
     format_validation_error,
 )
+from llmbatch.domain.model_rules import ModelRules
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -37,7 +40,14 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, ProviderError
+from llmbatch.pricing.windows import catalogue_context_window
+from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
+
+# Endpoints whose requests a context window does not bound as a whole (each embedding input
+# is limited on its own; moderation models are not in the catalogue's sense generative).
+_NO_WINDOW = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
 
 __all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
 
@@ -86,6 +96,12 @@ class BatchProvider(abc.ABC):
     # The keys of ``providers.<name>.options`` and their checks; a subclass declares its own
     # model and narrows ``options`` to it.
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    # The keys a single job may set on top of ``options`` (``submit --beta``, the API's job
+    # fields), merged by ``for_job``; None: the provider takes no per-job options.
+    job_options_model: ClassVar[type[ProviderOptions] | None] = None
+    # Whether the provider counts the requested output inside the context window (it refuses
+    # a request whose prompt plus max output exceed it) or limits the prompt alone.
+    window_counts_output: ClassVar[bool] = True
     # What this provider's batches usually take, for the adaptive poller.
     latency_prior: ClassVar[LatencyPrior] = GENERIC_LATENCY_PRIOR
     # Pricing (docs/cost.md): this provider's id in the genai-prices catalogue (None: prices
@@ -93,6 +109,10 @@ class BatchProvider(abc.ABC):
     # for models whose batch prices the catalogue does not list.
     price_catalogue_id: ClassVar[str | None] = None
     batch_price_factor: ClassVar[Decimal] = Decimal("0.5")
+
+    # The batch events the provider can push (``read_webhook``), to subscribe to when
+    # registering llmbatch's endpoint with it; empty: it sends none llmbatch reads.
+    webhook_events: ClassVar[frozenset[str]] = frozenset()
 
     # Every call needs an API key (``require_api_key``): a job is refused at submit without
     # one instead of failing at its first provider call.
@@ -114,6 +134,48 @@ class BatchProvider(abc.ABC):
             raise ConfigError(f"{where}: invalid options",
                               format_validation_error(exc, where)) from exc
 
+    def job_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Per-job options checked by ``job_options_model`` (``InputError`` naming the key
+        otherwise), as the JSON to store with the job; empty ``values`` are always fine."""
+        if not values:
+            return {}
+        if self.job_options_model is None:
+            raise InputError(f"provider {self.name!r} takes no per-job options "
+                             f"({', '.join(sorted(values))})", field=sorted(values)[0])
+        try:
+            checked = self.job_options_model.model_validate(dict(values))
+        except ValidationError as exc:
+            first = format_validation_error(exc)[0]
+            where, _, message = first.partition(": ")
+            raise InputError(message, field=where) from None
+        return checked.model_dump(mode="json", exclude_defaults=True)
+
+    def for_job(self, job_options: Mapping[str, Any]) -> BatchProvider:
+        """This adapter as one job sees it: its ``options`` with the job's own (stored by
+        ``job_options``) merged in. A shallow copy sharing the client and journal; ``self``
+        when the job set none."""
+        if not job_options:
+            return self
+        view = copy.copy(self)
+        view.options = self.merge_job_options(job_options)
+        return view
+
+    def merge_job_options(self, job_options: Mapping[str, Any]) -> ProviderOptions:
+        """``options`` with the job's values; a provider whose job options add to a
+        configured list (not replace it) overrides this."""
+        return self.options.model_copy(update=dict(job_options))
+
+    def model_rules(self, model: str, *, endpoint: Endpoint) -> ModelRules:
+        """What ``model`` certainly refuses (``domain.model_rules``). The default knows the
+        context window from the price catalogue (``price_catalogue_id``); an adapter adds
+        its vendor's refused parameters, endpoints and output caps."""
+        window = (catalogue_context_window(self.price_catalogue_id, model)
+                  if self.price_catalogue_id and endpoint not in _NO_WINDOW else None)
+        if window is None:
+            return ModelRules(model=model, window_counts_output=self.window_counts_output)
+        return ModelRules(model=model, context_window=window[0], sources=(window[1],),
+                          window_counts_output=self.window_counts_output)
+
     @property
     def display_name(self) -> str:
         return self.label or self.name
@@ -134,13 +196,14 @@ class BatchProvider(abc.ABC):
 
     def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
         """The most output tokens ``request`` may produce (what bounds its cost), or None when
-        it sets no limit and the provider has no default. Embeddings produce none. This reads
-        the neutral body's ``max_completion_tokens`` / ``max_tokens`` (also an OpenAI-style
-        native body's); a provider with its own native field or default overrides it."""
-        if endpoint is Endpoint.EMBEDDINGS:
+        it sets no limit and the provider has no default. Embeddings and moderations produce
+        none. This reads the neutral body's ``max_completion_tokens`` / ``max_tokens`` /
+        ``max_output_tokens`` (also an OpenAI-style native body's); a provider with its own
+        native field or default overrides it."""
+        if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS):
             return 0
         body = request.native if request.native is not None else request.body
-        return output_limit(body, "max_completion_tokens", "max_tokens")
+        return output_limit(body, "max_completion_tokens", "max_tokens", "max_output_tokens")
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
@@ -236,8 +299,39 @@ class BatchProvider(abc.ABC):
             raise refused
         return progress
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:  # noqa: B027
-        """Delete provider-side files after results are stored (when configured). Optional."""
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Verify one webhook delivery with the vendor's scheme and ``secret`` (from config),
+        and name the batch it is about (None: an event about something else). Raises
+        ``WebhookRejected`` (``providers.webhooks``) for a forged, stale or malformed one.
+        The default: this provider sends no webhooks llmbatch reads."""
+        raise WebhooksUnsupported(f"{self.display_name} sends no batch webhooks")
+
+    def submit_for_job(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+                       model: str, retention: RetentionConfig) -> SubmittedBatch:
+        """``submit`` for a job with its ``retention``: an adapter whose provider takes expiry
+        settings at submit overrides this to pass them (``retention_problems`` has refused
+        them for the others, so the default can ignore them)."""
+        return self.submit(lines, tag=tag, endpoint=endpoint, model=model)
+
+    def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
+        """``where.field: message`` lines for settings of ``retention`` this provider cannot
+        honour, checked when the adapter is built (config) and when a job is created (its
+        own ``retention``). The default: no expiry settings (deletion is all there is)."""
+        return [f"{where}.{key}: {self.display_name} batches take no expiry setting (leave "
+                "it unset; delete_when_stored deletes the provider's copy once the results are "
+                "stored)"
+                for key in ("input_expires_after_s", "output_expires_after_s")
+                if getattr(retention, key) is not None]
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete what the provider keeps of an ended batch (the batch itself where it can be
+        deleted, its input and result files), once the results are stored and the job's
+        retention says so. Every object is tried; each outcome is returned, failures
+        included (an object already gone is ``GONE``), never raised: the service records
+        them and tries the failed ones again a bounded number of times. Optional: the default
+        deletes nothing."""
+        return []
 
     def close(self) -> None:  # noqa: B027
         """Release what the adapter holds (pooled connections). Long-lived workers keep one

@@ -72,6 +72,11 @@ class ProviderRegistry:
         if problems:
             raise ConfigError(f"provider {name!r}: a limit in the configuration is above the "
                               "provider's own", problems)
+        problems = instance.retention_problems(provider_config.retention,
+                                               where=f"providers.{name}.retention")
+        if problems:
+            raise ConfigError(f"provider {name!r}: retention settings it cannot honour",
+                              problems)
         self._instances[name] = instance
         return instance
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
@@ -27,6 +27,7 @@ from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, InputProblems
 from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.service_layer.model_checks import LineRules, job_adapter
 
 __all__ = ["MAX_LISTED", "AcceptedLine", "Intake", "IntakeReport", "preflight", "validate_file"]
 
@@ -99,6 +100,7 @@ class Intake:
             f"{adapter.name}\0{model}\0{endpoint}\0".encode())
         self._seen_ids: set[str] = set()
         self._seen_keys: set[str] = set()
+        self._rules = LineRules(adapter, model=model, endpoint=endpoint)
 
     @property
     def content_hash(self) -> str:
@@ -156,6 +158,7 @@ class Intake:
         tokens = estimate_tokens(req)
         if encoded is not None:
             problems += self._size_problems(encoded, tokens)
+            problems += self._rules.problems(req, tokens)
         if problems:
             for problem in problems:
                 self.report.add(InputError(problem.message, file=file, line=line_no,
@@ -227,9 +230,11 @@ def preflight(rt: Runtime, *, provider: str, model: str, endpoint: Endpoint) -> 
 
 
 def validate_file(rt: Runtime, path: Path, *, provider: str, model: str,
-                  endpoint: Endpoint = Endpoint.CHAT, strict_model: bool = False) -> IntakeReport:
+                  endpoint: Endpoint = Endpoint.CHAT, strict_model: bool = False,
+                  job_options: dict[str, Any] | None = None) -> IntakeReport:
     """Check ``path`` as ``submit`` would, storing nothing; the report lists every problem."""
-    adapter = preflight(rt, provider=provider, model=model, endpoint=endpoint)
+    adapter, _ = job_adapter(preflight(rt, provider=provider, model=model, endpoint=endpoint),
+                             model=model, endpoint=endpoint, job_options=job_options)
     intake = Intake(adapter, file=str(path), endpoint=endpoint, model=model,
                     limits=adapter.effective_limits(model), strict_model=strict_model)
     try:

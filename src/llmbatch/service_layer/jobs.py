@@ -3,7 +3,7 @@ read, results included, comes from the read models: ``service_layer.read_models`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +28,9 @@ from llmbatch.service_layer import tasks
 from llmbatch.service_layer.budgets import budgets_apply, check_new_job
 from llmbatch.service_layer.estimates import bound_cost, item_bound
 from llmbatch.service_layer.intake import Intake, preflight
+from llmbatch.service_layer.model_checks import JOB_OPTIONS_KEY, job_adapter
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
+from llmbatch.service_layer.provider_data import retention_for_job
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 from llmbatch.webhooks.outbox import WebhookOutbox
 from llmbatch.webhooks.urls import check_webhook_url
@@ -58,7 +60,9 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                idempotency_key: str | None = None, tenant: str = "default",
                metadata: dict[str, Any] | None = None, strict_model: bool = False,
                warn: Callable[[str], None] | None = None, webhook_url: str | None = None,
-               max_cost: Decimal | None = None) -> tuple[str, bool]:
+               max_cost: Decimal | None = None,
+               retention: Mapping[str, Any] | None = None,
+               job_options: dict[str, Any] | None = None) -> tuple[str, bool]:
     """Validate and store a job from a JSONL file in one transaction; plan it.
 
     One pass (``service_layer.intake``) checks every line and streams the good ones into the
@@ -72,11 +76,16 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     when the job ends (``llmbatch.webhooks``). Each item keeps the batch price of its upper
     bound (``estimates.item_bound``), what budgets reserve; ``max_cost`` (USD) caps the job,
     and a job that cannot fit its budgets is refused here with the figures
-    (``budgets.check_new_job``).
+    (``budgets.check_new_job``). ``retention`` overrides the provider's ``retention``
+    settings for this job (stored in its config snapshot; ``provider_data``).
+    ``job_options`` are the provider's per-job options (e.g. betas), checked and stored
+    with the job (``model_checks.job_adapter``).
     """
     if webhook_url is not None:
         check_webhook_url(rt.config.webhooks, webhook_url)
-    adapter = preflight(rt, provider=provider, model=model, endpoint=endpoint)
+    adapter, options = job_adapter(preflight(rt, provider=provider, model=model,
+                                             endpoint=endpoint),
+                                   model=model, endpoint=endpoint, job_options=job_options)
     file = str(path)
     intake = Intake(adapter, file=file, endpoint=endpoint, model=model,
                     limits=adapter.effective_limits(model), strict_model=strict_model)
@@ -84,7 +93,13 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
     job = Job(id=new_id("job"), name=name, provider=provider, model=model, endpoint=endpoint,
               status=JobStatus.PENDING, item_count=0, created_at=now, tenant=tenant,
               idempotency_key=idempotency_key, metadata=metadata or {})
-    snapshot = rt.config.provider(provider).model_dump(mode="json", exclude={"api_key"})
+    provider_config = rt.config.provider(provider)
+    snapshot = provider_config.model_dump(mode="json", exclude={"api_key"})
+    if retention:
+        snapshot["retention"] = retention_for_job(adapter, provider_config.retention,
+                                                  retention).model_dump(mode="json")
+    if options:
+        snapshot[JOB_OPTIONS_KEY] = options
     prices = model_prices(rt, provider, model, now)
     if prices is None and budgets_apply(rt, tenant, max_cost):
         raise InputError(f"a budget applies but {unpriced_hint(provider, model)}",

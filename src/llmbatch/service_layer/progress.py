@@ -38,6 +38,7 @@ from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.pricing import item_cost, model_prices
+from llmbatch.service_layer.provider_data import on_fetched
 from llmbatch.service_layer.result_storage import (
     repair_events,
     store_isolating,
@@ -313,17 +314,11 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                       _settle_unreported(uow, batch, cancelling, max_attempts, now))
         fetched = batch.fetched(now, results=stored, without_result=unreported,
                                 unstorable=unstorable_summary(problems) if problems else None)
-        if not uow.save(fetched):
+        if not uow.save(on_fetched(uow, rt, batch, fetched)):
             return None  # another task took the batch over; it finishes the fetch
         budgets.settle(uow, batch.id, now)  # the reservation becomes the actual cost
         uow.publish_after_commit(tasks.FINALIZE, batch.job_id)
         uow.commit()
-    if rt.config.provider(batch.provider).delete_files_after_fetch:
-        try:
-            with provider_call(rt, batch.provider, "cleanup"):
-                adapter.cleanup(provider_batch_id, progress)
-        except (ProviderError, CallDeferred) as exc:  # best effort: files expire anyway
-            log.warning("llmbatch.batch.cleanup_failed", batch_id=batch_id, error=str(exc))
     return BatchStatus.FETCHED
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.provider_data import due_cleanups
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.unit_of_work import UnitOfWork
@@ -89,6 +90,13 @@ def tick(rt: Runtime, limit: int = 500) -> TickReport:
         for task, batch_ids in wake_up_messages(due, rt.config.worker.dispatch_messages):
             uow.publish_after_commit(task, *batch_ids)
         report["dispatched"] = len(due)
+        # Deletions of provider-side data: pending ones a lost message or a failed attempt left.
+        cleanups = due_cleanups(uow.repo.conn, now, redispatch_before, limit)
+        uow.repo.mark_dispatched(cleanups, now)
+        for batch_id in cleanups:
+            uow.publish_after_commit(tasks.CLEANUP, batch_id)
+        if cleanups:
+            report["cleanups"] = len(cleanups)
         for job_id in uow.repo.idle_running_jobs(limit):
             uow.publish_after_commit(tasks.FINALIZE, job_id)
             report["finalized"] += 1

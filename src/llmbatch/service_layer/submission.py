@@ -32,6 +32,8 @@ from llmbatch.service_layer import budgets, tasks
 from llmbatch.service_layer.jobs import request_from_stored
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call, submission_gate
+from llmbatch.service_layer.model_checks import stored_job_adapter
+from llmbatch.service_layer.provider_data import job_retention
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["plan_job", "submit_batch"]
@@ -107,7 +109,8 @@ def _encoded_lines(rt: Runtime, batch: ProviderBatch) -> Iterator[bytes]:
     """The batch's requests in the provider's format, read in short transactions."""
     with rt.uow() as uow:
         job = uow.repo.get_job(batch.job_id, totals=False)
-    adapter = rt.registry.get(batch.provider)
+        adapter = stored_job_adapter(rt.registry.get(batch.provider),
+                                     uow.repo.config_snapshot(batch.job_id))
     last = -1
     chunk = rt.config.worker.build_chunk_size
     while True:
@@ -140,6 +143,7 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             return None
         job = uow.repo.get_job(batch.job_id, totals=False)
         bind_tenant(job.tenant)
+        retention = job_retention(rt, uow.repo.config_snapshot(job.id), job.provider)
         cancelling = job.status is JobStatus.CANCELLING
         # An earlier attempt may have left a copy at the provider: look for it (below) even
         # when cancelling, so that it is adopted and then cancelled, not left running.
@@ -162,9 +166,10 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         # Same transaction as the gate: the next decision sees this batch at the provider.
         start = batch.start_submission(now)
         uow.save(start)
+        snapshot = uow.repo.config_snapshot(batch.job_id)
         uow.commit()
     batch = batch.after(start)
-    adapter = rt.registry.get(batch.provider)
+    adapter = stored_job_adapter(rt.registry.get(batch.provider), snapshot)
     log.info("llmbatch.batch.submitting", batch_id=batch_id, job_id=batch.job_id,
              attempt=batch.submit_attempts)
     searched = False  # the lookup by tag answered: a copy exists (adopted) or none does
@@ -179,8 +184,9 @@ def submit_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                     _cancel_unsent(uow, batch, rt.clock())
                     uow.commit()
                 return BatchStatus.CANCELLED
-            submitted = found or adapter.submit(_encoded_lines(rt, batch), tag=batch_id,
-                                                endpoint=job.endpoint, model=job.model)
+            submitted = found or adapter.submit_for_job(
+                _encoded_lines(rt, batch), tag=batch_id, endpoint=job.endpoint,
+                model=job.model, retention=retention)
     except CallDeferred as exc:
         return _submit_deferred(rt, batch, exc)
     except ProviderError as exc:

@@ -17,6 +17,7 @@ from llmbatch.config import AppConfig
 from llmbatch.observability.logging import bound_ids
 from llmbatch.service_layer import tasks as names
 from llmbatch.service_layer.progress import fetch_batch, finalize_job, poll_batch
+from llmbatch.service_layer.provider_data import delete_provider_data
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.service_layer.submission import plan_job, submit_batch
 from llmbatch.service_layer.unit_of_work import Publisher
@@ -59,6 +60,7 @@ def register_tasks(app: Celery, config: AppConfig,
     bind(names.POLL, poll_batch)
     bind(names.FETCH, fetch_batch)
     bind(names.FINALIZE, finalize_job)
+    bind(names.CLEANUP, delete_provider_data)
 
     @app.task(name=names.WEBHOOKS, ignore_result=True)  # type: ignore[untyped-decorator]
     def _webhooks() -> int:

@@ -73,6 +73,11 @@ CREATE_JOB_BODY: dict[str, Any] = {
                     "name": {"type": "string", "maxLength": 200},
                     "metadata": {"type": "string",
                                  "description": "A JSON object, kept with the job"},
+                    "retention": {"type": "string",
+                                  "description": "A JSON object: the job's own retention "
+                                                 "settings (see CreateJobJson.retention)"},
+                    "betas": {"type": "string", "maxLength": 2000,
+                              "description": "Provider betas for this job, comma-separated"},
                 },
             },
             "encoding": {"file": {"contentType": "application/x-ndjson"}},
@@ -105,18 +110,25 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
     if endpoint not in {str(e) for e in Endpoint}:
         raise InputError(f"must be one of {', '.join(str(e) for e in Endpoint)}",
                          field="endpoint")
-    metadata: Any = None
-    raw_metadata = text("metadata", max_len=1 << 20)
-    if raw_metadata is not None:
-        try:
-            metadata = json.loads(raw_metadata)
-        except ValueError as exc:
-            raise InputError("must be a JSON object", field="metadata") from exc
-        if not isinstance(metadata, dict):
-            raise InputError("must be a JSON object", field="metadata")
+    metadata = _json_object(text("metadata", max_len=1 << 20), "metadata")
+    retention = _json_object(text("retention", max_len=4096), "retention")
+    betas = [b.strip() for b in (text("betas", max_len=2000) or "").split(",") if b.strip()]
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
-            "name": text("name"), "metadata": metadata}
+            "name": text("name"), "metadata": metadata, "retention": retention,
+            "job_options": {"betas": betas} if betas else None}
+
+
+def _json_object(raw: str | None, field: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError("must be a JSON object", field=field) from exc
+    if not isinstance(value, dict):
+        raise InputError("must be a JSON object", field=field)
+    return value
 
 
 def _create(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any], tenant: str,
@@ -172,7 +184,10 @@ async def create(
             body = CreateJobJson.model_validate(doc)
         except ValueError as exc:
             raise _body_problem(exc) from exc
-        params = body.model_dump(exclude={"requests"})
+        params = body.model_dump(exclude={"requests", "retention", "betas"})
+        params["retention"] = (body.retention.model_dump(exclude_none=True)
+                               if body.retention else None)
+        params["job_options"] = {"betas": body.betas} if body.betas else None
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
         shown_as = "requests"

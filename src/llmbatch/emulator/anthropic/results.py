@@ -44,7 +44,7 @@ def write_results(runtime: EmulatorRuntime, record: BatchRecord, snap: Snapshot,
             else:
                 failed = lines.failure(params, batch_id=record.id, custom_id=custom_id,
                                        seed=seed, item_errors=record.item_errors,
-                                       beta=record.beta)
+                                       betas=record.betas)
                 if failed is not None:
                     result = lines.errored(failed[0], failed[1], f"req_{h[:24]}")
                     counts["errored"] += 1

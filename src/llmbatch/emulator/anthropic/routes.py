@@ -55,6 +55,12 @@ def tags_of(raw: bytes, header: str | None) -> dict[str, str]:
     return tags
 
 
+def betas_of(request: Request) -> tuple[str, ...]:
+    """The betas of the ``anthropic-beta`` header (comma-separated; the SDK joins its list)."""
+    header = request.headers.get("anthropic-beta", "")
+    return tuple(b.strip() for b in header.split(",") if b.strip())
+
+
 def _stream(handle: IO[bytes]) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK):
@@ -86,6 +92,7 @@ def build_router(service: AnthropicService, prefix: str) -> APIRouter:
             raise invalid_request("anthropic-version: header is required")
         if version not in rt.settings.anthropic.api_versions:
             raise invalid_request(f"anthropic-version: invalid version '{version}'")
+        rt.stats.betas_seen(PROVIDER, operation, betas_of(request))
         await rt.apply_call_faults(PROVIDER, operation, tags or {}, fault_error)
 
     @router.post("/v1/messages/batches")
@@ -93,9 +100,9 @@ def build_router(service: AnthropicService, prefix: str) -> APIRouter:
         raw = await request.body()
         tags = tags_of(raw, request.headers.get(TAGS_HEADER))
         await enter(request, "batches.create", tags)
-        beta = bool(request.headers.get("anthropic-beta"))
+        betas = betas_of(request)
         return JSONResponse(await run_in_threadpool(
-            lambda: service.create_batch(raw, tags, base_url(request), beta=beta)))
+            lambda: service.create_batch(raw, tags, base_url(request), betas=betas)))
 
     @router.get("/v1/messages/batches")
     async def list_batches(request: Request) -> JSONResponse:

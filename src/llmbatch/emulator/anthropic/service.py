@@ -54,8 +54,9 @@ class AnthropicService:
     # -- create ----------------------------------------------------------------------------
 
     def create_batch(self, raw: bytes, tags: dict[str, str],
-                     base_url: str = "", *, beta: bool = False) -> dict[str, Any]:
-        """Validate the body, store its requests, draw faults, start the clock."""
+                     base_url: str = "", *, betas: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Validate the body, store its requests, draw faults, start the clock. ``betas``
+        (the create's ``anthropic-beta``) apply to every request (B.8)."""
         settings = self.runtime.settings.anthropic
         if len(raw) > settings.max_body_bytes:
             raise anthropic_error(413, "Request exceeds the maximum allowed number of bytes.")
@@ -89,7 +90,7 @@ class AnthropicService:
                                         separators=(",", ":")).encode() + b"\n")
                 if lines.failure(item["params"], batch_id=batch_id,
                                     custom_id=item["custom_id"], seed=rt.settings.seed,
-                                    item_errors=faults.item_errors, beta=beta) is not None:
+                                    item_errors=faults.item_errors, betas=betas) is not None:
                     failing.append(i)
         total = len(requests)
         del body, requests
@@ -105,7 +106,7 @@ class AnthropicService:
                     halt_fraction=faults.stuck.at_fraction if faults.stuck else None,
                     expire_fraction=faults.expire.at_fraction if faults.expire else None),
                 order=FinishOrder(total, batch_id, failing), item_errors=faults.item_errors,
-                tags=tags, poison=faults.poison, beta=beta)
+                tags=tags, poison=faults.poison, betas=betas)
             self.batches[batch_id] = record
         rt.stats.batch_created(PROVIDER, tags)
         return self.view(record, base_url)

@@ -39,7 +39,8 @@ class BatchRecord:
     tags: dict[str, str]
     counts: dict[str, int] | None = None
     poison: PoisonOutputFault | None = None
-    beta: bool = False  # created with anthropic-beta: the beta params are accepted
+    # The create's anthropic-beta values: with any, the beta params are accepted.
+    betas: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 

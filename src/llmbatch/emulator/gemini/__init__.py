@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from llmbatch.emulator.gemini.routes import build_router
 from llmbatch.emulator.gemini.service import GeminiService
+from llmbatch.emulator.gemini.webhook_events import ended_batches
 from llmbatch.emulator.runtime import EmulatorRuntime
 
 __all__ = ["PREFIX", "GeminiService", "install"]
@@ -21,5 +22,6 @@ PREFIX = "/gemini"
 def install(app: FastAPI, runtime: EmulatorRuntime) -> GeminiService:
     """Mount the Gemini routes on ``app``, sharing ``runtime`` with the other providers."""
     service = GeminiService(runtime)
+    runtime.webhooks.register("gemini", lambda now: ended_batches(service.state, now))
     app.include_router(build_router(service, PREFIX), prefix=PREFIX)
     return service

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,10 @@ from llmbatch.emulator.gemini.fields import Violation, check
 __all__ = ["prompt_tokens", "reject", "respond"]
 
 _ROLES = ("user", "model")
+# What Gemini fetches by URI (PROVIDER_APIS C.10): web URLs, public or pre-signed; Cloud
+# Storage objects; Files API uploads (their https ``uri``).
+_URI_SCHEMES = ("https://", "http://", "gs://")
+_MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
 def _config(request: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -48,6 +53,9 @@ def reject(request: Mapping[str, Any]) -> str | None:
         role = content.get("role")
         if role is not None and role not in _ROLES:
             return f"Please use a valid role: {', '.join(_ROLES)}."
+        for j, part in enumerate(parts):
+            if (problem := _file_data_problem(part, f"contents[{i}].parts[{j}]")) is not None:
+                return problem
     config = _config(request)
     limit = _get(config, "maxOutputTokens", "max_output_tokens")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -63,6 +71,23 @@ def reject(request: Mapping[str, Any]) -> str | None:
     stops = _get(config, "stopSequences", "stop_sequences")
     if isinstance(stops, list) and len(stops) > 5:
         return "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed"
+    return None
+
+
+def _file_data_problem(part: Any, where: str) -> str | None:
+    """What is wrong with a part's ``fileData`` (``fileUri`` is required, C.10), if anything."""
+    data = _get(part, "fileData", "file_data") if isinstance(part, Mapping) else None
+    if not isinstance(data, Mapping):
+        return None
+    uri = _get(data, "fileUri", "file_uri")
+    if not isinstance(uri, str) or not uri:
+        return f"* GenerateContentRequest.{where}.file_data.file_uri: file_uri is required."
+    if not uri.lower().startswith(_URI_SCHEMES):
+        return f"* GenerateContentRequest.{where}.file_data.file_uri: Unsupported file uri: {uri}"
+    mime = _get(data, "mimeType", "mime_type")
+    if mime is not None and not (isinstance(mime, str) and _MIME.match(mime)):
+        return f"* GenerateContentRequest.{where}.file_data.mime_type: Unsupported MIME type: " \
+               f"{mime}"
     return None
 
 

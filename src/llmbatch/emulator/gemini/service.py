@@ -37,6 +37,7 @@ from llmbatch.emulator.gemini.state import (
     render_file,
     render_operation,
 )
+from llmbatch.emulator.gemini.webhook_events import webhook_config_problem
 from llmbatch.emulator.progress import FinishOrder, Schedule
 from llmbatch.emulator.runtime import EmulatorRuntime
 
@@ -179,6 +180,8 @@ class GeminiService:
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, dict):
             raise rpc_error(400, "* BatchGenerateContentRequest.batch: batch is required")
+        if (problem := webhook_config_problem(batch)) is not None:
+            raise rpc_error(400, problem)
         display = _first(batch, "displayName", "display_name")
         if not isinstance(display, str) or not display:
             raise rpc_error(400, "* GenerateContentBatch.display_name: display_name is required")

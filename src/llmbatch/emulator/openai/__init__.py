@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from llmbatch.emulator.openai.routes import build_router
 from llmbatch.emulator.openai.service import OpenAIService
+from llmbatch.emulator.openai.webhook_events import ended_batches
 from llmbatch.emulator.runtime import EmulatorRuntime
 
 __all__ = ["PREFIX", "OpenAIService", "install"]
@@ -21,5 +22,6 @@ PREFIX = "/openai/v1"
 def install(app: FastAPI, runtime: EmulatorRuntime) -> OpenAIService:
     """Mount the OpenAI routes on ``app``, sharing ``runtime`` with the other providers."""
     service = OpenAIService(runtime)
+    runtime.webhooks.register("openai", lambda now: ended_batches(service.state, now))
     app.include_router(build_router(service), prefix=PREFIX)
     return service

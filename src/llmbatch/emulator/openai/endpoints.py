@@ -4,8 +4,10 @@ An endpoint can *reject* a body the way the real endpoint would (HTTP 400 with a
 body, which lands in the batch's error file) and otherwise *respond* with a body shaped like
 the real one (spec ``CreateChatCompletionResponse`` / ``CreateEmbeddingResponse``), whose
 content and token counts are derived from the request body alone (see ``synth``).
-Supported: ``/v1/chat/completions`` and ``/v1/embeddings``; other batch endpoints of the real
-API are refused at batch creation with a message saying the emulator lacks them.
+Supported: ``/v1/chat/completions`` and ``/v1/embeddings`` here, ``/v1/responses``,
+``/v1/completions`` and ``/v1/moderations`` in ``text_endpoints``; other batch endpoints of the
+real API (images, videos) are refused at batch creation with a message saying the emulator
+lacks them.
 """
 
 from __future__ import annotations
@@ -14,72 +16,21 @@ import base64
 import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from llmbatch.emulator import synth
+from llmbatch.emulator.openai.endpoint_kit import (
+    Endpoint,
+    Rejection,
+    Usage,
+    positive_int,
+    unrecognized,
+)
+from llmbatch.emulator.openai.text_endpoints import Completions, Moderations, Responses
 
 __all__ = ["ENDPOINTS", "Endpoint", "Rejection", "Usage", "unrecognized"]
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A 4xx the endpoint gives a body, as an OpenAI error."""
-
-    status: int
-    message: str
-    param: str | None = None
-    code: str | None = None
-    type: str = "invalid_request_error"
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token usage of one response, in the batch aggregate's terms."""
-
-    input: int = 0
-    cached: int = 0
-    output: int = 0
-    reasoning: int = 0
-
-
-class Endpoint(Protocol):
-    """One emulated endpoint."""
-
-    def reject(self, body: Mapping[str, Any]) -> Rejection | None:
-        """The 4xx this body would get from the real endpoint, if any."""
-        ...
-
-    def prompt_tokens(self, body: Mapping[str, Any]) -> int:
-        """Input tokens (also what counts against the enqueued-token limit)."""
-        ...
-
-    def respond(
-        self, body: Mapping[str, Any], *, created: int, response_id: str, default_dim: int
-    ) -> tuple[dict[str, Any], Usage]:
-        """The 200 response body and its usage."""
-        ...
-
-
-def _positive_int(body: Mapping[str, Any], name: str) -> Rejection | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        return Rejection(400, f"Invalid type for '{name}': expected an integer, but got "
-                         f"{type(value).__name__} instead.", name, "invalid_type")
-    if value < 1:
-        return Rejection(400, f"Invalid '{name}': integer below minimum value. Expected a "
-                         f"value >= 1, but got {value} instead.", name, "integer_below_min_value")
-    return None
-
-
-def unrecognized(body: Mapping[str, Any], names: frozenset[str]) -> str | None:
-    """OpenAI's refusal of the first body name its request schema lacks, if any."""
-    extra = next((name for name in body if name not in names), None)
-    return None if extra is None else f"Unrecognized request argument supplied: {extra}"
 
 
 class ChatCompletions:
@@ -105,7 +56,7 @@ class ChatCompletions:
             return Rejection(400, "Missing required parameter: 'messages'.", "messages",
                              "missing_required_parameter")
         for name in ("max_tokens", "max_completion_tokens", "n"):
-            if problem := _positive_int(body, name):
+            if problem := positive_int(body, name):
                 return problem
         if body.get("stream") is True:
             return Rejection(400, "Streaming is not supported in the Batch API.", "stream",
@@ -236,7 +187,7 @@ class Embeddings:
             return Rejection(400, "'$.input' is invalid. Please check the API reference: "
                              "https://platform.openai.com/docs/api-reference.", "input",
                              "invalid_value")
-        return _positive_int(body, "dimensions")
+        return positive_int(body, "dimensions")
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """Text tokens of string inputs, list length of token-array inputs."""
@@ -270,4 +221,7 @@ class Embeddings:
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": ChatCompletions(),
     "/v1/embeddings": Embeddings(),
+    "/v1/responses": Responses(),
+    "/v1/completions": Completions(),
+    "/v1/moderations": Moderations(),
 }

@@ -25,7 +25,10 @@ from llmbatch.emulator.openai.endpoints import ENDPOINTS
 from llmbatch.emulator.openai.lines import line_failure
 from llmbatch.emulator.settings import OpenAISettings
 
-__all__ = ["ScanResult", "batch_error", "iter_requests", "scan_input"]
+__all__ = ["MODEL_OPTIONAL", "ScanResult", "batch_error", "iter_requests", "scan_input"]
+
+# Endpoints whose body may leave ``model`` out (moderations defaults to its latest model).
+MODEL_OPTIONAL = frozenset({"/v1/moderations"})
 
 
 @dataclass
@@ -88,10 +91,11 @@ def _check_line(
                    f"endpoint '{endpoint_url}'.", "url")
     elif not isinstance(body, dict):
         problem = ("missing_required_parameter", "Missing required parameter: 'body'.", "body")
-    elif not isinstance(body.get("model"), str) or not body["model"]:
+    elif (not isinstance(body.get("model"), str) or not body["model"]) and not (
+            endpoint_url in MODEL_OPTIONAL and "model" not in body):
         problem = ("missing_required_parameter", "Missing required parameter: 'body.model'.",
                    "body.model")
-    elif result.model is not None and body["model"] != result.model:
+    elif result.model is not None and body.get("model", result.model) != result.model:
         problem = ("model_mismatch", f"The model '{body['model']}' does not match the model "
                    f"'{result.model}' of the first request: a batch takes one model.",
                    "body.model")
@@ -105,7 +109,7 @@ def _check_line(
         return None
     assert isinstance(custom_id, str) and isinstance(body, dict)
     seen.add(custom_id)
-    result.model = body["model"]
+    result.model = body.get("model", result.model)
     return custom_id, body
 
 

@@ -21,10 +21,11 @@ from typing import IO, Any, ClassVar, Final
 import anthropic
 import structlog
 from anthropic.types.messages import MessageBatch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from llmbatch.config import LatencyPrior, ProviderConfig
 from llmbatch.domain.journal import JournalEntry, SubmitJournal
+from llmbatch.domain.model_rules import ModelRules
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -32,12 +33,14 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import (
     InputError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
+from llmbatch.providers.anthropic import betas as batch_betas
 from llmbatch.providers.anthropic.errors import PROVIDER, RESULTS, calling
 from llmbatch.providers.anthropic.journal import MemoryJournal
 from llmbatch.providers.anthropic.request_schema import native_problems
@@ -50,10 +53,13 @@ from llmbatch.providers.base import (
     ProviderOptions,
     output_limit,
 )
+from llmbatch.providers.cleanup import delete_each
 from llmbatch.providers.jsonl import parse_result_stream
+from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
 
-__all__ = ["DEFAULT_BASE_URL", "AnthropicOptions", "AnthropicProvider", "keys_digest"]
+__all__ = ["DEFAULT_BASE_URL", "AnthropicJobOptions", "AnthropicOptions", "AnthropicProvider",
+           "keys_digest"]
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +91,30 @@ class AnthropicOptions(ProviderOptions):
         None, description="anthropic-version sent with every call; the SDK's own when unset")
     default_max_tokens: int = Field(
         1024, gt=0, description="max_tokens for requests without one (Anthropic requires it)")
+    # Before ``betas``: its check reads this.
+    allow_unlisted_betas: bool = Field(
+        False, description="Send betas not known to work in batches (at your own risk)")
+    betas: tuple[str, ...] = Field(
+        (), description="anthropic-beta values sent with every batch created (betas.py lists "
+                        "those known to work in batches)")
+
+    @field_validator("betas")
+    @classmethod
+    def _known_betas(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        allow = bool(info.data.get("allow_unlisted_betas"))
+        for beta in value:
+            problem = batch_betas.beta_problem(beta, allow_unlisted=allow)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+
+class AnthropicJobOptions(ProviderOptions):
+    """What one job may add (``submit --beta``, the API's ``betas``): more betas, each known
+    to work in batches (``providers.anthropic.options.allow_unlisted_betas`` is the config's
+    alone to grant)."""
+
+    betas: tuple[str, ...] = ()
 
 
 class AnthropicProvider(BatchProvider):
@@ -106,9 +136,11 @@ class AnthropicProvider(BatchProvider):
     label: ClassVar[str] = "Anthropic"
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1000 * 1000
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
+    # Responses bodies are translated through their chat meaning (``responses_body``).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
     needs_submit_journal: ClassVar[bool] = True
     options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
+    job_options_model: ClassVar[type[ProviderOptions] | None] = AnthropicJobOptions
     options: AnthropicOptions
     # Counts stay still until the end: the poller has the prior alone.
     # Prices: genai-prices lists this vendor as 'anthropic'; a batch bills half of every
@@ -155,12 +187,44 @@ class AnthropicProvider(BatchProvider):
             default_headers={"anthropic-version": version} if version else None,
         )
 
+    def job_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Per-job betas, each refused (``InputError`` naming it) unless known to work in
+        batches or the config allows unlisted ones."""
+        options = super().job_options(values)
+        for beta in options.get("betas", ()):
+            problem = batch_betas.beta_problem(
+                beta, allow_unlisted=self.options.allow_unlisted_betas)
+            if problem is not None:
+                raise InputError(problem, field="betas")
+        return options
+
+    def merge_job_options(self, job_options: Mapping[str, Any]) -> AnthropicOptions:
+        """A job's betas are added to the configured ones (in order, once each)."""
+        added = tuple(job_options.get("betas", ()))
+        merged = tuple(dict.fromkeys((*self.options.betas, *added)))
+        return self.options.model_copy(update={"betas": merged})
+
+    def model_rules(self, model: str, *, endpoint: Endpoint) -> ModelRules:
+        """The catalogue's context window, and the most ``max_tokens`` the job's betas allow
+        the model (``betas.max_output_tokens``)."""
+        rules = super().model_rules(model, endpoint=endpoint)
+        cap = batch_betas.max_output_tokens(model, self.options.betas)
+        return ModelRules(model=model, max_output_tokens=cap,
+                          context_window=rules.context_window,
+                          sources=(*rules.sources, "llmbatch providers/anthropic/betas.py"))
+
+    @property
+    def beta_header(self) -> dict[str, str]:
+        """The ``anthropic-beta`` header of this job's batch calls (none without betas)."""
+        return {"anthropic-beta": ",".join(self.options.betas)} if self.options.betas else {}
+
     def max_output_tokens(self, request: RequestLine, *, endpoint: Endpoint) -> int | None:
         """``max_tokens`` (required by Anthropic: the configured default when a neutral body
         has none); it includes any extended-thinking budget."""
         if request.native is not None:
             return output_limit(request.native, "max_tokens")
-        return (output_limit(request.body, "max_completion_tokens", "max_tokens")
+        return (output_limit(request.body, "max_completion_tokens", "max_tokens",
+                             "max_output_tokens")
                 or self.options.default_max_tokens)
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
@@ -173,8 +237,9 @@ class AnthropicProvider(BatchProvider):
         if endpoint not in self.endpoints:
             raise InputError(f"Anthropic batches do not support the {endpoint!r} endpoint",
                              field="endpoint")
-        encoded = encode_line(request, model=model, api_version=self.api_version,
-                              default_max_tokens=self.options.default_max_tokens)
+        encoded = encode_as_chat(request, endpoint, lambda req, _: encode_line(
+            req, model=model, api_version=self.api_version,
+            default_max_tokens=self.options.default_max_tokens))
         limit = self.effective_limits(model).max_bytes - len(_BODY_HEAD) - len(_BODY_TAIL)
         if len(encoded.data) > limit:
             raise InputError(f"the request is {len(encoded.data)} bytes encoded; an Anthropic "
@@ -203,7 +268,8 @@ class AnthropicProvider(BatchProvider):
                     batch = client.post(
                         "/v1/messages/batches", cast_to=MessageBatch, content=spool,
                         options={"max_retries": 0, "headers": {
-                            "content-type": "application/json", "content-length": str(size)}})
+                            "content-type": "application/json", "content-length": str(size),
+                            **self.beta_header}})
             except ProviderError as exc:
                 if _ambiguous(exc):
                     self.journal.ambiguous(tag, time.time())
@@ -312,6 +378,15 @@ class AnthropicProvider(BatchProvider):
         except ProviderError as exc:
             return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
+
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the ended batch: Anthropic keeps its requests and results for 29 days
+        otherwise, and batches are not zero-data-retention eligible (PROVIDER_APIS B.9)."""
+        return delete_each([("batch", provider_batch_id)], self._delete_batch)
+
+    def _delete_batch(self, provider_batch_id: str) -> None:
+        with calling("messages.batches.delete"):
+            self.client.messages.batches.delete(provider_batch_id)
 
 
 def _ambiguous(exc: ProviderError) -> bool:

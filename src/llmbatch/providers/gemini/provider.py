@@ -50,12 +50,18 @@ from llmbatch.domain.models import (
     RequestLine,
     SubmittedBatch,
 )
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions, output_limit
-from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.cleanup import delete_each, delete_orphan
+from llmbatch.providers.gemini import webhooks as gemini_webhooks
 from llmbatch.providers.gemini.errors import PROVIDER, calling
 from llmbatch.providers.gemini.request_schema import native_problems
-from llmbatch.providers.gemini.translate import to_embed_content, to_generate_content
+from llmbatch.providers.gemini.translate import (
+    check_web_urls,
+    to_embed_content,
+    to_generate_content,
+)
 from llmbatch.providers.gemini.wire import (
     inline_entries,
     item_from_entry,
@@ -63,7 +69,9 @@ from llmbatch.providers.gemini.wire import (
     short_state,
 )
 from llmbatch.providers.jsonl import compact_json, display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
            "GeminiProvider"]
@@ -81,6 +89,7 @@ _INLINE_ITEM_OVERHEAD: Final = 32  # {"request":...,"metadata":{"key":...}} minu
 FIND_BY_TAG_MAX_BATCHES: Final = 5_000
 FIND_BY_TAG_PAGE_SIZE: Final = 100
 _CREATE_METHODS: Final = {Endpoint.CHAT: "batchGenerateContent",
+                          Endpoint.RESPONSES: "batchGenerateContent",
                           Endpoint.EMBEDDINGS: "asyncBatchEmbedContent"}
 
 
@@ -120,10 +129,15 @@ class GeminiProvider(BatchProvider):
     label: ClassVar[str] = "Gemini"
     max_requests: ClassVar[int] = 1_000_000  # no documented count limit; size limits bind
     max_bytes: ClassVar[int] = 2 * 1000 * 1000 * 1000  # input file <= 2 GB
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Responses bodies are translated through their chat meaning (``responses_body``).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS,
+                                                          Endpoint.RESPONSES})
+    # Gemini limits the prompt alone (input token limit); output has its own cap.
+    window_counts_output: ClassVar[bool] = False
     deadline_s: ClassVar[float] = 48 * 3600  # EXPIRED after 48 h pending or running (C.3)
-    # File mode: start the resumable upload, send it, create; cleanup deletes input and output.
-    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 2})
+    # File mode: start the resumable upload, send it, create; cleanup deletes input, output
+    # and the batch.
+    call_costs: ClassVar[Mapping[str, int]] = MappingProxyType({"submit": 3, "cleanup": 3})
     options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
     options: GeminiOptions
     # Long queued phases read no progress: a smaller budget keeps the mean delay near 15 s.
@@ -167,6 +181,13 @@ class GeminiProvider(BatchProvider):
             retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None))
         return _Clients(sdk=sdk, http=http, key=key)
 
+
+    webhook_events: ClassVar[frozenset[str]] = gemini_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """Gemini project webhooks (C.9): ``providers/gemini/webhooks.py``."""
+        return gemini_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the HTTP client (long-lived workers keep one adapter; tests close theirs)."""
         self._clients.close()
@@ -196,12 +217,14 @@ class GeminiProvider(BatchProvider):
             config = request.native.get("generationConfig")
             return output_limit(config if isinstance(config, Mapping) else None,
                                 "maxOutputTokens")
-        return output_limit(request.body, "max_completion_tokens", "max_tokens")
+        return output_limit(request.body, "max_completion_tokens", "max_tokens",
+                            "max_output_tokens")
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
         """``native`` checked against the vendored request description (``request_schema``)."""
-        return native_problems(native, endpoint=endpoint, model=model)
+        return native_problems(native, model=model, endpoint=Endpoint.CHAT
+                               if endpoint is Endpoint.RESPONSES else endpoint)
 
     def encode(self, request: RequestLine, *, endpoint: Endpoint, model: str) -> EncodedLine:
         """``{"key": custom_id, "request": GenerateContentRequest | EmbedContentRequest}``;
@@ -211,13 +234,11 @@ class GeminiProvider(BatchProvider):
                              "endpoint by llmbatch", field="endpoint")
         if not isinstance(request.custom_id, str) or not request.custom_id:
             raise InputError("must be a non-empty string", field="custom_id")
-        if request.native is not None:
-            payload = request.native
-        elif isinstance(request.body, dict):
-            payload = to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
-                else to_generate_content(request.body)
-        else:
-            raise InputError("missing or not a JSON object", field="body")
+        payload = encode_as_chat(request, endpoint, _payload)
+        if endpoint is not Endpoint.EMBEDDINGS:
+            where = "native" if request.native is not None else \
+                "body.input" if endpoint is Endpoint.RESPONSES else "body.messages"
+            check_web_urls(payload, model=model, field=where)
         data = compact_json({"key": request.custom_id, "request": payload}, field="body")
         limit = self.effective_limits(model).max_bytes
         if len(data) + 1 > limit:
@@ -239,8 +260,8 @@ class GeminiProvider(BatchProvider):
             count, size = spool_jsonl(lines, spool, self.effective_limits(model), vendor="Gemini")
             spool.seek(0)
             body = None
-            if endpoint is Endpoint.CHAT and size + count * _INLINE_ITEM_OVERHEAD + len(tag) \
-                    + _ENVELOPE_BYTES <= self.inline_max_bytes:
+            inline_size = size + count * _INLINE_ITEM_OVERHEAD + len(tag) + _ENVELOPE_BYTES
+            if endpoint is not Endpoint.EMBEDDINGS and inline_size <= self.inline_max_bytes:
                 body = _inline_body(spool, tag)
             if body is not None and len(body) <= self.inline_max_bytes:
                 with calling("batches.create"):
@@ -365,16 +386,29 @@ class GeminiProvider(BatchProvider):
         with calling("batches.delete"):
             client.batches.delete(name=_batch_name(provider_batch_id))
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
-        """Delete the input and result files when ``delete_files_after_fetch`` is set
-        (every file is tried; one already gone is fine)."""
-        if self.config.delete_files_after_fetch:
-            delete_files((progress.result_refs.get(key)
-                          for key in ("input_file", "responses_file")), self._delete_file)
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the uploaded input file, the result file and the batch (which holds inline
+        results): whether deleting the batch also drops its result file is not documented
+        (PROVIDER_APIS C.8), so each goes on its own."""
+        files = delete_each(((kind, progress.result_refs.get(key)) for kind, key in
+                             (("input_file", "input_file"), ("result_file", "responses_file"))),
+                            self._delete_file)
+        return files + delete_each([("batch", provider_batch_id)], self.delete_batch)
 
     def _delete_file(self, name: str) -> None:
         with calling("files.delete"):
             self._clients.get().sdk.files.delete(name=name)
+
+
+def _payload(request: RequestLine, endpoint: Endpoint) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` / ``EmbedContentRequest`` of a request (a native body
+    untouched); a Responses body arrives here as its chat meaning."""
+    if request.native is not None:
+        return request.native
+    if not isinstance(request.body, dict):
+        raise InputError("missing or not a JSON object", field="body")
+    return to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
+        else to_generate_content(request.body)
 
 
 def _batch_name(provider_batch_id: str) -> str:

@@ -9,9 +9,14 @@ with an ``InputError`` naming the field (never a silent drop):
 - ``user`` -> role ``user``; ``assistant`` -> role ``model``; assistant ``tool_calls`` ->
   ``functionCall`` parts; ``tool`` messages -> ``functionResponse`` parts in a ``user`` turn
   (consecutive tool messages share one turn), named after the call they answer.
-- Images: ``data:`` URLs -> ``inlineData``. Plain http(s) URLs are refused: batch workers do not
-  fetch arbitrary URLs, and ``fileData`` needs a Files API URI plus a MIME type the neutral
-  format does not carry (use a ``native`` body for that).
+- Media (``image_url`` and ``file`` parts): ``data:`` URLs (``image_url.url``,
+  ``file.file_data``) -> ``inlineData``. ``https://``/``http://`` URLs and ``gs://`` Cloud
+  Storage references (``image_url.url``, ``file.file_url``) -> ``fileData {fileUri, mimeType}``:
+  since 2026-01 Gemini fetches such URIs itself in every endpoint, batch included (PROVIDER_APIS
+  C.10). The neutral format carries no MIME type for a URL, so it is read from the extension of
+  ``file.filename`` or of the URL's path (a fixed table, not the host's ``/etc/mime.types``);
+  an ``image_url`` must name an ``image/*`` type. A URL whose type cannot be told, and a
+  ``file.file_id`` (an OpenAI file means nothing to Gemini), are refused by field.
 - Sampling: ``max_completion_tokens``/``max_tokens`` -> ``maxOutputTokens``, ``temperature``,
   ``top_p`` -> ``topP``, ``stop`` -> ``stopSequences`` (at most 5), ``n`` -> ``candidateCount``,
   ``seed``, ``presence_penalty``/``frequency_penalty``, ``logprobs``/``top_logprobs`` ->
@@ -39,18 +44,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import mimetypes
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from llmbatch.errors import InputError
 from llmbatch.providers.cache_markers import without_cache_markers
 
-__all__ = ["FINISH_REASONS", "candidate_text", "finish_reason", "to_embed_content",
-           "to_generate_content"]
+__all__ = ["FINISH_REASONS", "candidate_text", "check_web_urls", "finish_reason",
+           "to_embed_content", "to_generate_content"]
 
 _IGNORED: Final = frozenset({"user"})
 _DATA_URL: Final = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
+# URI schemes Gemini fetches itself (C.10): web URLs, public or pre-signed, and Cloud Storage.
+_FETCHED_SCHEMES: Final = frozenset({"https", "http", "gs"})
+# Python's built-in extension table only: the host's /etc/mime.types must not change a request.
+_MIME_TYPES: Final = mimetypes.MimeTypes(filenames=())
 MAX_STOP_SEQUENCES: Final = 5
 
 # Gemini finishReason -> the neutral (OpenAI) finish_reason.
@@ -103,10 +114,47 @@ def _text_parts(content: Any, where: str, *, images: bool) -> list[dict[str, Any
             parts.append({"text": part["text"]})
         elif kind == "image_url" and images:
             parts.append(_image(part.get("image_url"), f"{here}.image_url"))
+        elif kind == "file" and images:
+            parts.append(_file(part.get("file"), f"{here}.file"))
         else:
             raise _refuse(here, f"content part type {kind!r} cannot be sent to Gemini here "
-                          "(text and base64 data-URL images only; use a native body)")
+                          "(text, image_url and file parts only, media in user messages "
+                          "only; use a native body)")
     return parts
+
+
+def _inline(match: re.Match[str], where: str) -> dict[str, Any]:
+    try:
+        base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _refuse(where, "the data: URL is not valid base64") from exc
+    return {"inlineData": {"mimeType": match.group(1), "data": match.group(2)}}
+
+
+def _guess_mime(*names: str | None) -> str | None:
+    for name in names:
+        if name:
+            mime, _ = _MIME_TYPES.guess_type(name, strict=False)
+            if mime is not None:
+                return mime
+    return None
+
+
+def _fetched(url: str, where: str, *, filename: str | None, image: bool) -> dict[str, Any]:
+    """A ``fileData`` part for a URL Gemini fetches itself, or a refusal naming ``where``."""
+    parsed = urlsplit(url)
+    if parsed.scheme.lower() not in _FETCHED_SCHEMES or not parsed.netloc:
+        raise _refuse(where, "must be a data: URL, an http(s) URL or a gs://bucket/object "
+                      "reference")
+    mime = _guess_mime(filename, parsed.path)
+    if mime is None:
+        hint = "file.filename or the URL path" if not image else "the URL path"
+        raise _refuse(where, f"Gemini needs the MIME type of {parsed.scheme}:// media and it "
+                      f"cannot be told from {hint} (no known extension); use a native body "
+                      "with fileData.mimeType")
+    if image and not mime.startswith("image/"):
+        raise _refuse(where, f"an image_url must point at an image, not {mime}")
+    return {"fileData": {"mimeType": mime, "fileUri": url}}
 
 
 def _image(image: Any, where: str) -> dict[str, Any]:
@@ -114,15 +162,34 @@ def _image(image: Any, where: str) -> dict[str, Any]:
     if not isinstance(url, str):
         raise _refuse(f"{where}.url", "must be a string")
     match = _DATA_URL.match(url)
-    if match is None:
-        raise _refuse(f"{where}.url", "only base64 data: URLs can be sent; Gemini batches "
-                      "cannot fetch http(s) URLs (upload the file and use a native body with "
-                      "fileData)")
-    try:
-        base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _refuse(f"{where}.url", "the data: URL is not valid base64") from exc
-    return {"inlineData": {"mimeType": match.group(1), "data": match.group(2)}}
+    if match is not None:
+        return _inline(match, f"{where}.url")
+    return _fetched(url, f"{where}.url", filename=None, image=True)
+
+
+def _file(file: Any, where: str) -> dict[str, Any]:
+    """An OpenAI-style ``file`` part: ``file_data`` (a data: URL) or ``file_url`` (http(s) or
+    gs://), with an optional ``filename`` whose extension gives the MIME type."""
+    if not isinstance(file, Mapping):
+        raise _refuse(where, "must be an object")
+    filename = file.get("filename")
+    if filename is not None and not isinstance(filename, str):
+        raise _refuse(f"{where}.filename", "must be a string")
+    if file.get("file_id") is not None:
+        raise _refuse(f"{where}.file_id", "an OpenAI file id cannot be sent to Gemini; give "
+                      "file_data (a data: URL) or file_url (http(s) or gs://)")
+    data, url = file.get("file_data"), file.get("file_url")
+    if (data is None) == (url is None):
+        raise _refuse(where, "give exactly one of file_data or file_url")
+    if data is not None:
+        match = _DATA_URL.match(data) if isinstance(data, str) else None
+        if match is None:
+            raise _refuse(f"{where}.file_data", "must be a base64 data: URL "
+                          "(data:<mime>;base64,...)")
+        return _inline(match, f"{where}.file_data")
+    if not isinstance(url, str):
+        raise _refuse(f"{where}.file_url", "must be a string")
+    return _fetched(url, f"{where}.file_url", filename=filename, image=False)
 
 
 def _function_call(call: Any, where: str) -> tuple[str, str, dict[str, Any]]:
@@ -289,6 +356,29 @@ _HANDLED: Final = frozenset({
     "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
     "response_format", "tools", "tool_choice", "parallel_tool_calls", "model",
 })
+
+
+# "Gemini 2.0 family of models are not supported" for external URLs (C.10).
+_NO_WEB_URL_MODELS: Final = re.compile(r"^(models/)?gemini-2\.0")
+
+
+def check_web_urls(request: Mapping[str, Any], *, model: str, field: str) -> None:
+    """Refuse a request whose ``fileData`` names a web URL when ``model`` cannot fetch one
+    (the Gemini 2.0 family): the batch would fail it line by line hours later."""
+    if not _NO_WEB_URL_MODELS.match(model):
+        return
+    for i, content in enumerate(request.get("contents") or []):
+        parts = content.get("parts") if isinstance(content, Mapping) else None
+        for j, part in enumerate(parts if isinstance(parts, list) else []):
+            data = part.get("fileData", part.get("file_data")) if isinstance(part, Mapping) \
+                else None
+            uri = data.get("fileUri", data.get("file_uri")) if isinstance(data, Mapping) \
+                else None
+            if isinstance(uri, str) and uri.lower().startswith(("http://", "https://")) \
+                    and "generativelanguage.googleapis.com/" not in uri:
+                raise _refuse(field, f"{model} cannot fetch web URLs (the Gemini 2.0 models "
+                              f"do not support them): contents[{i}].parts[{j}] names {uri}; "
+                              "use a newer model, a gs:// object or inline data")
 
 
 def to_generate_content(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, cast
@@ -20,7 +21,8 @@ import openai
 import structlog
 from openai.types import Batch
 
-from llmbatch.config import LatencyPrior, ProviderConfig
+from llmbatch.config import LatencyPrior, ProviderConfig, RetentionConfig
+from llmbatch.domain.model_rules import ModelRules
 from llmbatch.domain.models import (
     BatchProgress,
     Endpoint,
@@ -29,13 +31,23 @@ from llmbatch.domain.models import (
     SubmittedBatch,
 )
 from llmbatch.domain.requests import ENDPOINT_URLS, NEUTRAL_SCHEMAS
+from llmbatch.domain.retention import Deletion
 from llmbatch.errors import InputError, ProviderError
 from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
-from llmbatch.providers.cleanup import delete_files, delete_orphan
+from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
+from llmbatch.providers.openai import webhooks as openai_webhooks
 from llmbatch.providers.openai.errors import PROVIDER, calling
+from llmbatch.providers.openai.model_rules import (
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    REASONING_HINTS,
+    REASONING_MODEL,
+    REASONING_REFUSED,
+)
 from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
 from llmbatch.providers.sdk_client import LazyClient
+from llmbatch.providers.webhooks import WebhookNotice
 from llmbatch.schemas import neutral_schemas
 
 __all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
@@ -55,6 +67,13 @@ FIND_BY_TAG_HORIZON_S: Final = 7 * 24 * 3600
 FIND_BY_TAG_PAGE_SIZE: Final = 100  # the API's maximum
 FIND_BY_TAG_MAX_PAGES: Final = 50
 
+# File ``expires_after`` and batch ``output_expires_after`` take 1 hour to 30 days
+# (PROVIDER_APIS A.9). The input must outlive the batch, which may run 24 h: what happens to a
+# running batch whose input expired is not documented, so a shorter input expiry is refused.
+EXPIRY_MIN_S: Final = 3600
+EXPIRY_MAX_S: Final = 30 * 24 * 3600
+INPUT_EXPIRY_MIN_S: Final = 24 * 3600
+
 
 class OpenAIOptions(ProviderOptions):
     """``providers.openai.options``."""
@@ -63,7 +82,8 @@ class OpenAIOptions(ProviderOptions):
 
 
 class OpenAIProvider(BatchProvider):
-    """OpenAI batches for chat completions and embeddings.
+    """OpenAI batches for chat completions, embeddings, responses, legacy completions and
+    moderations.
 
     ``max_bytes`` is 200 MB read as decimal megabytes (200,000,000 bytes): OpenAI does not say
     whether "200 MB" means MB or MiB, and the smaller reading cannot be refused for size.
@@ -73,7 +93,8 @@ class OpenAIProvider(BatchProvider):
     label: ClassVar[str] = "OpenAI"
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1000 * 1000
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Every batch endpoint of PROVIDER_APIS A.1.2 whose body is JSON text (A.8).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
     requires_api_key: ClassVar[bool] = True
     # submit: upload + create; fetch: output and error files; cleanup: three file deletes.
     call_costs: ClassVar[Mapping[str, int]] = MappingProxyType(
@@ -99,6 +120,13 @@ class OpenAIProvider(BatchProvider):
         """The SDK client, built once on first use (a missing key fails here)."""
         return self._client.get()
 
+
+    webhook_events: ClassVar[frozenset[str]] = openai_webhooks.BATCH_EVENTS
+
+    def read_webhook(self, secret: str, body: bytes,
+                     headers: Mapping[str, str]) -> WebhookNotice | None:
+        """OpenAI project webhooks (A.10): ``providers/openai/webhooks.py``."""
+        return openai_webhooks.read_webhook(secret, body, headers)
     def close(self) -> None:
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
         self._client.close()
@@ -111,6 +139,19 @@ class OpenAIProvider(BatchProvider):
             # llmbatch retries whole tasks with backoff; SDK retries on top would multiply.
             max_retries=self.config.sdk_max_retries,
         )
+
+    def model_rules(self, model: str, *, endpoint: Endpoint) -> ModelRules:
+        """The catalogue's context window, plus ``model_rules``: what reasoning models refuse,
+        and which endpoints embedding and chat models serve."""
+        rules = super().model_rules(model, endpoint=endpoint)
+        if EMBEDDING_MODEL.match(model):
+            return replace(rules, endpoints=frozenset({Endpoint.EMBEDDINGS}))
+        if CHAT_MODEL.match(model):
+            rules = replace(rules, endpoints=self.endpoints - {Endpoint.EMBEDDINGS})
+        if REASONING_MODEL.match(model):
+            rules = replace(rules, refused=REASONING_REFUSED, hints=REASONING_HINTS,
+                            sources=(*rules.sources, "llmbatch providers/openai/model_rules.py"))
+        return rules
 
     def native_problems(self, native: Mapping[str, Any], *, endpoint: Endpoint,
                         model: str) -> list[InputError]:
@@ -135,8 +176,26 @@ class OpenAIProvider(BatchProvider):
         return encode_line(request, endpoint=endpoint, model=model,
                            max_line_bytes=self.effective_limits(model).max_bytes)
 
+    def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
+        """Expiries within OpenAI's bounds (1 h to 30 days), the input's at least 24 h."""
+        problems = []
+        for key, low in (("input_expires_after_s", INPUT_EXPIRY_MIN_S),
+                         ("output_expires_after_s", EXPIRY_MIN_S)):
+            value = getattr(retention, key)
+            if value is not None and not low <= value <= EXPIRY_MAX_S:
+                why = (" (the input must outlive the batch's 24 h window)"
+                       if low == INPUT_EXPIRY_MIN_S else "")
+                problems.append(f"{where}.{key}: {value} is outside OpenAI's range, {low} to "
+                                f"{EXPIRY_MAX_S} seconds{why}")
+        return problems
+
+    def submit_for_job(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
+                       model: str, retention: RetentionConfig) -> SubmittedBatch:
+        """``submit`` with the job's expiries (``expires_after``, ``output_expires_after``)."""
+        return self.submit(lines, tag=tag, endpoint=endpoint, model=model, retention=retention)
+
     def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,
-               model: str) -> SubmittedBatch:
+               model: str, retention: RetentionConfig | None = None) -> SubmittedBatch:
         """Spool ``lines`` to a temporary file, upload it and create a batch tagged ``tag``.
 
         The file is spooled to disk (``TMPDIR``), never memory, and the SDK uploads it in 64 KiB
@@ -145,7 +204,11 @@ class OpenAIProvider(BatchProvider):
         make that phantom batch fail validation rather than run next to the retry (whether
         OpenAI reads the file before answering is not documented). So callers must still
         ``find_by_tag`` before re-submitting after an ambiguous (transient) failure.
+
+        ``retention`` (else the provider config's) sets the input file's ``expires_after`` and
+        the batch's ``output_expires_after`` when it names them (PROVIDER_APIS A.9).
         """
+        retention = retention or self.config.retention
         if len(tag) > _METADATA_VALUE_MAX:
             raise ValueError(f"tag longer than {_METADATA_VALUE_MAX} characters: {tag[:40]}...")
         url = ENDPOINT_URLS[endpoint]
@@ -155,7 +218,9 @@ class OpenAIProvider(BatchProvider):
             spool.seek(0)
             with calling("files.create"):
                 upload = (display_name(tag) + ".jsonl", spool, "application/jsonl")
-                uploaded = client.files.create(file=upload, purpose="batch")
+                uploaded = client.files.create(
+                    file=upload, purpose="batch",
+                    **_expiry("expires_after", retention.input_expires_after_s))
         try:
             with calling("batches.create"):
                 batch = client.batches.create(
@@ -163,6 +228,7 @@ class OpenAIProvider(BatchProvider):
                     endpoint=cast(Any, url),
                     completion_window=self.options.completion_window,
                     metadata={TAG_METADATA_KEY: tag},
+                    **_expiry("output_expires_after", retention.output_expires_after_s),
                 )
         except ProviderError:
             delete_orphan(uploaded.id, self._delete_file, provider=PROVIDER)
@@ -233,17 +299,22 @@ class OpenAIProvider(BatchProvider):
             return self.progress_if_ended(provider_batch_id, exc)
         return progress_from_batch(batch.model_dump(mode="json"))
 
-    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> None:
-        """Delete the input, output and error files when ``delete_files_after_fetch`` is set
-        (every file is tried; one already gone is fine)."""
-        if self.config.delete_files_after_fetch:
-            delete_files((progress.result_refs.get(key) for key in
-                          ("input_file_id", "output_file_id", "error_file_id")),
-                         self._delete_file)
+    def cleanup(self, provider_batch_id: str, progress: BatchProgress) -> list[Deletion]:
+        """Delete the input, output and error files (OpenAI has no batch delete, A.1.4)."""
+        return delete_each(((kind, progress.result_refs.get(f"{kind}_id"))
+                            for kind in ("input_file", "output_file", "error_file")),
+                           self._delete_file)
 
     def _delete_file(self, file_id: str) -> None:
         with calling("files.delete"):
             self.client.files.delete(file_id)
+
+
+def _expiry(param: str, seconds: int | None) -> dict[str, Any]:
+    """``param`` as the SDK takes it (anchored at the file's creation), or nothing."""
+    if seconds is None:
+        return {}
+    return {param: {"anchor": "created_at", "seconds": seconds}}
 
 
 def _submitted(batch: Batch) -> SubmittedBatch:

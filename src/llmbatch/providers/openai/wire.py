@@ -201,17 +201,66 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
 
 
 def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> ItemResult:
+    """A 2xx body of any batch endpoint as the neutral result: a chat completion's first
+    choice, a legacy completion's first ``text``, a Response's ``output_text`` parts (see
+    ``_response_text``); embeddings and moderations have no text (the vectors and the
+    verdicts stay in ``response``). ``plain``: the line's verdict (``ResultLine.plain``),
+    passed on so the stream need not scan the line again."""
+    if body.get("object") == "response":
+        return _response_success(custom_id, body)
     output_text = finish_reason = None
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         message = choices[0].get("message")
-        content = message.get("content") if isinstance(message, dict) else None
+        content = (message.get("content") if isinstance(message, dict)
+                   else choices[0].get("text"))  # legacy completions: choices[].text
         output_text = content if isinstance(content, str) else None
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
-    # Embeddings have no text: the vectors stay in ``response``.
     return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
                       usage_from_body(body), None, None, plain)
+
+
+def _response_success(custom_id: str, body: dict[str, Any]) -> ItemResult:
+    """A ``/v1/responses`` body (PROVIDER_APIS A.8). ``status: "incomplete"`` is a truncated
+    success: its finish reason is ``incomplete_details.reason`` (``max_output_tokens``, ``length``
+    in chat terms). ``status: "failed"`` under a 200 carries the Response's own ``error``; it
+    fails the item like an HTTP error would."""
+    status = body.get("status")
+    if status == "failed":
+        error = body.get("error")
+        given = error if isinstance(error, dict) else {"message": "the response failed"}
+        return _failure(custom_id, status_code=200, body=body,
+                        error={"type": "response_failed", **given})
+    finish_reason: str | None = "stop" if status == "completed" else None
+    if status == "incomplete":
+        details = body.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
+        finish_reason = "length" if reason == "max_output_tokens" else (
+            reason if isinstance(reason, str) else "incomplete")
+    if finish_reason == "stop" and any(isinstance(item, dict) and item.get("type") ==
+                                       "function_call" for item in _items(body)):
+        finish_reason = "tool_calls"
+    return ItemResult(provider_key=custom_id, status=ItemStatus.SUCCEEDED, response=body,
+                      output_text=_response_text(body), finish_reason=finish_reason,
+                      usage=usage_from_body(body))
+
+
+def _items(body: Mapping[str, Any]) -> list[Any]:
+    output = body.get("output")
+    return output if isinstance(output, list) else []
+
+
+def _response_text(body: Mapping[str, Any]) -> str | None:
+    """The text of a Response: its ``message`` items' ``output_text`` parts, joined, as the
+    SDK's computed ``output_text`` property does (the JSON has no such field). None when the
+    output holds no text (only tool calls, say)."""
+    texts = [part["text"] for item in _items(body)
+             if isinstance(item, dict) and item.get("type") == "message"
+             for part in _items({"output": item.get("content")})
+             if isinstance(part, dict) and part.get("type") == "output_text"
+             and isinstance(part.get("text"), str)]
+    return "".join(texts) if texts else None
 
 
 def _failure(custom_id: str, *, status_code: int | None, error: Mapping[str, Any],

@@ -24,7 +24,7 @@ from llmbatch.testing.contract.harness import (
     gemini_vector,
 )
 
-__all__ = ["BATCH_FAILURE_PROVIDERS", "BUILDERS", "EMBEDDINGS_PROVIDERS"]
+__all__ = ["BATCH_FAILURE_PROVIDERS", "BUILDERS", "EMBEDDINGS_PROVIDERS", "RESPONSES_PROVIDERS"]
 
 
 def _openai_adapter(emulator: EmulatorServer, *, transport: Any = None,
@@ -182,3 +182,5 @@ def _endpoints_of(name: str) -> frozenset[Endpoint]:
 BATCH_FAILURE_PROVIDERS = ("gemini", "openai")
 EMBEDDINGS_PROVIDERS = tuple(n for n in sorted(BUILDERS)
                              if Endpoint.EMBEDDINGS in _endpoints_of(n))
+RESPONSES_PROVIDERS = tuple(n for n in sorted(BUILDERS)
+                            if Endpoint.RESPONSES in _endpoints_of(n))

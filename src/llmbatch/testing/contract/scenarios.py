@@ -43,6 +43,7 @@ __all__ = [
     "test_a_client_timeout_is_transient",
     "test_a_large_result_file_is_streamed_line_by_line",
     "test_a_partly_failed_batch_separates_permanent_and_retryable_failures",
+    "test_a_responses_batch_reads_as_the_same_result_record",
     "test_answers_a_database_may_refuse_arrive_as_sent_with_their_line_numbers",
     "test_cancel_keeps_the_partial_results",
     "test_embeddings_keep_their_vectors_in_the_response",
@@ -89,6 +90,29 @@ def test_embeddings_keep_their_vectors_in_the_response(
         assert result.status is ItemStatus.SUCCEEDED and result.output_text is None
         assert result.response is not None and harness.vector_of(result.response)
         assert result.usage is not None and result.usage.input_tokens > 0
+
+
+def test_a_responses_batch_reads_as_the_same_result_record(
+        responses_harness: ProviderHarness) -> None:
+    """A ``responses`` job (the Responses body as its neutral form): sent as is where the
+    provider is OpenAI, translated elsewhere; either way each answer is the result record a
+    chat job gets (text, finish reason, usage)."""
+    harness = responses_harness
+    requests = [RequestLine(i, f"r-{i}", {
+        "instructions": "Answer in a few words.",
+        "input": [{"role": "user", "content": [{"type": "input_text",
+                                                "text": f"Question {i}: why is the sky blue?"}]}],
+        "max_output_tokens": 64}) for i in range(3)]
+    submitted = harness.submit(requests, tag=harness.new_tag(), endpoint=Endpoint.RESPONSES)
+    results = harness.results(submitted.provider_batch_id,
+                              harness.run_to_end(submitted.provider_batch_id, 3))
+    assert sorted(results) == ["r-0", "r-1", "r-2"]
+    for result in results.values():
+        assert result.status is ItemStatus.SUCCEEDED and result.error is None
+        assert result.output_text
+        assert result.finish_reason in ("stop", "length")
+        assert result.usage is not None
+        assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
 
 
 def test_a_partly_failed_batch_separates_permanent_and_retryable_failures(
