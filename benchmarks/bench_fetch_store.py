@@ -10,8 +10,8 @@ JSON parser, pull out the fields a result row holds (key, response body, output 
 reason, four token counts) and write them in bulk into a fresh table with no index but its
 key (SQLite: ``executemany`` in one transaction; PostgreSQL: ``COPY``).
 
-Both run in this process, alternating ``--rounds`` times on fresh data; the medians and their
-ratio are printed. Usage::
+Both run in this process, alternating ``--rounds`` times on fresh data; the best and median
+of each, their ratio and every round are printed. Usage::
 
     .venv/bin/python benchmarks/bench_fetch_store.py                     # both databases
     .venv/bin/python benchmarks/bench_fetch_store.py --items 20000 --backends sqlite
