@@ -38,3 +38,16 @@ def test_text_held_for_a_response_is_dropped_when_the_response_is_escaped() -> N
     stored = storable_result(result)
     assert stored.escaped and stored.result.response == {"t": "a\ufffdb"}
     assert stored.result.response_json is None
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":1e309}',
+    b'{"a":"\\ud800"}', b'{"a":"\\udc00"}', b'{"a":"\\ud800\\u0041"}',
+    b'{"a":"\xed\xa0\x80"}', b'{"a":"x\x00"}', b'{"a":"x\x1f"}',
+])
+def test_the_strict_parser_refuses_what_the_plain_verdict_no_longer_scans_for(
+        raw: bytes) -> None:
+    """``is_plain_strict_json`` relies on ``orjson`` refusing these (a dependency upgrade
+    that changed it would make the verdict wrong)."""
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
