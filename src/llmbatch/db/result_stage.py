@@ -9,8 +9,8 @@ the database.
 
 Both statements match only items of the batch still ``submitted``, so a chunk applied twice
 (a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text;
-a value the database refuses (NUL in JSONB, a lone surrogate) fails
-the whole chunk, which the caller then bisects (``service_layer.result_storage``).
+a value the database refuses (NUL in JSONB, a lone surrogate) fails the whole chunk, which
+the caller then bisects (``service_layer.result_storage``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class ResultRow(NamedTuple):
     """One result as an item takes it. ``outcome``: the result's own status (what the
     history records); ``status``: the item's next one (``pending`` sends it back to be
     re-batched, which also clears its batch and completion time). ``response`` and ``error``
-    are JSON text (``json_text.dumps``, or the provider's own bytes): the row is written as it
-    is, with no conversion per value."""
+    are JSON text (``json_text.dumps``): the row is written as it is, with no conversion per
+    value."""
 
     provider_key: str
     outcome: str
@@ -112,6 +112,7 @@ _POSTGRES_HISTORY: Final = _statement(f"""
     SELECT s.job_id, s.seq, {_HISTORY_VALUES.format(i="s")}
     FROM {_MATCHED} WHERE s.outcome <> :succeeded""")
 
+
 def _postgres_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
     return _statement(f"""
     UPDATE items SET {', '.join(f'{column} = {value}' for column, value in assignments)}
@@ -126,6 +127,7 @@ _SQLITE_HISTORY: Final = _statement(f"""
     FROM {STAGE} AS s CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = s.provider_key
       AND items.status = :submitted AND s.outcome <> :succeeded""")
+
 
 def _sqlite_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
     return _statement(f"""
