@@ -10,8 +10,8 @@ JSON parser, pull out the fields a result row holds (key, response body, output 
 reason, four token counts) and write them in bulk into a fresh table with no index but its
 key (SQLite: ``executemany`` in one transaction; PostgreSQL: ``COPY``).
 
-Both run in this process, alternating ``--rounds`` times on fresh data; the medians and their
-ratio are printed. Usage::
+Both run in this process, alternating ``--rounds`` times on fresh data; the best and median
+of each, their ratio and every round are printed. Usage::
 
     .venv/bin/python benchmarks/bench_fetch_store.py                     # both databases
     .venv/bin/python benchmarks/bench_fetch_store.py --items 20000 --backends sqlite
@@ -229,15 +229,20 @@ def run(backend: Backend, items: int, rounds: int) -> tuple[list[float], list[fl
     return floors, stores
 
 
+def _rates(items: int, seconds: list[float]) -> str:
+    return (f"{items / min(seconds):,.0f} / {items / statistics.median(seconds):,.0f} "
+            f"({statistics.median(seconds):.2f}s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args(argv)
-    print(f"storing {args.items:,} OpenAI chat results, {args.rounds} rounds, "
-          f"medians (items/s)")
-    print(f"{'backend':<10}{'floor':>16}{'llmbatch fetch':>18}{'ratio':>8}")
+    print(f"storing {args.items:,} OpenAI chat results, {args.rounds} rounds, items/s: "
+          f"best / median (median seconds)")
+    print(f"{'backend':<10}{'floor':>26}{'llmbatch fetch':>26}{'ratio of medians':>18}")
     for name in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="llmbatch-store-") as tmp:
             context = sqlite_backend(Path(tmp)) if name == "sqlite" else postgres_backend()
@@ -246,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 floors, stores = run(backend, args.items, args.rounds)
         f, s = statistics.median(floors), statistics.median(stores)
-        print(f"{name:<10}{args.items / f:>11,.0f} ({f:.2f}s){args.items / s:>11,.0f} "
-              f"({s:.2f}s){f / s:>7.0%}")
+        print(f"{name:<10}{_rates(args.items, floors):>26}{_rates(args.items, stores):>26}"
+              f"{f / s:>18.0%}")
+        print(f"{'':<10}each round, floor / fetch: " + ", ".join(
+            f"{args.items / a:,.0f} / {args.items / b:,.0f}" for a, b in zip(floors, stores,
+                                                                           strict=True)))
     return 0
 
 

@@ -8,20 +8,19 @@ way it was done before, spent half of every fetch compiling parameters and round
 the database.
 
 Both statements match only items of the batch still ``submitted``, so a chunk applied twice
-(a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text
-(``json_text.dumps``); a value the database refuses (NUL in JSONB, a lone surrogate) fails
-the whole chunk, which the caller then bisects (``service_layer.result_storage``).
+(a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text;
+a value the database refuses (NUL in JSONB, a lone surrogate) fails the whole chunk, which
+the caller then bisects (``service_layer.result_storage``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, TextClause, bindparam, text
 
-from llmbatch import json_text
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
 
@@ -33,12 +32,14 @@ STAGE: Final = "llmbatch_result_stage"
 class ResultRow(NamedTuple):
     """One result as an item takes it. ``outcome``: the result's own status (what the
     history records); ``status``: the item's next one (``pending`` sends it back to be
-    re-batched, which also clears its batch and completion time)."""
+    re-batched, which also clears its batch and completion time). ``response`` and ``error``
+    are JSON text (``json_text.dumps``): the row is written as it is, with no conversion per
+    value."""
 
     provider_key: str
     outcome: str
     status: str
-    response: Any
+    response: str | None
     output_text: str | None
     finish_reason: str | None
     input_tokens: int
@@ -47,7 +48,7 @@ class ResultRow(NamedTuple):
     reasoning_tokens: int
     cache_write_tokens: int
     cache_write_1h_tokens: int
-    error: dict[str, Any] | None
+    error: str | None
     cost_pusd: int | None  # picodollars (llmbatch.pricing): the batch price
     sync_cost_pusd: int | None  # what the same tokens cost synchronously
 
@@ -70,7 +71,8 @@ def _stage_ddl(dialect: str) -> str:
             f"{suffix}")
 
 
-# What each item column takes from its staged row.
+# What each item column takes from its staged row; ``_SETTLING`` when no row of the chunk
+# goes back to pending (the usual chunk): the batch stays, so its index entry is left alone.
 _ASSIGNMENTS: Final = (
     ("status", "s.status"),
     ("batch_id", "CASE WHEN s.status = :pending THEN NULL ELSE items.batch_id END"),
@@ -80,6 +82,8 @@ _ASSIGNMENTS: Final = (
         "error", "cost_pusd", "sync_cost_pusd")),
     ("completed_at", "CASE WHEN s.status = :pending THEN NULL ELSE :now END"),
 )
+_SETTLING: Final = tuple((column, ":now" if column == "completed_at" else value)
+                         for column, value in _ASSIGNMENTS if column != "batch_id")
 _HISTORY_COLUMNS: Final = "job_id, seq, batch_id, attempt, outcome, error, at"
 _HISTORY_VALUES: Final = ("CAST(:history_batch AS VARCHAR(40)), {i}.attempts, s.outcome, "
                           "s.error, :now")
@@ -108,9 +112,12 @@ _POSTGRES_HISTORY: Final = _statement(f"""
     SELECT s.job_id, s.seq, {_HISTORY_VALUES.format(i="s")}
     FROM {_MATCHED} WHERE s.outcome <> :succeeded""")
 
-_POSTGRES_APPLY: Final = _statement(f"""
-    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in _ASSIGNMENTS)}
+
+def _postgres_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
+    return _statement(f"""
+    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in assignments)}
     FROM {_MATCHED} WHERE items.id = s.item_id""")
+
 
 # SQLite: CROSS JOIN fixes the join order; the update is a row-value SET with the staged keys
 # as an IN list.
@@ -121,18 +128,20 @@ _SQLITE_HISTORY: Final = _statement(f"""
     WHERE items.batch_id = :batch_id AND items.provider_key = s.provider_key
       AND items.status = :submitted AND s.outcome <> :succeeded""")
 
-_SQLITE_APPLY: Final = _statement(f"""
-    UPDATE items SET ({', '.join(column for column, _ in _ASSIGNMENTS)}) = (
-      SELECT {', '.join(value for _, value in _ASSIGNMENTS)}
+
+def _sqlite_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
+    return _statement(f"""
+    UPDATE items SET ({', '.join(column for column, _ in assignments)}) = (
+      SELECT {', '.join(value for _, value in assignments)}
       FROM {STAGE} AS s WHERE s.provider_key = items.provider_key)
     WHERE items.batch_id = :batch_id AND items.status = :submitted
       AND items.provider_key IN (SELECT provider_key FROM {STAGE})""")
 
 
-def _as_tuple(row: ResultRow) -> tuple[Any, ...]:
-    return (*row[:3], None if row.response is None else json_text.dumps(row.response),
-            *row[4:12], None if row.error is None else json_text.dumps(row.error),
-            row.cost_pusd, row.sync_cost_pusd)
+# (dialect is PostgreSQL, some row goes back to pending) -> the statement.
+_APPLY: Final = {(postgres, pending): (_postgres_apply if postgres else _sqlite_apply)(
+    _ASSIGNMENTS if pending else _SETTLING) for postgres in (True, False)
+    for pending in (True, False)}
 
 
 def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
@@ -143,25 +152,30 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         return 0
     dialect = conn.dialect.name
     conn.exec_driver_sql(_stage_ddl(dialect))
-    tuples = [_as_tuple(row) for row in rows]
     if dialect == "postgresql":
+        # No WAL flush at each chunk's commit: the batch's last transaction (``fetched``)
+        # commits synchronously, which flushes every chunk before it; a crash that loses a
+        # chunk leaves its items submitted and the batch ended, so the fetch runs again and
+        # writes them (see the module docstring). One flush per batch, as the floor's COPY.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
                 f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in tuples:
+            for row in rows:
                 copy.write_row(row)
     else:
         conn.exec_driver_sql(f"DELETE FROM {STAGE}")
         conn.exec_driver_sql(
             f"INSERT INTO {STAGE} ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in _COLUMNS)})", tuples)
+            f"VALUES ({', '.join('?' for _ in _COLUMNS)})", rows)
     where = {"batch_id": batch_id, "submitted": str(ItemStatus.SUBMITTED), "now": now}
     postgres = dialect == "postgresql"
     if any(row.outcome != ItemStatus.SUCCEEDED for row in rows):
         conn.execute(_POSTGRES_HISTORY if postgres else _SQLITE_HISTORY,
                      {**where, "history_batch": batch_id,
                       "succeeded": str(ItemStatus.SUCCEEDED)})
-    applied = conn.execute(_POSTGRES_APPLY if postgres else _SQLITE_APPLY,
-                           {**where, "pending": str(ItemStatus.PENDING)}).rowcount
+    pending = str(ItemStatus.PENDING)
+    statement = _APPLY[postgres, any(row.status == pending for row in rows)]
+    applied = conn.execute(statement, {**where, "pending": pending}).rowcount
     if not postgres:
         conn.exec_driver_sql(f"DELETE FROM {STAGE}")
     return int(applied)

@@ -51,7 +51,7 @@ class RequestLine:
     native: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one item, provider-neutral, by kind (each adapter maps its vendor's
     usage object to this; docs/cost.md has the table).
@@ -81,7 +81,7 @@ class Usage:
                                               strict=True)))
 
 
-def astuple_usage(usage: Usage) -> tuple[int, ...]:
+def astuple_usage(usage: Usage) -> tuple[int, int, int, int, int, int]:
     """The counts in field order (cheaper than ``dataclasses.astuple``)."""
     return (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
             usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
@@ -92,7 +92,7 @@ USAGE_KINDS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens"
                                 "cache_write_1h_tokens")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemError:
     """Why an item did not succeed. ``retryable`` means another batch could succeed."""
 
@@ -106,7 +106,7 @@ class ItemError:
                 "retryable": self.retryable}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemResult:
     """One result line, keyed by the id we sent to the provider. ``line``: where it came
     from (1-based, within its result file, or its entry in an inline response), for errors
@@ -124,12 +124,18 @@ class ItemResult:
     # surrogate escape, no NaN, no huge integer, shallow: ``storable.is_plain_json_text``), so
     # making it storable skips walking the response.
     plain: bool = False
+    # ``response`` as JSON text, ready to be stored; when set it stands for ``response``,
+    # which may then be None (the fetch turns each response into text as soon as it is read:
+    # a chunk of parsed responses kept alive until written costs more in garbage collection
+    # than parsing them did).
+    response_json: str | None = None
 
     def at_line(self, line: int, *, plain: bool = False) -> ItemResult:
         """This result, read from ``line`` (a plain copy: ``dataclasses.replace`` costs more
         than parsing the line, and every result takes this)."""
         return ItemResult(self.provider_key, self.status, self.response, self.output_text,
-                          self.finish_reason, self.usage, self.error, line, plain)
+                          self.finish_reason, self.usage, self.error, line, plain,
+                          self.response_json)
 
 
 class BatchPhase(StrEnum):

@@ -45,6 +45,7 @@ __all__ = [
     "escape_text",
     "has_long_digit_run",
     "is_plain_json_text",
+    "is_plain_strict_json",
     "storable_result",
     "unstorable_result",
 ]
@@ -66,7 +67,7 @@ _DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS: Final = b"0" * 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorableResult:
     """A result made storable. ``escaped``: some text was changed; ``problem``: why part of
     the result (or, for a success, the whole of it) could not be stored as it came."""
@@ -257,6 +258,17 @@ def is_plain_json_text(raw: bytes) -> bool:
     return not has_long_digit_run(raw)
 
 
+def is_plain_strict_json(raw: bytes) -> bool:
+    """``is_plain_json_text`` for text a strict parser (``orjson``) has just read without
+    complaint and with no twenty-digit run (``has_long_digit_run``, checked before parsing):
+    such text holds no NaN, Infinity, raw control character or lone surrogate (the parser
+    refuses them), so only NUL escapes and the depth are left to look for. A valid surrogate
+    pair is one character, storable like any other."""
+    if b"\\u0000" in raw:
+        return False
+    return len(raw) < MAX_JSON_DEPTH or raw.count(b"{") + raw.count(b"[") < MAX_JSON_DEPTH
+
+
 def storable_result(result: ItemResult) -> StorableResult:
     """``result`` as every supported database can store it (see the module docstring)."""
     if result.plain and _usage_problem(result.usage) is None:
@@ -282,7 +294,7 @@ def storable_result(result: ItemResult) -> StorableResult:
     if problem is None and not escaped:
         return StorableResult(result)
     clean = replace(result, provider_key=key, output_text=text, finish_reason=finish,
-                    error=error, response=response, usage=usage)
+                    error=error, response=response, usage=usage, response_json=None)
     if problem is not None and result.status is ItemStatus.SUCCEEDED:
         clean = unstorable_result(clean, problem, usage=usage)
     return StorableResult(clean, escaped=escaped, problem=problem)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
+import orjson
 import structlog
 
-from llmbatch import json_text
 from llmbatch.domain.models import ItemResult
-from llmbatch.domain.storable import is_plain_json_text
+from llmbatch.domain.storable import has_long_digit_run, is_plain_json_text, is_plain_strict_json
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
@@ -94,7 +93,9 @@ def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemRe
     any item a provider did not return (retryable), whereas raising would make one garbled
     line block every other result of the batch on every fetch attempt. ``where`` (batch,
     file) goes into the log line. Each result carries its line number, which an operator
-    needs when one of them cannot be stored.
+    needs when one of them cannot be stored. A parser that read the line with
+    ``read_result_line`` passes on its ``plain`` verdict (``ItemResult.plain``); other lines
+    are judged here (``is_plain_json_text``).
     """
     for line_no, raw in enumerate(split_lines(chunks), start=1):
         if not raw.strip():
@@ -104,26 +105,45 @@ def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemRe
             log.error("llmbatch.provider.result_line_unreadable", provider=provider,
                       line=line_no, length=len(raw), **where)
             continue
-        yield result.at_line(line_no, plain=is_plain_json_text(raw))
+        yield result.at_line(line_no, plain=result.plain or is_plain_json_text(raw))
 
 
+_UNREAD: Final = object()
 _CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
-@dataclass(frozen=True)
-class ResultLine:
+class ResultLine(NamedTuple):
     """One result line keyed by ``custom_id``. ``obj`` is None when the line is not valid JSON
-    and only the id could be read from it (its item then fails as retryable)."""
+    and only the id could be read from it (its item then fails as retryable). ``plain``: the
+    line holds nothing a database must have escaped or refused (``domain.storable``), so its
+    result need not be walked before it is stored. (A tuple, not a dataclass: one per result
+    line, on the hot path of every fetch.)"""
 
     custom_id: str
     obj: Mapping[str, Any] | None
+    plain: bool = False
 
 
 def read_result_line(raw: bytes) -> ResultLine | None:
     """Parse a ``{"custom_id": ..., ...}`` result line; salvage the id from a garbled one.
-    ``None`` when not even the custom_id is readable."""
+    ``None`` when not even the custom_id is readable.
+
+    The usual line is parsed once by ``orjson``, whose strictness (no NaN, no lone
+    surrogate, no raw control character) leaves only a few byte scans to tell that it is
+    plain (``storable.is_plain_strict_json``); anything else goes through ``json_text``.
+    """
+    obj: Any = _UNREAD
+    plain = False
+    if not has_long_digit_run(raw):  # orjson would read such an integer as a float
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            plain = is_plain_strict_json(raw)
     try:
-        obj = json_text.loads(raw)
+        if obj is _UNREAD:  # what json_text.loads would do after orjson gave up
+            obj = json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         match = _CUSTOM_ID_RE.search(raw)
         if match is None:
@@ -136,4 +156,4 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
     if not isinstance(custom_id, str) or not custom_id:
         return None
-    return ResultLine(custom_id, obj)
+    return ResultLine(custom_id, obj, plain)

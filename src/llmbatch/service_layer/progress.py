@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
 
+from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.result_stage import ResultRow
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
-from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind, ItemResult
+from llmbatch.domain.models import (
+    BatchFailure,
+    BatchPhase,
+    BatchProgress,
+    FailureKind,
+    ItemResult,
+    astuple_usage,
+)
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
 from llmbatch.domain.retry import (
@@ -165,10 +172,10 @@ def _record_progress(rt: Runtime, batch: ProviderBatch,
     return BatchStatus.ENDED
 
 
-def _stored_error(result: ItemResult, redactor: Redactor) -> dict[str, Any] | None:
-    """A failed item's error as ``items.error`` and ``item_attempts.error`` keep it: the
-    provider wrote its text and may quote the prompt (an email address, a key), so type,
-    code and message go through the redaction step. The response stays as it came."""
+def _stored_error(result: ItemResult, redactor: Redactor) -> str | None:
+    """A failed item's error as ``items.error`` and ``item_attempts.error`` keep it (JSON
+    text): the provider wrote its text and may quote the prompt (an email address, a key),
+    so type, code and message go through the redaction step. The response stays as it came."""
     error = result.error
     if error is None:
         return None
@@ -176,21 +183,38 @@ def _stored_error(result: ItemResult, redactor: Redactor) -> dict[str, Any] | No
     for field in ("type", "code", "message"):
         if stored[field]:
             stored[field] = redactor.text(stored[field])
-    return stored
+    return json_text.dumps(stored)
+
+
+def _as_text(stored: StorableResult) -> StorableResult:
+    """``stored`` with its response as JSON text and the parsed response let go, until its
+    chunk is written: a thousand parsed responses kept alive make the garbage collector
+    walk them again and again, which cost several times the parse itself."""
+    result = stored.result
+    if result.response is None:
+        return stored
+    text = (result.response_json if result.response_json is not None
+            else json_text.dumps(result.response))
+    return StorableResult(
+        ItemResult(result.provider_key, result.status, None, result.output_text,
+                   result.finish_reason, result.usage, result.error, result.line,
+                   result.plain, text),
+        stored.escaped, stored.problem)
 
 
 def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | None,
                 redactor: Redactor) -> ResultRow:
-    usage = result.usage
+    """The row ``result`` writes, built once as the database takes it (JSON as text)."""
+    usage, response = result.usage, result.response_json
+    if response is None and result.response is not None:
+        response = json_text.dumps(result.response)
     cost = item_cost(usage, prices)
+    counts = (0, 0, 0, 0, 0, 0) if usage is None else astuple_usage(usage)
     return ResultRow(
-        result.provider_key, str(result.status), str(status), result.response,
-        result.output_text, result.finish_reason,
-        usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
-        usage.cached_tokens if usage else 0, usage.reasoning_tokens if usage else 0,
-        usage.cache_write_tokens if usage else 0, usage.cache_write_1h_tokens if usage else 0,
+        result.provider_key, result.status.value, status.value, response,
+        result.output_text, result.finish_reason, *counts,
         _stored_error(result, redactor),
-        cost.batch_pusd if cost else None, cost.sync_pusd if cost else None)
+        None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd)
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -261,7 +285,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
                 for result in adapter.iter_results(provider_batch_id, progress):
-                    chunk.append(storable_result(result))
+                    chunk.append(_as_text(storable_result(result)))
                     if len(chunk) >= rt.config.worker.fetch_chunk_size:
                         flush()
             if chunk:

@@ -194,17 +194,18 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     if 200 <= status_code < 300:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
-        return _success(custom_id, body)
+        return _success(custom_id, body, plain=line.plain)
     http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
                     error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
-def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
+def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> ItemResult:
     """A 2xx body of any batch endpoint as the neutral result: a chat completion's first
     choice, a legacy completion's first ``text``, a Response's ``output_text`` parts (see
     ``_response_text``); embeddings and moderations have no text (the vectors and the
-    verdicts stay in ``response``)."""
+    verdicts stay in ``response``). ``plain``: the line's verdict (``ResultLine.plain``),
+    passed on so the stream need not scan the line again."""
     if body.get("object") == "response":
         return _response_success(custom_id, body)
     output_text = finish_reason = None
@@ -216,9 +217,8 @@ def _success(custom_id: str, body: dict[str, Any]) -> ItemResult:
         output_text = content if isinstance(content, str) else None
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
-    return ItemResult(provider_key=custom_id, status=ItemStatus.SUCCEEDED, response=body,
-                      output_text=output_text, finish_reason=finish_reason,
-                      usage=usage_from_body(body))
+    return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
+                      usage_from_body(body), None, None, plain)
 
 
 def _response_success(custom_id: str, body: dict[str, Any]) -> ItemResult:
