@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from llmbatch.cli.retention_options import naming_options, retention_overrides
 from llmbatch.client import Client
 from llmbatch.client.backends import EmbeddedBackend, RemoteBackend
 from llmbatch.config import ModelConfig, ProviderConfig
@@ -186,3 +187,21 @@ def test_what_a_submit_did_unasked_comes_back_as_warnings(
             again = client.submit(write(tmp_path / "plain.jsonl", [chat_line("a")]),
                                   provider="fake", model=MODEL)
             assert again.warnings == []
+
+
+def test_a_refused_retention_option_is_named_as_the_user_typed_it_remotely_too(
+        world: ApiWorld, tmp_path: Path) -> None:
+    """The API names ``retention.<key>``; ``llmbatch submit --api-url`` names its option."""
+    path = write(tmp_path / "in.jsonl", [chat_line("a")])
+    retention = retention_overrides(None, None, 3600)
+    with (remote(world, "alice") as client, pytest.raises(InputError) as refused,
+          naming_options(retention)):
+        client.submit(path, provider="fake", model=MODEL, retention=retention)
+    assert isinstance(refused.value.__cause__, InputError)
+    assert refused.value.__cause__.field == "retention.output_expires_after_s"
+    assert str(refused.value).startswith("option '--output-expires-after': ")
+    assert "retention." not in str(refused.value) and refused.value.field is None
+    with pytest.raises(InputError) as untouched, naming_options(retention):
+        raise InputError("bad", field="retention.input_expires_after_s")  # not an option used
+    assert untouched.value.field == "retention.input_expires_after_s"
+    assert jobs_stored(world) == 0

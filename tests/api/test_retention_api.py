@@ -42,6 +42,10 @@ def test_inline_and_uploaded_jobs_carry_their_retention(api_world: ApiWorld) -> 
         assert api_world.driver.run(answer.json()["id"]).status is JobStatus.SUCCEEDED
     assert "batch.provider_data_kept" in _event_types(api_world, kept.json()["id"])
     assert "batch.provider_data_deleted" in _event_types(api_world, uploaded.json()["id"])
+    for answer, state in ((kept, "kept"), (uploaded, "deleted")):
+        (batch,) = client.get(f"/v1/jobs/{answer.json()['id']}").json()["batches"]
+        assert (batch["cleanup_state"], batch["cleanup_attempts"]) == (
+            state, 0 if state == "kept" else 1)
 
 
 def test_retention_the_provider_cannot_honour_is_a_422_naming_the_field(

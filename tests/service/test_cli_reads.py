@@ -73,7 +73,8 @@ def test_status_json_shows_the_counts_usage_and_provider_batches(
                                 "provider_status": "completed", "items": 3,
                                 "request_counts": {"total": 3, "completed": 3, "failed": 0},
                                 "attempt": 1, "polls": batch.poll_count, "error": None,
-                                "error_code": None}]
+                                "error_code": None, "cleanup_state": "deleted",
+                                "cleanup_attempts": 1}]
     assert (data["parent_job_id"], data["children"], data["waiting"]) == (None, [], [])
 
 
@@ -90,7 +91,8 @@ def test_status_prints_the_job_its_counts_and_its_batches(
     usage = next(i for i, line in enumerate(lines) if line.startswith("input tokens"))
     assert lines[usage + 2].split() == ["20", "0", "0", "10", "0"]
     assert lines[usage + 3].startswith("  cost: unknown: no price known for fake/")
-    assert any(line.split()[:4] == [batch.id, "fetched", "3", "3/3"] for line in lines)
+    assert any(line.split()[:5] == [batch.id, "fetched", "3", "3/3", "deleted"]
+               for line in lines)
     assert max(len(line) for line in lines) <= 80
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from llmbatch.cli.reading import _provider_data
 from llmbatch.config import ModelConfig, ProviderConfig, RetentionConfig
 from llmbatch.db import tables
 from llmbatch.domain.models import BatchProgress
@@ -18,6 +19,7 @@ from llmbatch.domain.retention import Deletion, DeletionOutcome
 from llmbatch.domain.states import JobStatus
 from llmbatch.errors import InputError
 from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.read_models import job_detail
 
 from .harness import MODEL, Driver
 
@@ -57,6 +59,13 @@ def _states(driver: Driver, job_id: str) -> list[tuple[str | None, int]]:
             .order_by(b.created_at, b.id))]
 
 
+def _shown(driver: Driver, job_id: str) -> list[tuple[str | None, int, str]]:
+    """Each batch's deletion state as the job's detail (``status``, ``GET /v1/jobs/{id}``)
+    has it, and the word ``llmbatch status`` prints for it."""
+    return [(b.cleanup_state and str(b.cleanup_state), b.cleanup_attempts, _provider_data(b))
+            for b in job_detail(driver.rt, job_id).batches]
+
+
 def _data(driver: Driver, job_id: str, event: str) -> list[dict[str, Any]]:
     return [e.data for e in driver.event_rows(job_id) if e.type == event]
 
@@ -91,6 +100,7 @@ def test_a_job_that_keeps_its_data_is_not_deleted_and_says_so(
     driver.tick(7200)
     assert deleter.calls == []
     assert _states(driver, job_id) == [("kept", 0)]
+    assert _shown(driver, job_id) == [("kept", 0, "kept")]
     assert _data(driver, job_id, "batch.provider_data_kept") == [{"expires_after_s": {}}]
 
 
@@ -119,12 +129,14 @@ def test_a_failing_deletion_is_retried_a_bounded_number_of_times_and_never_fails
 
     assert driver.run(job_id).status is JobStatus.SUCCEEDED
     assert len(deleter.calls) == 1 and _states(driver, job_id) == [("pending", 1)]
+    assert _shown(driver, job_id) == [("pending", 1, "pending, 1 failed")]
     driver.tick(30)  # the backoff (60 s) has not passed: not yet
     assert len(deleter.calls) == 1
     for _ in range(10):  # far more ticks than attempts, hours apart
         driver.tick(3600)
     assert len(deleter.calls) == 3
     assert _states(driver, job_id) == [("failed", 3)]
+    assert _shown(driver, job_id) == [("failed", 3, "failed, 3 attempts")]
     failed = _data(driver, job_id, "batch.provider_data_delete_failed")
     assert [(f["attempt"], f["will_retry"]) for f in failed] == [(1, True), (2, True),
                                                                   (3, False)]

@@ -78,7 +78,10 @@ MISTAKES: list[tuple[list[str], int, str]] = [
      "Invalid value for '--endpoint'"),
     (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL,
       "--output-expires-after", "60"], BAD,
-     "field 'retention.output_expires_after_s': 60 is outside OpenAI's range, 3600 to 2592000"),
+     "error: option '--output-expires-after': 60 is outside OpenAI's range, 3600 to 2592000"),
+    (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL,
+      "--input-expires-after", "3600"], BAD,
+     "error: option '--input-expires-after': 3600 is outside OpenAI's range, 86400 to 2592000"),
     (["submit", "in.jsonl", "--provider", "openai", "--model", MODEL,
       "--input-expires-after", "0"], BAD, "Invalid value for '--input-expires-after'"),
     # status, events, cancel, wait

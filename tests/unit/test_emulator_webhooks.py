@@ -112,6 +112,8 @@ def test_a_refused_delivery_is_tried_again_and_gemini_events_are_signed(world: W
     _, body, headers = world.sent[-1]
     event: dict[str, Any] = Webhook(SECRET).verify(body, headers)
     assert event["type"] == "batch.succeeded" and event["data"] == {"name": name}
+    # The retry is the same delivery to the receiver: the same webhook-id.
+    assert [h["webhook-id"] for _, _, h in world.sent] == [headers["webhook-id"]] * 2
 
 
 def test_no_target_no_delivery_and_a_half_target_is_refused(world: World) -> None:

@@ -29,7 +29,8 @@ POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "submit_journal",
           "provider_slots", "provider_rate_buckets", "api_keys", "webhook_outbox",
-          "webhook_deliveries", "budget_ledgers", "budget_reservations"}
+          "webhook_deliveries", "budget_ledgers", "budget_reservations",
+          "provider_webhook_receipts"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -88,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0009_retention"
+    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
     assert differences(fresh_engine) == []
 
 
@@ -96,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0009_retention"
+    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
     assert differences(fresh_engine) == []
 
 
@@ -111,6 +112,19 @@ def test_the_schema_enforces_its_unique_constraints(fresh_engine: Engine) -> Non
     assert [c["column_names"] for c in jobs_unique] == [["tenant", "idempotency_key"]]
 
 
+def test_a_webhooks_batch_is_found_through_the_provider_batch_id_index(
+        sqlite_engine: Engine) -> None:
+    from llmbatch.db.early_polls import polled_batches_named
+
+    upgrade(sqlite_engine)
+    query = polled_batches_named("openai", "batch_1")
+    with sqlite_engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {sql}"))
+    assert "USING INDEX ix_provider_batches_provider_batch_id" in plan, plan
+
+
 def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: Engine) -> None:
     upgrade(sqlite_engine)
     with sqlite_engine.connect() as conn:
@@ -119,13 +133,16 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0009_retention", "0008_token_kinds",
-                                               "0007_webhooks", "0006_tenants",
-                                               "0005", "0004", "0003", "0002", "0001"]
+    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
+                                               "0010_provider_batch_index", "0009_retention",
+                                               "0008_token_kinds", "0007_webhooks",
+                                               "0006_tenants", "0005", "0004", "0003", "0002",
+                                               "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0009_retention", "0008_token_kinds",
-                                               "0007_webhooks", "0006_tenants",
-                                               "0005", "0004", "0003"]
+    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
+                                               "0010_provider_batch_index", "0009_retention",
+                                               "0008_token_kinds", "0007_webhooks",
+                                               "0006_tenants", "0005", "0004", "0003"]
     upgrade(fresh_engine)
     assert pending_revisions(fresh_engine) == []
 

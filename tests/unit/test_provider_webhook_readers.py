@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from llmbatch.providers.gemini import webhooks as gemini
-from llmbatch.providers.webhooks import WebhookNotice, WebhookRejected
+from llmbatch.providers.webhooks import WebhookNotice, WebhookRejected, standard_webhook_id
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 OTHER = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -61,7 +61,8 @@ def test_forged_stale_and_unsigned_deliveries_are_rejected(read: Any, case: str,
 def test_gemini_events_name_the_batch_however_the_body_puts_it(event: dict[str, Any],
                                                                name: str) -> None:
     notice = gemini.read_webhook(SECRET, *signed(event))
-    assert notice == WebhookNotice(provider_batch_id=name, event=event["type"])
+    assert notice == WebhookNotice(provider_batch_id=name, event=event["type"],
+                                   delivery_id="wh_1")
 
 
 def test_gemini_events_about_no_batch_are_ignored_or_refused() -> None:
@@ -78,6 +79,12 @@ def test_openai_batch_events_name_the_batch() -> None:
     event = {"object": "event", "id": "evt_1", "type": "batch.cancelled", "created_at": 1,
              "data": {"id": "batch_9"}}
     assert openai_hooks.read_webhook(SECRET, *signed(event)) == WebhookNotice(
-        provider_batch_id="batch_9", event="batch.cancelled")
+        provider_batch_id="batch_9", event="batch.cancelled", delivery_id="wh_1")
     assert openai_hooks.read_webhook(SECRET, *signed({**event, "type": "response.completed"})
                                      ) is None
+
+
+def test_the_delivery_id_is_the_standard_webhook_id_header_in_any_case() -> None:
+    assert standard_webhook_id({"Webhook-Id": "msg_2"}) == "msg_2"
+    assert standard_webhook_id({"webhook-id": " "}) is None
+    assert standard_webhook_id({}) is None

@@ -273,3 +273,23 @@ def test_a_responses_usage_prices_as_the_same_chat_usage() -> None:
     assert prices is not None
     cost = price_usage(responses.usage, prices)
     assert 0 < cost.batch_usd < cost.sync_usd  # the batch rates of every token class
+
+
+@pytest.mark.parametrize(("provider", "says"), [
+    (AnthropicProvider, "thinking.budget_tokens"),
+    (GeminiProvider, "thinkingConfig"),
+])
+@pytest.mark.parametrize("endpoint", [Endpoint.RESPONSES, Endpoint.CHAT])
+def test_reasoning_effort_is_refused_with_why_and_what_to_send_instead(
+        provider: Any, says: str, endpoint: Endpoint) -> None:
+    """Not mapped: no faithful translation is documented (docs/providers/<name>.md)."""
+    body = ({**RESPONSES_BODY, "reasoning": {"effort": "high"}} if endpoint is Endpoint.RESPONSES
+            else {"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"})
+    with pytest.raises(InputError) as info:
+        provider(ProviderConfig()).encode(RequestLine(index=0, custom_id="a", body=body),
+                                          endpoint=endpoint, model="some-model")
+    assert info.value.field == ("body.reasoning.effort" if endpoint is Endpoint.RESPONSES
+                                else "body.reasoning_effort")
+    message = str(info.value)
+    assert "reasoning effort has no faithful" in message and says in message
+    assert "native" in message

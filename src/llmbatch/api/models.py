@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmbatch.domain.models import Endpoint
+from llmbatch.domain.retention import CleanupState
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 from llmbatch.service_layer.read_models import (
     BatchSummary,
@@ -105,6 +106,12 @@ class BatchOut(_Out):
     submitted_at: datetime | None
     ended_at: datetime | None
     next_poll_at: datetime | None
+    cleanup_state: CleanupState | None = Field(None, description=(
+        "The batch's data at the provider once its results are stored: pending (to be "
+        "deleted, or a failed deletion to be tried again), deleted, kept (the job keeps it; "
+        "the provider's expiry applies), failed (gave up after retention.delete_attempts); "
+        "null before the results are stored. Each attempt is on the job's events"))
+    cleanup_attempts: int = Field(0, description="Deletion attempts made so far")
 
     @classmethod
     def from_summary(cls, b: BatchSummary) -> BatchOut:
@@ -113,7 +120,8 @@ class BatchOut(_Out):
                    request_counts=dict(b.request_counts), poll_count=b.poll_count,
                    error=b.error, error_code=b.error_code, created_at=b.created_at,
                    submitted_at=b.submitted_at, ended_at=b.ended_at,
-                   next_poll_at=b.next_poll_at)
+                   next_poll_at=b.next_poll_at, cleanup_state=b.cleanup_state,
+                   cleanup_attempts=b.cleanup_attempts)
 
 
 class JobDetailOut(JobOut):

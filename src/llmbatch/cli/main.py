@@ -30,6 +30,7 @@ from llmbatch.cli.retention_options import (
     InputExpiryOpt,
     KeepProviderDataOpt,
     OutputExpiryOpt,
+    naming_options,
     retention_overrides,
 )
 from llmbatch.cli.source import (
@@ -135,19 +136,20 @@ def submit(
             sys.exit(cli_validate.print_verdict(source.validate(
                 file, provider=provider, model=model, endpoint=endpoint,
                 strict_model=strict_model, betas=beta), provider=provider))
-        job_id, created = source.create_job(
-            file, provider=provider, model=model, endpoint=endpoint, name=name,
-            idempotency_key=idempotency_key, retention=retention, betas=beta,
-            options=SubmitOptions(strict_model=strict_model, max_cost=max_cost,
-                                  webhook_url=webhook_url))
+        with naming_options(retention):
+            job_id, created = source.create_job(
+                file, provider=provider, model=model, endpoint=endpoint, name=name,
+                idempotency_key=idempotency_key, retention=retention, betas=beta,
+                options=SubmitOptions(strict_model=strict_model, max_cost=max_cost,
+                                      webhook_url=webhook_url))
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
-        rt, job_id = _submit_local(file, provider=provider, model=model, name=name,
-                                   endpoint=endpoint, idempotency_key=idempotency_key,
-                                   max_cost=max_cost, webhook_url=webhook_url,
-                                   strict_model=strict_model, dry_run=dry_run, config=config,
-                                   retention=retention,
-                                   job_options=job_options_of(beta))
+        with naming_options(retention):
+            rt, job_id = _submit_local(
+                file, provider=provider, model=model, name=name, endpoint=endpoint,
+                idempotency_key=idempotency_key, max_cost=max_cost, webhook_url=webhook_url,
+                strict_model=strict_model, dry_run=dry_run, config=config,
+                retention=retention, job_options=job_options_of(beta))
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None

@@ -17,9 +17,15 @@ from rich.table import Table
 
 from llmbatch.cli.costs import cost_fields, cost_line
 from llmbatch.cli.source import job_source
+from llmbatch.domain.retention import CleanupState
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.service_layer.read_models.stalls import Stall
-from llmbatch.service_layer.read_models.values import EventRecord, JobDetail, JobSummary
+from llmbatch.service_layer.read_models.values import (
+    BatchSummary,
+    EventRecord,
+    JobDetail,
+    JobSummary,
+)
 
 __all__ = ["events", "jobs", "status"]
 
@@ -65,8 +71,24 @@ def _status_data(job: JobDetail, children: list[JobSummary],
                      b.provider_batch_id, "provider_status": b.provider_status,
                      "items": b.item_count, "request_counts": dict(b.request_counts),
                      "attempt": b.attempt, "polls": b.poll_count, "error": b.error,
-                     "error_code": b.error_code} for b in job.batches],
+                     "error_code": b.error_code,
+                     "cleanup_state": b.cleanup_state and str(b.cleanup_state),
+                     "cleanup_attempts": b.cleanup_attempts} for b in job.batches],
     }
+
+
+def _provider_data(b: BatchSummary) -> str:
+    """The batch's data at the provider, in a word: ``deleted``, ``kept``, ``pending`` (with
+    the failed attempts so far: ``pending, 1 failed``), ``failed, 3 attempts`` (gave up),
+    ``-`` before its results are stored."""
+    state = b.cleanup_state
+    if state is None:
+        return "-"
+    if state is CleanupState.PENDING and b.cleanup_attempts:
+        return f"pending, {b.cleanup_attempts} failed"
+    if state is CleanupState.FAILED:
+        return f"failed, {b.cleanup_attempts} attempts"
+    return str(state)
 
 
 def status(job_id: Annotated[str, typer.Argument(help="The job")], config: ConfigOpt = None,
@@ -104,7 +126,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
         out.print(f"  [yellow]waiting:[/yellow] {escape(str(reason))}", soft_wrap=True)
     if not job.batches:
         return
-    columns = ["batch", "status", "items", "at provider"]
+    columns = ["batch", "status", "items", "at provider", "provider data"]
     if wide:
         columns += ["provider id", "provider status", "polls", "error"]
     table = _table(*columns)
@@ -112,7 +134,7 @@ def status(job_id: Annotated[str, typer.Argument(help="The job")], config: Confi
         counts = b.request_counts
         at_provider = (f"{counts.get('completed', 0) + counts.get('failed', 0)}/"
                        f"{counts.get('total', b.item_count)}" if counts else "-")
-        row = [b.id, str(b.status), str(b.item_count), at_provider]
+        row = [b.id, str(b.status), str(b.item_count), at_provider, _provider_data(b)]
         if wide:
             row += [b.provider_batch_id or "-", b.provider_status or "-", str(b.poll_count),
                     escape(b.error or "")]

@@ -3,11 +3,21 @@ provider; docs/privacy.md), and the overrides they make for ``create_job``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 
-__all__ = ["InputExpiryOpt", "KeepProviderDataOpt", "OutputExpiryOpt", "retention_overrides"]
+from llmbatch.errors import InputError, InputProblems
+
+__all__ = ["InputExpiryOpt", "KeepProviderDataOpt", "OutputExpiryOpt", "naming_options",
+           "retention_overrides"]
+
+# The option that sets each key of a job's retention (the API's ``retention.<key>`` field).
+OPTION_OF_KEY = {"delete_when_stored": "--keep-provider-data/--delete-provider-data",
+                 "input_expires_after_s": "--input-expires-after",
+                 "output_expires_after_s": "--output-expires-after"}
 
 KeepProviderDataOpt = Annotated[bool | None, typer.Option(
     "--keep-provider-data/--delete-provider-data",
@@ -34,3 +44,31 @@ def retention_overrides(keep: bool | None, input_s: int | None,
     if output_s is not None:
         overrides["output_expires_after_s"] = output_s
     return overrides or None
+
+
+@contextmanager
+def naming_options(overrides: Mapping[str, Any] | None) -> Iterator[None]:
+    """Refusals of the job's retention named by the option the user typed
+    (``option '--output-expires-after': ...``) rather than by the field the service and the API
+    name (``retention.output_expires_after_s``), local or remote alike. Only keys the options
+    set are renamed: any other problem is raised as it came."""
+    try:
+        yield
+    except InputError as exc:
+        renamed = _renamed(exc, overrides or {})
+        if renamed is exc:
+            raise
+        raise renamed from exc
+
+
+def _renamed(exc: InputError, overrides: Mapping[str, Any]) -> InputError:
+    if isinstance(exc, InputProblems):
+        problems = [_renamed(p, overrides) for p in exc.problems]
+        if all(new is old for new, old in zip(problems, exc.problems, strict=True)):
+            return exc
+        return InputProblems(problems, total=exc.total, file=exc.source)
+    key = (exc.field or "").removeprefix("retention.")
+    if exc.field == key or key not in overrides or key not in OPTION_OF_KEY:
+        return exc
+    return InputError(f"option '{OPTION_OF_KEY[key]}': {exc.message}", file=exc.file,
+                      line=exc.line)

@@ -35,7 +35,8 @@ _BATCH_COLUMNS = (provider_batches.c.id, provider_batches.c.status, provider_bat
                   provider_batches.c.error_code, provider_batches.c.created_at,
                   provider_batches.c.submitted_at, provider_batches.c.ended_at,
                   provider_batches.c.next_poll_at, provider_batches.c.lease_until,
-                  provider_batches.c.lease_owner, provider_batches.c.call_failures)
+                  provider_batches.c.lease_owner, provider_batches.c.call_failures,
+                  provider_batches.c.cleanup_state, provider_batches.c.cleanup_attempts)
 
 _TOKEN_COLUMNS = (items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
                   items.c.reasoning_tokens, items.c.cache_write_tokens,

@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts", "items",
            "jobs", "metadata", "provider_batches", "provider_rate_buckets", "provider_slots",
+           "provider_webhook_receipts",
            "submit_journal", "webhook_deliveries", "webhook_outbox"]
 
 
@@ -132,6 +133,8 @@ provider_batches = Table(
     Column("cleanup_attempts", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_provider_batches_job_id", "job_id"),
     Index("ix_provider_batches_status_next_poll_at", "status", "next_poll_at"),
+    # A provider's webhook names the batch by its id (db.early_polls).
+    Index("ix_provider_batches_provider_batch_id", "provider_batch_id", "provider"),
 )
 
 items = Table(
@@ -309,4 +312,15 @@ budget_reservations = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime),
     Index("ix_budget_reservations_job_id", "job_id"),
+)
+
+# The ``webhook-id`` of each provider webhook delivery acted on: a repeat of it is acknowledged
+# without a second wake-up (service_layer.provider_webhooks); rows past the vendors' retry
+# window are deleted as new ones arrive.
+provider_webhook_receipts = Table(
+    "provider_webhook_receipts", metadata,
+    Column("provider", String(50), primary_key=True),
+    Column("delivery_id", String(200), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_provider_webhook_receipts_received_at", "received_at"),
 )

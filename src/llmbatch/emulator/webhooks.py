@@ -6,7 +6,8 @@ over ``"{id}.{timestamp}.{raw body}"`` with the base64 key after ``whsec_`` (D.1
 provider module registers a *source*: given the emulator's clock, the batches that have ended
 and the event each one announces. ``flush`` sends every event not yet acknowledged (2xx) to
 the provider's configured target; one that fails is tried again at the next flush (the real
-services retry for 24-72 h). The app flushes every ``webhooks.interval_s`` while a target is
+services retry for 24-72 h) under the same ``webhook-id``, as Standard Webhooks senders do, so
+that a receiver can tell a repeat. The app flushes every ``webhooks.interval_s`` while a target is
 set, and ``POST /_emulator/webhooks/flush`` flushes at once (tests).
 
 Gemini's per-job ``webhookConfig.uris`` deliveries are JWT-signed (RS256, Google's key set),
@@ -55,6 +56,7 @@ class WebhookSender:
                                                           "gemini": settings.gemini}
         self._sources: dict[str, Source] = {}
         self._acked: set[tuple[str, str]] = set()
+        self._ids: dict[tuple[str, str], str] = {}  # one webhook-id per event, retries too
         self._now = now
         self._lock = threading.Lock()
         self.post: Poster = _http_post
@@ -75,6 +77,7 @@ class WebhookSender:
         """Drop what was acknowledged (the state reset forgot the batches too)."""
         with self._lock:
             self._acked.clear()
+            self._ids.clear()
 
     def flush(self) -> dict[str, int]:
         """Send every ended batch's event not yet acknowledged; ``{"sent", "failed"}``."""
@@ -87,16 +90,18 @@ class WebhookSender:
                 for key, event in list(source(self._now())):
                     if (provider, key) in self._acked:
                         continue
-                    if self._deliver(provider, target, event):
+                    msg_id = self._ids.setdefault((provider, key), f"wh_{uuid.uuid4().hex}")
+                    if self._deliver(provider, target, event, msg_id):
                         self._acked.add((provider, key))
+                        self._ids.pop((provider, key), None)
                         sent += 1
                     else:
                         failed += 1
         return {"sent": sent, "failed": failed}
 
-    def _deliver(self, provider: str, target: WebhookTarget, event: dict[str, Any]) -> bool:
+    def _deliver(self, provider: str, target: WebhookTarget, event: dict[str, Any],
+                 msg_id: str) -> bool:
         body = orjson.dumps(event)
-        msg_id = f"wh_{uuid.uuid4().hex}"
         at = datetime.now(UTC)
         signature = Webhook(target.secret.get_secret_value()).sign(msg_id, at, body.decode())
         headers = {"content-type": "application/json", "webhook-id": msg_id,

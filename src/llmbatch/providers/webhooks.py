@@ -21,16 +21,20 @@ import orjson
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 __all__ = ["WebhookNotice", "WebhookRejected", "WebhooksUnsupported", "parse_json_event",
-           "verify_standard_webhook"]
+           "standard_webhook_id", "verify_standard_webhook"]
 
 
 @dataclass(frozen=True)
 class WebhookNotice:
     """A verified delivery about one of the provider's batches: ``event`` is the vendor's
-    event type (``batch.completed``...), kept for the log only."""
+    event type (``batch.completed``...), kept for the log only; ``delivery_id`` names the
+    delivery the same way on each of the vendor's retries of it (Standard Webhooks'
+    ``webhook-id``), so that a repeat is acknowledged without a second wake-up (None: the
+    scheme has no such id, and every delivery is acted on)."""
 
     provider_batch_id: str
     event: str
+    delivery_id: str | None = None
 
 
 class WebhookRejected(Exception):
@@ -67,6 +71,16 @@ def verify_standard_webhook(secret: str, body: bytes, headers: Mapping[str, str]
         raise WebhookRejected("signature does not match") from exc
     except ValueError as exc:  # a header or body the library cannot even split or decode
         raise WebhookRejected("malformed signature headers or body") from exc
+
+
+def standard_webhook_id(headers: Mapping[str, str]) -> str | None:
+    """The ``webhook-id`` header (any case) of a Standard Webhooks delivery: unique per message
+    and the same when the sender retries it. Part of what the signature covers, so it is
+    trustworthy once the delivery is verified."""
+    for name, value in headers.items():
+        if name.lower() == "webhook-id":
+            return value.strip() or None
+    return None
 
 
 def parse_json_event(body: bytes) -> dict[str, Any]:

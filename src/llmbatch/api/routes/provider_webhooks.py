@@ -8,7 +8,8 @@ authentication, checked by the provider's adapter (``read_webhook``) with the ve
 A forged delivery is a 401, a stale or malformed one a 400 (both problem details; the vendor
 retries them, harmlessly); a provider without a configured secret is a 404. A valid one makes
 the batch it names due for a poll at once (``service_layer.provider_webhooks``): polling stays
-the source of truth, so a lost webhook only delays.
+the source of truth, so a lost webhook only delays. A repeat of a delivery already acted on
+(same ``webhook-id``) is a 200 ``duplicate`` that wakes nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ MAX_BODY_BYTES = 256 * 1024  # batch events are a few hundred bytes
 class WebhookAck(BaseModel):
     """What the provider gets back: accepted, and how many of our batches it woke."""
 
-    status: str = Field(description="'accepted', or 'ignored' for an event about no batch")
+    status: str = Field(description="'accepted'; 'ignored' for an event about no batch; "
+                                    "'duplicate' for a delivery already acted on (same "
+                                    "webhook-id): nothing done again")
     batches: int = Field(0, description="Our batches made due for a poll")
 
 
@@ -67,16 +70,14 @@ def _receive(rt: Runtime, provider: str, body: bytes, headers: dict[str, str]) -
         raise ApiProblem(404, f"webhooks from {provider!r} are not enabled (set "
                               f"providers.{provider}.webhook_secret_env)")
     try:
-        woken = read_and_wake(rt, provider, secret, body, headers)
+        received = read_and_wake(rt, provider, secret, body, headers)
     except (WebhooksUnsupported, InputError, ConfigError) as exc:
         raise ApiProblem(404, f"{provider!r} sends no webhooks llmbatch reads") from exc
     except WebhookRejected as exc:
         log.warning("llmbatch.provider_webhook.refused", provider=provider, reason=exc.reason,
                     stale=exc.stale)
         raise ApiProblem(401 if exc.forged else 400, f"webhook refused: {exc.reason}") from exc
-    if woken is None:
-        return WebhookAck(status="ignored")
-    return WebhookAck(status="accepted", batches=len(woken))
+    return WebhookAck(status=received.status, batches=len(received.batches))
 
 
 @router.post(

@@ -51,6 +51,14 @@ _REFUSED: Final = frozenset({"top_logprobs", "logit_bias", "seed", "service_tier
                              "reasoning_effort", "modalities", "audio", "prediction",
                              "web_search_options", "functions", "function_call",
                              "stream_options", "metadata", "verbosity"})
+# Not mapped, on purpose (docs/providers/anthropic.md): extended thinking takes a token budget,
+# and Anthropic publishes no budget for an effort level; its own effort setting is per model.
+REASONING_EFFORT_REFUSED: Final = (
+    "reasoning effort has no faithful Anthropic equivalent: extended thinking takes a token "
+    "budget (thinking.budget_tokens, at least 1024 and below max_tokens) and Anthropic "
+    "publishes no budget for an effort level, while its own output_config.effort is "
+    "supported by some models only; remove it, or send native Anthropic bodies with "
+    "'thinking' or 'output_config.effort' for a model that takes them")
 _HANDLED: Final = frozenset({"messages", "max_tokens", "max_completion_tokens", "temperature",
                              "top_p", "stop", "response_format", "tools", "tool_choice",
                              "user", "stream", "model",
@@ -93,6 +101,8 @@ def to_anthropic_params(body: Mapping[str, Any], *, model: str, api_version: str
             if body[key] is None or body[key] in _NEUTRAL[key]:
                 continue
             raise _err(f"{key}={body[key]!r} has no Anthropic equivalent", f"body.{key}")
+        if key == "reasoning_effort" and body[key] is not None:
+            raise _err(REASONING_EFFORT_REFUSED, "body.reasoning_effort")
         if key in _REFUSED:
             if body[key] is None:
                 continue

@@ -381,12 +381,24 @@ def check_web_urls(request: Mapping[str, Any], *, model: str, field: str) -> Non
                               "use a newer model, a gs:// object or inline data")
 
 
+# Not mapped, on purpose (docs/providers/gemini.md): how thinking is set, and which values a
+# model takes, differ per model generation and per model.
+REASONING_EFFORT_REFUSED: Final = (
+    "reasoning effort has no faithful Gemini equivalent: Gemini 2.5 models take a thinking "
+    "token budget (generationConfig.thinkingConfig.thinkingBudget; some cannot turn thinking "
+    "off) and Gemini 3 models a thinking level (thinkingLevel) whose accepted values differ "
+    "per model, and the two cannot be combined; remove it, or send native Gemini bodies with "
+    "generationConfig.thinkingConfig for the model")
+
+
 def to_generate_content(body: Mapping[str, Any]) -> dict[str, Any]:
     """A REST ``GenerateContentRequest`` (camelCase JSON) for a neutral chat body.
     ``cache_control`` breakpoints are checked and removed: Gemini caches prefixes implicitly
     (``providers.cache_markers``)."""
     body = without_cache_markers(body)
     for name in sorted(set(body) - _HANDLED - _IGNORED):
+        if name == "reasoning_effort":
+            raise _refuse("body.reasoning_effort", REASONING_EFFORT_REFUSED)
         raise _refuse(f"body.{name}", "has no Gemini equivalent; remove it or use a native "
                       "body")
     system, contents = _contents(body.get("messages"))

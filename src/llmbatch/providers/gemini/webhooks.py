@@ -21,6 +21,7 @@ from llmbatch.providers.webhooks import (
     WebhookNotice,
     WebhookRejected,
     parse_json_event,
+    standard_webhook_id,
     verify_standard_webhook,
 )
 
@@ -52,4 +53,5 @@ def read_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> Webhoo
     name = _batch_name(event)
     if name is None:
         raise WebhookRejected(f"a {kind} event that names no batch", forged=False)
-    return WebhookNotice(provider_batch_id=name, event=str(kind))
+    return WebhookNotice(provider_batch_id=name, event=str(kind),
+                         delivery_id=standard_webhook_id(headers))

@@ -15,7 +15,12 @@ from functools import lru_cache
 
 import openai
 
-from llmbatch.providers.webhooks import WebhookNotice, WebhookRejected, parse_json_event
+from llmbatch.providers.webhooks import (
+    WebhookNotice,
+    WebhookRejected,
+    parse_json_event,
+    standard_webhook_id,
+)
 
 __all__ = ["BATCH_EVENTS", "read_webhook"]
 
@@ -52,4 +57,5 @@ def read_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> Webhoo
     batch_id = data.get("id") if isinstance(data, dict) else None
     if not isinstance(batch_id, str) or not batch_id:
         raise WebhookRejected(f"a {kind} event without data.id", forged=False)
-    return WebhookNotice(provider_batch_id=batch_id, event=str(kind))
+    return WebhookNotice(provider_batch_id=batch_id, event=str(kind),
+                         delivery_id=standard_webhook_id(headers))

@@ -15,6 +15,7 @@ from llmbatch.bootstrap import Runtime
 from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.read_queries import ReadQueries, reading
 from llmbatch.domain.models import Endpoint, Usage
+from llmbatch.domain.retention import CleanupState
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import NotFoundError
 from llmbatch.pricing import from_pusd
@@ -97,6 +98,10 @@ def _summary_fields(row: AnyRow) -> dict[str, Any]:
             "parent_job_id": m["parent_job_id"]}
 
 
+def _cleanup_state(value: str | None) -> CleanupState | None:
+    return None if value is None else CleanupState(value)
+
+
 def _batch(row: AnyRow) -> BatchSummary:
     m = row._mapping
     return BatchSummary(
@@ -106,4 +111,6 @@ def _batch(row: AnyRow) -> BatchSummary:
         poll_count=m["poll_count"], error=m["error"], error_code=m["error_code"],
         created_at=m["created_at"], submitted_at=m["submitted_at"], ended_at=m["ended_at"],
         next_poll_at=m["next_poll_at"], lease_until=m["lease_until"],
-        lease_owner=m["lease_owner"], call_failures=m["call_failures"])
+        lease_owner=m["lease_owner"], call_failures=m["call_failures"],
+        cleanup_state=_cleanup_state(m["cleanup_state"]),
+        cleanup_attempts=m["cleanup_attempts"] or 0)

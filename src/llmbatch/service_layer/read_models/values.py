@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from llmbatch.domain.models import Endpoint, Usage
+from llmbatch.domain.retention import CleanupState
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_terminal
 
 __all__ = [
@@ -94,6 +95,13 @@ class BatchSummary:
     """The task holding the batch: ``host:pid:token`` (who to wait for while it works)."""
     call_failures: int = 0
     """Provider calls of the batch's current step that failed in a row (unreachable...)."""
+    cleanup_state: CleanupState | None = None
+    """What became of the batch's data at the provider once its results were stored:
+    ``pending`` (to be deleted, or a failed deletion to be tried again), ``deleted``, ``kept``
+    (the job keeps it), ``failed`` (gave up); None before the results are stored (and for
+    batches fetched before deletions existed). docs/privacy.md."""
+    cleanup_attempts: int = 0
+    """Deletion attempts made so far (bounded by ``retention.delete_attempts``)."""
 
 
 @dataclass(frozen=True, slots=True)
