@@ -4,6 +4,11 @@ Each llmbatch error maps to one status: bad input 422 (with the file, line and f
 prints, from the service layer's ``InputError``), no such job 404 (another tenant's job too),
 conflict 409, database or broker down 503. Anything unexpected is a 500 whose body says
 nothing about the server's insides.
+
+Every body passes through the redaction step (``observability.redaction``) on its way out: a
+problem may quote the caller's input (a custom_id, a job id in the path, a field's value), and
+an email address, phone or card number or key in it becomes ``[email]``, ``[phone]``...,
+like everywhere else llmbatch writes about a job.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from llmbatch.errors import (
     LLMBatchError,
     NotFoundError,
 )
+from llmbatch.observability.redaction import redactor
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "ApiProblem", "install_problem_handlers", "problem_response",
            "problem_responses"]
@@ -57,7 +63,8 @@ def problem_response(status: int, detail: str | None, *, instance: str | None = 
     title = _TITLES.get(status) or HTTPStatus(status).phrase
     body = ProblemOut(title=title, status=status, detail=detail,
                       instance=instance, errors=errors, problem_count=problem_count)
-    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status,
+    content = redactor().value(body.model_dump(mode="json", exclude_none=True))
+    return JSONResponse(content, status_code=status,
                         media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

@@ -3,6 +3,9 @@
 Embedded (SQLite, SQLite broker) it serves the local database, whose schema it migrates like
 ``submit``; scale-out (PostgreSQL and a broker) it is one of as many API processes as you like,
 each publishing new work to the broker the workers consume.
+
+Its log lines, uvicorn's included (the access log quotes request paths, which may hold a
+caller's ids), go through llmbatch's one logging set-up and so through the redaction step.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmbatch.cli.common import ConfigOpt
+from llmbatch.observability.logging import LogFormat
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -22,8 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["api_command", "build_api", "extra_routers"]
 
 
-def build_api(config_path: Path | None) -> tuple[object, str, int]:
-    """The app for ``config_path`` with its configured host and port."""
+def build_api(config_path: Path | None) -> tuple[object, str, int, Runtime]:
+    """The app for ``config_path`` with its configured host and port, and its runtime."""
     from llmbatch.api.app import create_app
     from llmbatch.cli.runtime import ensure_schema, runtime
     from llmbatch.worker.app import make_celery
@@ -37,7 +41,7 @@ def build_api(config_path: Path | None) -> tuple[object, str, int]:
             conn.ensure_connection(max_retries=1, timeout=2)
 
     app = create_app(rt, broker_ping=broker_ping, extra_routers=extra_routers(rt))
-    return app, rt.config.api.host, rt.config.api.port
+    return app, rt.config.api.host, rt.config.api.port, rt
 
 
 def extra_routers(rt: Runtime) -> list[APIRouter]:
@@ -52,10 +56,17 @@ def api_command(
     port: Annotated[int | None, typer.Option(help="Port (default: api.port, 8000)")] = None,
     config: ConfigOpt = None,
     loglevel: str = "warning",
+    log_format: Annotated[LogFormat | None, typer.Option(
+        help="json or console (default: console in a terminal, else json)")] = None,
 ) -> None:
     """Serve the REST API (OpenAPI description at /openapi.json, docs at /docs)."""
     import uvicorn
 
-    app, default_host, default_port = build_api(config)
+    from llmbatch.observability.logging import configure_logging
+
+    app, default_host, default_port, rt = build_api(config)
+    configure_logging(loglevel, log_format, rt.config)
+    # log_config=None: uvicorn keeps its hands off logging, its lines reach our handler.
     uvicorn.run(app, host=host or default_host,  # type: ignore[arg-type]
-                port=default_port if port is None else port, log_level=loglevel.lower())
+                port=default_port if port is None else port, log_level=loglevel.lower(),
+                log_config=None)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, unquote_plus
 
 import structlog
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["SDK_LOGGERS", "LogFormat", "bind_tenant", "bound_ids", "configure_logging",
            "redact_event"]
 
+# uvicorn's access log: one line per request, its path quoted.
+ACCESS_LOGGER = "uvicorn.access"
 # Loggers that would print request or response bodies below INFO.
 SDK_LOGGERS = ("openai", "anthropic", "google_genai", "google.genai", "httpcore", "httpcore2")
 
@@ -65,6 +68,21 @@ def _stdlib_message(_logger: Any, _method: str,
     return event_dict
 
 
+def _decode_access_target(record: logging.LogRecord) -> bool:
+    """Handler filter: uvicorn's access lines with the request target decoded. uvicorn
+    percent-encodes it (``jane%40example.org``), which would hide an email address or a
+    phone number in a path or query from the redactor."""
+    if record.name == ACCESS_LOGGER and isinstance(record.args, tuple):
+        record.args = tuple(_decoded_url(a) if isinstance(a, str) else a for a in record.args)
+    return True
+
+
+def _decoded_url(target: str) -> str:
+    """A request target as it reads: the path percent-decoded, the query form-decoded."""
+    path, mark, query = target.partition("?")
+    return unquote(path) + mark + unquote_plus(query)
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat | str | None = None,
                       config: AppConfig | None = None) -> None:
     """Configure structlog and the standard library once per process. ``fmt`` None: console
@@ -96,6 +114,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat | str | None = None,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_decode_access_target)
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
