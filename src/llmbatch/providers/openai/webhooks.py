@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-
-import openai
+from typing import TYPE_CHECKING
 
 from llmbatch.providers.webhooks import WebhookNotice, WebhookRejected, parse_json_event
+
+if TYPE_CHECKING:  # imported on the first delivery: the SDK is not loaded before it is used
+    import openai
 
 __all__ = ["BATCH_EVENTS", "read_webhook"]
 
@@ -28,6 +30,8 @@ TOLERANCE_S = 300
 def _verifier(secret: str) -> openai.OpenAI:
     """A client that only carries the secret: verification needs no API key and makes no
     request. Kept (one per secret), since every delivery, forged ones included, needs it."""
+    import openai
+
     return openai.OpenAI(api_key="unused-for-webhook-verification", webhook_secret=secret,
                          max_retries=0)
 
@@ -35,6 +39,8 @@ def _verifier(secret: str) -> openai.OpenAI:
 def read_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> WebhookNotice | None:
     """The batch a delivery names, once its signature and timestamp check out."""
     client = _verifier(secret)
+    import openai
+
     try:
         client.webhooks.verify_signature(body, dict(headers), tolerance=TOLERANCE_S)
     except openai.InvalidWebhookSignatureError as exc:
