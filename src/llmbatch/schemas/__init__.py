@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import fastjsonschema
 from jsonschema import Draft202012Validator
@@ -159,6 +159,10 @@ def _compile_by_function(schema: dict[str, Any]) -> Callable[[Any], Any]:
     return validate
 
 
+# Chat messages by how often a line holds them: one user message, often a system one.
+_ROLES_FIRST: Final = {"user": 0, "system": 1, "assistant": 2}
+
+
 def dispatch_on_role(schemas: Mapping[str, Any]) -> dict[str, Any]:
     """``schemas`` with each ``oneOf`` of messages told apart by ``role`` rewritten as an
     ``if``/``then`` chain on that role, for the fast validator only.
@@ -177,6 +181,9 @@ def dispatch_on_role(schemas: Mapping[str, Any]) -> dict[str, Any]:
         if roles is None:
             continue
         chained: dict[str, Any] = {"oneOf": branches}
+        # The chain tries the roles in turn and each miss raises inside the generated code,
+        # so the roles nearly every line holds come first (the verdict is the same).
+        roles.sort(key=lambda pair: _ROLES_FIRST.get(pair[0], len(_ROLES_FIRST)))
         for role, ref in reversed(roles):
             chained = {"if": {"type": "object", "required": ["role"],
                               "properties": {"role": {"const": role}}},
