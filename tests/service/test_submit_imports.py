@@ -6,6 +6,7 @@ peak memory). Checked in a fresh interpreter, since this test process has import
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ providers:
         [sys.executable, "-c", SCRIPT.format(sdks=SDKS), "submit", str(lines),
          "--provider", "openai", "--model", "gpt-4o-mini", "-c", str(config)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "LLMBATCH_HOME": str(tmp_path / "home")})
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LLMBATCH_")},
+             "LLMBATCH_HOME": str(tmp_path / "home")})
 
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
