@@ -13,6 +13,8 @@ from llmbatch.config import AppConfig
 from llmbatch.db.reachability import require_database
 from llmbatch.errors import ConfigError
 from llmbatch.home import HOME_ENV, Project, load_project_config, sqlite_path
+from llmbatch.service_layer.unit_of_work import Publisher
+from llmbatch.service_layer.wakeups import DeferredPublisher
 
 __all__ = ["ensure_schema", "is_embedded", "project_config", "runtime",
            "stored_runtime"]
@@ -45,9 +47,14 @@ def _build(cfg: AppConfig, project: Project, *, publish: bool, broker: bool = Fa
     _prepare_home(cfg, project, publish=publish or broker)
     if not publish:
         return build_runtime(cfg)
+    return build_runtime(cfg, DeferredPublisher(lambda: _celery_publisher(cfg)))
+
+
+def _celery_publisher(cfg: AppConfig) -> Publisher:
+    """The Celery publisher, imported and built when a command first publishes."""
     from llmbatch.worker.app import CeleryPublisher, make_celery
 
-    return build_runtime(cfg, CeleryPublisher(make_celery(cfg)))
+    return CeleryPublisher(make_celery(cfg))
 
 
 def stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:

@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+import orjson
+
 from llmbatch.errors import InputError
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MAX_OUTPUT_TOKENS",
     "decode_json_line",
+    "decode_storable_line",
     "neutral_body_problems",
     "storable_problem",
 ]
@@ -46,6 +49,10 @@ MAX_CUSTOM_ID_CHARS: Final = 256
 MAX_OUTPUT_TOKENS: Final = 1_000_000
 _MAX_INT_DIGITS: Final = len(str(INT_LIMIT)) + 1  # sign included
 _UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+# Digit runs that may be an integer outside ±2^63 (which has 19 digits): such a line takes the
+# careful parser. Mapping every digit to "0" and looking for 19 of them is a C scan.
+_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS: Final = b"0" * 19
 
 
 class _Refused(ValueError):
@@ -88,6 +95,42 @@ def decode_json_line(text: str) -> Any:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # any other refusal of the parser
         raise InputError(f"not valid JSON: {str(exc)[:120]}") from None
+    return value
+
+
+def decode_storable_line(text: str) -> Any:
+    """``decode_json_line`` and then ``storable_problem``, as one: the value, or the
+    ``InputError`` of the first refusal.
+
+    The fast path: ``orjson`` parses the line when its text shows nothing the careful parser
+    would judge differently. ``orjson`` refuses on its own NaN, Infinity, numbers that overflow
+    a double, lone surrogates and deep nesting, and an integer outside ±2^63 needs a run of at
+    least 19 digits, which sends the line to the careful parser; any refusal there goes to
+    ``decode_json_line`` for its exact words. A value parsed that way can hold nothing
+    ``storable_problem`` refuses when the text has no ``\\u0000`` escape (the only way to write
+    a NUL: JSON text cannot hold a raw one, and surrogates come as valid pairs or are refused)
+    and at most ``MAX_DEPTH`` brackets (no node can then be deeper), so the walk is skipped.
+    """
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in the text itself: the careful parser says so
+        raw = b""
+    if raw and _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if b"\\u0000" not in raw and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+                return value
+            problem = storable_problem(value)
+            if problem is not None:
+                raise problem
+            return value
+    value = decode_json_line(text)
+    problem = storable_problem(value)
+    if problem is not None:
+        raise problem
     return value
 
 

@@ -25,9 +25,8 @@ from typing import Any, Final
 
 from llmbatch.domain.input_limits import (
     MAX_CUSTOM_ID_CHARS,
-    decode_json_line,
+    decode_storable_line,
     neutral_body_problems,
-    storable_problem,
 )
 from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.errors import InputError, InputProblems
@@ -63,12 +62,9 @@ def parse_request_line(
     position among non-blank lines (its order in the output). Raises ``InputError`` (one
     problem) or ``InputProblems`` (several), always naming file and line."""
     try:
-        obj: Any = decode_json_line(text)
+        obj: Any = decode_storable_line(text)
     except InputError as exc:
         raise _at(exc, file, line) from None
-    unstorable = storable_problem(obj)
-    if unstorable is not None:
-        raise _at(unstorable, file, line)
     if not isinstance(obj, dict):
         raise _fail("each line must be a JSON object", file, line)
     unknown = sorted(set(obj) - _KNOWN_KEYS)

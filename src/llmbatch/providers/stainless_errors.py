@@ -7,7 +7,10 @@ transport, so the skeleton lives here and each adapter's ``errors`` module suppl
 is its own: the SDK module, the provider name, how to read ``(code, message)`` off a status
 error, and its own rules (``Classify``): which answers mean the object is gone
 (``ResourceGoneError``), a quota refusal (``QuotaExceededError``), or a permanent 429.
-No vendor SDK is imported here.
+No vendor SDK is imported here, and an adapter's ``errors`` module names its SDK without
+importing it: the SDK (and its transport) is imported when an error is translated, which only
+happens after a call, so a process that only validates and stores jobs (``submit``) never
+loads it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
+from importlib import import_module
 from types import ModuleType
 from typing import Any
 
@@ -27,12 +32,16 @@ from llmbatch.errors import (
 )
 from llmbatch.providers.retry_after import parse_retry_after
 
-try:  # the SDKs' transport: httpx2 in openai 3.x / anthropic 1.x+, httpx before
-    from httpx2 import HTTPError as TransportError
-except ImportError:  # pragma: no cover - older SDKs
-    from httpx import HTTPError as TransportError  # type: ignore[assignment]
+__all__ = ["StainlessErrors", "error_for_status", "transport_error"]
 
-__all__ = ["StainlessErrors", "TransportError", "error_for_status"]
+
+def transport_error() -> type[Exception]:
+    """The SDKs' transport error: httpx2's in openai 3.x / anthropic 1.x+, httpx's before."""
+    try:
+        from httpx2 import HTTPError
+    except ImportError:  # pragma: no cover - older SDKs
+        from httpx import HTTPError  # type: ignore[assignment]
+    return HTTPError
 
 # (status error) -> (provider's error code, human message or None for the SDK's own)
 Describe = Callable[[Any], tuple[str | None, str | None]]
@@ -61,19 +70,24 @@ def _common(status: int | None, code: str | None, operation: str) -> type[Provid
 
 @dataclass(frozen=True)
 class StainlessErrors:
-    """``translate_error`` and ``calling`` for one Stainless SDK."""
+    """``translate_error`` and ``calling`` for one Stainless SDK, named by its module
+    (``"openai"``) and root error class (``"OpenAIError"``), imported on first use."""
 
     provider: str
-    sdk: ModuleType  # exposes the four API error classes
-    base_error: type[Exception]  # the SDK's root error (``OpenAIError``, ``AnthropicError``)
+    sdk_module: str  # exposes the four API error classes
+    base_error: str  # the SDK's root error (``OpenAIError``, ``AnthropicError``)
     describe: Describe
     classify: Classify = _common
 
     @property
+    def sdk(self) -> ModuleType:
+        return import_module(self.sdk_module)
+
+    @cached_property
     def sdk_errors(self) -> tuple[type[BaseException], ...]:
         """Errors that can escape the SDK: its own, and the transport's while a streamed body
         is read (the SDK wraps transport errors only while it sends the request)."""
-        return (self.base_error, TransportError)
+        return (getattr(self.sdk, self.base_error), transport_error())
 
     def translate_error(self, exc: BaseException, *, operation: str) -> ProviderError:
         """The ``llmbatch.errors`` equivalent of an SDK or transport exception."""
@@ -93,7 +107,7 @@ class StainlessErrors:
             return TransientProviderError(f"{operation}: unreadable response: {exc.message}",
                                           provider=provider, status_code=exc.status_code,
                                           code="invalid_response")
-        if isinstance(exc, TransportError):
+        if isinstance(exc, transport_error()):
             return TransientProviderError(f"{operation}: connection broke: {exc!r}",
                                           provider=provider, code="connection_error")
         cls = self.classify(None, None, operation) or PermanentProviderError

@@ -4,18 +4,24 @@ A task message only wakes a worker: the database holds the truth, and the schedu
 finds committed work without any message (``service_layer.scheduler``). So once a job is
 committed, a broker that cannot be reached must not make ``submit`` say it failed (a user who
 resubmits pays twice): the publish error is logged and remembered for the caller to explain.
+
+``DeferredPublisher`` builds the real publisher when the first message goes out: a command
+that publishes once, after its work (``submit``), does not hold the broker client (Celery:
+~15 MB of imports) while it reads the file, and one that ends up publishing nothing never
+loads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 
 from llmbatch.service_layer.unit_of_work import Message, Publisher
 
-__all__ = ["TolerantPublisher"]
+__all__ = ["DeferredPublisher", "TolerantPublisher"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,3 +47,25 @@ class TolerantPublisher:
             if not self._quiet:
                 log.warning("llmbatch.publish.failed", tasks=sorted({m[0] for m in messages}),
                             error=reason)
+
+
+class DeferredPublisher:
+    """Publishes through the publisher ``build`` returns, built on the first message."""
+
+    def __init__(self, build: Callable[[], Publisher]) -> None:
+        self._build = build
+        self._inner: Publisher | None = None
+        self._lock = threading.Lock()
+
+    def _publisher(self) -> Publisher:
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._build()
+            return self._inner
+
+    def publish(self, task: str, *args: Any, countdown: float | None = None) -> None:
+        self._publisher().publish(task, *args, countdown=countdown)
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        if messages:
+            self._publisher().publish_many(messages)

@@ -6,7 +6,7 @@
 - ``errors``: the one translation of SDK exceptions into ``llmbatch.errors``;
 - ``journal``: what the adapter remembers of its submissions (adoption without tags).
 
-The ``anthropic`` SDK is imported in this package only.
+The ``anthropic`` SDK is imported in this package only, and only when a call needs it.
 """
 
 from llmbatch.providers.anthropic.errors import parse_retry_after, translate_error

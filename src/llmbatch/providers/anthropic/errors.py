@@ -26,16 +26,16 @@ the headers (both SDKs honour ``retry-after-ms`` before ``retry-after``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
-
-import anthropic
+from typing import TYPE_CHECKING, Any, Final
 
 from llmbatch.errors import ProviderError, ResourceGoneError
 from llmbatch.providers.retry_after import parse_retry_after
 from llmbatch.providers.stainless_errors import StainlessErrors
 
-__all__ = ["PROVIDER", "RESULTS", "SDK_ERRORS", "calling", "parse_retry_after",
-           "translate_error"]
+if TYPE_CHECKING:  # the SDK is imported when an error is translated (stainless_errors)
+    import anthropic
+
+__all__ = ["PROVIDER", "RESULTS", "calling", "parse_retry_after", "translate_error"]
 
 PROVIDER: Final = "anthropic"
 RESULTS: Final = "messages.batches.results"  # the operation name of a results download
@@ -66,8 +66,7 @@ def _classify(status: int | None, code: str | None, operation: str) -> type[Prov
     return None
 
 
-_ERRORS: Final = StainlessErrors(PROVIDER, anthropic, anthropic.AnthropicError, _describe,
+_ERRORS: Final = StainlessErrors(PROVIDER, "anthropic", "AnthropicError", _describe,
                                  _classify)
-SDK_ERRORS: Final = _ERRORS.sdk_errors
 translate_error = _ERRORS.translate_error
 calling = _ERRORS.calling

@@ -1,9 +1,10 @@
 """``AnthropicProvider``: Anthropic Message Batches (``/v1/messages/batches``) on the official SDK.
 
 The format lives in ``translate`` and ``wire``, the exception mapping in ``errors``, the memory
-of our own submissions in ``journal``; this module holds the calls. The SDK client is built on
-first use from ``ProviderConfig`` only (never the environment); the base URL is always passed
-so ``ANTHROPIC_BASE_URL`` in a worker's environment cannot redirect batches. Its own settings
+of our own submissions in ``journal``; this module holds the calls. The SDK is imported, and
+its client built, on first use (``submit`` only checks and stores jobs: it never loads it),
+from ``ProviderConfig`` only (never the environment); the base URL is always passed so
+``ANTHROPIC_BASE_URL`` in a worker's environment cannot redirect batches. Its own settings
 (``providers.anthropic.options``) are ``AnthropicOptions``.
 """
 
@@ -16,11 +17,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import IO, Any, ClassVar, Final
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 
-import anthropic
 import structlog
-from anthropic.types.messages import MessageBatch
 from pydantic import Field, ValidationInfo, field_validator
 
 from llmbatch.config import LatencyPrior, ProviderConfig
@@ -57,6 +56,10 @@ from llmbatch.providers.cleanup import delete_each
 from llmbatch.providers.jsonl import parse_result_stream
 from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types.messages import MessageBatch
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicJobOptions", "AnthropicOptions", "AnthropicProvider",
            "keys_digest"]
@@ -158,8 +161,7 @@ class AnthropicProvider(BatchProvider):
         version = self.options.api_version
         if version is not None and version not in API_VERSIONS:
             log.warning("llmbatch.anthropic.unknown_api_version", api_version=version)
-        self._client = LazyClient(self._build_client, anthropic.Anthropic.close,
-                                  injected=client)
+        self._client = LazyClient(self._build_client, _close, injected=client)
         self.journal: SubmitJournal = journal or MemoryJournal()
 
     @property
@@ -177,6 +179,8 @@ class AnthropicProvider(BatchProvider):
         self._client.close()
 
     def _build_client(self) -> anthropic.Anthropic:
+        import anthropic
+
         version = self.options.api_version
         return anthropic.Anthropic(
             api_key=self.require_api_key(),
@@ -256,6 +260,8 @@ class AnthropicProvider(BatchProvider):
         lost answer is a second billed batch; the task-level retry goes through
         ``find_by_tag`` first.
         """
+        from anthropic.types.messages import MessageBatch
+
         client = self.client  # a missing key fails before any work
         with tempfile.TemporaryFile(prefix="llmbatch-anthropic-", suffix=".json") as spool:
             count, size, digest = _spool(lines, spool, self.effective_limits(model))
@@ -431,6 +437,10 @@ def _spool(lines: Iterable[bytes], spool: IO[bytes], limits: BatchLimits) -> tup
     if count == 0:
         raise ValueError("a batch needs at least one request")
     return count, size, f"{total:064x}"
+
+
+def _close(client: anthropic.Anthropic) -> None:
+    client.close()
 
 
 def _submitted(batch: MessageBatch) -> SubmittedBatch:

@@ -7,7 +7,7 @@
 - ``wire``: Operations and result entries in neutral terms, as pure functions;
 - ``errors``: the one translation of SDK and transport exceptions into ``llmbatch.errors``.
 
-The ``google-genai`` SDK is imported in this package only.
+The ``google-genai`` SDK is imported in this package only, and only when a call needs it.
 """
 
 from llmbatch.providers.gemini.errors import translate_error

@@ -30,10 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
-
-import httpx2
-from google.genai import errors as genai_errors
+from typing import TYPE_CHECKING, Any, Final
 
 from llmbatch.errors import (
     AuthenticationError,
@@ -46,10 +43,12 @@ from llmbatch.errors import (
 )
 from llmbatch.providers.retry_after import parse_retry_after
 
-__all__ = ["PROVIDER", "SDK_ERRORS", "calling", "retry_delay", "translate_error"]
+if TYPE_CHECKING:  # imported when an error is translated: ``submit`` never loads the SDK
+    from google.genai import errors as genai_errors
+
+__all__ = ["PROVIDER", "calling", "retry_delay", "sdk_errors", "translate_error"]
 
 PROVIDER: Final = "gemini"
-SDK_ERRORS: Final = (genai_errors.APIError, httpx2.HTTPError)
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 # Calls on a file that existed: a 403 from them means the file is gone.
 _EXISTING_FILE_OPERATIONS: Final = frozenset({"files.get", "files.download", "files.delete"})
@@ -105,8 +104,19 @@ def _from_api_error(exc: genai_errors.APIError, operation: str) -> ProviderError
                                   code=code)
 
 
+def sdk_errors() -> tuple[type[BaseException], ...]:
+    """What can escape the SDK or the raw calls: its API error and the transport's."""
+    import httpx2
+    from google.genai import errors as genai_errors
+
+    return (genai_errors.APIError, httpx2.HTTPError)
+
+
 def translate_error(exc: BaseException, *, operation: str) -> ProviderError:
     """The ``llmbatch.errors`` equivalent of an SDK or transport exception (raise it ``from``)."""
+    import httpx2
+    from google.genai import errors as genai_errors
+
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, genai_errors.APIError):
@@ -125,5 +135,5 @@ def calling(operation: str) -> Iterator[None]:
     """Run SDK or raw calls, translating what they raise (``from`` the cause)."""
     try:
         yield
-    except SDK_ERRORS as exc:
+    except sdk_errors() as exc:
         raise translate_error(exc, operation=operation) from exc

@@ -33,13 +33,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import IO, Any, ClassVar, Final, Literal
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final, Literal
 
-import httpx2
 import structlog
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 from pydantic import Field, field_validator
 
 from llmbatch.config import LatencyPrior, ProviderConfig
@@ -72,6 +68,11 @@ from llmbatch.providers.jsonl import compact_json, display_name, parse_result_st
 from llmbatch.providers.responses_body import encode_as_chat
 from llmbatch.providers.sdk_client import LazyClient
 from llmbatch.providers.webhooks import WebhookNotice
+
+if TYPE_CHECKING:  # the SDK is imported where a call needs it: ``submit`` never loads it
+    import httpx2
+    from google import genai
+    from google.genai import types
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "INLINE_MAX_BYTES", "GeminiOptions",
            "GeminiProvider"]
@@ -170,6 +171,10 @@ class GeminiProvider(BatchProvider):
 
     def _build_clients(self) -> _Clients:
         """SDK client and raw client, built once on first use from config only."""
+        import httpx2
+        from google import genai
+        from google.genai import types
+
         key = self.require_api_key()
         http = httpx2.Client(transport=self._transport, timeout=httpx2.Timeout(
             self.config.timeout_s, connect=self.config.connect_timeout_s))
@@ -202,7 +207,7 @@ class GeminiProvider(BatchProvider):
         if content is not None:
             headers["content-type"] = "application/json"
         response = http.request(method, self._url(path), content=content, headers=headers)
-        genai_errors.APIError.raise_for_response(response)
+        _raise_for_response(response)
         body = response.json() if response.content else {}
         return body if isinstance(body, dict) else {}
 
@@ -256,6 +261,8 @@ class GeminiProvider(BatchProvider):
         client = self._clients.get().sdk
         model_name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
         create_path = f"{model_name}:{_CREATE_METHODS[endpoint]}"
+        from google.genai import types
+
         with tempfile.TemporaryFile(prefix="llmbatch-gemini-", suffix=".jsonl") as spool:
             count, size = spool_jsonl(lines, spool, self.effective_limits(model), vendor="Gemini")
             spool.seek(0)
@@ -303,6 +310,8 @@ class GeminiProvider(BatchProvider):
     def find_by_tag(self, tag: str) -> SubmittedBatch | None:
         """The first listed batch whose ``display_name`` is ``tag``, among the newest
         ``FIND_BY_TAG_MAX_BATCHES`` (a list without a filter cannot prove more absence)."""
+        from google.genai import types
+
         client = self._clients.get().sdk
         with calling("batches.list"):
             pager = client.batches.list(config=types.ListBatchJobsConfig(
@@ -354,7 +363,7 @@ class GeminiProvider(BatchProvider):
         with calling("files.download"), clients.http.stream(
                 "GET", url, params={"alt": "media"},
                 headers={"x-goog-api-key": clients.key}) as response:
-            genai_errors.APIError.raise_for_response(response)
+            _raise_for_response(response)
             yield from parse_result_stream(response.iter_bytes(), parse, provider=PROVIDER,
                                            provider_batch_id=batch, file=file_name)
 
@@ -409,6 +418,13 @@ def _payload(request: RequestLine, endpoint: Endpoint) -> dict[str, Any]:
         raise InputError("missing or not a JSON object", field="body")
     return to_embed_content(request.body) if endpoint is Endpoint.EMBEDDINGS \
         else to_generate_content(request.body)
+
+
+def _raise_for_response(response: httpx2.Response) -> None:
+    """The SDK's own error for a failed raw call (``errors.translate_error`` reads it)."""
+    from google.genai import errors as genai_errors
+
+    genai_errors.APIError.raise_for_response(response)
 
 
 def _batch_name(provider_batch_id: str) -> str:

@@ -4,7 +4,7 @@
 - ``wire``: the batch line and result formats as pure functions;
 - ``errors``: the one translation of SDK exceptions into ``llmbatch.errors``.
 
-The ``openai`` SDK is imported in this package only.
+The ``openai`` SDK is imported in this package only, and only when a call needs it.
 """
 
 from llmbatch.providers.openai.errors import parse_retry_after, translate_error

@@ -24,9 +24,7 @@ that failed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
-
-import openai
+from typing import TYPE_CHECKING, Final
 
 from llmbatch.errors import (
     PermanentProviderError,
@@ -38,7 +36,10 @@ from llmbatch.providers.openai.wire import TOKEN_LIMIT_CODE
 from llmbatch.providers.retry_after import parse_retry_after
 from llmbatch.providers.stainless_errors import StainlessErrors
 
-__all__ = ["PROVIDER", "SDK_ERRORS", "calling", "parse_retry_after", "translate_error"]
+if TYPE_CHECKING:  # the SDK is imported when an error is translated (stainless_errors)
+    import openai
+
+__all__ = ["PROVIDER", "calling", "parse_retry_after", "translate_error"]
 
 PROVIDER: Final = "openai"
 
@@ -60,7 +61,6 @@ def _classify(status: int | None, code: str | None, operation: str) -> type[Prov
     return None
 
 
-_ERRORS: Final = StainlessErrors(PROVIDER, openai, openai.OpenAIError, _describe, _classify)
-SDK_ERRORS: Final = _ERRORS.sdk_errors
+_ERRORS: Final = StainlessErrors(PROVIDER, "openai", "OpenAIError", _describe, _classify)
 translate_error = _ERRORS.translate_error
 calling = _ERRORS.calling

@@ -1,7 +1,8 @@
 """``OpenAIProvider``: the OpenAI Batch API (``/v1/files`` + ``/v1/batches``) on the official SDK.
 
 The wire format lives in ``wire`` and the exception mapping in ``errors``; this module holds the
-calls. The SDK client is built on first use from ``ProviderConfig`` only: the adapter never
+calls. The SDK is imported, and its client built, on first use (a process that only checks and
+stores jobs, ``submit``, never loads it) from ``ProviderConfig`` only: the adapter never
 reads the environment, and the base URL is always passed so that ``OPENAI_BASE_URL`` in a
 worker's environment cannot silently redirect batches. Its own settings
 (``providers.openai.options``) are ``OpenAIOptions``.
@@ -15,11 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
-import openai
 import structlog
-from openai.types import Batch
 
 from llmbatch.config import LatencyPrior, ProviderConfig, RetentionConfig
 from llmbatch.domain.model_rules import ModelRules
@@ -49,6 +48,10 @@ from llmbatch.providers.openai.wire import encode_line, parse_result_line, progr
 from llmbatch.providers.sdk_client import LazyClient
 from llmbatch.providers.webhooks import WebhookNotice
 from llmbatch.schemas import neutral_schemas
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types import Batch
 
 __all__ = ["DEFAULT_BASE_URL", "TAG_METADATA_KEY", "OpenAIOptions", "OpenAIProvider"]
 
@@ -113,7 +116,7 @@ class OpenAIProvider(BatchProvider):
         """``client`` injects a ready SDK client (tests, custom transports); otherwise one is
         built from ``config`` on first use."""
         super().__init__(config)
-        self._client = LazyClient(self._build_client, openai.OpenAI.close, injected=client)
+        self._client = LazyClient(self._build_client, _close, injected=client)
 
     @property
     def client(self) -> openai.OpenAI:
@@ -132,6 +135,8 @@ class OpenAIProvider(BatchProvider):
         self._client.close()
 
     def _build_client(self) -> openai.OpenAI:
+        import openai
+
         return openai.OpenAI(
             api_key=self.require_api_key(),
             base_url=self.config.base_url or DEFAULT_BASE_URL,
@@ -308,6 +313,10 @@ class OpenAIProvider(BatchProvider):
     def _delete_file(self, file_id: str) -> None:
         with calling("files.delete"):
             self.client.files.delete(file_id)
+
+
+def _close(client: openai.OpenAI) -> None:
+    client.close()
 
 
 def _expiry(param: str, seconds: int | None) -> dict[str, Any]:

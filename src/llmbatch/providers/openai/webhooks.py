@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-
-import openai
+from typing import TYPE_CHECKING
 
 from llmbatch.providers.webhooks import (
     WebhookNotice,
@@ -21,6 +20,9 @@ from llmbatch.providers.webhooks import (
     parse_json_event,
     standard_webhook_id,
 )
+
+if TYPE_CHECKING:  # imported on the first delivery: the SDK is not loaded before it is used
+    import openai
 
 __all__ = ["BATCH_EVENTS", "read_webhook"]
 
@@ -33,6 +35,8 @@ TOLERANCE_S = 300
 def _verifier(secret: str) -> openai.OpenAI:
     """A client that only carries the secret: verification needs no API key and makes no
     request. Kept (one per secret), since every delivery, forged ones included, needs it."""
+    import openai
+
     return openai.OpenAI(api_key="unused-for-webhook-verification", webhook_secret=secret,
                          max_retries=0)
 
@@ -40,6 +44,8 @@ def _verifier(secret: str) -> openai.OpenAI:
 def read_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> WebhookNotice | None:
     """The batch a delivery names, once its signature and timestamp check out."""
     client = _verifier(secret)
+    import openai
+
     try:
         client.webhooks.verify_signature(body, dict(headers), tolerance=TOLERANCE_S)
     except openai.InvalidWebhookSignatureError as exc:
