@@ -39,8 +39,10 @@ ANTHROPIC_VERSION = "2023-06-01"
 FINAL_ITEM_STATUSES = frozenset({"succeeded", "failed", "expired", "cancelled"})
 FINAL_BATCH_STATUSES = frozenset({"fetched", "failed", "cancelled"})
 
-# Emulator timing: a normal batch ends ~2-2.5 s after create; a stuck one at its deadline.
-DEADLINE_S = 20.0
+# Emulator timing: a normal batch ends ~2-2.5 s after create; a stuck one at its deadline
+# (12 s: longer than a normal batch takes even on a busy machine, short enough not to hold the
+# run up; each stuck or expired batch costs its items another round).
+DEADLINE_S = 12.0
 TIMING = {"validate_s": 0.3, "run_base_s": 1.2, "run_per_item_s": 0.04, "finalize_s": 0.3,
           "cancel_s": 0.2, "completion_window_s": DEADLINE_S}
 

@@ -19,7 +19,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from llmbatch.bootstrap import build_runtime
+from llmbatch.config import load_config
 from llmbatch.db import tables
+from llmbatch.db.migrate import upgrade
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import BatchStatus, JobStatus, is_terminal
 from llmbatch.emulator.server import EmulatorServer
@@ -45,6 +48,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 JOBS, ITEMS, WORKERS = 20, 5, 4
 FITTING = 8  # the budget holds this many jobs' upper bounds
+RECHECK_S = 1.0  # rate_limits.recheck_s: how often a batch waiting for budget looks again
+# ``wait``: all is still once nothing changed for this long, several rechecks of every
+# waiting batch (and ticks: worker.tick_interval_s is 0.3 s) after the last settlement.
+STILL_S = 5 * RECHECK_S
+LEASE_S = 5.0
 
 
 @pytest.fixture(params=["refuse", "wait"])
@@ -64,16 +72,22 @@ def budget_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresS
                                none_free="no free Redis database for this cluster") as redis:
             config_path = write_config(workdir / "llm_config.yaml", database_url=pg_url,
                                        broker_url=redis.url, emulator_url=emulator.url)
-            with running_cluster(workdir, config_path, redis, emulator.url,
-                                 pool_workers(config_path, 0, pool="solo",
-                                              concurrency=1)) as probe:
-                bound = estimate_file(probe.rt, sample, provider="openai", model=MODEL,
+            probe = build_runtime(load_config(config_path, env={}))  # no process needed
+            try:
+                upgrade(probe.engine)
+                bound = estimate_file(probe, sample, provider="openai", model=MODEL,
                                       learn=False).batch_usd_bound
+            finally:
+                probe.engine.dispose()
             assert bound is not None
             limit = (bound * FITTING).quantize(Decimal("1e-9"))
             config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
             config["cost"] = {"budgets": {"tenants": {"default": str(limit)},
                                           "on_exceed": on_exceed}}
+            config["providers"]["openai"]["rate_limits"] = {"recheck_s": RECHECK_S}
+            # A task that died holding a batch is retried once its lease runs out: 5 s, not
+            # 30 s (the heartbeat renews it every third, so a live task keeps it).
+            config["worker"]["lease_s"] = LEASE_S
             config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
             with running_cluster(workdir, config_path, redis, emulator.url,
                                  pool_workers(config_path, WORKERS, pool="solo",
@@ -85,8 +99,9 @@ def budget_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresS
 
 def settled_or_waiting(cluster: Cluster, job_ids: list[str], *, cap_s: float) -> dict[str, Job]:
     """Poll until every job has ended or waits for budget with nothing held any more, and
-    stays so past a recheck of the waiting batches (``rate_limits.recheck_s``, 10 s): a
-    settlement below its bound may let one more batch in at its next look."""
+    stays so for ``STILL_S``, past several rechecks of the waiting batches
+    (``rate_limits.recheck_s``): a settlement below its bound may let one more batch in at its
+    next look."""
     deadline = time.monotonic() + cap_s
     still_since: tuple[float, int] | None = None
     while True:
@@ -105,7 +120,7 @@ def settled_or_waiting(cluster: Cluster, job_ids: list[str], *, cap_s: float) ->
             still_since = None
         elif still_since is None or still_since[1] != done:
             still_since = (time.monotonic(), done)
-        elif time.monotonic() - still_since[0] > 12:
+        elif time.monotonic() - still_since[0] > STILL_S:
             return jobs
         if time.monotonic() > deadline:
             pytest.fail(f"not settled or waiting after {cap_s}s", pytrace=False)

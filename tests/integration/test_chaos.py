@@ -82,7 +82,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(60
 
 SEED = int(os.environ.get("LLMBATCH_CHAOS_SEED", "20240611"))
 JOBS_PER_PROVIDER = 10
-MIN_ITEMS, MAX_ITEMS = 10, 60
+MIN_ITEMS, MAX_ITEMS = 8, 36
 WORKERS = 3
 KILL_WINDOW_S = 90.0
 MAX_KILLS = 40
@@ -90,7 +90,7 @@ MAX_AIMED_KILLS = 10  # kills aimed inside a submission (between create and reco
 # The wait ends when everything is terminal, or when nothing moved for STALL_S (longer than
 # a stuck batch sits at the provider before its deadline), or at CAP_S, a generous bound for
 # a run that keeps moving (a quiet machine needs about two minutes, a busy one more).
-STALL_S = 3 * DEADLINE_S
+STALL_S = 5 * DEADLINE_S
 CAP_S = 480.0
 TAG = "llmbatch_batch_id"
 
@@ -135,7 +135,7 @@ def chaos_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSe
 
 
 def create_jobs(cluster: Cluster, tmp_path: Path) -> dict[str, tuple[str, str, int]]:
-    """Ten jobs per provider, 10-60 items each, interleaved; job id -> (provider, prefix, n)."""
+    """Ten jobs per provider, 8-36 items each, interleaved; job id -> (provider, prefix, n)."""
     from llmbatch.service_layer.jobs import create_job
 
     rng = random.Random(SEED)
