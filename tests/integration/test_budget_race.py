@@ -178,3 +178,8 @@ def test_twenty_jobs_never_settle_past_one_tenant_budget(
                         if e.type == "batch.waiting_for_quota"]
             assert event.data["reason"] == "waiting_for_budget"
             assert "over the monthly budget of default" in event.data["message"]
+    # Settling fetches wake the waiting batches together: they must never deadlock (a loser's
+    # batch would sit out its lease; db.budgets.wake_waiting locks in id order).
+    for proc in cluster.processes.procs:
+        assert "deadlock detected" not in proc.log.read_text(
+            encoding="utf-8", errors="replace").lower(), proc.name

@@ -106,8 +106,16 @@ class BudgetRepository:
         return int(value)
 
     def wake_waiting(self, now: datetime) -> int:
-        """Planned batches waiting for budget: due now (a reservation gave money back)."""
+        """Planned batches waiting for budget: due now (a reservation gave money back).
+
+        The rows are locked in id order and locked ones skipped (PostgreSQL; SQLite has one
+        writer): two fetches settling at once otherwise updated the same rows in different
+        orders and deadlocked, and the loser's batch sat out its lease. A skipped row is being
+        woken or claimed by whoever holds it.
+        """
         b = provider_batches.c
-        return self.conn.execute(update(provider_batches).where(
-            b.status == str(BatchStatus.PLANNED), b.error_code == str(WaitReason.BUDGET),
-        ).values(next_poll_at=now, dispatched_at=None)).rowcount
+        waiting = (select(b.id).where(b.status == str(BatchStatus.PLANNED),
+                                      b.error_code == str(WaitReason.BUDGET))
+                   .order_by(b.id).with_for_update(skip_locked=True))
+        return self.conn.execute(update(provider_batches).where(b.id.in_(waiting.scalar_subquery()))
+                                 .values(next_poll_at=now, dispatched_at=None)).rowcount
