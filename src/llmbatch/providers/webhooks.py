@@ -1,6 +1,6 @@
 """What an adapter tells the service layer about a provider's webhook delivery.
 
-A provider that pushes batch events (OpenAI, Gemini) verifies each delivery with its own
+A provider that pushes batch events (which do: docs/webhooks.md) verifies each delivery with its own
 scheme in ``providers/<vendor>/webhooks.py`` and answers with a ``WebhookNotice`` (the batch it
 names), None for an event about something else, or ``WebhookRejected``: forged, stale or
 unreadable. The notice only makes the batch due for a poll at once: what the batch's state is

@@ -1,8 +1,8 @@
 """``POST /v1/provider-webhooks/{provider}``: batch webhooks from the providers, an early
 wake-up for the poller.
 
-Register ``{api.public_url}/v1/provider-webhooks/<name>`` at the provider (OpenAI: project
-webhooks in the dashboard; Gemini: a project webhook) and put its signing secret in
+Register ``{api.public_url}/v1/provider-webhooks/<name>`` at the provider (how, per provider:
+docs/webhooks.md) and put its signing secret in
 ``providers.<name>.webhook_secret_env``. No API key: the vendor's signature is the
 authentication, checked by the provider's adapter (``read_webhook``) with the vendor's scheme.
 A forged delivery is a 401, a stale or malformed one a 400 (both problem details; the vendor
