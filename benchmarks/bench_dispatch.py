@@ -30,6 +30,7 @@ from llmbatch.config import AppConfig
 from llmbatch.db import tables
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.states import BatchStatus, JobStatus
+from llmbatch.observability.logging import configure_logging
 from llmbatch.service_layer.scheduler import tick
 from llmbatch.worker.app import CeleryPublisher, make_celery
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure one message per batch only up to this many (on the "
                              "embedded broker 10,000 take minutes)")
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     goals = {"embedded": 2.0, "postgres": 1.0}
     print("one tick with N batches due: seconds (batches dispatched / messages published)")
     print(f"{'backend':<10}{'N':>8}{'grouped':>26}{'one per batch':>28}{'goal':>8}")

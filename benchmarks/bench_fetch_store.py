@@ -42,6 +42,7 @@ from llmbatch.db import tables
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.models import BatchProgress, ItemResult
 from llmbatch.domain.states import BatchStatus, ItemStatus
+from llmbatch.observability.logging import configure_logging
 from llmbatch.providers.jsonl import parse_result_stream
 from llmbatch.providers.openai.wire import parse_result_line
 from llmbatch.service_layer.jobs import create_job
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     print(f"storing {args.items:,} OpenAI chat results, {args.rounds} rounds, items/s: "
           f"best / median (median seconds)")
     print(f"{'backend':<10}{'floor':>26}{'llmbatch fetch':>26}{'ratio of medians':>18}")

@@ -45,6 +45,7 @@ from bench_openai_path import write_prompts
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
 from llmbatch.db.migrate import upgrade
+from llmbatch.observability.logging import configure_logging
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.submission import plan_job
 
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--no-plan", action="store_true", help="skip the planning figure")
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     print(f"ingest next to its floor, {args.rounds} rounds alternating; items/s as best / "
