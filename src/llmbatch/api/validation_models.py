@@ -3,11 +3,18 @@ requests, what ``llmbatch validate`` and ``submit --dry-run`` print, with nothin
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmbatch.api.models import ProblemError
+from llmbatch.domain.models import Endpoint
 from llmbatch.errors import InputError
-from llmbatch.service_layer.intake import IntakeReport
+from llmbatch.service_layer.intake import IntakeReport, validate_file
+
+if TYPE_CHECKING:
+    from llmbatch.bootstrap import Runtime
 
 __all__ = ["ValidationOut"]
 
@@ -30,6 +37,16 @@ class ValidationOut(BaseModel):
     problem_count: int = Field(description="Every problem found, listed or not")
     problems: list[ProblemError] = Field(description="The first problems, in file order")
     warnings: list[str] = Field(description="Things a job would do unasked, one line each")
+
+    @classmethod
+    def of_file(cls, rt: Runtime, path: Path, *, provider: str, model: str, endpoint: Endpoint,
+                strict_model: bool, job_options: dict[str, Any] | None,
+                shown_as: str | None = None) -> ValidationOut:
+        """``intake.validate_file`` on ``path``, as the API answers it and the CLI and client
+        read it in every mode (``shown_as``: the name the caller knows the file by)."""
+        report = validate_file(rt, path, provider=provider, model=model, endpoint=endpoint,
+                               strict_model=strict_model, job_options=job_options)
+        return cls.from_report(report, shown_as=shown_as or str(path), actual=str(path))
 
     @classmethod
     def from_report(cls, report: IntakeReport, *, shown_as: str,

@@ -171,12 +171,10 @@ class LocalSource:
     def validate(self, path: Path, *, provider: str, model: str, endpoint: Endpoint,
                  strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         from llmbatch.api.validation_models import ValidationOut
-        from llmbatch.service_layer.intake import validate_file
 
-        report = validate_file(self.rt, path, provider=provider, model=model,
-                               endpoint=endpoint, strict_model=strict_model,
-                               job_options={"betas": betas} if betas else None)
-        return ValidationOut.from_report(report, shown_as=str(path), actual=str(path))
+        return ValidationOut.of_file(self.rt, path, provider=provider, model=model,
+                                     endpoint=endpoint, strict_model=strict_model,
+                                     job_options={"betas": betas} if betas else None)
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job

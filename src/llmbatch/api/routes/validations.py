@@ -18,7 +18,6 @@ from llmbatch.api.state import api_state
 from llmbatch.api.validation_models import ValidationOut
 from llmbatch.bootstrap import Runtime
 from llmbatch.service_layer.api_keys import Principal
-from llmbatch.service_layer.intake import validate_file
 
 __all__ = ["router"]
 
@@ -28,11 +27,10 @@ Caller = Annotated[Principal, Depends(caller)]
 
 def _validate(rt: Runtime, path: Path, shown_as: str, params: dict[str, Any]) -> ValidationOut:
     try:
-        report = validate_file(rt, path, provider=params["provider"], model=params["model"],
-                               endpoint=params["endpoint"],
-                               strict_model=params["strict_model"],
-                               job_options=params.get("job_options"))
-        return ValidationOut.from_report(report, shown_as=shown_as, actual=str(path))
+        return ValidationOut.of_file(rt, path, provider=params["provider"],
+                                     model=params["model"], endpoint=params["endpoint"],
+                                     strict_model=params["strict_model"],
+                                     job_options=params.get("job_options"), shown_as=shown_as)
     finally:
         path.unlink(missing_ok=True)
 
