@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.models import BatchFailure, BatchPhase, BatchProgress, FailureKind
 from llmbatch.domain.states import BatchStatus
 from llmbatch.errors import ConfigError
-from llmbatch.observability.logging import bind_tenant, bound_ids, configure_logging
+from llmbatch.observability.logging import bind_tenant, bound_ids
 from llmbatch.observability.redaction import (
     Redactor,
     configure_redaction,
@@ -121,19 +119,6 @@ def test_a_batch_change_redacts_provider_text_before_it_is_stored() -> None:
     assert change.values["failure"].message == "bad input from [email], key [api-key]"
     assert change.event is not None
     assert change.event.data["error"] == "bad input from [email], key [api-key]"
-
-
-@pytest.fixture
-def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", stream)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("DEBUG", "json")
-    yield stream
-    root.handlers, _ = saved
-    root.setLevel(saved[1])
-    structlog.reset_defaults()
 
 
 def test_log_lines_are_json_redacted_with_ids_bound_and_no_sdk_bodies(
