@@ -43,13 +43,14 @@ from llmbatch.cli.source import (
     set_api_url,
 )
 from llmbatch.cli.usage import usage_command
-from llmbatch.cli.validate import BetaOpt, job_options_of
+from llmbatch.cli.validate import BetaOpt
 from llmbatch.cli.validate import validate as validate_cmd
 from llmbatch.cli.webhooks import webhooks_app
 from llmbatch.domain.models import Endpoint
 from llmbatch.errors import ConfigError, LLMBatchError
 from llmbatch.observability.logging import LogFormat
 from llmbatch.observability.redaction import redact
+from llmbatch.service_layer.model_checks import job_options_of
 from llmbatch.service_layer.submit_options import SubmitOptions
 
 __all__ = ["app", "main"]

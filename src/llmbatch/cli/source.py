@@ -22,6 +22,7 @@ from llmbatch.domain.models import Endpoint, Usage
 from llmbatch.domain.states import JobStatus
 from llmbatch.errors import InputError
 from llmbatch.service_layer.jobs import RetryOutcome
+from llmbatch.service_layer.model_checks import job_options_of
 from llmbatch.service_layer.read_models import (
     BatchSummary,
     EventRecord,
@@ -164,7 +165,7 @@ class LocalSource:
 
         return create_job(self.rt, path, provider=provider, model=model, endpoint=endpoint,
                           name=name, idempotency_key=idempotency_key, retention=retention,
-                          job_options={"betas": betas} if betas else None,
+                          job_options=job_options_of(betas),
                           strict_model=options.strict_model, max_cost=options.max_cost,
                           webhook_url=options.webhook_url)
 
@@ -174,7 +175,7 @@ class LocalSource:
 
         return ValidationOut.of_file(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, strict_model=strict_model,
-                                     job_options={"betas": betas} if betas else None)
+                                     job_options=job_options_of(betas))
 
     def cancel_job(self, job_id: str) -> JobStatus:
         from llmbatch.service_layer.jobs import cancel_job

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,20 +17,17 @@ from llmbatch.cli.common import ConfigOpt, warn
 from llmbatch.cli.exit_codes import ExitCode
 from llmbatch.domain.models import Endpoint
 from llmbatch.service_layer.intake import IntakeReport
+from llmbatch.service_layer.model_checks import job_options_of
 
 if TYPE_CHECKING:
     from llmbatch.api.validation_models import ValidationOut
 
-__all__ = ["BetaOpt", "job_options_of", "print_report", "print_verdict", "validate", "warn"]
+__all__ = ["BetaOpt", "print_report", "print_verdict", "validate", "warn"]
 
 BetaOpt = Annotated[list[str] | None, typer.Option(
     "--beta", help="A provider beta for this job, repeatable (Anthropic: anthropic-beta, "
                    "e.g. output-300k-2026-03-24; docs/providers/anthropic.md)")]
 
-
-def job_options_of(betas: list[str] | None) -> dict[str, Any] | None:
-    """The per-job provider options the command line gave (None: none)."""
-    return {"betas": list(betas)} if betas else None
 
 
 _out = Console(highlight=False, soft_wrap=True)

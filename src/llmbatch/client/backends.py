@@ -36,6 +36,7 @@ from llmbatch.errors import (
     LLMBatchError,
     NotFoundError,
 )
+from llmbatch.service_layer.model_checks import job_options_of
 from llmbatch.service_layer.submit_options import NO_OPTIONS, SubmitOptions
 
 __all__ = ["ApiError", "Backend", "EmbeddedBackend", "RemoteBackend", "SubmitOptions",
@@ -114,7 +115,7 @@ class EmbeddedBackend:
         job_id, created = create_job(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, name=name, metadata=metadata,
                                      idempotency_key=idempotency_key, retention=retention,
-                                     job_options={"betas": betas} if betas else None,
+                                     job_options=job_options_of(betas),
                                      strict_model=options.strict_model,
                                      max_cost=options.max_cost,
                                      webhook_url=options.webhook_url, warn=warnings.append)
@@ -125,7 +126,7 @@ class EmbeddedBackend:
                  strict_model: bool, betas: list[str] | None = None) -> ValidationOut:
         return ValidationOut.of_file(self.rt, path, provider=provider, model=model,
                                      endpoint=endpoint, strict_model=strict_model,
-                                     job_options={"betas": betas} if betas else None)
+                                     job_options=job_options_of(betas))
 
     def estimate(self, path: Path, *, provider: str, model: str,
                  endpoint: Endpoint) -> EstimateOut:

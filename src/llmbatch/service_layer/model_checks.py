@@ -23,10 +23,17 @@ from llmbatch.domain.models import Endpoint, RequestLine
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchProvider
 
-__all__ = ["JOB_OPTIONS_KEY", "LineRules", "job_adapter", "job_rules", "stored_job_adapter"]
+__all__ = ["JOB_OPTIONS_KEY", "LineRules", "job_adapter", "job_options_of", "job_rules",
+           "stored_job_adapter"]
 
 JOB_OPTIONS_KEY: Final = "job_options"
 _OUTPUT_KEYS: Final = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
+def job_options_of(betas: list[str] | None) -> dict[str, Any] | None:
+    """The per-job provider options a caller gave as separate arguments (None: none), in the
+    form ``job_adapter`` checks: every door (CLI, API, client) builds them here."""
+    return {"betas": list(betas)} if betas else None
 
 
 def job_rules(adapter: BatchProvider, model: str, endpoint: Endpoint) -> ModelRules:

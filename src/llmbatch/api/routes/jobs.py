@@ -43,6 +43,7 @@ from llmbatch.errors import InputError, InputProblems
 from llmbatch.service_layer import read_models
 from llmbatch.service_layer.api_keys import Principal
 from llmbatch.service_layer.jobs import cancel_job, create_job, retry_lineage
+from llmbatch.service_layer.model_checks import job_options_of
 from llmbatch.service_layer.read_models import MAX_PAGE_SIZE
 from llmbatch.service_layer.read_models.job_progress import job_progress
 from llmbatch.service_layer.read_models.result_lines import job_result_lines
@@ -129,7 +130,7 @@ def _form_params(fields: dict[str, str]) -> dict[str, Any]:
     return {"provider": text("provider", required=True, max_len=50),
             "model": text("model", required=True), "endpoint": Endpoint(endpoint),
             "name": text("name"), "metadata": metadata, "retention": retention,
-            "job_options": {"betas": betas} if betas else None,
+            "job_options": job_options_of(betas),
             "strict_model": strict == "true",
             "max_cost": _max_cost(text("max_cost", max_len=40)),
             "webhook_url": text("webhook_url", max_len=2000)}
@@ -243,7 +244,7 @@ async def receive_job_body(request: Request) -> tuple[Path, str, dict[str, Any]]
         params = body.model_dump(exclude={"requests", "retention", "betas"})
         params["retention"] = (body.retention.model_dump(exclude_none=True)
                                if body.retention else None)
-        params["job_options"] = {"betas": body.betas} if body.betas else None
+        params["job_options"] = job_options_of(body.betas)
         path = await run_in_threadpool(write_jsonl, body.requests,
                                        _upload_dir(state.config.upload_dir))
         return path, "requests", params
