@@ -35,7 +35,8 @@ def test_the_stop_wake_is_two_ticks() -> None:
 
 def test_the_worker_is_woken_after_it_was_told_to_stop(tmp_path: Path) -> None:
     seen: list[int | None] = []
-    worker = EmbeddedWorker(None, log_file=tmp_path / "worker.log", wake=lambda: seen.append(child.poll()))
+    worker = EmbeddedWorker(None, log_file=tmp_path / "worker.log",
+                            wake=lambda: seen.append(child.poll()))
     child, _ = _with_child(worker)
     worker.__exit__(None, None, None)
     assert child.returncode == -signal.SIGTERM
