@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     print(f"build + upload and finalize next to their floors, {args.items:,} items in one "
           f"batch, {args.rounds} rounds alternating; items/s best / median (median s)")
-    print(f"{'backend':<9}{'stage':<16}{'floor':>28}{'llmbatch':>28}{'ratio':>8}")
+    print(f"{'backend':<9}{'stage':<16}{'floor':>32}{'llmbatch':>32}{'ratio':>8}")
     figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="llmbatch-floors-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 floors = [r[stage][0] for r in rounds]
                 ours = [r[stage][1] for r in rounds]
                 f, o = statistics.median(floors), statistics.median(ours)
-                print(f"{name:<9}{stage:<16}{rates(args.items, floors):>28}"
-                      f"{rates(args.items, ours):>28}{f / o:>8.0%}", flush=True)
+                print(f"{name:<9}{stage:<16}{rates(args.items, floors):>32}"
+                      f"{rates(args.items, ours):>32}{f / o:>8.0%}", flush=True)
                 figures.append({"backend": name, "stage": stage, "items": args.items,
                                 "floor_s": floors, "llmbatch_s": ours})
     if args.json:

@@ -94,6 +94,8 @@ def compare_table(directory: Path) -> list[str]:
              f"  {'round':<6}{'LiteLLM SDK loop':>20}{'llmbatch embedded':>20}"
              f"{'llmbatch / LiteLLM':>20}"]
     for n, pair in enumerate(data["rounds"], 1):
+        if len(pair) != 2:
+            continue
         a, b = pair["litellm"], pair["llmbatch"]
         cells = [f"{side['wall_s']:.2f} ({side['cpu_s']:.1f})" for side in (a, b)]
         lines.append(f"  {n:<6}{cells[0]:>20}{cells[1]:>20}"

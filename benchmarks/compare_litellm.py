@@ -261,11 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the emulator's timing.sync_latency_s (seconds per sync call)")
     parser.add_argument("--batch-timing", default="validate=0,run=0,finalize=0",
                         help="the emulator's batch stages, seconds")
+    parser.add_argument("--sides", default="litellm,llmbatch",
+                        help="which to run (one side alone: before/after a change)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    python = litellm_python()
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    python = litellm_python() if "litellm" in sides else Path(sys.executable)
     timing = {**parse_timing(args.batch_timing), "sync_latency_s": args.sync_latency}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="llmbatch-compare-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, Side]] = []
     try:
         for n in range(args.rounds):
-            order = ["litellm", "llmbatch"] if n % 2 == 0 else ["llmbatch", "litellm"]
+            order = sides if n % 2 == 0 else sides[::-1]
             pair: dict[str, Side] = {}
             for side in order:
                 here = workdir / f"round{n}-{side}"
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             "items": args.items, "timing": timing, "concurrency": args.concurrency,
             "load": os.getloadavg(), "rounds": [{k: asdict(v) for k, v in pair.items()}
                                                 for pair in rounds],
-            "ratio": [p["llmbatch"].wall_s / p["litellm"].wall_s for p in rounds],
+            "ratio": [p["llmbatch"].wall_s / p["litellm"].wall_s for p in rounds
+                      if len(p) == 2],
         }, indent=2, default=str), encoding="utf-8")
     return 0
 
@@ -311,22 +315,27 @@ def report(rounds: list[dict[str, Side]], items_n: int) -> str:
              f"{'round':<6} {'LiteLLM SDK loop':>26} {'llmbatch embedded':>26} "
              f"{'llmbatch / LiteLLM':>19}"]
     for n, pair in enumerate(rounds, 1):
-        a, b = pair["litellm"], pair["llmbatch"]
-        lines.append(f"{n:<6} {fmt(a):>26} {fmt(b):>26} {b.wall_s / a.wall_s:>18.2f}x")
-    if len(rounds) > 1:
-        ratios = [p["llmbatch"].wall_s / p["litellm"].wall_s for p in rounds]
+        a, b = pair.get("litellm"), pair.get("llmbatch")
+        ratio = f"{b.wall_s / a.wall_s:.2f}x" if a and b else "-"
+        lines.append(f"{n:<6} {fmt(a):>26} {fmt(b):>26} {ratio:>19}")
+    ratios = [p["llmbatch"].wall_s / p["litellm"].wall_s for p in rounds if len(p) == 2]
+    if len(ratios) > 1:
         lines.append(f"median ratio {statistics.median(ratios):.2f}x")
-    last = rounds[-1]["llmbatch"].detail["timeline"]
-    lines.append("llmbatch timeline (last round; s after the command started):")
-    lines += [f"  {t:7.2f}  {kind}" for kind, t in last]
-    lines.append(f"  {rounds[-1]['llmbatch'].wall_s:7.2f}  (command exited)")
-    info = rounds[-1]["litellm"].detail
-    lines.append(f"LiteLLM {info.get('litellm')}: import {info['import_s']:.2f} s, loop "
-                 f"{info['loop_s']:.2f} s (last round)")
+    if "llmbatch" in rounds[-1]:
+        last = rounds[-1]["llmbatch"]
+        lines.append("llmbatch timeline (last round; s after the command started):")
+        lines += [f"  {t:7.2f}  {kind}" for kind, t in last.detail["timeline"]]
+        lines.append(f"  {last.wall_s:7.2f}  (command exited)")
+    if "litellm" in rounds[-1]:
+        info = rounds[-1]["litellm"].detail
+        lines.append(f"LiteLLM {info.get('litellm')}: import {info['import_s']:.2f} s, loop "
+                     f"{info['loop_s']:.2f} s (last round)")
     return "\n".join(lines)
 
 
-def fmt(side: Side) -> str:
+def fmt(side: Side | None) -> str:
+    if side is None:
+        return "-"
     return f"{side.wall_s:.2f} ({side.cpu_s:.1f}; {side.emulator_cpu_s:.1f})"
 
 
