@@ -66,7 +66,7 @@ def memory_table(directory: Path) -> list[str]:
         rows.append((r["items"], f"submit ({r['backend']})", r["submit_rss_mib"], None))
     for path in sorted(directory.glob("openai_path-*.json")):
         for r in json.loads(path.read_text(encoding="utf-8")).get("results", []):
-            rows.append((r["items"], f"worker tree ({r['description']})"[:44],
+            rows.append((r["items"], f"worker tree ({r['backend']})",
                          r["rss_peak_mb"], r["rss_idle_mb"]))
     for items, name, peak, idle in sorted(rows, key=lambda r: (r[0], r[1])):
         lines.append(f"  {items:>9,}  {name:<44}{peak:>8.0f}"
