@@ -51,14 +51,22 @@ lint: $(STAMP)
 
 # BENCH_SIZES: the job sizes of the ingest / memory figures (benchmarks/README.md); the full
 # table is `make bench BENCH_SIZES=50000,200000,500000` (long: the default stays tolerable).
+# Each script prints its own table and writes its figures to BENCH_OUT; the last step prints
+# them side by side (stage / floor / ratio, memory per process and size, dispatch, LiteLLM).
 BENCH_SIZES ?= 50000
+BENCH_OUT ?= benchmarks/out
 
 bench: $(STAMP) polling-sim
-	$(BIN)/python benchmarks/bench_ingest.py --sizes $(BENCH_SIZES)
+	mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/*.json
+	$(BIN)/python benchmarks/bench_ingest.py --sizes $(BENCH_SIZES) --json $(BENCH_OUT)/ingest.json
 	for n in $$(echo $(BENCH_SIZES) | tr , ' '); do \
-	  $(BIN)/python benchmarks/bench_openai_path.py --items $$n || exit 1; done
-	$(BIN)/python benchmarks/bench_fetch_store.py
-	$(BIN)/python benchmarks/bench_dispatch.py
+	  $(BIN)/python benchmarks/bench_openai_path.py --items $$n \
+	    --json $(BENCH_OUT)/openai_path-$$n.json || exit 1; done
+	$(BIN)/python benchmarks/bench_fetch_store.py --json $(BENCH_OUT)/fetch.json
+	$(BIN)/python benchmarks/bench_stage_floors.py --json $(BENCH_OUT)/floors.json
+	$(BIN)/python benchmarks/bench_dispatch.py --baseline-max 1000 --json $(BENCH_OUT)/dispatch.json
+	$(BIN)/python benchmarks/compare_litellm.py --json $(BENCH_OUT)/compare.json
+	$(BIN)/python benchmarks/bench_summary.py $(BENCH_OUT)
 
 polling-sim: $(STAMP)
 	$(BIN)/python benchmarks/polling_simulation.py

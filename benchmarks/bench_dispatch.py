@@ -15,6 +15,7 @@ messages; they are counted on the broker afterwards. Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-max", type=int, default=10_000,
                         help="measure one message per batch only up to this many (on the "
                              "embedded broker 10,000 take minutes)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    figures: list[dict[str, object]] = []
     configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     goals = {"embedded": 2.0, "postgres": 1.0}
     print("one tick with N batches due: seconds (batches dispatched / messages published)")
@@ -113,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                      for r in (grouped, single) for s, d, m in [r or (0.0, 0, 0)]]
             print(f"{name:<10}{size:>8,}{cells[0]:>26}{cells[1]:>28}"
                   f"{'< ' + str(goals[name]) + ' s':>8}")
+            figures.append({"backend": name, "due": size, "grouped": grouped, "single": single,
+                            "goal_s": goals[name]})
+    if args.json:
+        args.json.write_text(json.dumps({"dispatch": figures}, indent=2), encoding="utf-8")
     return 0
 
 

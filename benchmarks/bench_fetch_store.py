@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    figures: list[dict[str, object]] = []
     configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     print(f"storing {args.items:,} OpenAI chat results, {args.rounds} rounds, items/s: "
           f"best / median (median seconds)")
@@ -258,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':<10}each round, floor / fetch: " + ", ".join(
             f"{args.items / a:,.0f} / {args.items / b:,.0f}" for a, b in zip(floors, stores,
                                                                            strict=True)))
+        figures.append({"backend": name, "items": args.items, "floor_s": floors,
+                        "llmbatch_s": stores})
+    if args.json:
+        args.json.write_text(json.dumps({"fetch": figures}, indent=2), encoding="utf-8")
     return 0
 
 

@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--no-plan", action="store_true", help="skip the planning figure")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    figures: dict[str, list[dict[str, object]]] = {"ingest": [], "plan": []}
     configure_logging("WARNING")  # the figures alone on stdout, warnings on stderr
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -235,13 +237,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<9}{size:>9,}{size / f_min:>11,.0f} / {size / f_med:>8,.0f}"
                       f"{size / i_min:>11,.0f} / {size / i_med:>8,.0f}{f_med / i_med:>8.0%}"
                       f"{rss:>14.0f} MiB{submit_s:>10.1f}", flush=True)
+                figures["ingest"].append({"backend": name, "items": size, "floor_s": floors,
+                                          "llmbatch_s": ingests, "submit_rss_mib": rss})
     if not args.no_plan:
         print(f"\nplanning {PLAN_ITEMS:,} one-item batches (plan_job), seconds:")
         with tempfile.TemporaryDirectory(prefix="llmbatch-plan-") as tmp:
             for name in backends:
                 with database(name, Path(tmp)) as backend:
                     if backend is not None:
-                        print(f"{name:<9}{plan_seconds(backend, Path(tmp)):>9.2f} s", flush=True)
+                        seconds = plan_seconds(backend, Path(tmp))
+                        print(f"{name:<9}{seconds:>9.2f} s", flush=True)
+                        figures["plan"].append({"backend": name, "batches": PLAN_ITEMS,
+                                                "seconds": seconds})
+    if args.json:
+        args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     return 0
 
 

@@ -323,3 +323,35 @@ def test_a_server_runs_once() -> None:
         assert httpx.get(f"{server.url}/_emulator/health").status_code == 200
     with pytest.raises(RuntimeError, match="runs once"):
         server.start()
+
+
+def test_the_synchronous_chat_endpoint_answers_what_a_batch_line_holds(
+    emu: EmulatorServer, openai_client: Any, chat_lines: Lines, to_jsonl: Any,
+    wait_for_batch: Any,
+) -> None:
+    # The comparison with SDK loops (benchmarks/compare_litellm.py) relies on both paths
+    # getting the same synthesized answer for the same body.
+    lines = chat_lines(3, prefix="sync")
+    uploaded = openai_client.files.create(
+        file=("sync.jsonl", to_jsonl(lines), "application/jsonl"), purpose="batch")
+    batch = openai_client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    done = wait_for_batch(batch.id)
+    text = openai_client.files.content(done.output_file_id).text
+    in_batch = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, text.splitlines())}
+    for line in lines:
+        answer = openai_client.chat.completions.create(**line["body"])
+        assert answer.object == "chat.completion"
+        expected = in_batch[line["custom_id"]]
+        assert answer.choices[0].message.content == expected["choices"][0]["message"]["content"]
+        assert answer.usage.model_dump(exclude_none=True) == expected["usage"]
+
+
+def test_the_synchronous_chat_endpoint_refuses_what_the_batch_line_would(
+    emu: EmulatorServer, openai_client: Any, chat_lines: Lines,
+) -> None:
+    body = chat_lines(1)[0]["body"]
+    with pytest.raises(openai.BadRequestError, match="Unrecognized request argument"):
+        openai_client.chat.completions.create(**body, extra_body={"colour": "blue"})
+    with pytest.raises(openai.BadRequestError, match="does not stream"):
+        openai_client.chat.completions.create(**body, stream=True)

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.cli.costs import usd
-from llmbatch.cli.embedded import EmbeddedWorker
+from llmbatch.cli.embedded import EmbeddedWorker, stop_wake
 from llmbatch.config import load_config
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.states import ItemStatus, JobStatus
@@ -128,7 +128,8 @@ def run_demo(console: Console, *, items: int = 24, keep: Path | None = None,
                                                     highlight=False))
                 console.print(f"submitted the README's example file to {name}: job "
                               f"{job_ids[label]}", highlight=False)
-            with EmbeddedWorker(config_path, log_file=workdir / "worker.log"):
+            with EmbeddedWorker(config_path, log_file=workdir / "worker.log",
+                                wake=stop_wake(rt.publisher)):
                 jobs = _watch(rt, job_ids, console, timeout_s)
             _show_outputs(rt, job_ids, console)
             details = [job_detail(rt, j.id) for j in jobs.values()]

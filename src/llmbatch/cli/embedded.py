@@ -23,10 +23,17 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-__all__ = ["LIFELINE_ENV", "EmbeddedWorker", "default_log_file", "watch_lifeline"]
+from llmbatch.service_layer import tasks
+
+if TYPE_CHECKING:
+    from llmbatch.service_layer.unit_of_work import Publisher
+
+__all__ = ["LIFELINE_ENV", "EmbeddedWorker", "default_log_file", "stop_wake", "watch_lifeline"]
 
 LIFELINE_ENV = "LLMBATCH_LIFELINE_FD"
 LOG_NAME = "worker.log"
@@ -51,11 +58,18 @@ def default_log_file(config_path: Path | None) -> Path:
 
 class EmbeddedWorker:
     """``with EmbeddedWorker(config_path): ...`` - a ``llmbatch worker --beat`` child that
-    ends with the block, or with this process if it dies first."""
+    ends with the block, or with this process if it dies first.
+
+    ``wake`` (optional) sends the worker any message right after it was told to stop: Celery
+    notices a stop between two reads of the broker, and on the embedded (polled) broker an
+    idle read lasts up to 2 s; a message ends it at once, so the command exits that much
+    sooner. The message must be one a worker may run or leave queued (a tick)."""
 
     def __init__(self, config_path: Path | None, *, concurrency: int = 4,
-                 log_file: Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log_file: Path | None = None, env: dict[str, str] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
         self._config_path = config_path
+        self._wake = wake
         self._concurrency = concurrency
         self.log_file = log_file or default_log_file(config_path)
         self._env = env
@@ -85,6 +99,19 @@ class EmbeddedWorker:
         self._lifeline = write_end
         return self
 
+    def detach(self) -> None:
+        """Tell the worker to stop and do not wait for it (a ``submit --wait`` whose file was
+        refused should not make its user wait for a worker that booted for nothing). It stops
+        warmly on its own; its lifeline, closed here, bounds that by ``SHUTDOWN_GRACE_S``."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGTERM)
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+        self._proc = None
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
@@ -99,6 +126,9 @@ class EmbeddedWorker:
         try:
             if self._proc.poll() is None:
                 _signal_group(self._proc.pid, signal.SIGTERM)
+                if self._wake is not None:
+                    with contextlib.suppress(Exception):  # only sooner: never needed
+                        self._wake()
                 try:
                     self._proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -111,6 +141,19 @@ class EmbeddedWorker:
                 os.close(self._lifeline)
                 self._lifeline = None
             self._proc = None
+
+
+def stop_wake(publisher: Publisher) -> Callable[[], None]:
+    """The ``wake`` of an ``EmbeddedWorker`` whose broker ``publisher`` sends to: two ticks.
+    Celery reads the broker once more after it noticed the stop (its loop's ``finally``), so
+    the first message ends the read it was in and the second the last one; a tick left over
+    is run by the next worker, a no-op when nothing is due (messages are only wake-up calls).
+    Measured on the embedded broker: the worker exits in ~1-1.5 s instead of ~4-5 s."""
+
+    def wake() -> None:
+        publisher.publish_many([(tasks.TICK, (), None), (tasks.TICK, (), None)])
+
+    return wake
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from llmbatch.cli import runtime as cli_runtime
 from llmbatch.cli import validate as cli_validate
 from llmbatch.cli import wait as cli_wait
 from llmbatch.cli.common import ConfigOpt, console, err
+from llmbatch.cli.embedded import EmbeddedWorker
 from llmbatch.cli.emulator_faults import emulator_app
 from llmbatch.cli.estimate import estimate_command
 from llmbatch.cli.exit_codes import ExitCode, exit_code_for
@@ -131,6 +132,8 @@ def submit(
                                     output_expires_after)
     if worker:
         local_only("--worker")
+    stack = ExitStack()
+    booted: list[EmbeddedWorker] = []  # started while the file is stored (--wait), if any
     if api_url():
         source: JobSource = job_source(config, publish=True, new=True)
         if dry_run:
@@ -145,18 +148,33 @@ def submit(
                                       webhook_url=webhook_url))
         console.print(f"{'created' if created else 'existing'} job [bold]{job_id}[/bold]")
     else:
-        with naming_options(retention):
-            rt, job_id = _submit_local(
-                file, provider=provider, model=model, name=name, endpoint=endpoint,
-                idempotency_key=idempotency_key, max_cost=max_cost, webhook_url=webhook_url,
-                strict_model=strict_model, dry_run=dry_run, config=config,
-                retention=retention, job_options=job_options_of(beta))
+        def boot_worker(rt: Runtime) -> None:
+            # --wait that starts a worker: it boots (imports, Celery, its beat: seconds) while
+            # the file is stored instead of after; a failed submit lets it go unawaited.
+            if wait and (worker if worker is not None else LocalSource(rt).embedded_broker):
+                booted.append(stack.enter_context(cli_wait.embedded_worker(config,
+                                                                           LocalSource(rt))))
+
+        try:
+            with naming_options(retention):
+                rt, job_id = _submit_local(
+                    file, provider=provider, model=model, name=name, endpoint=endpoint,
+                    idempotency_key=idempotency_key, max_cost=max_cost,
+                    webhook_url=webhook_url, strict_model=strict_model, dry_run=dry_run,
+                    config=config, retention=retention, job_options=job_options_of(beta),
+                    before_ingest=boot_worker)
+        except BaseException:
+            for early in booted:
+                early.detach()
+            raise
         source = LocalSource(rt)
     if not wait:
         console.print(job_id) if not console.is_terminal else None
         return
     start_worker = source.embedded_broker if worker is None else worker
-    sys.exit(cli_wait.wait_and_report(source, job_id, config, start_worker, console))
+    with stack:  # the summary is printed before a booted worker is stopped
+        sys.exit(cli_wait.wait_and_report(source, job_id, config,
+                                          start_worker and not booted, console))
 
 
 def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
@@ -164,7 +182,9 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
                   webhook_url: str | None, strict_model: bool, dry_run: bool,
                   config: Path | None,
                   retention: dict[str, Any] | None = None,
-                  job_options: dict[str, Any] | None = None) -> tuple[Runtime, str]:
+                  job_options: dict[str, Any] | None = None,
+                  before_ingest: Callable[[Runtime], None] | None = None,
+                  ) -> tuple[Runtime, str]:
     """``submit`` on the local database: every problem of the file at once, the database's
     reachability in one line, and a job that is stored said to be stored even when the
     broker cannot be told (the tick picks it up). The runtime it used, and the job's id."""
@@ -184,6 +204,8 @@ def _submit_local(file: Path, *, provider: str, model: str, name: str | None,
     rt.publisher = wakeups = TolerantPublisher(rt.publisher, quiet=True)
     require_database(rt.engine)
     cli_runtime.ensure_schema(rt)
+    if before_ingest is not None:
+        before_ingest(rt)
     job_id, created = create_job(rt, file, provider=provider, model=model, endpoint=endpoint,
                                  name=name, idempotency_key=idempotency_key,
                                  webhook_url=webhook_url, max_cost=max_cost,

@@ -7,23 +7,30 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from llmbatch.cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from llmbatch.cli.embedded import EmbeddedWorker
 from llmbatch.cli.source import JobSource, job_source, local_only
 from llmbatch.domain.states import JobStatus
 
-__all__ = ["wait", "wait_and_report"]
+__all__ = ["embedded_worker", "wait", "wait_and_report"]
 
 
-def _worker(config: Path | None) -> AbstractContextManager[object]:
-    from llmbatch.cli.embedded import EmbeddedWorker
+def embedded_worker(config: Path | None, source: JobSource) -> EmbeddedWorker:
+    """The worker ``--wait`` starts with the embedded broker (not yet started)."""
+    from llmbatch.cli.embedded import EmbeddedWorker, stop_wake
+    from llmbatch.cli.source import LocalSource
 
-    return EmbeddedWorker(config)
+    # Woken as it stops (stop_wake), so the command ends ~3 s sooner after the job did.
+    wake = stop_wake(source.rt.publisher) if isinstance(source, LocalSource) else None
+    return EmbeddedWorker(config, wake=wake)
 
 
 def wait_and_report(source: JobSource, job_id: str, config: Path | None, start_worker: bool,
@@ -33,7 +40,8 @@ def wait_and_report(source: JobSource, job_id: str, config: Path | None, start_w
     from llmbatch.cli.progress import final_lines, wait_for_job
 
     source.job_summary(job_id)  # an unknown job is said before any worker starts
-    ctx = _worker(config) if start_worker else nullcontext()
+    ctx: AbstractContextManager[object] = (embedded_worker(config, source) if start_worker
+                                           else nullcontext())
     with ctx:
         job = wait_for_job(source, job_id, console, timeout_s=timeout_s)
     if not job.ended:
@@ -58,7 +66,7 @@ def wait(job_id: Annotated[str, typer.Argument(help="The job to follow")],
     """Follow a job to its end with the progress bar (exit 0 if every item succeeded)."""
     if worker:
         local_only("--worker")
-    source = job_source(config)
+    source = job_source(config, publish=True)  # the worker's stop_wake
     start_worker = source.embedded_broker if worker is None else worker
     raise SystemExit(wait_and_report(source, job_id, config, start_worker, Console(),
                                      timeout_s=timeout))

@@ -50,6 +50,10 @@ class TimingSettings(_Frozen):
     run_per_item_s: float = Field(0.0002, ge=0)
     finalize_s: float = Field(1.0, ge=0)
     cancel_s: float = Field(1.0, ge=0, description="How long 'cancelling' lasts")
+    sync_latency_s: float = Field(
+        0.0, ge=0, le=120.0,
+        description="How long a synchronous call (OpenAI's POST /v1/chat/completions) takes "
+                    "before answering; 0 answers at once (the emulator's own work only)")
     completion_window_s: float = Field(
         86_400.0, gt=0, description="Deadline after creation; running batches then expire"
     )

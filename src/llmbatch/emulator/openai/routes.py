@@ -8,6 +8,7 @@ on 50,000-line files; the event loop must keep serving other calls meanwhile).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from llmbatch.emulator.multipart import FilePart, MultipartError, boundary_of, read_form
+from llmbatch.emulator.openai.endpoints import ENDPOINTS
 from llmbatch.emulator.openai.errors import (
     PROVIDER,
     fault_error,
@@ -196,6 +198,34 @@ def build_router(service: OpenAIService) -> APIRouter:
     async def cancel_batch(batch_id: str, request: Request) -> JSONResponse:
         await enter(request, "batches.cancel", service.batch_tags(batch_id))
         return JSONResponse(await run_in_threadpool(service.cancel_batch, batch_id))
+
+    @router.post("/chat/completions")
+    async def chat_completion(request: Request) -> JSONResponse:
+        # The synchronous endpoint, so SDK loops (the OpenAI SDK, LiteLLM) can be measured on
+        # the same emulator as the batch path: the same body checks and the same synthesized
+        # answer a batch result line holds, after ``timing.sync_latency_s``.
+        await enter(request, "chat.completions")
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise openai_error(400, _BAD_JSON)
+        if body.get("stream") is True:
+            raise openai_error(400, "The emulator does not stream chat completions.",
+                               param="stream", code="invalid_value")
+        chat = ENDPOINTS["/v1/chat/completions"]
+        rejection = chat.reject(body)
+        if rejection is not None:
+            raise openai_error(rejection.status, rejection.message, param=rejection.param,
+                               code=rejection.code, type=rejection.type)
+        if rt.settings.timing.sync_latency_s:
+            await asyncio.sleep(rt.settings.timing.sync_latency_s)
+        response, _ = chat.respond(body, created=int(rt.clock.now()),
+                                   response_id=rt.ids.new("", length=29),
+                                   default_dim=rt.settings.openai.embedding_dim)
+        return JSONResponse(response)
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                       include_in_schema=False)
