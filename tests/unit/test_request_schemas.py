@@ -39,47 +39,67 @@ def test_the_neutral_schemas_hold_both_endpoints_and_know_the_chat_fields() -> N
         schemas.property_names("CreateChatCompletionRequest")
 
 
-def test_the_role_dispatch_gives_the_verdict_of_the_one_of_it_replaces() -> None:
-    """The fast validator checks a message against the branch its role names only
-    (``dispatch_on_role``); over messages right and wrong in every way that matters to the
-    choice of branch, the verdict is the one the ``oneOf`` gives."""
+def _corpus() -> list[dict[str, Any]]:
+    """Chat bodies right and wrong in every way that matters to the documents' keywords:
+    each message role against each content shape (``oneOf`` by role), numbers at and past
+    their bounds, wrong types, unknown and missing fields, tools, response formats."""
     import itertools
 
-    import fastjsonschema
-
-    from llmbatch.schemas import dispatch_on_role, load_document
-
-    document = load_document("llmbatch.schemas", "neutral_requests.json")
-    schemas = document["components"]["schemas"]
-    assert dispatch_on_role(schemas)["ChatCompletionRequestMessage"] != \
-        schemas["ChatCompletionRequestMessage"]
-
-    def compiled(components: dict[str, Any]) -> Any:
-        return fastjsonschema.compile({
-            "$schema": "http://json-schema.org/draft-07/schema#",
-            "components": {**document["components"], "schemas": components},
-            "$ref": "#/components/schemas/CreateChatCompletionRequest"}, use_default=False)
-
-    def verdict(validate: Any, body: dict[str, Any]) -> bool:
-        try:
-            validate(body)
-        except fastjsonschema.JsonSchemaValueException:
-            return False
-        return True
-
-    one_of, dispatched = compiled(schemas), compiled(dispatch_on_role(schemas))
     roles = ["user", "system", "developer", "assistant", "tool", "function", "bogus", None, 5]
-    contents = ["hi", "", None, 3, [{"type": "text", "text": "x"}], [], {"a": 1}]
+    contents = ["hi", "", None, 3, [{"type": "text", "text": "x"}], [], {"a": 1},
+                [{"type": "image_url", "image_url": {"url": "data:x"}}], [{"type": "nope"}]]
     extras: list[dict[str, Any]] = [{}, {"name": "n"}, {"tool_call_id": "t"}, {"zzz": 1},
                                     {"tool_calls": [{"id": "1", "type": "function", "function":
                                                      {"name": "f", "arguments": "{}"}}]}]
-    seen = set()
+    bodies: list[dict[str, Any]] = []
     for role, content, extra in itertools.product(roles, contents, extras):
         message: Any = {**extra, **({"role": role} if role is not None else {}),
                         **({"content": content} if content is not None else {})}
         for messages in ([message], [{"role": "user", "content": "q"}, message], ["x"]):
-            body = {"model": "m", "messages": messages}
-            expected = verdict(one_of, body)
-            seen.add(expected)
-            assert verdict(dispatched, body) == expected, body
-    assert seen == {True, False}
+            bodies.append({"model": "m", "messages": messages})
+    hi = [{"role": "user", "content": "hi"}]
+    fields: list[dict[str, Any]] = [
+        {"temperature": t} for t in (0, 0.2, 1.0, 2, 2.5, 5, -1, "1", None, True)] + [
+        {"max_tokens": v} for v in (1, 0, -5, 1.0, 1.5, "10", None, True, 2**62)] + [
+        {"top_p": v} for v in (0, 1, 1.5)] + [
+        {"n": 1}, {"n": 0}, {"seed": 7}, {"stop": "x"}, {"stop": ["a", "b"]}, {"stop": 3},
+        {"response_format": {"type": "json_object"}}, {"response_format": {"type": "text"}},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "s"}}},
+        {"response_format": {"type": "json_schema"}}, {"response_format": {"type": "xml"}},
+        {"logit_bias": {"50256": -100}}, {"logit_bias": {"1": "x"}}, {"metadata": {"k": "v"}},
+        {"metadata": {"k": 1}}, {"stream": False}, {"reasoning_effort": "low"},
+        {"reasoning_effort": "extreme"}, {"tool_choice": "auto"}, {"tool_choice": "maybe"},
+        {"tools": [{"type": "function", "function": {"name": "get_weather"}}]},
+        {"tools": [{"type": "function", "function": {"name": "bad name"}}]},
+        {"tools": [{"type": "function", "function": {}}]}, {"tools": [{"type": "x"}]},
+        {"temprature": 0.5}, {"messages": "hi"}, {"messages": []}, {}, {"model": 5},
+    ]
+    for extra in fields:
+        bodies.append({"model": "m", "messages": hi, **extra})
+    return bodies
+
+
+def test_the_deciding_and_the_explaining_validator_agree_on_the_corpus() -> None:
+    """``jsonschema_rs`` decides, ``jsonschema`` explains (``llmbatch.schemas``): over good
+    and bad bodies alike, the body refused is the body the explainer finds fault with, and
+    the words are the explainer's."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    from llmbatch.schemas import explain, load_document
+
+    document = load_document("llmbatch.schemas", "neutral_requests.json")
+    uri = "urn:test:neutral"
+    registry: Registry[Any] = Registry().with_resource(
+        uri, Resource.from_contents(document, default_specification=DRAFT202012))
+    explainer = Draft202012Validator(
+        {"$ref": f"{uri}#/components/schemas/CreateChatCompletionRequest"}, registry=registry)
+    schemas = neutral_schemas()
+    verdicts = set()
+    for body in _corpus():
+        found = schemas.problems("CreateChatCompletionRequest", body)
+        assert (not found) == explainer.is_valid(body), body
+        assert found == explain(explainer, body), body
+        verdicts.add(not found)
+    assert verdicts == {True, False}
