@@ -98,9 +98,10 @@ def decode_json_line(text: str) -> Any:
     return value
 
 
-def decode_storable_line(text: str) -> Any:
+def decode_storable_line(text: str, *, raw: bytes | None = None) -> Any:
     """``decode_json_line`` and then ``storable_problem``, as one: the value, or the
-    ``InputError`` of the first refusal.
+    ``InputError`` of the first refusal. ``raw`` is ``text`` as UTF-8 when the caller has it
+    (the line as read), which spares encoding it again.
 
     The fast path: ``orjson`` parses the line when its text shows nothing the careful parser
     would judge differently. ``orjson`` refuses on its own NaN, Infinity, numbers that overflow
@@ -111,10 +112,11 @@ def decode_storable_line(text: str) -> Any:
     a NUL: JSON text cannot hold a raw one, and surrogates come as valid pairs or are refused)
     and at most ``MAX_DEPTH`` brackets (no node can then be deeper), so the walk is skipped.
     """
-    try:
-        raw = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate in the text itself: the careful parser says so
-        raw = b""
+    if raw is None:
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate in the text: the careful parser says so
+            raw = b""
     if raw and _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             value = orjson.loads(raw)
@@ -215,11 +217,17 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
     if chat:
         messages = body.get("messages")
         for i, message in enumerate(messages if isinstance(messages, list) else []):
-            if isinstance(message, Mapping):
+            if isinstance(message, Mapping) and _maybe_empty(message.get("content")):
                 problems += _empty_content(message, f"body.messages[{i}]")
     elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))
     return problems
+
+
+def _maybe_empty(content: Any) -> bool:
+    """Whether ``_empty_content`` could find anything: the common content, a non-empty
+    string, is told apart without building the message's field name."""
+    return not (isinstance(content, str) and content) and content is not None
 
 
 def _empty_content(message: Mapping[str, Any], where: str) -> list[InputError]:

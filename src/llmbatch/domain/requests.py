@@ -56,19 +56,20 @@ def _at(problem: InputError, file: str, line: int) -> InputError:
 
 def parse_request_line(
     text: str, *, line: int, index: int, file: str, endpoint: Endpoint, model: str,
-    on_model_conflict: Callable[[str], None] | None = None,
+    on_model_conflict: Callable[[str], None] | None = None, raw: bytes | None = None,
 ) -> RequestLine:
     """Validate one JSONL line. ``line`` is 1-based (for messages); ``index`` is the item's
-    position among non-blank lines (its order in the output). Raises ``InputError`` (one
-    problem) or ``InputProblems`` (several), always naming file and line."""
+    position among non-blank lines (its order in the output); ``raw`` is ``text`` as UTF-8
+    when the caller has it. Raises ``InputError`` (one problem) or ``InputProblems``
+    (several), always naming file and line."""
     try:
-        obj: Any = decode_storable_line(text)
+        obj: Any = decode_storable_line(text, raw=raw)
     except InputError as exc:
         raise _at(exc, file, line) from None
     if not isinstance(obj, dict):
         raise _fail("each line must be a JSON object", file, line)
-    unknown = sorted(set(obj) - _KNOWN_KEYS)
-    if unknown:
+    if not obj.keys() <= _KNOWN_KEYS:
+        unknown = sorted(set(obj) - _KNOWN_KEYS)
         raise _fail(f"unknown key(s): {', '.join(unknown)}", file, line, unknown[0])
 
     custom_id = obj.get("custom_id", f"line-{line}")
@@ -95,7 +96,7 @@ def parse_request_line(
     if not isinstance(body, dict):
         raise _fail("missing or not a JSON object", file, line, "body")
 
-    body = dict(body)
+    # The body is this line's own, just parsed: it is changed in place, not copied.
     body_model = body.pop("model", None)
     if body_model is not None and body_model != model:
         if on_model_conflict is None or not isinstance(body_model, str):
@@ -119,8 +120,8 @@ def body_problems(body: dict[str, Any], *, endpoint: Endpoint, model: str) -> li
     name = NEUTRAL_SCHEMAS[endpoint]
     problems = [InputError(p.reason, field=f"body.{p.path}" if p.path else "body")
                 for p in schemas.problems(name, {**body, "model": model})]
-    if not problems:  # the chat schema is open (its parts are combined with allOf)
-        allowed = schemas.property_names(name)
+    allowed = schemas.property_names(name)
+    if not problems and not body.keys() <= allowed:  # the chat schema is open (allOf parts)
         problems = [InputError(f"unknown field '{key}' (not in OpenAI's {name})",
                                field=f"body.{key}") for key in body if key not in allowed]
     if not problems:

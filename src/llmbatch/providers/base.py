@@ -214,7 +214,18 @@ class BatchProvider(abc.ABC):
         return []
 
     def effective_limits(self, model: str) -> BatchLimits:
-        """Provider limits, lowered (never raised) by config."""
+        """Provider limits, lowered (never raised) by config. Worked out once per model and
+        configuration: ``encode`` asks for every line of a job."""
+        memo: dict[str, tuple[ProviderConfig, BatchLimits]] = vars(self).setdefault(
+            "_limits_memo", {})
+        known = memo.get(model)
+        if known is not None and known[0] is self.config:
+            return known[1]
+        limits = self._effective_limits(model)
+        memo[model] = (self.config, limits)
+        return limits
+
+    def _effective_limits(self, model: str) -> BatchLimits:
         max_requests = self.max_requests
         max_bytes = self.max_bytes
         if self.config.limits.max_requests:

@@ -36,16 +36,22 @@ def _strip(item: Any, where: str) -> Any:
 
 def without_cache_markers(body: Mapping[str, Any]) -> dict[str, Any]:
     """``body`` without ``cache_control`` on its messages, content parts and tools (the same
-    object's contents when there is none; never modified in place)."""
+    object's contents when there is none; never modified in place). Run on every line of a
+    job at submit: a part without a marker costs one lookup."""
     out = dict(body)
     messages = body.get("messages")
     if isinstance(messages, list):
         cleaned = []
         for i, msg in enumerate(messages):
-            where = f"body.messages[{i}]"
-            msg = _strip(msg, where)
-            content = msg.get("content") if isinstance(msg, Mapping) else None
-            if isinstance(content, list):
+            if not isinstance(msg, Mapping):
+                cleaned.append(msg)
+                continue
+            if "cache_control" in msg:
+                msg = _strip(msg, f"body.messages[{i}]")
+            content = msg.get("content")
+            if isinstance(content, list) and any(
+                    isinstance(p, Mapping) and "cache_control" in p for p in content):
+                where = f"body.messages[{i}]"
                 msg = {**msg, "content": [_strip(p, f"{where}.content[{j}]")
                                           for j, p in enumerate(content)]}
             cleaned.append(msg)
