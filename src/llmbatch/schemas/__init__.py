@@ -31,15 +31,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from llmbatch.errors import InputError
+
+if TYPE_CHECKING:  # imported when a body is refused: ~8 MiB a clean submit does not carry
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["SchemaProblem", "SchemaSet", "json_path", "load_document", "neutral_schemas"]
 
@@ -130,6 +130,10 @@ class SchemaSet:
 
     def _validator(self, name: str) -> Draft202012Validator:
         if name not in self._slow:
+            from jsonschema import Draft202012Validator
+            from referencing import Registry, Resource
+            from referencing.jsonschema import DRAFT202012
+
             registry: Registry[Any] = Registry().with_resource(
                 self._uri, Resource.from_contents(self._document,
                                                   default_specification=DRAFT202012))
