@@ -217,7 +217,7 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
     if chat:
         messages = body.get("messages")
         for i, message in enumerate(messages if isinstance(messages, list) else []):
-            if isinstance(message, Mapping) and _maybe_empty(message.get("content")):
+            if isinstance(message, (dict, Mapping)) and _maybe_empty(message.get("content")):
                 problems += _empty_content(message, f"body.messages[{i}]")
     elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))

@@ -72,7 +72,8 @@ def parse_request_line(
         unknown = sorted(set(obj) - _KNOWN_KEYS)
         raise _fail(f"unknown key(s): {', '.join(unknown)}", file, line, unknown[0])
 
-    custom_id = obj.get("custom_id", f"line-{line}")
+    # Not ``obj.get(key, default)``: that would format the default for every line.
+    custom_id = obj["custom_id"] if "custom_id" in obj else f"line-{line}"  # noqa: SIM401
     if not isinstance(custom_id, str) or not custom_id:
         raise _fail("must be a non-empty string", file, line, "custom_id")
     if len(custom_id) > MAX_CUSTOM_ID_CHARS:

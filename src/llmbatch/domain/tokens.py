@@ -54,14 +54,14 @@ def _text_chars(value: Any) -> int:
                 if isinstance(child, str):
                     if not child.startswith("data:"):
                         chars += len(child)
-                elif isinstance(child, dict | list):
+                elif isinstance(child, (dict, list)):
                     stack.append(child)
         elif isinstance(node, list):
             for child in node:
                 if isinstance(child, str):
                     if not child.startswith("data:"):
                         chars += len(child)
-                elif isinstance(child, dict | list):
+                elif isinstance(child, (dict, list)):
                     stack.append(child)
         elif isinstance(node, str) and not node.startswith("data:"):
             chars += len(node)

@@ -28,7 +28,7 @@ def _check(value: Any, where: str) -> None:
 
 
 def _strip(item: Any, where: str) -> Any:
-    if not isinstance(item, Mapping) or "cache_control" not in item:
+    if not isinstance(item, (dict, Mapping)) or "cache_control" not in item:
         return item
     _check(item["cache_control"], where)
     return {k: v for k, v in item.items() if k != "cache_control"}
@@ -43,7 +43,7 @@ def without_cache_markers(body: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(messages, list):
         cleaned = []
         for i, msg in enumerate(messages):
-            if not isinstance(msg, Mapping):
+            if not isinstance(msg, (dict, Mapping)):  # dict first: the common case, fast
                 cleaned.append(msg)
                 continue
             if "cache_control" in msg:
