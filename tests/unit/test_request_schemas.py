@@ -103,3 +103,36 @@ def test_the_deciding_and_the_explaining_validator_agree_on_the_corpus() -> None
         assert found == explain(explainer, body), body
         verdicts.add(not found)
     assert verdicts == {True, False}
+
+
+def test_a_body_found_certainly_clean_has_no_problem_checked_one_by_one(
+        monkeypatch: Any) -> None:
+    """``body_problems`` lets one compiled verdict (schema, declared fields and the limits of
+    ``neutral_body_problems`` together) pass a clean body; it must never pass a body the
+    checks one by one refuse. Over good and bad bodies of both endpoints; the verdict must
+    also pass the plain clean ones, or it saves nothing."""
+    from llmbatch.domain import requests
+    from llmbatch.domain.models import Endpoint
+
+    hi = [{"role": "user", "content": "hi"}]
+    chat = [{k: v for k, v in body.items() if k != "model"} for body in _corpus()]
+    chat += [{"messages": hi, "max_tokens": v} for v in (0, 1, 1.0, 0.0, 10**6, 10**6 + 1, True)]
+    chat += [{"messages": [{"role": "user", "content": c}]} for c in
+             ("", [], [{"type": "text", "text": ""}], [{"type": "text", "text": "x"}])]
+    chat += [{"messages": [*hi, {"role": "assistant", "content": c, "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}
+        for c in ("", None, "x")]
+    embeddings: list[dict[str, Any]] = [
+        {"input": v} for v in ("", "a", [""], [[]], ["a", "b"], [[1, 2]], [], 5)]
+    embeddings += [{"input": "a", "dimensions": 0}, {"input": "a", "bogus": 1}]
+    cases = [(Endpoint.CHAT, b) for b in chat] + [(Endpoint.EMBEDDINGS, b) for b in embeddings]
+
+    clean = {(e, repr(b)) for e, b in cases
+             if requests._certainly_clean(e)({**b, "model": "m"})}
+    monkeypatch.setattr(requests, "_certainly_clean", lambda _: lambda _: False)
+    for endpoint, body in cases:
+        found = requests.body_problems(body, endpoint=endpoint, model="m")
+        if (endpoint, repr(body)) in clean:
+            assert found == [], (endpoint, body)
+    assert (Endpoint.CHAT, repr({"messages": hi})) in clean
+    assert (Endpoint.EMBEDDINGS, repr({"input": "a"})) in clean

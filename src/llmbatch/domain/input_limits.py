@@ -39,6 +39,7 @@ __all__ = [
     "decode_json_line",
     "decode_storable_line",
     "neutral_body_problems",
+    "neutral_limits_schema",
     "storable_problem",
 ]
 
@@ -222,6 +223,26 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
     elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))
     return problems
+
+
+def neutral_limits_schema(*, chat: bool, embeddings: bool | None = None) -> dict[str, Any]:
+    """``neutral_body_problems`` as a JSON Schema, for a validator that decides in one call
+    that a body is clean (``domain.requests``): a body that fits it has none of those
+    problems. Sufficient, not necessary: it refuses some bodies the checks accept (an empty
+    assistant content beside its tool calls; ``0.0`` tokens, an integer to JSON Schema, a
+    float to Python), which then go through the checks, which decide."""
+    in_range = {"anyOf": [{"not": {"type": "integer"}},
+                          {"minimum": 1, "maximum": MAX_OUTPUT_TOKENS}]}
+    properties: dict[str, Any] = dict.fromkeys(
+        ("max_tokens", "max_completion_tokens", "max_output_tokens"), in_range)
+    if chat:
+        empty_text = {"required": ["type", "text"], "properties": {
+            "type": {"const": "text"}, "text": {"const": ""}}}
+        properties["messages"] = {"items": {"properties": {"content": {
+            "not": {"enum": ["", []]}, "items": {"not": empty_text}}}}}
+    elif embeddings is not False:
+        properties["input"] = {"not": {"const": ""}, "items": {"not": {"enum": ["", []]}}}
+    return {"properties": properties}
 
 
 def _maybe_empty(content: Any) -> bool:

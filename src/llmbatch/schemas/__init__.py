@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -119,6 +119,14 @@ class SchemaSet:
         # Should the explainer see nothing wrong, the decider's verdict stands, in its words.
         return found or [SchemaProblem(json_path(error.instance_path), _short(error.message))
                          for error in decider.iter_errors(instance)]
+
+    def decider_with(self, name: str, extra: Mapping[str, Any]) -> Callable[[Any], bool]:
+        """A verdict of schema ``name`` and ``extra`` together (``allOf``), in one call of the
+        compiled validator. Compiled anew on every call: the caller keeps it."""
+        validator = jsonschema_rs.Draft202012Validator(
+            {"components": self._document["components"],
+             "allOf": [{"$ref": f"#/components/schemas/{name}"}, dict(extra)]}, offline=True)
+        return validator.is_valid
 
     def _decider(self, name: str) -> jsonschema_rs.Validator:
         if name not in self._fast:
