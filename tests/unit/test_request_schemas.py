@@ -79,30 +79,60 @@ def _corpus() -> list[dict[str, Any]]:
     return bodies
 
 
+def _native_corpus() -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """Native bodies, good and bad, per (package, document, schema)."""
+    hi = [{"role": "user", "content": "hi"}]
+    claude = {"model": "claude-x", "max_tokens": 10, "messages": hi}
+    anthropic = [claude, {**claude, "max_tokens": "10"}, {**claude, "max_tokens": 0},
+                 {k: v for k, v in claude.items() if k != "max_tokens"},
+                 {**claude, "temprature": 1}, {**claude, "temperature": 5},
+                 {**claude, "system": [{"type": "text", "text": "s",
+                                        "cache_control": {"type": "ephemeral"}}]},
+                 {**claude, "messages": [{"role": "robot", "content": "x"}]},
+                 {**claude, "messages": [{"role": "user", "content": [{"type": "nope"}]}]},
+                 {**claude, "tools": [{"name": "get_weather", "input_schema": {
+                     "type": "object"}}]},
+                 {**claude, "tools": [{"name": "bad name!", "input_schema": {
+                     "type": "object"}}]}]
+    gem = {"model": "models/g", "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    gemini = [gem, {**gem, "generationConfig": {"maxOutputTokens": 5, "topK": 2}},
+              {**gem, "generationConfig": {"maxOutputTokens": 2**40}},
+              {**gem, "generation_config": {"max_output_tokens": 5}},
+              {"model": "models/g", "contents": [{"parts": [{"txt": "hi"}]}]},
+              {**gem, "contents": "hi"}, {**gem, "bogus": 1}, {"model": "models/g"}]
+    return {("llmbatch.providers.anthropic", "request_schemas.json", "CreateMessageParams"):
+            anthropic,
+            ("llmbatch.providers.gemini", "request_schemas.json", "GenerateContentRequest"):
+            gemini,
+            ("llmbatch.schemas", "neutral_requests.json", "CreateChatCompletionRequest"):
+            _corpus()}
+
+
 def test_the_deciding_and_the_explaining_validator_agree_on_the_corpus() -> None:
     """``jsonschema_rs`` decides, ``jsonschema`` explains (``llmbatch.schemas``): over good
-    and bad bodies alike, the body refused is the body the explainer finds fault with, and
-    the words are the explainer's."""
+    and bad bodies alike, of the neutral document and the providers' native ones, the body
+    refused is the body the explainer finds fault with, and the words are the explainer's."""
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    from llmbatch.schemas import explain, load_document
+    from llmbatch.schemas import SchemaSet, explain, load_document
 
-    document = load_document("llmbatch.schemas", "neutral_requests.json")
-    uri = "urn:test:neutral"
-    registry: Registry[Any] = Registry().with_resource(
-        uri, Resource.from_contents(document, default_specification=DRAFT202012))
-    explainer = Draft202012Validator(
-        {"$ref": f"{uri}#/components/schemas/CreateChatCompletionRequest"}, registry=registry)
-    schemas = neutral_schemas()
-    verdicts = set()
-    for body in _corpus():
-        found = schemas.problems("CreateChatCompletionRequest", body)
-        assert (not found) == explainer.is_valid(body), body
-        assert found == explain(explainer, body), body
-        verdicts.add(not found)
-    assert verdicts == {True, False}
+    for (package, file, name), bodies in _native_corpus().items():
+        document = load_document(package, file)
+        uri = f"urn:test:{package}"
+        registry: Registry[Any] = Registry().with_resource(
+            uri, Resource.from_contents(document, default_specification=DRAFT202012))
+        explainer = Draft202012Validator(
+            {"$ref": f"{uri}#/components/schemas/{name}"}, registry=registry)
+        schemas = SchemaSet(document, uri)
+        verdicts = set()
+        for body in bodies:
+            found = schemas.problems(name, body)
+            assert (not found) == explainer.is_valid(body), (name, body)
+            assert found == explain(explainer, body), (name, body)
+            verdicts.add(not found)
+        assert verdicts == {True, False}, name
 
 
 def test_a_body_found_certainly_clean_has_no_problem_checked_one_by_one(
