@@ -93,6 +93,8 @@ class LineRules:
         body = request.body if request.native is None else None
         problems = rule_problems(self.rules, body, estimated_tokens=estimated_tokens,
                                  output_tokens=output_tokens, output_field=_OUTPUT_FIELD)
+        if not problems:
+            return problems
         # The output field is worked out only for a refusal that names it, not for every line.
         return [InputError(p.message, field=_output_field(request))
                 if p.field == _OUTPUT_FIELD else p for p in problems]
