@@ -52,7 +52,8 @@ _MAX_INT_DIGITS: Final = len(str(INT_LIMIT)) + 1  # sign included
 _UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 # Digit runs that may be an integer outside ±2^63 (which has 19 digits): such a line takes the
 # careful parser. Mapping every digit to "0" and looking for 19 of them is a C scan.
-_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+# The same pass maps "[" to "{", so that one count of the copy bounds the nesting.
+_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 19
 
 
@@ -118,13 +119,14 @@ def decode_storable_line(text: str, *, raw: bytes | None = None) -> Any:
             raw = text.encode()
         except UnicodeEncodeError:  # a lone surrogate in the text: the careful parser says so
             raw = b""
-    if raw and _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
+    scanned = raw.translate(_DIGITS_AS_ZEROS)
+    if raw and _LONG_DIGITS not in scanned:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
         else:
-            if b"\\u0000" not in raw and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+            if b"\\u0000" not in raw and scanned.count(b"{") <= MAX_DEPTH:
                 return value
             problem = storable_problem(value)
             if problem is not None:
