@@ -88,3 +88,31 @@ def test_the_command_prints_the_estimate(make_driver: Callable[..., Driver],
                                                    + 40 * Decimal("0.3")) / 1_000_000
     table = CliRunner().invoke(cli.app, args)
     assert table.exit_code == 0 and "synchronous price" in table.stdout
+
+
+def test_the_per_job_bound_pricer_gives_the_price_of_each_bound(
+        make_driver: Callable[..., Driver]) -> None:
+    """``BoundPricer`` (what ``create_job`` stores per item) keeps its answers, so the same
+    answers must come whether it worked them out or remembered them, and whatever the memo
+    held before it was started over."""
+    from llmbatch.domain.models import Endpoint, RequestLine
+    from llmbatch.service_layer.estimates import BoundPricer, bound_cost, item_bound
+    from llmbatch.service_layer.pricing import model_prices
+
+    driver = make_driver(PRICED)
+    rt = driver.rt
+    adapter = rt.registry.get("fake")
+    prices = model_prices(rt, "fake", MODEL, rt.clock())
+    pricer = BoundPricer(rt, prices)
+    pricer.MEMO_MAX = 3
+    for _ in range(2):  # the second round answers partly from memory
+        for tokens, max_tokens in [(1, 20), (7, None), (7, 20), (1_000, 5), (1, 20)]:
+            body = {"messages": [{"role": "user", "content": "x"}],
+                    **({"max_tokens": max_tokens} if max_tokens else {})}
+            request = RequestLine(0, "c", body)
+            expected = bound_cost(item_bound(rt, adapter, request, endpoint=Endpoint.CHAT,
+                                             estimated=tokens), prices)
+            limit = adapter.max_output_tokens(request, endpoint=Endpoint.CHAT)
+            assert expected is not None
+            assert pricer.batch_pusd(tokens, limit) == expected.batch_pusd
+    assert BoundPricer(rt, None).batch_pusd(10, None) is None

@@ -1,7 +1,8 @@
 """``llmbatch submit`` only checks and stores a job: it must not load the provider SDKs (the
-worker's business, ~13 MB for OpenAI's alone) and loads Celery only to publish the wake-up once
-the job is committed, so that the file is read in a process without them (issue 13: submit's
-peak memory). Checked in a fresh interpreter, since this test process has imported everything."""
+worker's business, ~13 MB for OpenAI's alone), nor ``jsonschema`` for a clean file (it only
+explains a refused body), and loads Celery only to publish the wake-up once the job is
+committed, so that the file is read in a process without them (issue 13: submit's peak
+memory). Checked in a fresh interpreter, since this test process has imported everything."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ try:
 except SystemExit as exc:
     seen["exit"] = exc.code
 seen["sdks"] = [m for m in SDKS if m in sys.modules]
+seen["explainer"] = "jsonschema" in sys.modules
 print(json.dumps(seen))
 """
 
@@ -64,6 +66,8 @@ providers:
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen.get("exit") in (None, 0), done.stderr
     assert seen["sdks"] == []
+    # Every line was clean: the schema errors' explainer (``jsonschema``, ~8 MB) never loaded.
+    assert seen["explainer"] is False
     # The wake-up was published (the job is stored), and Celery was loaded only for it.
     assert seen["celery_before_publish"] is False
     assert seen["sdks_before_publish"] == []

@@ -61,12 +61,17 @@ def _copy(dbapi: Any, rows: Sequence[ItemRow]) -> bool:
     return True
 
 
+# The constant tail as SQL literals: SQLite binds eight values a row, not fourteen.
+_SQLITE_INSERT: Final = (
+    f"INSERT INTO items ({_COLUMN_LIST}) VALUES ("
+    + ", ".join(["?"] * (len(ITEM_COLUMNS) - len(NEW_ITEM_TAIL))
+                + [f"'{v}'" if isinstance(v, str) else str(v) for v in NEW_ITEM_TAIL]) + ")")
+
+
 def _executemany(dbapi: sqlite3.Connection, rows: Sequence[ItemRow]) -> bool:
-    marks = ", ".join("?" for _ in ITEM_COLUMNS)
     cursor = dbapi.cursor()
     try:
-        cursor.executemany(f"INSERT INTO items ({_COLUMN_LIST}) VALUES ({marks})",
-                           [row + NEW_ITEM_TAIL for row in rows])
+        cursor.executemany(_SQLITE_INSERT, rows)
     except sqlite3.IntegrityError as exc:
         if "items.job_id, items.custom_id" in str(exc):
             return False

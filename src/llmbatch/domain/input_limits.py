@@ -39,6 +39,7 @@ __all__ = [
     "decode_json_line",
     "decode_storable_line",
     "neutral_body_problems",
+    "neutral_limits_schema",
     "storable_problem",
 ]
 
@@ -51,7 +52,8 @@ _MAX_INT_DIGITS: Final = len(str(INT_LIMIT)) + 1  # sign included
 _UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 # Digit runs that may be an integer outside ±2^63 (which has 19 digits): such a line takes the
 # careful parser. Mapping every digit to "0" and looking for 19 of them is a C scan.
-_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+# The same pass maps "[" to "{", so that one count of the copy bounds the nesting.
+_DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 19
 
 
@@ -98,9 +100,10 @@ def decode_json_line(text: str) -> Any:
     return value
 
 
-def decode_storable_line(text: str) -> Any:
+def decode_storable_line(text: str, *, raw: bytes | None = None) -> Any:
     """``decode_json_line`` and then ``storable_problem``, as one: the value, or the
-    ``InputError`` of the first refusal.
+    ``InputError`` of the first refusal. ``raw`` is ``text`` as UTF-8 when the caller has it
+    (the line as read), which spares encoding it again.
 
     The fast path: ``orjson`` parses the line when its text shows nothing the careful parser
     would judge differently. ``orjson`` refuses on its own NaN, Infinity, numbers that overflow
@@ -111,17 +114,19 @@ def decode_storable_line(text: str) -> Any:
     a NUL: JSON text cannot hold a raw one, and surrogates come as valid pairs or are refused)
     and at most ``MAX_DEPTH`` brackets (no node can then be deeper), so the walk is skipped.
     """
-    try:
-        raw = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate in the text itself: the careful parser says so
-        raw = b""
-    if raw and _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
+    if raw is None:
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate in the text: the careful parser says so
+            raw = b""
+    scanned = raw.translate(_DIGITS_AS_ZEROS)
+    if raw and _LONG_DIGITS not in scanned:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
         else:
-            if b"\\u0000" not in raw and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+            if b"\\u0000" not in raw and scanned.count(b"{") <= MAX_DEPTH:
                 return value
             problem = storable_problem(value)
             if problem is not None:
@@ -215,11 +220,37 @@ def neutral_body_problems(body: Mapping[str, Any], *, chat: bool,
     if chat:
         messages = body.get("messages")
         for i, message in enumerate(messages if isinstance(messages, list) else []):
-            if isinstance(message, Mapping):
+            if isinstance(message, (dict, Mapping)) and _maybe_empty(message.get("content")):
                 problems += _empty_content(message, f"body.messages[{i}]")
     elif embeddings is not False:  # None: the old two-endpoint reading, not chat = embeddings
         problems += _empty_input(body.get("input"))
     return problems
+
+
+def neutral_limits_schema(*, chat: bool, embeddings: bool | None = None) -> dict[str, Any]:
+    """``neutral_body_problems`` as a JSON Schema, for a validator that decides in one call
+    that a body is clean (``domain.requests``): a body that fits it has none of those
+    problems. Sufficient, not necessary: it refuses some bodies the checks accept (an empty
+    assistant content beside its tool calls; ``0.0`` tokens, an integer to JSON Schema, a
+    float to Python), which then go through the checks, which decide."""
+    in_range = {"anyOf": [{"not": {"type": "integer"}},
+                          {"minimum": 1, "maximum": MAX_OUTPUT_TOKENS}]}
+    properties: dict[str, Any] = dict.fromkeys(
+        ("max_tokens", "max_completion_tokens", "max_output_tokens"), in_range)
+    if chat:
+        empty_text = {"required": ["type", "text"], "properties": {
+            "type": {"const": "text"}, "text": {"const": ""}}}
+        properties["messages"] = {"items": {"properties": {"content": {
+            "not": {"enum": ["", []]}, "items": {"not": empty_text}}}}}
+    elif embeddings is not False:
+        properties["input"] = {"not": {"const": ""}, "items": {"not": {"enum": ["", []]}}}
+    return {"properties": properties}
+
+
+def _maybe_empty(content: Any) -> bool:
+    """Whether ``_empty_content`` could find anything: the common content, a non-empty
+    string, is told apart without building the message's field name."""
+    return not (isinstance(content, str) and content) and content is not None
 
 
 def _empty_content(message: Mapping[str, Any], where: str) -> list[InputError]:

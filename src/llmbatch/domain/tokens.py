@@ -39,16 +39,33 @@ _NOT_TEXT = frozenset({
 _MESSAGE_LISTS = ("messages", "contents", "requests")
 
 
-def _text_chars(value: Any, key: str | None = None) -> int:
-    if key in _NOT_TEXT:
-        return 0
-    if isinstance(value, str):
-        return 0 if value.startswith("data:") else len(value)
-    if isinstance(value, dict):
-        return sum(_text_chars(v, k) for k, v in value.items())
-    if isinstance(value, list):
-        return sum(_text_chars(v, key) for v in value)
-    return 0
+def _text_chars(value: Any) -> int:
+    """Characters of prompt text in ``value``: every string, except data URLs and what sits
+    (at any depth) under a key of ``_NOT_TEXT``. One loop over an explicit stack: it runs for
+    every line of a job at submit, where a recursive walk was a tenth of the time."""
+    chars = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key in _NOT_TEXT:
+                    continue
+                if isinstance(child, str):
+                    if not child.startswith("data:"):
+                        chars += len(child)
+                elif isinstance(child, (dict, list)):
+                    stack.append(child)
+        elif isinstance(node, list):
+            for child in node:
+                if isinstance(child, str):
+                    if not child.startswith("data:"):
+                        chars += len(child)
+                elif isinstance(child, (dict, list)):
+                    stack.append(child)
+        elif isinstance(node, str) and not node.startswith("data:"):
+            chars += len(node)
+    return chars
 
 
 def _message_count(body: dict[str, Any]) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -68,9 +68,9 @@ class BatchLimits:
     max_tokens: int | None = None  # the model's enqueued-token quota, when one is configured
 
 
-@dataclass(frozen=True)
-class EncodedLine:
-    """One item in the provider's wire format, with the key the provider will echo back."""
+class EncodedLine(NamedTuple):
+    """One item in the provider's wire format, with the key the provider will echo back. A
+    named tuple (immutable, cheap to make): one is made for every line of every job."""
 
     provider_key: str
     data: bytes  # one JSON object, no trailing newline
@@ -214,7 +214,21 @@ class BatchProvider(abc.ABC):
         return []
 
     def effective_limits(self, model: str) -> BatchLimits:
-        """Provider limits, lowered (never raised) by config."""
+        """Provider limits, lowered (never raised) by config. Worked out once per model and
+        configuration: ``encode`` asks for every line of a job."""
+        memo: dict[str, tuple[ProviderConfig, BatchLimits]] | None = vars(self).get(
+            "_limits_memo")
+        if memo is None:
+            memo = {}
+            vars(self)["_limits_memo"] = memo
+        known = memo.get(model)
+        if known is not None and known[0] is self.config:
+            return known[1]
+        limits = self._effective_limits(model)
+        memo[model] = (self.config, limits)
+        return limits
+
+    def _effective_limits(self, model: str) -> BatchLimits:
         max_requests = self.max_requests
         max_bytes = self.max_bytes
         if self.config.limits.max_requests:
@@ -341,8 +355,10 @@ class BatchProvider(abc.ABC):
 
 def output_limit(body: Mapping[str, Any] | None, *keys: str) -> int | None:
     """The first of ``keys`` in ``body`` holding a positive integer."""
+    if not isinstance(body, (dict, Mapping)):
+        return None
     for key in keys:
-        value = body.get(key) if isinstance(body, Mapping) else None
+        value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None

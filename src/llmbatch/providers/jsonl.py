@@ -23,13 +23,32 @@ log = structlog.get_logger(__name__)
 
 
 
+# Types ``orjson`` would write on its own but the standard encoder refuses: handed to the
+# fallback below, which refuses them as before.
+_ORJSON_STRICT: Final = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                         | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
 def compact_json(obj: Any, *, field: str) -> bytes:
     """``obj`` as one line of compact UTF-8 JSON, for a batch line or a request body.
 
     Refuses, as an ``InputError`` naming ``field``, what no provider can be sent faithfully
     (NaN or Infinity, values JSON has no word for, cycles). A lone surrogate (``"\ud800"``) is
     a legal JSON escape but not UTF-8: such an object is written with escapes instead.
+
+    ``orjson`` writes it (every line of a job is encoded at submit: the standard encoder was a
+    tenth of ingest), except where it would not say the same: it writes NaN and Infinity as
+    ``null``, so output holding ``null`` anywhere is written again by the standard encoder,
+    which refuses them; whatever ``orjson`` refuses (integers past 64 bits, non-string keys,
+    lone surrogates, types JSON has no word for) goes there too, for its words.
     """
+    try:
+        data = orjson.dumps(obj, option=_ORJSON_STRICT)
+    except orjson.JSONEncodeError:
+        pass
+    else:
+        if b"null" not in data:
+            return data
     try:
         text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -31,8 +31,8 @@ from llmbatch.pricing import ItemCost, ModelPrices, from_pusd, price_usage
 from llmbatch.providers.base import BatchProvider
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
 
-__all__ = ["INPUT_ERROR", "Estimate", "ItemBound", "bound_cost", "estimate_file",
-           "estimate_lines", "item_bound"]
+__all__ = ["INPUT_ERROR", "BoundPricer", "Estimate", "ItemBound", "bound_cost",
+           "estimate_file", "estimate_lines", "item_bound"]
 
 INPUT_ERROR = ("input tokens estimated at ~4 characters a token: within about 20% for English "
                "prose on the vendors' tokenizers; code, JSON and non-Latin scripts run denser "
@@ -65,6 +65,42 @@ def bound_cost(bound: ItemBound, prices: ModelPrices | None) -> ItemCost | None:
         return None
     return price_usage(Usage(input_tokens=bound.input_bound, output_tokens=bound.output_bound),
                        prices)
+
+
+class BoundPricer:
+    """The batch price (micro-USD) of each request's upper bound in one job: ``item_bound``
+    then ``bound_cost``, worked out once per distinct (estimated tokens, output limit).
+
+    Pricing goes through ``Decimal`` and the price catalogue's tiers, which made it the
+    costliest step of storing a line; the lines of one job repeat the same few output limits
+    and a narrow band of prompt sizes, so the answers are kept (at most ``MEMO_MAX``, then
+    started over: memory stays flat however large the job)."""
+
+    MEMO_MAX = 65_536
+
+    def __init__(self, rt: Runtime, prices: ModelPrices | None) -> None:
+        self._factor = rt.config.cost.input_bound_factor
+        self._default_output = rt.config.cost.default_max_output_tokens
+        self._prices = prices
+        self._memo: dict[tuple[int, int | None], int] = {}
+
+    def batch_pusd(self, tokens: int, output_limit: int | None) -> int | None:
+        """``bound_cost(item_bound(...)).batch_pusd`` for a request of ``tokens`` estimated
+        prompt tokens whose ``max_output_tokens`` is ``output_limit``; None without prices."""
+        if self._prices is None:
+            return None
+        key = (tokens, output_limit)
+        found = self._memo.get(key)
+        if found is None:
+            output = output_limit if output_limit is not None else self._default_output
+            bound = ItemBound(tokens, math.ceil(tokens * self._factor), output,
+                              output_limit is None)
+            cost = bound_cost(bound, self._prices)
+            assert cost is not None  # priced: ``_prices`` is set
+            if len(self._memo) >= self.MEMO_MAX:
+                self._memo.clear()
+            found = self._memo[key] = cost.batch_pusd
+        return found
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Protocol
+from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
@@ -41,14 +41,15 @@ MAX_LISTED: Final = 20
 _SKIP_CHUNK: Final = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class AcceptedLine:
-    """A line that passed every check, ready to store."""
+class AcceptedLine(NamedTuple):
+    """A line that passed every check, ready to store; ``output_limit`` is the adapter's
+    ``max_output_tokens`` for it (what bounds its cost). A tuple: one is made per line."""
 
     request: RequestLine
     encoded: EncodedLine
     tokens: int
     line: int
+    output_limit: int | None
 
 
 class IdSink(Protocol):
@@ -139,12 +140,15 @@ class Intake:
         """Every line of ``handle`` checked; the ones that pass, in order. A problem is added to
         ``report`` and the scan goes on."""
         index = 0
+        update = self.digest.update
         for line_no, raw in enumerate(_lines(handle), start=1):
             if raw is None:
                 self.report.add(InputError(f"longer than {MAX_LINE_BYTES:,} bytes",
                                            file=self.report.file, line=line_no))
                 continue
-            self.digest.update(raw.rstrip(b"\r\n") + b"\n")
+            # The content hash reads every line ended by one "\n" (the common case as is).
+            update(raw if raw[-1:] == b"\n" and raw[-2:-1] != b"\r"
+                   else raw.rstrip(b"\r\n") + b"\n")
             accepted = self._check(raw, line_no, index)
             if accepted is None:
                 continue
@@ -160,13 +164,14 @@ class Intake:
             self.report.add(InputError(f"not valid UTF-8 (byte {exc.start + 1})", file=file,
                                        line=line_no))
             return None
-        if not text.strip():
+        if not text or text.isspace():
             return None
         try:
             req = parse_request_line(text, line=line_no, index=index, file=file,
                                      endpoint=self.endpoint, model=self.model,
                                      on_model_conflict=None if self.strict_model
-                                     else lambda given: self._ignored(given, line_no))
+                                     else lambda given: self._ignored(given, line_no),
+                                     raw=raw)
         except InputError as exc:
             self.report.add(exc)
             return None
@@ -181,9 +186,11 @@ class Intake:
             except InputError as exc:
                 problems.append(exc)
         tokens = estimate_tokens(req)
+        output_limit = None
         if encoded is not None:
+            output_limit = self.adapter.max_output_tokens(req, endpoint=self.endpoint)
             problems += self._size_problems(encoded, tokens)
-            problems += self._rules.problems(req, tokens)
+            problems += self._rules.problems(req, tokens, output_tokens=output_limit)
             if encoded.provider_key != req.custom_id:
                 self.mapped_keys = True
         if self.ids is not None:
@@ -195,18 +202,22 @@ class Intake:
                                            field=problem.field))
             return None
         assert encoded is not None
-        return AcceptedLine(req, encoded, tokens, line_no)
+        return AcceptedLine(req, encoded, tokens, line_no, output_limit)
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
+        limits = self.limits
+        if len(encoded.data) + 1 <= limits.max_bytes and (
+                limits.max_tokens is None or tokens <= limits.max_tokens):
+            return []
         problems = []
-        if len(encoded.data) + 1 > self.limits.max_bytes:
+        if len(encoded.data) + 1 > limits.max_bytes:
             problems.append(InputError(
-                f"request is {len(encoded.data)} bytes, over the {self.limits.max_bytes}-byte "
+                f"request is {len(encoded.data)} bytes, over the {limits.max_bytes}-byte "
                 f"batch limit of {self.adapter.name}", field="body"))
-        if self.limits.max_tokens is not None and tokens > self.limits.max_tokens:
+        if limits.max_tokens is not None and tokens > limits.max_tokens:
             problems.append(InputError(
                 f"request is about {tokens} tokens (estimated), over the "
-                f"{self.limits.max_tokens}-token enqueued limit of {self.model} "
+                f"{limits.max_tokens}-token enqueued limit of {self.model} "
                 f"(providers.{self.adapter.name}.models[].enqueued_token_limit)", field="body"))
         return problems
 

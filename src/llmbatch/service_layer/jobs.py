@@ -28,7 +28,7 @@ from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus, is_termin
 from llmbatch.errors import ConflictError, InputError, NotFoundError
 from llmbatch.service_layer import tasks
 from llmbatch.service_layer.budgets import budgets_apply, check_new_job
-from llmbatch.service_layer.estimates import bound_cost, item_bound
+from llmbatch.service_layer.estimates import BoundPricer
 from llmbatch.service_layer.intake import Intake, check_file, preflight
 from llmbatch.service_layer.model_checks import JOB_OPTIONS_KEY, job_adapter
 from llmbatch.service_layer.pricing import model_prices, unpriced_hint
@@ -78,8 +78,9 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
 
     ``webhook_url`` (checked against ``webhooks.allowed_hosts`` first) receives a signed event
     when the job ends (``llmbatch.webhooks``). Each item keeps the batch price of its upper
-    bound (``estimates.item_bound``), what budgets reserve; ``max_cost`` (USD) caps the job,
-    and a job that cannot fit its budgets is refused here with the figures
+    bound (``estimates.item_bound``, priced by ``BoundPricer``), what budgets reserve;
+    ``max_cost`` (USD) caps the job, and a job that cannot fit its budgets is refused here
+    with the figures
     (``budgets.check_new_job``). ``retention`` overrides the provider's ``retention``
     settings for this job (stored in its config snapshot; ``provider_data``).
     ``job_options`` are the provider's per-job options (e.g. betas), checked and stored
@@ -124,17 +125,15 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         conn = uow.repo.conn
         rows: list[ItemRow] = []
         stored_all = True  # False once a write met a duplicate custom_id
-        for line in intake.scan(handle):
+        pricer = BoundPricer(rt, prices)
+        for req, encoded, tokens, _, output_limit in intake.scan(handle):
             if not (intake.report.ok and stored_all):
                 continue  # refused in the end: the rest is only checked
-            req = line.request
             stored = {"native": req.native} if req.native is not None else {"body": req.body}
-            bound = bound_cost(item_bound(rt, adapter, req, endpoint=endpoint,
-                                          estimated=line.tokens), prices)
-            bound_total += bound.batch_pusd if bound else 0
-            rows.append((job.id, req.index, req.custom_id, line.encoded.provider_key,
-                         json_text.dumps(stored), len(line.encoded.data), line.tokens,
-                         bound.batch_pusd if bound else None))
+            bound_pusd = pricer.batch_pusd(tokens, output_limit)
+            bound_total += bound_pusd or 0
+            rows.append((job.id, req.index, req.custom_id, encoded.provider_key,
+                         json_text.dumps(stored), len(encoded.data), tokens, bound_pusd))
             if len(rows) >= INSERT_CHUNK:
                 stored_all = write_items(conn, rows)
                 rows = []

@@ -27,6 +27,15 @@ __all__ = ["JOB_OPTIONS_KEY", "LineRules", "job_adapter", "job_options_of", "job
            "stored_job_adapter"]
 
 JOB_OPTIONS_KEY: Final = "job_options"
+
+
+class _Unset:
+    """``LineRules.problems`` was not given the output limit (None is a value: no limit)."""
+
+
+_UNSET: Final = _Unset()
+# Stands in for the line's output field in ``rule_problems``' answer until one names it.
+_OUTPUT_FIELD: Final = "\0output-field"
 _OUTPUT_KEYS: Final = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
@@ -79,15 +88,23 @@ class LineRules:
         self.endpoint = endpoint
         self.rules = job_rules(adapter, model, endpoint)
 
-    def problems(self, request: RequestLine, estimated_tokens: int) -> list[InputError]:
+    def problems(self, request: RequestLine, estimated_tokens: int, *,
+                 output_tokens: int | _Unset | None = _UNSET) -> list[InputError]:
         """What the model certainly refuses in ``request`` (fields named ``body.…`` or
-        ``native.…``); nothing for a model without known rules."""
+        ``native.…``); nothing for a model without known rules. ``output_tokens`` is the
+        adapter's ``max_output_tokens`` for it when the caller has it already."""
         if self.rules.empty:
             return []
-        output = self.adapter.max_output_tokens(request, endpoint=self.endpoint)
-        return rule_problems(self.rules, request.body if request.native is None else None,
-                             estimated_tokens=estimated_tokens, output_tokens=output,
-                             output_field=_output_field(request))
+        if isinstance(output_tokens, _Unset):
+            output_tokens = self.adapter.max_output_tokens(request, endpoint=self.endpoint)
+        body = request.body if request.native is None else None
+        problems = rule_problems(self.rules, body, estimated_tokens=estimated_tokens,
+                                 output_tokens=output_tokens, output_field=_OUTPUT_FIELD)
+        if not problems:
+            return problems
+        # The output field is worked out only for a refusal that names it, not for every line.
+        return [InputError(p.message, field=_output_field(request))
+                if p.field == _OUTPUT_FIELD else p for p in problems]
 
 
 def _output_field(request: RequestLine) -> str:

@@ -82,7 +82,7 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
         raise InputError("must be a non-empty string", field="custom_id")
     field, source = ("native", request.native) if request.native is not None else (
         "body", request.body)
-    if not isinstance(source, Mapping):
+    if not isinstance(source, (dict, Mapping)):
         raise InputError("missing or not a JSON object", field=field)
     # Neutral bodies may carry Anthropic-style cache breakpoints: OpenAI caches prefixes on
     # its own, so they are removed (providers.cache_markers); a native body is sent as given.
