@@ -15,6 +15,8 @@ off per chunk), on a fresh database for each scheme and round:
   ``items`` at fillfactor 70, so that the status update can be HOT (no index entry);
 - ``results+batch``: the inserts, then one ``UPDATE`` settling the whole batch at the end
   (every result succeeded);
+- ``results+joined-batch``: the inserts, then one ``UPDATE`` joining the batch's items to
+  their results at the end (each item's own status, counts and costs);
 - ``results-only``: the inserts and nothing else, the write of a design where an item's
   status is a per-batch fact with exceptions (no item row touched at all).
 
@@ -61,7 +63,7 @@ from llmbatch.service_layer.progress import _as_text, _result_row
 
 CHUNK = 1_000
 SCHEMES = ("floor", "current", "results+settle", "results+settle-hot", "results+batch",
-           "results-only")
+           "results+joined-batch", "results-only")
 COLUMNS = ResultRow._fields
 
 
@@ -74,7 +76,7 @@ def result_rows(results: Path) -> list[ResultRow]:
 def _results_table(conn: Connection, postgres: bool) -> None:
     json_type = "JSONB" if postgres else "TEXT"
     conn.exec_driver_sql(
-        "CREATE TABLE item_results (batch_id VARCHAR(40) NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS item_results (batch_id VARCHAR(40) NOT NULL, "
         "provider_key VARCHAR(500) NOT NULL, outcome VARCHAR(20) NOT NULL, "
         f"status VARCHAR(20) NOT NULL, response {json_type}, output_text TEXT, "
         "finish_reason VARCHAR(50), input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT "
@@ -114,6 +116,21 @@ _SETTLE_SQLITE = text("""
       AND items.provider_key IN (SELECT value FROM json_each(:keys))""")
 
 
+_SET = ("finish_reason", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
+        "cache_write_tokens", "cache_write_1h_tokens", "error", "cost_pusd", "sync_cost_pusd")
+_JOINED_PG = text(f"""
+    UPDATE items SET status = r.status, completed_at = :now,
+      {', '.join(f'{c} = r.{c}' for c in _SET)}
+    FROM item_results AS r
+    WHERE r.batch_id = :b AND items.batch_id = :b AND items.provider_key = r.provider_key
+      AND items.status = 'submitted'""")
+_JOINED_SQLITE = text(f"""
+    UPDATE items SET (status, completed_at, {', '.join(_SET)}) = (
+      SELECT r.status, :now, {', '.join(f'r.{c}' for c in _SET)} FROM item_results AS r
+      WHERE r.batch_id = :b AND r.provider_key = items.provider_key)
+    WHERE items.batch_id = :b AND items.status = 'submitted'""")
+
+
 def write(scheme: str, rt: Runtime, batch_id: str, rows: Sequence[ResultRow]) -> None:
     postgres = rt.engine.dialect.name == "postgresql"
     now = datetime.now(UTC)
@@ -131,6 +148,9 @@ def write(scheme: str, rt: Runtime, batch_id: str, rows: Sequence[ResultRow]) ->
                 conn.execute(_SETTLE_PG if postgres else _SETTLE_SQLITE,
                              {"b": batch_id, "now": now,
                               "keys": keys if postgres else _json_list(keys)})
+    if scheme == "results+joined-batch":
+        with rt.engine.begin() as conn:
+            conn.execute(_JOINED_PG if postgres else _JOINED_SQLITE, {"b": batch_id, "now": now})
     if scheme == "results+batch":
         with rt.engine.begin() as conn:
             conn.execute(text("UPDATE items SET status = 'succeeded', completed_at = :now "
