@@ -23,8 +23,7 @@ import yaml
 from sqlalchemy import select
 
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.read_queries import RESULTS_FROM
-from llmbatch.db.tables import events, item_results, items, provider_batches
+from llmbatch.db.tables import events, items, provider_batches
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.emulator.settings import EmulatorSettings, load_profile
 
@@ -416,10 +415,9 @@ def item_rows(rt: Runtime, job_ids: list[str]) -> list[Any]:
     with rt.engine.connect() as conn:
         return list(conn.execute(
             select(items.c.job_id, items.c.seq, items.c.custom_id, items.c.status,
-                   items.c.attempts, items.c.batch_id, items.c.error,
-                   item_results.c.response, item_results.c.output_text)
-            .select_from(RESULTS_FROM).where(items.c.job_id.in_(job_ids))
-            .order_by(items.c.job_id, items.c.seq)))
+                   items.c.attempts, items.c.batch_id, items.c.error, items.c.response,
+                   items.c.output_text)
+            .where(items.c.job_id.in_(job_ids)).order_by(items.c.job_id, items.c.seq)))
 
 
 def batch_rows(rt: Runtime, job_ids: list[str]) -> list[Any]:

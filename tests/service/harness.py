@@ -17,7 +17,6 @@ from llmbatch.config import AppConfig
 from llmbatch.db import tables
 from llmbatch.db.engine import make_engine
 from llmbatch.db.migrate import upgrade
-from llmbatch.db.read_queries import RESULTS_FROM
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import is_terminal
@@ -121,13 +120,9 @@ class Driver:
         return list(iter_job_events(self.rt, job_id))
 
     def items(self, job_id: str) -> list[Any]:
-        """A job's item rows, each with its result's ``response`` and ``output_text``."""
-        result = tables.item_results.c
         with self.rt.engine.connect() as conn:
-            return list(conn.execute(
-                select(tables.items, result.response, result.output_text)
-                .select_from(RESULTS_FROM).where(tables.items.c.job_id == job_id)
-                .order_by(tables.items.c.seq)).all())
+            return list(conn.execute(select(tables.items).where(tables.items.c.job_id == job_id)
+                                     .order_by(tables.items.c.seq)).all())
 
 
 def result_lines(rt: Runtime, job_id: str) -> Iterator[dict[str, Any]]:

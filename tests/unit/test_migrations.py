@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, Text, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from llmbatch.config import DatabaseConfig
@@ -27,8 +27,7 @@ from llmbatch.db.tables import metadata
 
 POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "item_results",
-          "submit_journal",
+TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "submit_journal",
           "provider_slots", "provider_rate_buckets", "api_keys", "webhook_outbox",
           "webhook_deliveries", "budget_ledgers", "budget_reservations",
           "provider_webhook_receipts"}
@@ -90,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0012_item_results"
+    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
     assert differences(fresh_engine) == []
 
 
@@ -98,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0012_item_results"
+    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
     assert differences(fresh_engine) == []
 
 
@@ -134,15 +133,13 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0012_item_results",
-                                               "0011_provider_webhook_receipts",
+    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003", "0002",
                                                "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0012_item_results",
-                                               "0011_provider_webhook_receipts",
+    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003"]
@@ -227,76 +224,3 @@ def test_upgrading_to_0005_turns_stored_batch_error_codes_into_neutral_failures(
         "refused": BatchFailure(kind=FailureKind.OTHER, message="why refused",
                                 retryable=False, items_ran=False, code="invalid_json_line"),
         "refused_long_ago": None, "waiting": None, "fine": None}
-
-
-def test_upgrading_to_0012_moves_stored_results_into_their_own_rows(
-        fresh_engine: Engine) -> None:
-    """An item holding a result keeps it: it becomes the row of its batch and key in
-    ``item_results``, which the results readers join; the item keeps its counts. An item with
-    no result (still in flight) gets no row. Downgrading puts the results back."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy import column, insert, null, table
-
-    from llmbatch.db.read_queries import reading
-    from llmbatch.db.repository import Repository
-    from llmbatch.domain.job import Job
-    from llmbatch.domain.models import Endpoint
-    from llmbatch.domain.states import JobStatus
-
-    upgrade(fresh_engine, "0011_provider_webhook_receipts")
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    from llmbatch.db.tables import JSONType, provider_batches
-    from llmbatch.db.tables import items as new_items
-
-    names = ("job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes", "status",
-             "attempts", "batch_id", "response", "output_text", "finish_reason", "input_tokens",
-             "output_tokens", "cached_tokens", "reasoning_tokens", "error", "completed_at")
-    old_items = table("items", *(column(name, JSONType if name in ("response", "request", "error")
-                                        else new_items.c[name].type if name in new_items.c
-                                        else Text()) for name in names))
-
-    def item(seq: int, status: str, response: dict[str, Any] | None) -> dict[str, Any]:
-        return {"job_id": "job_1", "seq": seq, "custom_id": f"q-{seq}", "provider_key": f"k{seq}",
-                "request": {}, "wire_bytes": 1, "status": status, "attempts": 1,
-                "batch_id": "b1", "response": null() if response is None else response,
-                "output_text": None if response is None else f"answer {seq}",
-                "finish_reason": None if response is None else "stop", "input_tokens": 3,
-                "output_tokens": 4 if response else 0, "cached_tokens": 0,
-                "reasoning_tokens": 0, "error": None,
-                "completed_at": now if response else None}
-
-    with fresh_engine.begin() as conn:
-        Repository(conn).add_job(Job(id="job_1", name=None, provider="p", model="m",
-                                     endpoint=Endpoint.CHAT, status=JobStatus.RUNNING,
-                                     item_count=2, created_at=now),
-                                 content_hash=None, config_snapshot={})
-        conn.execute(insert(provider_batches), [{
-            "id": "b1", "job_id": "job_1", "provider": "p", "model": "m", "status": "fetched",
-            "attempt": 1, "item_count": 2, "byte_count": 2, "result_refs": {},
-            "request_counts": {}, "poll_count": 0, "submit_attempts": 1, "call_failures": 0,
-            "created_at": now, "updated_at": now}])
-        conn.execute(insert(old_items), [item(1, "succeeded", {"id": "r1", "n": [1, 2]}),
-                                         item(2, "submitted", None)])
-
-    upgrade(fresh_engine)
-
-    with reading(fresh_engine) as q:
-        rows = {r.seq: r for r in q.results("job_1", after_seq=None, limit=10)}
-    assert (rows[1].status, rows[1].response, rows[1].output_text, rows[1].output_tokens) == (
-        "succeeded", {"id": "r1", "n": [1, 2]}, "answer 1", 4)
-    assert (rows[2].status, rows[2].response, rows[2].output_text) == ("submitted", None, None)
-    with fresh_engine.connect() as conn:
-        assert conn.execute(text("SELECT batch_id, provider_key, outcome FROM item_results"))\
-            .all() == [("b1", "k1", "succeeded")]
-
-    from alembic import command
-
-    from llmbatch.db.migrate import alembic_config
-    cfg = alembic_config(fresh_engine)
-    with fresh_engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0011_provider_webhook_receipts")
-    with fresh_engine.connect() as conn:
-        assert conn.execute(text("SELECT seq, output_text FROM items ORDER BY seq")).all() == [
-            (1, "answer 1"), (2, None)]

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
 from llmbatch.db.result_stage import ResultRow, apply_results
-from llmbatch.db.tables import item_results, items
+from llmbatch.db.tables import items
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
 from llmbatch.pricing import from_pusd
@@ -118,13 +118,12 @@ class ItemQueries:
         return res.rowcount
 
     def record_results(self, batch_id: str, rows: Sequence[ResultRow], now: datetime) -> int:
-        """Store result rows (at most one per provider key, none stored before for this batch:
-        see ``results_stored``) and settle the batch's submitted items from them, with the
-        history of those that did not succeed, in bulk (``db.result_stage``).
+        """Apply result rows (at most one per provider key) to the batch's submitted items,
+        with the history of those that did not succeed, in bulk (``db.result_stage``).
 
-        Items that already moved on are not settled again. A value the database refuses
-        fails the whole call (``is_refused_value``): the caller makes results storable first
-        (``domain.storable``) and isolates what still fails.
+        Rows for items that already moved on are ignored, so re-running a fetch is harmless.
+        A value the database refuses fails the whole call (``is_refused_value``): the caller
+        makes results storable first (``domain.storable``) and isolates what still fails.
         """
         return apply_results(self.conn, batch_id, rows, now)
 
@@ -146,12 +145,6 @@ class ItemQueries:
         ).values(
             status=str(final), error=error, completed_at=now)).rowcount
         return moved
-
-    def results_stored(self, batch_id: str) -> bool:
-        """Whether some result of the batch is stored already (a fetch re-run after a crash,
-        which must then look up which keys are still to be written)."""
-        return self.conn.execute(select(item_results.c.provider_key).where(
-            item_results.c.batch_id == batch_id).limit(1)).first() is not None
 
     def attempt_range(self, batch_id: str) -> tuple[int, int] | None:
         """Lowest and highest ``attempts`` among a batch's submitted items (None if none)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, Select, func, insert, literal, select
+from sqlalchemy import Connection, Select, func, insert, literal, select
 
 from llmbatch.db.item_queries import AnyRow
 from llmbatch.db.tables import items, jobs
@@ -99,17 +99,13 @@ def copy_latest_for_retry(conn: Connection, lineage: Sequence[str], parent_id: s
 
 
 def latest_results(conn: Connection, lineage: Sequence[str], columns: Sequence[Any], *,
-                   after_seq: int | None, limit: int,
-                   from_: FromClause | None = None) -> list[AnyRow]:
+                   after_seq: int | None, limit: int) -> list[AnyRow]:
     """Up to ``limit`` input lines after ``after_seq``, each as its latest attempt's item
-    (with ``columns`` and the ``job_id`` that carried it), in input order; ``from_``: the
-    items joined with what ``columns`` also read (their result rows)."""
+    (with ``columns`` and the ``job_id`` that carried it), in input order."""
     latest = _latest(lineage)
     chosen = select(latest.c.id).where(latest.c.rank == 1)
     if after_seq is not None:
         chosen = chosen.where(latest.c.seq > after_seq)
-    query = select(*columns, items.c.job_id)
-    if from_ is not None:
-        query = query.select_from(from_)
-    query = query.where(items.c.id.in_(chosen)).order_by(items.c.seq).limit(limit)
+    query = (select(*columns, items.c.job_id).where(items.c.id.in_(chosen))
+             .order_by(items.c.seq).limit(limit))
     return list(conn.execute(query).all())

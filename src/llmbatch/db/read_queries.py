@@ -18,17 +18,10 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, func
 
 from llmbatch.db.engine import read_only_connection
 from llmbatch.db.item_queries import AnyRow
-from llmbatch.db.tables import (
-    events,
-    item_attempts,
-    item_results,
-    items,
-    jobs,
-    provider_batches,
-)
+from llmbatch.db.tables import events, item_attempts, items, jobs, provider_batches
 from llmbatch.domain.states import ItemStatus, JobStatus
 
-__all__ = ["RESULTS_FROM", "RESULT_COLUMNS", "ReadQueries", "reading"]
+__all__ = ["RESULT_COLUMNS", "ReadQueries", "reading"]
 
 _JOB_COLUMNS = (jobs.c.id, jobs.c.tenant, jobs.c.name, jobs.c.provider, jobs.c.model,
                 jobs.c.endpoint, jobs.c.status, jobs.c.item_count, jobs.c.parent_job_id,
@@ -55,12 +48,8 @@ _ITEM_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.attempt
                  *_USAGE_COLUMNS)
 
 # What a result record holds: everything but the request (which may be large and is not
-# output) and the bookkeeping columns. The response and output text are the item's result
-# row (``item_results``, that of its batch and key), read through ``RESULTS_FROM``.
-RESULT_COLUMNS = (*_ITEM_COLUMNS, item_results.c.output_text, item_results.c.response)
-RESULTS_FROM = items.outerjoin(item_results, and_(
-    item_results.c.batch_id == items.c.batch_id,
-    item_results.c.provider_key == items.c.provider_key))
+# output) and the bookkeeping columns.
+RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
 
 
 @contextmanager
@@ -155,15 +144,12 @@ class ReadQueries:
     def results(self, job_id: str, *, after_seq: int | None, limit: int) -> list[AnyRow]:
         """Up to ``limit`` items of a job after ``after_seq``, in input order, with their
         output."""
-        return self._items_after(RESULT_COLUMNS, job_id, after_seq, limit, (),
-                                 joined=True)
+        return self._items_after(RESULT_COLUMNS, job_id, after_seq, limit, ())
 
     def _items_after(self, columns: Sequence[ColumnElement[Any]], job_id: str,
                      after_seq: int | None, limit: int,
-                     statuses: Collection[ItemStatus], *, joined: bool = False) -> list[AnyRow]:
+                     statuses: Collection[ItemStatus]) -> list[AnyRow]:
         query = select(*columns).where(items.c.job_id == job_id)
-        if joined:
-            query = query.select_from(RESULTS_FROM)
         if after_seq is not None:
             query = query.where(items.c.seq > after_seq)
         if statuses:
@@ -182,9 +168,8 @@ class ReadQueries:
 
 
 # ---- results as JSON text (the API's download) -----------------------------------------------
-_RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status,
-                       item_results.c.output_text, items.c.finish_reason,
-                       cast(item_results.c.response, Text).label("response"),
+_RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.output_text,
+                       items.c.finish_reason, cast(items.c.response, Text).label("response"),
                        *_TOKEN_COLUMNS, items.c.cost_pusd,
                        cast(items.c.error, Text).label("error"), items.c.attempts)
 
@@ -193,8 +178,7 @@ def raw_results(conn: Connection, job_id: str, *, after_seq: int | None,
                 limit: int) -> list[AnyRow]:
     """``ReadQueries.results`` with ``response`` and ``error`` as their stored JSON text, not
     decoded: what a JSON-lines download splices in as it is."""
-    query = select(*_RAW_RESULT_COLUMNS).select_from(RESULTS_FROM).where(
-        items.c.job_id == job_id)
+    query = select(*_RAW_RESULT_COLUMNS).where(items.c.job_id == job_id)
     if after_seq is not None:
         query = query.where(items.c.seq > after_seq)
     return list(conn.execute(query.order_by(items.c.seq).limit(limit)).all())

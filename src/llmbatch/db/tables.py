@@ -30,8 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts",
-           "item_results", "items",
+__all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts", "items",
            "jobs", "metadata", "provider_batches", "provider_rate_buckets", "provider_slots",
            "provider_webhook_receipts",
            "submit_journal", "webhook_deliveries", "webhook_outbox"]
@@ -152,8 +151,8 @@ items = Table(
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("batch_id", String(40), ForeignKey("provider_batches.id")),
-    # The latest result's summary; the result itself (response, output text) is its row of
-    # ``item_results``, keyed by this item's ``batch_id`` and ``provider_key``.
+    Column("response", JSONType),
+    Column("output_text", Text),
     Column("finish_reason", String(50)),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
@@ -186,31 +185,6 @@ events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("data", JSONType, nullable=False, default=dict),
     Index("ix_events_job_id_id", "job_id", "id"),
-)
-
-# Every result a provider returned, one row per (batch, key), written once and never updated:
-# a fetch inserts its results here in bulk (PostgreSQL ``COPY``) and settles the items from
-# them with one narrow ``UPDATE`` per chunk, instead of rewriting each wide item row with its
-# response (db.result_stage). An item's current result is the row of its ``batch_id`` and
-# ``provider_key``; rows of earlier batches are the results of its earlier attempts.
-item_results = Table(
-    "item_results", metadata,
-    Column("batch_id", String(40), primary_key=True),
-    Column("provider_key", String(500), primary_key=True),
-    Column("outcome", String(20), nullable=False),  # the result's own status
-    Column("status", String(20), nullable=False),  # the status it gave its item
-    Column("response", JSONType),
-    Column("output_text", Text),
-    Column("finish_reason", String(50)),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cached_tokens", Integer, nullable=False),
-    Column("reasoning_tokens", Integer, nullable=False),
-    Column("cache_write_tokens", Integer, nullable=False),
-    Column("cache_write_1h_tokens", Integer, nullable=False),
-    Column("error", JSONType),
-    Column("cost_pusd", BigInteger),
-    Column("sync_cost_pusd", BigInteger),
 )
 
 # One row per provider batch an item rode in that did not end in success for it: the item's

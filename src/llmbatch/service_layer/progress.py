@@ -232,12 +232,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         bind_tenant(tenant, job_id=batch.job_id)
         cancelling = job_status is JobStatus.CANCELLING
         # Usually every item of a batch has ridden the same number of batches: then one
-        # number serves every result and no per-chunk lookup is needed. A re-run after a
-        # crash, which finds results stored already, looks each chunk's keys up instead: a
-        # result row is written once, so only keys still submitted may be written.
+        # number serves every result and no per-chunk lookup is needed.
         span = uow.repo.attempt_range(batch_id)
-        uniform = (span[0] if span is not None and span[0] == span[1]
-                   and not uow.repo.results_stored(batch_id) else None)
+        uniform = span[0] if span is not None and span[0] == span[1] else None
         uow.commit()
     provider_batch_id = batch.provider_batch_id
     assert provider_batch_id is not None
@@ -251,7 +248,6 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     # Error text quoted from the provider is redacted with this runtime's patterns.
     redactor = Redactor(rt.config.privacy.patterns)
     chunk: list[StorableResult] = []
-    written: set[str] = set()  # keys whose result row this run wrote
     stored = 0
     problems: list[str] = []  # results that could not be stored as they came
 
@@ -262,11 +258,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
 
     def write(part: Sequence[StorableResult]) -> int:
         """One transaction; rolled back if the database refuses a value (then bisected)."""
-        # A key the provider answered twice takes its first answer (a result row is
-        # written once per batch and key).
-        results = [r for r in {s.result.provider_key: s.result
-                               for s in reversed(part)}.values()
-                   if r.provider_key not in written]
+        # A key the provider answered twice takes its first answer (the second would find
+        # the item no longer submitted).
+        results = list({s.result.provider_key: s.result for s in reversed(part)}.values())
         moment = rt.clock()
         with rt.uow() as uow:
             known = (None if uniform is not None else
@@ -283,7 +277,6 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
             uow.commit()
-        written.update(row.provider_key for row in rows)
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
         return count
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.lineage_queries import latest_results, lineage_job_ids
-from llmbatch.db.read_queries import RESULT_COLUMNS, RESULTS_FROM, reading
+from llmbatch.db.read_queries import RESULT_COLUMNS, reading
 from llmbatch.domain.states import ItemStatus
 from llmbatch.service_layer.read_models.items import RESULT_CHUNK, usage_of, usd_of
 from llmbatch.service_layer.read_models.jobs import require_job
@@ -33,7 +33,7 @@ def _stream(rt: Runtime, lineage: list[str], provider: str, model: str,
     while True:
         with reading(rt.engine) as q:
             rows = latest_results(q.conn, lineage, RESULT_COLUMNS, after_seq=after_seq,
-                                  limit=chunk, from_=RESULTS_FROM)
+                                  limit=chunk)
         if not rows:
             return
         for r in rows:
