@@ -9,7 +9,9 @@ off per chunk), on a fresh database for each scheme and round:
 - ``floor``: the floor's write alone (a fresh narrow table, one ``COPY`` / ``executemany``);
 - ``current``: today's write (``db.result_stage.apply_results``: stage, one joined ``UPDATE``
   of the wide item rows);
-- ``results+settle``: results inserted into their own narrow table keyed by (batch, key),
+- ``results+settle``: results inserted into their own table keyed by (batch, key) (created
+  here as ``item_results``; branch ``fetch-item-results`` built it for real: migration, fetch,
+  readers, and measured no gain),
   plus one set-based ``UPDATE`` per chunk setting each item's ``status`` / ``completed_at``;
 - ``results+settle-hot``: the same on PostgreSQL with ``ix_items_job_id_status`` dropped and
   ``items`` at fillfactor 70, so that the status update can be HOT (no index entry);

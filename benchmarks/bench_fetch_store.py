@@ -165,11 +165,9 @@ def store(rt: Runtime, batch_id: str) -> float:
     if status is not BatchStatus.FETCHED:
         raise SystemExit(f"fetch ended {status}, not fetched")
     with rt.engine.connect() as conn:
-        stored = conn.execute(text(
-            "SELECT count(*) FROM items JOIN item_results AS r ON r.batch_id = items.batch_id "
-            "AND r.provider_key = items.provider_key WHERE items.batch_id = :b AND "
-            "items.status = 'succeeded' AND r.response IS NOT NULL"),
-            {"b": batch_id}).scalar_one()
+        stored = conn.execute(text("SELECT count(*) FROM items WHERE batch_id = :b AND "
+                                   "status = 'succeeded' AND response IS NOT NULL"),
+                              {"b": batch_id}).scalar_one()
     return elapsed if stored else float("nan")
 
 

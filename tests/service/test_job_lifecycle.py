@@ -321,9 +321,9 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
 
 def test_a_key_answered_again_in_a_later_chunk_keeps_its_first_answer(
         make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
-    """A result row is written once per batch and key: the provider's second answer for
-    q-0 (in the third chunk, where q-4's line should be) is dropped, not a failed fetch, and
-    q-4 is left without a result."""
+    """An item takes one result per batch: the provider's second answer for q-0 (in the third
+    chunk, where q-4's line should be) is dropped, not a failed fetch (a write scheme that
+    inserts result rows must not trip over it), and q-4 is left without a result."""
     driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
     driver.fake.result_lines["q-4"] = '{"custom_id": "q-0", "text": "a second answer"}'
     job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
