@@ -319,6 +319,25 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
     assert driver.events(job_id).count("batch.fetched") == 2
 
 
+def test_a_key_answered_again_in_a_later_chunk_keeps_its_first_answer(
+        make_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    """An item takes one result per batch: the provider's second answer for q-0 (in the third
+    chunk, where q-4's line should be) is dropped, not a failed fetch (a write scheme that
+    inserts result rows must not trip over it), and q-4 is left without a result."""
+    driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
+    driver.fake.result_lines["q-4"] = '{"custom_id": "q-0", "text": "a second answer"}'
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    driver.drain()
+
+    driver.tick()  # poll, then fetch
+
+    assert driver.batches(job_id)[0].status is BatchStatus.FETCHED
+    fetched = next(e for e in driver.event_rows(job_id) if e.type == "batch.fetched")
+    assert fetched.data == {"results": 4, "without_result": 1}
+    texts = {r.custom_id: r.output_text for r in driver.items(job_id)}
+    assert texts == {**{f"q-{n}": f"answer to q-{n}" for n in range(4)}, "q-4": None}
+
+
 def test_an_authentication_error_on_poll_does_not_send_the_batch_again(
         driver: Driver, write_jsonl: Writer) -> None:
     driver.fake.poll_errors.append(AuthenticationError("key revoked", provider="fake",
