@@ -182,6 +182,19 @@ class RssSampler:
                 pss += getattr(info, "pss", 0)
         return rss, pss
 
+    def breakdown(self) -> list[str]:
+        """One line per process: RSS / PSS / USS (its own pages), MiB."""
+        lines = []
+        for proc in self.processes():
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                info = proc.memory_full_info()
+                role = "child" if proc.ppid() in {r.pid for r in self._roots} else (
+                    " ".join(proc.cmdline()[3:4]) or proc.name())
+                lines.append(f"{proc.pid} {role}: RSS {info.rss / 2**20:.0f}, PSS "
+                             f"{getattr(info, 'pss', 0) / 2**20:.0f}, USS "
+                             f"{getattr(info, 'uss', 0) / 2**20:.0f}")
+        return lines
+
     def _run(self) -> None:
         while not self._stop.is_set():
             rss, pss = self.current()
@@ -340,6 +353,7 @@ class Result:
     rss_peak_mb: float = 0.0
     pss_idle_mb: float = 0.0
     pss_peak_mb: float = 0.0
+    idle_processes: list[str] = field(default_factory=list)
 
 
 def observer_engine(url: str) -> Engine:
@@ -427,6 +441,7 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         time.sleep(0.5)
         idle, idle_pss = sampler.current()
         n_processes = len(sampler.processes())
+        idle_breakdown = sampler.breakdown()
         warm_tasks = task_times(worker.log)
 
         if py_spy:
@@ -479,7 +494,7 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
     ]
     return Result(backend.name, backend.description, items, n_batches, str(status), phases,
                   times, n_processes, idle / 2**20, rss_peak / 2**20, idle_pss / 2**20,
-                  pss_peak / 2**20)
+                  pss_peak / 2**20, idle_breakdown)
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -511,6 +526,7 @@ def report(result: Result) -> str:
                  f"{result.rss_idle_mb:.0f}, peak {result.rss_peak_mb:.0f}")
     lines.append(f"     PSS summed (what the processes really hold):   idle "
                  f"{result.pss_idle_mb:.0f}, peak {result.pss_peak_mb:.0f}")
+    lines += [f"     idle, pid {line}" for line in result.idle_processes]
     return "\n".join(lines)
 
 
