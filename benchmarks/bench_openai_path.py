@@ -14,7 +14,9 @@ phase's duration and items/s from three sources:
   batch.fetched, job.completed; each is stamped when its step starts or commits),
 * the worker's own task run times (Celery logs ``Task <name>[id] succeeded in <s>``).
 
-and the peak resident memory of the worker's process tree (psutil, sampled every 50 ms).
+and the peak memory of the worker's process tree, and of the separate beat where one runs
+(psutil, sampled every 50 ms): RSS summed over the processes, and PSS summed (shared pages
+divided among the processes sharing them: the memory they really hold).
 The emulator runs as its own process with short timing, so the "poll wait" is mostly its
 result generation and the poll interval, reported as wall time, not a throughput.
 """
@@ -146,29 +148,59 @@ def start_emulator(stack: ExitStack, workdir: Path) -> str:
 
 
 class RssSampler:
-    """Peak resident set size of a process and its descendants, sampled in a thread."""
+    """Peak memory of processes and their descendants, sampled in a thread.
 
-    def __init__(self, pid: int, interval_s: float = 0.05) -> None:
-        self._root = psutil.Process(pid)
+    Two sums per sample: **RSS** (resident set size of each process, added up: pages that
+    forked processes share copy-on-write are counted once per process) and **PSS**
+    (proportional set size: each shared page divided among the processes sharing it, so the
+    sum is the memory the tree really holds; Linux ``/proc/<pid>/smaps_rollup``). On a system
+    without PSS the PSS figures stay 0."""
+
+    def __init__(self, pids: list[int], interval_s: float = 0.05) -> None:
+        self._roots = [psutil.Process(pid) for pid in pids]
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peak = 0
+        self.peak_pss = 0
         self.samples: list[int] = []
 
-    def current(self) -> int:
-        total = 0
-        for proc in [self._root, *self._root.children(recursive=True)]:
+    def processes(self) -> list[psutil.Process]:
+        procs: list[psutil.Process] = []
+        for root in self._roots:
+            with suppress(psutil.NoSuchProcess):
+                procs += [root, *root.children(recursive=True)]
+        return procs
+
+    def current(self) -> tuple[int, int]:
+        """(RSS sum, PSS sum) over the trees, bytes."""
+        rss = pss = 0
+        for proc in self.processes():
             with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += proc.memory_info().rss
-        return total
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += getattr(info, "pss", 0)
+        return rss, pss
+
+    def breakdown(self) -> list[str]:
+        """One line per process: RSS / PSS / USS (its own pages), MiB."""
+        lines = []
+        for proc in self.processes():
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                info = proc.memory_full_info()
+                role = "child" if proc.ppid() in {r.pid for r in self._roots} else (
+                    " ".join(proc.cmdline()[3:4]) or proc.name())
+                lines.append(f"{proc.pid} {role}: RSS {info.rss / 2**20:.0f}, PSS "
+                             f"{getattr(info, 'pss', 0) / 2**20:.0f}, USS "
+                             f"{getattr(info, 'uss', 0) / 2**20:.0f}")
+        return lines
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with suppress(psutil.NoSuchProcess):
-                rss = self.current()
-                self.samples.append(rss)
-                self.peak = max(self.peak, rss)
+            rss, pss = self.current()
+            self.samples.append(rss)
+            self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss)
             self._stop.wait(self._interval)
 
     def __enter__(self) -> RssSampler:
@@ -316,8 +348,12 @@ class Result:
     status: str
     phases: list[Phase] = field(default_factory=list)
     task_seconds: dict[str, list[float]] = field(default_factory=dict)
+    processes: int = 0  # measured: the worker's tree, and the beat when it runs apart
     rss_idle_mb: float = 0.0
     rss_peak_mb: float = 0.0
+    pss_idle_mb: float = 0.0
+    pss_peak_mb: float = 0.0
+    idle_processes: list[str] = field(default_factory=list)
 
 
 def observer_engine(url: str) -> Engine:
@@ -390,8 +426,10 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         stack.callback(watch.dispose)
         worker = start_child(stack, workdir, "worker", "worker", "--config", str(config_path),
                              "--loglevel", "INFO", *backend.worker_args)
+        measured = [worker]
         if backend.separate_beat:
-            start_child(stack, workdir, "beat", "beat", "--config", str(config_path))
+            measured.append(start_child(stack, workdir, "beat", "beat", "--config",
+                                        str(config_path)))
         wait_for_log(worker, " ready.")
         # Warm-up: imports, connections and the SDK client in both processes, so the figures
         # below are steady-state throughput, not start-up cost.
@@ -399,9 +437,11 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         write_prompts(warmup, 20)
         warm_id, _ = create_job(rt, warmup, provider="openai", model=MODEL, name="warm-up")
         wait_terminal(watch, warm_id, worker, timeout_s)
-        sampler = stack.enter_context(RssSampler(worker.popen.pid))
+        sampler = stack.enter_context(RssSampler([c.popen.pid for c in measured]))
         time.sleep(0.5)
-        idle = sampler.current()
+        idle, idle_pss = sampler.current()
+        n_processes = len(sampler.processes())
+        idle_breakdown = sampler.breakdown()
         warm_tasks = task_times(worker.log)
 
         if py_spy:
@@ -427,7 +467,7 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         succeeded = sum(1 for r in job_results(rt, job_id)
                         if r.as_dict()["status"] == "succeeded")
         export_s = time.perf_counter() - t0
-        rss_peak = sampler.peak
+        rss_peak, pss_peak = sampler.peak, sampler.peak_pss
         t = timeline(watch, job_id)
     times = {name: values[len(warm_tasks.get(name, [])):]
              for name, values in task_times(worker.log).items()}
@@ -453,7 +493,8 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         Phase("results export (job_results)", export_s, "wall clock", items=items),
     ]
     return Result(backend.name, backend.description, items, n_batches, str(status), phases,
-                  times, idle / 2**20, rss_peak / 2**20)
+                  times, n_processes, idle / 2**20, rss_peak / 2**20, idle_pss / 2**20,
+                  pss_peak / 2**20, idle_breakdown)
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -479,8 +520,13 @@ def report(result: Result) -> str:
     for name, values in sorted(result.task_seconds.items()):
         lines.append(f"     {name:<20} n={len(values):<3} total {sum(values):8.2f}s  "
                      f"max {max(values):8.2f}s  median {statistics.median(values):.3f}s")
-    lines.append(f"   worker RSS (process tree): idle {result.rss_idle_mb:.0f} MB, peak "
-                 f"{result.rss_peak_mb:.0f} MB")
+    lines.append(f"   worker memory ({result.processes} processes: the worker's tree"
+                 f"{' and the beat' if result.backend == 'postgres' else ''}), MiB:")
+    lines.append(f"     RSS summed (shared pages counted per process): idle "
+                 f"{result.rss_idle_mb:.0f}, peak {result.rss_peak_mb:.0f}")
+    lines.append(f"     PSS summed (what the processes really hold):   idle "
+                 f"{result.pss_idle_mb:.0f}, peak {result.pss_peak_mb:.0f}")
+    lines += [f"     idle, pid {line}" for line in result.idle_processes]
     return "\n".join(lines)
 
 
@@ -495,8 +541,10 @@ def summary(results: list[Result]) -> str:
             cells.append(f"{fmt_rate(rate)} ({fmt_s(p.best_s)}s)" if rate
                          else f"{fmt_s(p.best_s)}s")
         rows.append(f"{phase.name:<38}" + "".join(f"{c:>24}" for c in cells))
-    rows.append(f"{'worker peak RSS':<38}" + "".join(f"{r.rss_peak_mb:>21.0f} MB"
-                                                    for r in results))
+    rows.append(f"{'worker peak RSS sum (idle), MiB':<38}" + "".join(
+        f"{f'{r.rss_peak_mb:.0f} ({r.rss_idle_mb:.0f})':>24}" for r in results))
+    rows.append(f"{'worker peak PSS sum (idle), MiB':<38}" + "".join(
+        f"{f'{r.pss_peak_mb:.0f} ({r.pss_idle_mb:.0f})':>24}" for r in results))
     return "\n".join(rows)
 
 

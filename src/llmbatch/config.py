@@ -80,7 +80,10 @@ class WorkerConfig(_Frozen):
     lease_s: float = Field(120.0, gt=0, description="How long a task owns a batch")
     tick_interval_s: float = Field(2.0, gt=0, description="Beat period of the scheduler tick")
     fetch_chunk_size: int = Field(1000, gt=0, description="Result lines written per transaction")
-    build_chunk_size: int = Field(2000, gt=0, description="Items read per query for a file")
+    # 500, not 2,000: four threads building files at once each held a chunk of parsed requests
+    # (embedded 200,000 items: peak RSS 160 -> 146 MiB), and 100 queries per 50,000-line file
+    # instead of 25 cost nothing measurable (benchmarks/README.md, memory pass).
+    build_chunk_size: int = Field(500, gt=0, description="Items read per query for a file")
     dispatch_limit: int = Field(20_000, gt=0,
                                 description="Batches a tick enqueues work for, at most")
     dispatch_messages: int = Field(

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 from llmbatch.bootstrap import Runtime, build_runtime
@@ -64,15 +65,18 @@ def test_embedded_worker_with_beat_runs_a_job_to_succeeded(emulator: EmulatorSer
     job_id, _ = create_job(rt, prompts, provider="openai", model=MODEL)
     processes = Processes(tmp_path)
     try:
-        processes.start("embedded-worker", "worker", "--beat", "--pool", "threads",
-                        "--concurrency", "4", "--config", str(config_path))
+        worker = processes.start("embedded-worker", "worker", "--beat", "--pool", "threads",
+                                 "--concurrency", "4", "--config", str(config_path))
         job = wait_for_jobs(rt, [job_id], timeout=60, alive=processes.check_alive)[job_id]
+        # The tick that moved the job ran in a thread of the worker: no beat process.
+        helpers = psutil.Process(worker.popen.pid).children(recursive=True)
     finally:
         processes.stop_all()
         app.close()
 
     assert job.status is JobStatus.SUCCEEDED
     assert job.counts == {ItemStatus.SUCCEEDED: 25}
+    assert [p.cmdline() for p in helpers] == []
     records = list(job_results(rt, job_id))
     assert [r.custom_id for r in records] == [f"embedded-{i:05d}" for i in range(25)]
     assert all(r.status is ItemStatus.SUCCEEDED and r.output_text for r in records)

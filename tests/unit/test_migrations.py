@@ -147,6 +147,19 @@ def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engin
     assert pending_revisions(fresh_engine) == []
 
 
+def test_the_schema_check_without_alembic_agrees_with_alembic(fresh_engine: Engine) -> None:
+    from llmbatch.db.migrate import _scripts
+    from llmbatch.db.schema_version import at_head
+    from llmbatch.db.schema_version import head_revision as files_head
+
+    assert [files_head()] == list(_scripts().get_heads())
+    assert not at_head(fresh_engine)  # no version table yet
+    upgrade(fresh_engine, "0002")
+    assert not at_head(fresh_engine)
+    upgrade(fresh_engine)
+    assert at_head(fresh_engine)
+
+
 def test_a_worker_refuses_a_server_database_whose_schema_is_behind(
         postgresql_engine: Engine, tmp_path: Path) -> None:
     from llmbatch.bootstrap import Runtime

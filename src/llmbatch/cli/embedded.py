@@ -5,8 +5,9 @@ user needs no server and no second terminal. It is stopped when the command ends
 when the command dies without ending it (SIGKILL, a crash, a closed terminal): the child
 holds the read end of a pipe whose only write end is in the command ("the lifeline"). The
 kernel closes that end when the command dies however it dies, so the child reads EOF, shuts
-down warmly and, if that takes too long, kills its own process group (the beat and any pool
-children with it). A pipe works wherever ``os.pipe`` does and needs no polling.
+down warmly and, if that takes too long, kills its own process group (any pool children
+with it; the beat is a thread of the worker, ``worker/beat_thread.py``). A pipe works wherever
+``os.pipe`` does and needs no polling.
 
 The child runs ``python -m llmbatch.cli.embedded_child worker ...``, which starts the
 lifeline watch, then hands the arguments to the ordinary ``llmbatch`` command (a module of its

@@ -266,10 +266,21 @@ def worker(
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]
+    if pool == "prefork":
+        from llmbatch.worker.prefork import freeze_before_fork
+
+        freeze_before_fork(rt.registry.preload)
     if not beat:
         sys.exit(run_celery(make_celery(rt.config), argv))
+    from llmbatch.worker.beat_thread import THREADED_POOLS, add_beat_thread
+
     with _beat_schedule(config) as schedule:
-        code = run_celery(make_celery(rt.config), [*argv, "--beat", f"--schedule={schedule}"])
+        celery = make_celery(rt.config)
+        if pool in THREADED_POOLS:  # the beat as a thread, not a second interpreter
+            add_beat_thread(celery, schedule)
+            code = run_celery(celery, argv)
+        else:
+            code = run_celery(celery, [*argv, "--beat", f"--schedule={schedule}"])
     sys.exit(code)
 
 

@@ -83,7 +83,12 @@ def stored_runtime(path: Path | None, *, publish: bool = False) -> Runtime:
 
 def ensure_schema(rt: Runtime) -> None:
     """The embedded SQLite file is migrated on the spot; a shared server database only by an
-    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code."""
+    explicit ``llmbatch db upgrade``, never by whichever worker restarts first with new code.
+    A schema at head is told without importing Alembic (``db.schema_version``)."""
+    from llmbatch.db.schema_version import at_head
+
+    if at_head(rt.engine):
+        return
     from llmbatch.db.migrate import pending_revisions, upgrade
 
     if rt.engine.dialect.name == "sqlite":

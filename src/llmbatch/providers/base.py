@@ -347,6 +347,11 @@ class BatchProvider(abc.ABC):
         deletes nothing."""
         return []
 
+    def preload(self) -> None:  # noqa: B027
+        """Import now what the adapter's first provider call would import (its SDK). A
+        prefork worker's parent calls it before forking, so its children share those modules'
+        pages instead of each importing its own copy. Builds no client. Optional."""
+
     def close(self) -> None:  # noqa: B027
         """Release what the adapter holds (pooled connections). Long-lived workers keep one
         adapter per process; whoever builds short-lived ones (tests, one-off commands) closes

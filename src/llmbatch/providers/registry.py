@@ -8,6 +8,7 @@ module outside it names the provider (``tests/plugin_provider`` shows one added 
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import entry_points
 
 from llmbatch.config import AppConfig, ProviderConfig
@@ -97,6 +98,17 @@ class ProviderRegistry:
         if problems:
             raise ConfigError("the configuration does not fit the providers (a limit above "
                               "the provider's own, or an option it does not accept)", problems)
+
+    def preload(self) -> None:
+        """Import the SDKs of the configured, enabled, installed providers (``preload`` of
+        each adapter); one that cannot be imported is left for its first call to report."""
+        installed = available_providers()
+        for name in sorted(self._config.providers):
+            if not self._config.provider(name).enabled or (
+                    name not in installed and name not in self._instances):
+                continue
+            with contextlib.suppress(ImportError, ConfigError):
+                self.get(name).preload()
 
     @staticmethod
     def _check_enabled(name: str, provider_config: ProviderConfig) -> None:

@@ -99,12 +99,22 @@ def run_celery(app: Celery, argv: list[str]) -> int:
     ``Celery.worker_main`` and ``Celery.start`` drop the status the command ends with, so a
     worker that stops on an unrecoverable error (a broker refusing it, a crash) would exit 0
     and a supervisor with ``Restart=on-failure`` would leave it down.
-    """
-    from celery.bin.celery import celery as celery_command
 
-    celery_command.params[0].default = app  # what Celery.start does: --app is this app
-    try:
-        code = celery_command.main(args=argv, standalone_mode=False)
-    finally:
-        celery_command.params[0].default = None
+    The sub-command is run by itself, with the context Celery's ``celery`` group would give
+    it, not through that group: importing the group imports every Celery command (``shell``,
+    ``multi``, ``events``...) and ``click_repl`` with ``prompt_toolkit``, ~7 MiB that would sit
+    in every worker and beat process for nothing.
+    """
+    from celery.bin.base import CLIContext
+
+    name, *args = argv
+    if name == "worker":
+        from celery.bin.worker import worker as command
+    elif name == "beat":
+        from celery.bin.beat import beat as command
+    else:
+        raise ValueError(f"not a celery command llmbatch runs: {name!r}")
+    no_color = os.environ.get("NO_COLOR", "").lower() not in ("", "0", "false", "no", "off")
+    code = command.main(args=args, prog_name=f"celery {name}", standalone_mode=False,
+                        obj=CLIContext(app=app, no_color=no_color, workdir=None))
     return code if isinstance(code, int) else 0

@@ -178,6 +178,9 @@ class AnthropicProvider(BatchProvider):
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
         self._client.close()
 
+    def preload(self) -> None:
+        import anthropic  # noqa: F401
+
     def _build_client(self) -> anthropic.Anthropic:
         import anthropic
 

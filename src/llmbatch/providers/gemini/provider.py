@@ -169,6 +169,11 @@ class GeminiProvider(BatchProvider):
     def inline_max_bytes(self) -> int:
         return self.options.inline_max_bytes or INLINE_MAX_BYTES
 
+    def preload(self) -> None:
+        import httpx2  # noqa: F401
+        from google import genai  # noqa: F401
+        from google.genai import types  # noqa: F401
+
     def _build_clients(self) -> _Clients:
         """SDK client and raw client, built once on first use from config only."""
         import httpx2

@@ -134,6 +134,9 @@ class OpenAIProvider(BatchProvider):
         """Close the SDK client this adapter built (an injected one belongs to its owner)."""
         self._client.close()
 
+    def preload(self) -> None:
+        import openai  # noqa: F401
+
     def _build_client(self) -> openai.OpenAI:
         import openai
 
