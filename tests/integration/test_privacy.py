@@ -336,7 +336,7 @@ def test_no_canary_in_logs_events_errors_payloads_api_or_cli_output(
         faults(emulator, [{"kind": "item_errors", "provider": "openai", "rate": 0.5,
                            "shape": "mixed", "status_code": 400, "message": LEAK,
                            "times": 1}])
-        some_failed = cli.submit(write_prompts(tmp_path / "items.jsonl", 6, "itm"), hook_port)
+        some_failed = cli.submit(write_prompts(tmp_path / "items.jsonl", 16, "itm"), hook_port)
         wait_until(at_provider(rt, some_failed), "at the provider", alive)
         # 4. cancelled while stuck at the provider.
         faults(emulator, [{"kind": "stuck", "provider": "openai", "at_fraction": 0.0,
