@@ -89,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
+    assert head_revision(fresh_engine) == "0012_partial_batch_index"
     assert differences(fresh_engine) == []
 
 
@@ -97,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0011_provider_webhook_receipts"
+    assert head_revision(fresh_engine) == "0012_partial_batch_index"
     assert differences(fresh_engine) == []
 
 
@@ -125,6 +125,33 @@ def test_a_webhooks_batch_is_found_through_the_provider_batch_id_index(
     assert "USING INDEX ix_provider_batches_provider_batch_id" in plan, plan
 
 
+def test_reads_by_batch_use_the_partial_batch_index(fresh_engine: Engine) -> None:
+    """The index holds planned items only (job creation writes no entry in it), yet every
+    read by batch still finds it: ``batch_id = x`` implies the index's ``IS NOT NULL``."""
+    from sqlalchemy import func, select
+
+    from llmbatch.db.tables import items
+
+    upgrade(fresh_engine)
+    index = next(i for i in inspect(fresh_engine).get_indexes("items")
+                 if i["name"] == "ix_items_batch_id_provider_key")
+    predicate = index.get("dialect_options", {}).get(f"{fresh_engine.dialect.name}_where")
+    assert "batch_id IS NOT NULL" in str(predicate), index
+    reads = [select(items.c.seq, items.c.request).where(items.c.batch_id == "b")
+             .order_by(items.c.seq),
+             select(func.sum(items.c.cost_bound_pusd)).where(items.c.batch_id == "b"),
+             select(items.c.attempts).where(items.c.batch_id == "b",
+                                            items.c.provider_key.in_(["k1", "k2"]))]
+    explain = "EXPLAIN QUERY PLAN" if fresh_engine.dialect.name == "sqlite" else "EXPLAIN"
+    with fresh_engine.connect() as conn:
+        if fresh_engine.dialect.name == "postgresql":  # an empty table: is the index usable?
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for query in reads:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"{explain} {sql}"))
+            assert "ix_items_batch_id_provider_key" in plan, (sql, plan)
+
+
 def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: Engine) -> None:
     upgrade(sqlite_engine)
     with sqlite_engine.connect() as conn:
@@ -133,13 +160,15 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
+    assert pending_revisions(fresh_engine) == ["0012_partial_batch_index",
+                                               "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003", "0002",
                                                "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0011_provider_webhook_receipts",
+    assert pending_revisions(fresh_engine) == ["0012_partial_batch_index",
+                                               "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003"]

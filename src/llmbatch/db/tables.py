@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -170,7 +171,11 @@ items = Table(
     UniqueConstraint("job_id", "seq", name="uq_items_job_id_seq"),
     UniqueConstraint("job_id", "custom_id", name="uq_items_job_id_custom_id"),
     Index("ix_items_job_id_status", "job_id", "status"),
-    Index("ix_items_batch_id_provider_key", "batch_id", "provider_key"),
+    # Partial: an item has no batch until planning, and every read by batch says which one,
+    # so job creation writes no entry here (migration 0012).
+    Index("ix_items_batch_id_provider_key", "batch_id", "provider_key",
+          sqlite_where=text("batch_id IS NOT NULL"),
+          postgresql_where=text("batch_id IS NOT NULL")),
 )
 
 events = Table(
