@@ -144,7 +144,7 @@ def test_compact_json_is_one_utf8_line_and_refuses_what_json_cannot_say() -> Non
 
 
 def test_the_result_stream_skips_blank_and_unreadable_lines_and_says_where() -> None:
-    def parse(raw: bytes) -> ItemResult | None:
+    def parse(raw: bytes, line_no: int) -> ItemResult | None:
         value = json.loads(raw).get("k") if raw.startswith(b"{") else None
         return ItemResult(value, ItemStatus.SUCCEEDED) if isinstance(value, str) else None
 

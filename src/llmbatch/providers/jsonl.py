@@ -12,7 +12,7 @@ import orjson
 import structlog
 
 from llmbatch.domain.models import ItemResult
-from llmbatch.domain.storable import has_long_digit_run, is_plain_json_text, is_plain_strict_json
+from llmbatch.domain.storable import is_plain_json_text, plain_strict_scan
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
@@ -103,7 +103,8 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield bytes(buffer).rstrip(b"\r")
 
 
-def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemResult | None],
+def parse_result_stream(chunks: Iterable[bytes],
+                        parse: Callable[[bytes, int], ItemResult | None],
                         *, provider: str, **where: Any) -> Iterator[ItemResult]:
     """The results in a JSONL body, one ``parse``d line at a time; blank lines are skipped.
 
@@ -112,19 +113,23 @@ def parse_result_stream(chunks: Iterable[bytes], parse: Callable[[bytes], ItemRe
     any item a provider did not return (retryable), whereas raising would make one garbled
     line block every other result of the batch on every fetch attempt. ``where`` (batch,
     file) goes into the log line. Each result carries its line number, which an operator
-    needs when one of them cannot be stored. A parser that read the line with
-    ``read_result_line`` passes on its ``plain`` verdict (``ItemResult.plain``); other lines
-    are judged here (``is_plain_json_text``).
+    needs when one of them cannot be stored: ``parse`` is given it, so the usual result is
+    built once (a copy of a frozen result costs about as much as ``orjson`` parsing the line).
+    A parser that read the line with ``read_result_line`` passes on its ``plain`` verdict
+    (``ItemResult.plain``); other lines are judged here (``is_plain_json_text``).
     """
     for line_no, raw in enumerate(split_lines(chunks), start=1):
         if not raw.strip():
             continue
-        result = parse(raw)
+        result = parse(raw, line_no)
         if result is None:
             log.error("llmbatch.provider.result_line_unreadable", provider=provider,
                       line=line_no, length=len(raw), **where)
             continue
-        yield result.at_line(line_no, plain=result.plain or is_plain_json_text(raw))
+        if result.plain and result.line == line_no:
+            yield result
+        else:
+            yield result.at_line(line_no, plain=result.plain or is_plain_json_text(raw))
 
 
 _UNREAD: Final = object()
@@ -152,14 +157,14 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     plain (``storable.is_plain_strict_json``); anything else goes through ``json_text``.
     """
     obj: Any = _UNREAD
-    plain = False
-    if not has_long_digit_run(raw):  # orjson would read such an integer as a float
+    long_run, plain = plain_strict_scan(raw)
+    if not long_run:  # orjson would read such an integer as a float
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            pass
-        else:
-            plain = is_plain_strict_json(raw)
+            plain = False
+    else:
+        plain = False
     try:
         if obj is _UNREAD:  # what json_text.loads would do after orjson gave up
             obj = json.loads(raw)

@@ -69,8 +69,9 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
                          failed=numbers["errored"] if ended else 0, raw=dict(batch))
 
 
-def parse_result_line(raw: bytes) -> ItemResult | None:
-    """One result line; ``None`` when not even its custom_id is readable."""
+def parse_result_line(raw: bytes, line_no: int | None = None) -> ItemResult | None:
+    """One result line; ``None`` when not even its custom_id is readable (``line_no``, given
+    by ``parse_result_stream``, is left to the stream to set)."""
     line = read_result_line(raw)
     if line is None:
         return None

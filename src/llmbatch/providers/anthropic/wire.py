@@ -124,8 +124,9 @@ def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
     )
 
 
-def parse_result_line(raw: bytes) -> ItemResult | None:
-    """One results line. ``None`` when not even the custom_id is readable.
+def parse_result_line(raw: bytes, line_no: int | None = None) -> ItemResult | None:
+    """One results line (``line_no``: where it is, 1-based, when known). ``None`` when not
+    even the custom_id is readable.
 
     A success is ``result.type == "succeeded"`` with a message. ``errored`` carries the standard
     error envelope; ``canceled``/``expired`` requests never ran and are retryable. A line that
@@ -143,9 +144,11 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
         message = result.get("message") if isinstance(result, Mapping) else None
         if not isinstance(message, dict):
             return _malformed(custom_id, "a succeeded result without a message")
+        # The line's verdict and number, so the stream neither scans the line again nor
+        # copies the result (``jsonl.parse_result_stream``).
         return ItemResult(provider_key=custom_id, status=ItemStatus.SUCCEEDED, response=message,
                           output_text=_text(message), finish_reason=finish_reason(message),
-                          usage=usage_from_message(message))
+                          usage=usage_from_message(message), line=line_no, plain=line.plain)
     if kind == "errored":
         assert isinstance(result, Mapping)
         return _errored(custom_id, result)

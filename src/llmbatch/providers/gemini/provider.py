@@ -355,7 +355,7 @@ class GeminiProvider(BatchProvider):
         clients = self._clients.get()
         url = self._url(f"{file_name}:download")
 
-        def parse(raw: bytes) -> ItemResult | None:
+        def parse(raw: bytes, line_no: int) -> ItemResult | None:  # the stream numbers it
             try:
                 entry = json.loads(raw)
             except (ValueError, RecursionError):  # not JSON, or nested past the parser

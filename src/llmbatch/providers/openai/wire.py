@@ -164,8 +164,9 @@ def _batch_errors(errors: Any) -> tuple[str, list[str]]:
     return "; ".join(parts), [str(e["code"]) for e in entries if e.get("code")]
 
 
-def parse_result_line(raw: bytes) -> ItemResult | None:
-    """One line of an output or error file. ``None`` when not even the custom_id is readable.
+def parse_result_line(raw: bytes, line_no: int | None = None) -> ItemResult | None:
+    """One line of an output or error file (``line_no``: where it is, 1-based, when known).
+    ``None`` when not even the custom_id is readable.
 
     A line is a success only if ``error`` is null and ``response.status_code`` is 2xx. Both
     failure shapes (top-level ``error`` for non-HTTP failures such as ``batch_expired``; a
@@ -194,18 +195,19 @@ def parse_result_line(raw: bytes) -> ItemResult | None:
     if 200 <= status_code < 300:
         if not isinstance(body, dict):
             return _malformed(custom_id, "a 2xx response without a JSON body")
-        return _success(custom_id, body, plain=line.plain)
+        return _success(custom_id, body, plain=line.plain, line=line_no)
     http_error = body.get("error") if isinstance(body, dict) else None
     return _failure(custom_id, status_code=status_code,
                     error=http_error if isinstance(http_error, dict) else {}, body=body)
 
 
-def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> ItemResult:
+def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False,
+             line: int | None = None) -> ItemResult:
     """A 2xx body of any batch endpoint as the neutral result: a chat completion's first
     choice, a legacy completion's first ``text``, a Response's ``output_text`` parts (see
     ``_response_text``); embeddings and moderations have no text (the vectors and the
     verdicts stay in ``response``). ``plain``: the line's verdict (``ResultLine.plain``),
-    passed on so the stream need not scan the line again."""
+    passed on with ``line`` so the stream need not scan the line again nor copy the result."""
     if body.get("object") == "response":
         return _response_success(custom_id, body)
     output_text = finish_reason = None
@@ -218,7 +220,7 @@ def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False) -> It
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
     return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
-                      usage_from_body(body), None, None, plain)
+                      usage_from_body(body), None, line, plain)
 
 
 def _response_success(custom_id: str, body: dict[str, Any]) -> ItemResult:
@@ -327,6 +329,17 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):  # parsed JSON: a dict, never another Mapping
         return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    ins, outs = usage.get("prompt_tokens_details"), usage.get("completion_tokens_details")
+    if (type(prompt) is int and type(completion) is int and type(ins) is dict and ins
+            and type(outs) is dict and outs):
+        # The chat shape every line of a chat batch has, read with no lookup or call more than
+        # it needs (this runs once per result); the same figures as the general path below.
+        prompt_n, completion_n = max(prompt, 0), max(completion, 0)
+        cached = min(_count(ins.get("cached_tokens")), prompt_n)
+        return Usage(prompt_n, completion_n, cached,
+                     min(_count(outs.get("reasoning_tokens")), completion_n),
+                     min(_count(ins.get("cache_write_tokens")), prompt_n - cached))
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
