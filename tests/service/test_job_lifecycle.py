@@ -7,8 +7,10 @@ import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from fakes import WorkerCrashed
 from llmbatch.config import (
@@ -18,6 +20,7 @@ from llmbatch.config import (
     RetryConfig,
     WorkerConfig,
 )
+from llmbatch.db.item_queries import ItemQueries
 from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import AuthenticationError, ResourceGoneError, TransientProviderError
@@ -317,6 +320,43 @@ def test_a_fetch_broken_off_midway_resumes_without_losing_or_doubling_results(
     attempts = [r["attempts"] for r in result_lines(driver.rt, job_id)]
     assert attempts == [1, 2, 1, 1, 1]
     assert driver.events(job_id).count("batch.fetched") == 2
+
+
+def test_a_write_failing_mid_fetch_keeps_the_chunks_before_it_and_the_fetch_runs_again(
+        make_driver: Callable[..., Driver], write_jsonl: Writer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database failing on the second chunk's write (not a refused value): the first
+    chunk stays stored, nothing after it is written, the failure counts like a failed call,
+    and the next fetch stores the rest without sending anything again."""
+    driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+    driver.drain()
+    original = ItemQueries.record_results
+    writes = 0
+
+    def failing_once(self: ItemQueries, batch_id: str, rows: Any, now: Any) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise OperationalError("UPDATE items", {}, Exception("disk I/O error"))
+        return original(self, batch_id, rows, now)
+
+    monkeypatch.setattr(ItemQueries, "record_results", failing_once)
+
+    driver.tick()  # poll, then a fetch whose second write fails
+
+    (batch,) = driver.batches(job_id)
+    assert batch.status is BatchStatus.ENDED
+    assert batch.call_failures == 1
+    counts = driver.job(job_id).counts
+    assert counts[ItemStatus.SUCCEEDED] == 2  # the first chunk (q-0, q-1)
+    assert counts[ItemStatus.SUBMITTED] == 3  # nothing written after the failed chunk
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(5)]  # fetched again, never sent again
+    assert [r["attempts"] for r in result_lines(driver.rt, job_id)] == [1] * 5
 
 
 def test_a_key_answered_again_in_a_later_chunk_keeps_its_first_answer(
