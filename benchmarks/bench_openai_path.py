@@ -5,9 +5,11 @@
 
 For each backend (``embedded``: SQLite database + SQLite broker + one ``llmbatch worker --beat
 --pool threads`` child, as ``llmbatch submit --wait`` runs it; ``postgres``: PostgreSQL + Redis +
-``llmbatch worker --pool prefork`` + ``llmbatch beat``, skipped when either is unreachable) it
-stores the job with ``create_job`` in this process, lets the worker drive it, and reports each
-phase's duration and items/s from three sources:
+``llmbatch worker --beat``, the same default threads pool; ``postgres-prefork``: PostgreSQL +
+Redis + ``llmbatch worker --pool prefork`` + a separate ``llmbatch beat``; the PostgreSQL ones
+are skipped when either server is unreachable) it stores the job with ``create_job`` in this
+process, lets the worker drive it, and reports each phase's duration and items/s from three
+sources:
 
 * wall clock in this process (ingest, results export, end to end),
 * the job's timeline (``events``: job.created, batch.planned, batch.submitted, batch.ended,
@@ -220,7 +222,7 @@ class Backend:
     database_url: str
     broker_url: str
     worker_args: list[str]
-    separate_beat: bool
+    separate_beat: bool  # a separate ``llmbatch beat`` runs, and is measured with the worker
     description: str
 
 
@@ -233,8 +235,23 @@ def embedded_backend(workdir: Path, concurrency: int) -> Iterator[Backend]:
                   f"--concurrency {concurrency}")
 
 
+def postgres_shape(name: str, concurrency: int | None) -> tuple[list[str], bool, str]:
+    """(worker arguments, separate beat, description) of a PostgreSQL + Redis backend.
+
+    ``postgres`` is what ``llmbatch worker --beat`` runs by default (threads pool, one process,
+    the tick a thread of it); ``postgres-prefork`` is a prefork worker with a separate beat
+    (a forking pool cannot hold the tick as a thread), measured too so neither is hidden."""
+    if name == "postgres":
+        n = concurrency or 4
+        return (["--beat", "--pool", "threads", "--concurrency", str(n)], False,
+                f"PostgreSQL + Redis, 1 worker --beat --pool threads --concurrency {n}")
+    n = concurrency or 2
+    return (["--pool", "prefork", "--concurrency", str(n)], True,
+            f"PostgreSQL + Redis, 1 worker --pool prefork --concurrency {n} + beat")
+
+
 @contextmanager
-def postgres_backend(concurrency: int) -> Iterator[Backend | None]:
+def postgres_backend(name: str, concurrency: int | None) -> Iterator[Backend | None]:
     """A fresh PostgreSQL database and a locked Redis database number; None if unreachable."""
     try:
         import psycopg
@@ -270,18 +287,18 @@ def postgres_backend(concurrency: int) -> Iterator[Backend | None]:
         return
     client.flushdb()
     client.set(REDIS_LOCK_KEY, token, ex=3600)
-    name = f"llmbatch_bench_{os.getpid()}_{token[:8]}"
+    database = f"llmbatch_bench_{os.getpid()}_{token[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{database}"')
     try:
+        worker_args, separate_beat, description = postgres_shape(name, concurrency)
         yield Backend(
-            "postgres", f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{name}",
+            name, f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
             f"redis://{REDIS['host']}:{REDIS['port']}/{client.connection_pool.connection_kwargs['db']}",
-            ["--pool", "prefork", "--concurrency", str(concurrency)], True,
-            f"PostgreSQL + Redis, 1 worker --pool prefork --concurrency {concurrency} + beat")
+            worker_args, separate_beat, description)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         client.flushdb()
         client.close()
 
@@ -349,6 +366,7 @@ class Result:
     phases: list[Phase] = field(default_factory=list)
     task_seconds: dict[str, list[float]] = field(default_factory=dict)
     processes: int = 0  # measured: the worker's tree, and the beat when it runs apart
+    separate_beat: bool = False
     rss_idle_mb: float = 0.0
     rss_peak_mb: float = 0.0
     pss_idle_mb: float = 0.0
@@ -493,8 +511,8 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
         Phase("results export (job_results)", export_s, "wall clock", items=items),
     ]
     return Result(backend.name, backend.description, items, n_batches, str(status), phases,
-                  times, n_processes, idle / 2**20, rss_peak / 2**20, idle_pss / 2**20,
-                  pss_peak / 2**20, idle_breakdown)
+                  times, n_processes, backend.separate_beat, idle / 2**20, rss_peak / 2**20,
+                  idle_pss / 2**20, pss_peak / 2**20, idle_breakdown)
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -521,7 +539,7 @@ def report(result: Result) -> str:
         lines.append(f"     {name:<20} n={len(values):<3} total {sum(values):8.2f}s  "
                      f"max {max(values):8.2f}s  median {statistics.median(values):.3f}s")
     lines.append(f"   worker memory ({result.processes} processes: the worker's tree"
-                 f"{' and the beat' if result.backend == 'postgres' else ''}), MiB:")
+                 f"{' and the separate beat' if result.separate_beat else ''}), MiB:")
     lines.append(f"     RSS summed (shared pages counted per process): idle "
                  f"{result.rss_idle_mb:.0f}, peak {result.rss_peak_mb:.0f}")
     lines.append(f"     PSS summed (what the processes really hold):   idle "
@@ -557,12 +575,13 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=50_000)
-    parser.add_argument("--backends", default="embedded,postgres",
-                        help="comma-separated: embedded, postgres")
+    parser.add_argument("--backends", default="embedded,postgres,postgres-prefork",
+                        help="comma-separated: embedded, postgres (worker --beat, threads), "
+                             "postgres-prefork (worker --pool prefork + beat)")
     parser.add_argument("--max-requests", type=int, default=None,
                         help="providers.openai.limits.max_requests (default: OpenAI's 50,000)")
     parser.add_argument("--concurrency", type=int, default=None,
-                        help="worker concurrency (default: 4 threads / 2 prefork processes)")
+                        help="worker concurrency (default: 4 threads / 2 prefork children)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per backend, seconds")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
@@ -585,8 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
                 if name == "embedded":
                     ctx: Any = embedded_backend(workdir / name, args.concurrency or 4)
-                elif name == "postgres":
-                    ctx = postgres_backend(args.concurrency or 2)
+                elif name in ("postgres", "postgres-prefork"):
+                    ctx = postgres_backend(name, args.concurrency)
                 else:
                     parser.error(f"unknown backend {name!r}")
                 with ctx as backend:

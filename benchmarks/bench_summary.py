@@ -57,20 +57,25 @@ def stages_table(directory: Path) -> list[str]:
 
 
 def memory_table(directory: Path) -> list[str]:
-    lines = ["peak RSS per process (MiB): `llmbatch submit` storing the job; the worker's "
-             "process tree (idle) running it",
-             f"  {'items':>9}  {'process':<44}{'peak':>8}{'idle':>8}"]
+    lines = ["memory per process (MiB): `llmbatch submit` storing the job (peak RSS); the worker's"
+             " process tree running it, with the separate beat where one runs (RSS and PSS"
+             " summed over the processes, peak and idle)",
+             f"  {'items':>9}  {'process':<44}{'RSS peak':>10}{'idle':>7}{'PSS peak':>10}"
+             f"{'idle':>7}"]
     ingest = load(directory, "ingest.json") or {}
-    rows: list[tuple[int, str, float, float | None]] = []
+    rows: list[tuple[int, str, list[float | None]]] = []
     for r in ingest.get("ingest", []):
-        rows.append((r["items"], f"submit ({r['backend']})", r["submit_rss_mib"], None))
+        rows.append((r["items"], f"submit ({r['backend']})",
+                     [r["submit_rss_mib"], None, None, None]))
     for path in sorted(directory.glob("openai_path-*.json")):
         for r in json.loads(path.read_text(encoding="utf-8")).get("results", []):
             rows.append((r["items"], f"worker tree ({r['backend']})",
-                         r["rss_peak_mb"], r["rss_idle_mb"]))
-    for items, name, peak, idle in sorted(rows, key=lambda r: (r[0], r[1])):
-        lines.append(f"  {items:>9,}  {name:<44}{peak:>8.0f}"
-                     f"{'' if idle is None else f'{idle:.0f}':>8}")
+                         [r["rss_peak_mb"], r["rss_idle_mb"], r.get("pss_peak_mb"),
+                          r.get("pss_idle_mb")]))
+    for items, name, figures in sorted(rows, key=lambda r: (r[0], r[1])):
+        cells = "".join(f"{'' if v is None else f'{v:.0f}':>{w}}"
+                        for v, w in zip(figures, (10, 7, 10, 7), strict=True))
+        lines.append(f"  {items:>9,}  {name:<44}{cells}")
     return lines
 
 
