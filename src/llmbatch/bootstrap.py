@@ -50,6 +50,22 @@ class Runtime:
         """A lease token for one task execution."""
         return f"{self.worker_id}:{uuid.uuid4().hex[:12]}"
 
+    def close(self) -> None:
+        """Release the connections this runtime holds: the provider adapters' HTTP pools, the
+        publisher's broker connections (if it keeps any) and the engine's pool. Whoever builds
+        a short-lived runtime (a command, an embedded client, a test) calls it; a socket left
+        to the garbage collector instead warns (``ResourceWarning``) in whatever code runs at
+        that moment. The runtime may still be used after: each part reconnects on demand."""
+        try:
+            self.registry.close()
+        finally:
+            try:
+                close_publisher = getattr(self.publisher, "close", None)
+                if callable(close_publisher):
+                    close_publisher()
+            finally:
+                self.engine.dispose()
+
 
 def build_runtime(config: AppConfig, publisher: Publisher | None = None) -> Runtime:
     """Build the runtime for ``config``; the engine connects lazily."""

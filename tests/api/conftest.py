@@ -58,7 +58,7 @@ def _world(driver: Driver) -> Iterator[ApiWorld]:
             for who, tenant, admin in (("alice", "tenant-a", False), ("bob", "tenant-b", False),
                                        ("root", "ops", True))}
     yield ApiWorld(driver, app, keys)
-    driver.rt.engine.dispose()
+    driver.rt.close()
 
 
 def jsonl(n: int, prefix: str = "q") -> bytes:

@@ -104,13 +104,12 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
     emulator.set_faults([{"kind": "item_errors", "provider": "openai", "times": 1,
                           "rate": 0.25, "status_code": 400}])
     processes = Processes(tmp_path)
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     try:
         processes.start("api", "api", "--port", str(port), "--config", str(config_path))
         processes.start("worker", "worker", "--beat", "--pool", "threads", "--concurrency", "4",
                         "--config", str(config_path))
         wait_until_up(url, processes)
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                            timeout=30)
 
         prompts = write_prompts(tmp_path / "prompts.jsonl", 20, prefix="e2e")
         with prompts.open("rb") as handle:
@@ -165,8 +164,8 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
 
         assert asyncio.run(run_async()) == ["item-0"]
         check_cli_through_the_api(tmp_path, config_path, url, key, prompts, job_id)
-        http.close()
     finally:
+        http.close()  # a failed assertion too: its pooled socket would warn at a later gc
         processes.stop_all()
 
     # Embedded: no API, no worker running; waiting starts one, like ``submit --wait``.
@@ -178,7 +177,7 @@ def test_the_api_a_worker_and_the_emulator_end_to_end(emulator: EmulatorServer,
         assert [r.custom_id for r in job.results()] == [f"local-{i:05d}" for i in range(5)]
         # The key-less local client is the default tenant: the API's tenant is another.
         assert done.tenant == "default"
-    rt.engine.dispose()
+    rt.close()
 
 
 def check_cli_through_the_api(tmp_path: Path, config_path: Path, url: str, key: str,

@@ -37,7 +37,7 @@ def test_keys_create_prints_the_key_once_list_never_and_revoke_ends_it(
     revoked = runner.invoke(cli, ["keys", "revoke", key.split("_")[1]])
     assert revoked.exit_code == 0, revoked.output
     assert authenticate(rt, key) is None
-    rt.engine.dispose()
+    rt.close()
 
 
 def test_readyz_is_503_naming_the_broker_when_it_cannot_be_reached(api_world: ApiWorld) -> None:

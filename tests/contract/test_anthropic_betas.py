@@ -108,6 +108,5 @@ def test_a_jobs_beta_travels_from_create_job_to_the_batch_create(server: Emulato
                                job_options={"betas": [EXTENDED]})
         assert driver.run(job_id).status is JobStatus.SUCCEEDED
     finally:
-        driver.rt.registry.get("anthropic").close()
-        driver.rt.engine.dispose()
+        driver.rt.close()
     assert betas_seen(server) == {f"batches.create {EXTENDED}": 1}

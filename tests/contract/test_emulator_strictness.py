@@ -119,14 +119,16 @@ def test_gemini_inline_embeddings_from_the_official_sdk_come_back_in_request_ord
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    client = genai.Client(api_key="strict-key", http_options=types.HttpOptions(
-        base_url=f"{gemini.server.url}/gemini", api_version="v1beta"))
     texts = [f"text number {i}" for i in range(5)]
-    job = client.batches.create_embeddings(
-        model="gemini-embedding-001",
-        src=types.EmbeddingsBatchJobSource(inlined_requests=types.EmbedContentBatch(
-            contents=texts, config=types.EmbedContentConfig(output_dimensionality=4))),
-        config={"display_name": "sdk-embeddings"})
+    # Closed here: a dropped SDK client sits in a reference cycle until some later collection,
+    # whose finalizer order may close its socket's finalizer first (a ResourceWarning there).
+    with genai.Client(api_key="strict-key", http_options=types.HttpOptions(
+            base_url=f"{gemini.server.url}/gemini", api_version="v1beta")) as client:
+        job = client.batches.create_embeddings(
+            model="gemini-embedding-001",
+            src=types.EmbeddingsBatchJobSource(inlined_requests=types.EmbedContentBatch(
+                contents=texts, config=types.EmbedContentConfig(output_dimensionality=4))),
+            config={"display_name": "sdk-embeddings"})
     gemini.clock.advance(300)
     done = gemini.get(f"/{job.name}")
     entries = done["metadata"]["output"]["inlinedResponses"]["inlinedResponses"]

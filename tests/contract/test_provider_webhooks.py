@@ -62,8 +62,7 @@ def driver(emu: EmulatorServer, tmp_path: Path, provider: str) -> Iterator[Drive
             models=(ModelConfig(name=MODELS[provider]),))})
     built = real_provider_driver(config, provider_clock=emu.advance_clock)
     yield built
-    built.rt.registry.get(provider).close()
-    built.rt.engine.dispose()
+    built.rt.close()
 
 
 @pytest.fixture

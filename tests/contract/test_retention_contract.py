@@ -65,9 +65,7 @@ def make_driver(emu: EmulatorServer, tmp_path: Path) -> Iterator[Callable[[str],
 
     yield build
     for driver in built:
-        for name in driver.rt.config.providers:
-            driver.rt.registry.get(name).close()
-        driver.rt.engine.dispose()
+        driver.rt.close()
 
 
 def _run(driver: Driver, tmp_path: Path, name: str, **create: Any) -> str:

@@ -43,8 +43,7 @@ def driver(emu: EmulatorServer, tmp_path: Path) -> Iterator[Driver]:
             models=(ModelConfig(name=MODEL),), options={"inline_max_bytes": 300})})
     built = real_provider_driver(config, provider_clock=emu.advance_clock)
     yield built
-    built.rt.registry.get("gemini").close()
-    built.rt.engine.dispose()
+    built.rt.close()
 
 
 def test_a_result_file_gone_at_the_provider_ends_the_fetch_and_the_items_go_again(

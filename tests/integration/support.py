@@ -418,5 +418,5 @@ def running_cluster(workdir: Path, config_path: Path, redis_db: RedisDb, emulato
         yield Cluster(rt, config_path, redis_db, emulator_url, processes)
     finally:
         processes.stop_all()
-        rt.engine.dispose()
+        rt.close()
         app.close()

@@ -78,7 +78,7 @@ def budget_cluster(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresS
                 bound = estimate_file(probe, sample, provider="openai", model=MODEL,
                                       learn=False).batch_usd_bound
             finally:
-                probe.engine.dispose()
+                probe.close()
             assert bound is not None
             limit = (bound * FITTING).quantize(Decimal("1e-9"))
             config = yaml.safe_load(config_path.read_text(encoding="utf-8"))

@@ -82,7 +82,7 @@ def test_embedded_worker_with_beat_runs_a_job_to_succeeded(emulator: EmulatorSer
     assert all(r.status is ItemStatus.SUCCEEDED and r.output_text for r in records)
     with rt.uow() as uow:
         assert sorted(b.item_count for b in uow.repo.batches_of_job(job_id)) == [5, 10, 10]
-    rt.engine.dispose()
+    rt.close()
 
 
 def run_cli(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -109,7 +109,7 @@ def test_submit_wait_starts_a_worker_and_exits_zero_when_the_job_succeeds(
     assert results.returncode == 0, results.stderr
     lines = [json.loads(line) for line in results.stdout.splitlines()]
     assert [r["custom_id"] for r in lines] == [f"cli-{i:05d}" for i in range(12)]
-    rt.engine.dispose()
+    rt.close()
 
 
 def test_submit_of_a_bad_file_exits_two_naming_the_line_and_stores_nothing(
@@ -126,4 +126,4 @@ def test_submit_of_a_bad_file_exits_two_naming_the_line_and_stores_nothing(
     assert f"{prompts}:6" in done.stderr
     rt = runtime(config_path)
     assert list_jobs(rt).entries == ()
-    rt.engine.dispose()
+    rt.close()

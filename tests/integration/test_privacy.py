@@ -312,6 +312,8 @@ def test_no_canary_in_logs_events_errors_payloads_api_or_cli_output(
     processes = Processes(tmp_path)
     metrics_port, api_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
+    http = httpx.Client(base_url=api_url, timeout=30,
+                        headers={"Authorization": f"Bearer {llmbatch_key}"})
     try:
         worker = processes.start("worker", "worker", "--config", str(config_path), "--beat",
                                  "--loglevel", "DEBUG", "--log-format", "json",
@@ -350,8 +352,6 @@ def test_no_canary_in_logs_events_errors_payloads_api_or_cli_output(
         succeeded = cli.submit(write_prompts(tmp_path / "ok.jsonl", 4, "ok"), hook_port)
         cli("cancel", cancelled)
         wait_until_up(api_url, processes)
-        http = httpx.Client(base_url=api_url, timeout=30,
-                            headers={"Authorization": f"Bearer {llmbatch_key}"})
         with (tmp_path / "ok.jsonl").open("rb") as handle:
             created = http.post("/v1/jobs", files={"file": ("ok.jsonl", handle)},
                                 data={"provider": "openai", "model": MODEL})
@@ -370,7 +370,6 @@ def test_no_canary_in_logs_events_errors_payloads_api_or_cli_output(
         for job_id in jobs:  # what the API says of each job, errors and events included
             api_answers[f"job {job_id}"] = (200, http.get(f"/v1/jobs/{job_id}").text)
             api_answers[f"events {job_id}"] = (200, http.get(f"/v1/jobs/{job_id}/events").text)
-        http.close()
         wait_until(lambda: retried_deliveries(rt), "retried every webhook", alive)
         for job_id in jobs:
             cli("status", job_id)
@@ -388,8 +387,9 @@ def test_no_canary_in_logs_events_errors_payloads_api_or_cli_output(
             MODEL, ok=False)
         stored = stored_text(rt)
     finally:
+        http.close()  # a failed assertion too: its pooled socket would warn at a later gc
         processes.stop_all()
-        rt.engine.dispose()
+        rt.close()
 
     lines = worker.log.read_text(encoding="utf-8", errors="replace").splitlines()
     api_lines = api.log.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -170,7 +170,7 @@ def run_and_check(cluster: Cluster, tmp_path: Path, fault: Fault,
     job_ids = list(jobs_in)
     wait_mid_run(rt, job_ids)
     break_it()
-    rt.engine.dispose()  # our own connections may be to a server that is gone
+    rt.close()  # our own connections may be to a server that is gone
     jobs, stopped = wait_while_progressing(rt, job_ids, stall_s=STALL_S, cap_s=CAP_S,
                                            alive=alive or cluster.processes.check_alive)
     elapsed = time.monotonic() - started

@@ -96,7 +96,7 @@ def test_two_workers_on_one_host_with_rabbitmq_both_run_and_both_work(
     finally:
         processes.stop_all()
         app.close()
-        rt.engine.dispose()
+        rt.close()
 
     tasks_done = [len(TASK_DONE.findall(log)) for log in logs]
     nodes = [sorted(set(re.findall(r"llmbatch-\d+-[0-9a-f]{8}@\S+", log))) for log in logs]
@@ -128,7 +128,7 @@ def test_an_explicit_hostname_names_the_node_and_a_taken_name_fails_loudly(
 
     rt = runtime(config_path)
     upgrade(rt.engine)
-    rt.engine.dispose()
+    rt.close()
     processes = Processes(tmp_path)
     args = ("worker", "--config", str(config_path), "--loglevel", "INFO", "-n", "ops-named@%h")
     try:

@@ -142,5 +142,4 @@ def test_a_job_runs_end_to_end_through_the_services(emu: EmulatorServer,
         ended = next(e for e in driver.event_rows(job_id) if e.type == "batch.ended")
         assert ended.data["provider_status"] == "ended" and "failure" not in ended.data
     finally:
-        driver.rt.registry.get(NAME).close()
-        driver.rt.engine.dispose()
+        driver.rt.close()

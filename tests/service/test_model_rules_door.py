@@ -114,4 +114,4 @@ def test_create_job_refuses_at_service_level_and_stores_the_jobs_betas(setup: Se
             snapshot = uow.repo.config_snapshot(job_id)
         assert snapshot["job_options"] == {"betas": ["output-300k-2026-03-24"]}
     finally:
-        rt.engine.dispose()
+        rt.close()

@@ -72,3 +72,24 @@ def test_worker_is_local_only_with_an_api(
     assert (code, err.count("\n")) == (ExitCode.BAD_INPUT, 1), err
     assert "--worker is local-only" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_api_client_a_command_opened_is_closed_when_it_ends(
+        nowhere: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (tests, an application calling ``main()``) the command's HTTP client must
+    not outlive it: left to the garbage collector, an open socket warns in whatever runs
+    then."""
+    from llmbatch.client.backends import RemoteBackend
+
+    made: list[RemoteBackend] = []
+    original = RemoteBackend.__init__
+
+    def recording(self: RemoteBackend, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(RemoteBackend, "__init__", recording)
+    code, _, _ = run_cli(monkeypatch, capsys, "--api-url", nowhere, "jobs")
+    assert code == ExitCode.UNAVAILABLE
+    assert len(made) == 1 and made[0].http.is_closed

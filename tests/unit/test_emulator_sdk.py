@@ -212,15 +212,13 @@ def test_requests_without_a_key_get_openai_401(emu: EmulatorServer) -> None:
 
 def test_only_configured_keys_are_accepted_when_keys_are_set() -> None:
     with EmulatorServer(EmulatorSettings(api_keys=("sk-good",))) as server:
-        bad = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-wrong-key-123")
-        with pytest.raises(openai.AuthenticationError) as info:
+        with (openai.OpenAI(base_url=server.openai_base_url, api_key="sk-wrong-key-123") as bad,
+              pytest.raises(openai.AuthenticationError) as info):
             bad.batches.list()
         assert info.value.code == "invalid_api_key"
         assert "sk-wrong-key-123" not in info.value.message
-        good = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-good")
-        assert good.batches.list().data == []
-        bad.close()
-        good.close()
+        with openai.OpenAI(base_url=server.openai_base_url, api_key="sk-good") as good:
+            assert good.batches.list().data == []
 
 
 def test_uploads_are_checked_like_the_real_service(emu: EmulatorServer, openai_client: Any) -> None:
@@ -272,21 +270,20 @@ def test_advancing_the_clock_expires_a_stuck_batch(chat_lines: Lines, to_jsonl: 
     settings = load_profile("fast").model_copy(update={"faults": load_profile(None).faults})
     with EmulatorServer(settings) as server:
         server.set_faults([{"kind": "stuck", "at_fraction": 0.5}])
-        client = openai.OpenAI(base_url=server.openai_base_url, api_key="k")
-        uploaded = client.files.create(file=("s.jsonl", to_jsonl(chat_lines(4))),
-                                       purpose="batch")
-        batch = client.batches.create(input_file_id=uploaded.id, completion_window="24h",
-                                      endpoint="/v1/chat/completions")
-        time.sleep(1.0)  # long past the 0.8 s a healthy batch needs
-        assert client.batches.retrieve(batch.id).status == "in_progress"
-        moved = httpx.post(f"{server.url}/_emulator/clock", json={"advance_s": 86_400})
-        assert moved.status_code == 200
-        expired = client.batches.retrieve(batch.id)
-        assert expired.status == "expired"
-        assert expired.request_counts.completed == 2
-        errors = client.files.content(expired.error_file_id).text.splitlines()
-        assert [json.loads(e)["error"]["code"] for e in errors] == ["batch_expired"] * 2
-        client.close()
+        with openai.OpenAI(base_url=server.openai_base_url, api_key="k") as client:
+            uploaded = client.files.create(file=("s.jsonl", to_jsonl(chat_lines(4))),
+                                           purpose="batch")
+            batch = client.batches.create(input_file_id=uploaded.id, completion_window="24h",
+                                          endpoint="/v1/chat/completions")
+            time.sleep(1.0)  # long past the 0.8 s a healthy batch needs
+            assert client.batches.retrieve(batch.id).status == "in_progress"
+            moved = httpx.post(f"{server.url}/_emulator/clock", json={"advance_s": 86_400})
+            assert moved.status_code == 200
+            expired = client.batches.retrieve(batch.id)
+            assert expired.status == "expired"
+            assert expired.request_counts.completed == 2
+            errors = client.files.content(expired.error_file_id).text.splitlines()
+            assert [json.loads(e)["error"]["code"] for e in errors] == ["batch_expired"] * 2
 
 
 def test_serve_runs_the_emulator_in_the_foreground_from_a_profile(tmp_path: Any) -> None:

@@ -29,11 +29,12 @@ def history_runtime(config: Path | None) -> tuple[Runtime, bool]:
     file that does not exist yet is not created by a read-only command."""
     from sqlalchemy.engine import make_url
 
-    from llmbatch.cli.runtime import project_config
+    from llmbatch.cli.runtime import close_when_done, project_config
     from llmbatch.db.migrate import pending_revisions, upgrade
 
     cfg, _ = project_config(config)  # found as every other command finds it
     rt = build_runtime(cfg)
+    close_when_done(rt.close)
     url = make_url(rt.config.database.url)
     if url.get_backend_name() == "sqlite":
         if url.database not in (None, "", ":memory:") and not Path(url.database).exists():

@@ -395,7 +395,8 @@ def main() -> None:
     line too, exit 1, pointing at ``--debug``, which shows any error's traceback instead. A
     message is printed as text, never as markup: it may quote the user's input."""
     try:
-        code = app(standalone_mode=False)
+        with cli_runtime.closing_at_the_end():
+            code = app(standalone_mode=False)
     except LLMBatchError as exc:
         _report(exc, exit_code_for(exc))
     except typer.Exit as exc:

@@ -6,6 +6,8 @@ build their runtime exactly as the core commands do.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from llmbatch.bootstrap import Runtime, build_runtime
@@ -16,8 +18,37 @@ from llmbatch.home import HOME_ENV, Project, load_project_config, sqlite_path
 from llmbatch.service_layer.unit_of_work import Publisher
 from llmbatch.service_layer.wakeups import DeferredPublisher
 
-__all__ = ["ensure_schema", "is_embedded", "project_config", "runtime",
+__all__ = ["close_when_done", "closing_at_the_end", "ensure_schema", "is_embedded",
+           "project_config", "runtime",
            "stored_runtime"]
+
+
+# What the running command opened (runtimes, API clients), closed when ``main()`` ends; None
+# outside a command, so a library caller (``llmbatch.Client``) keeps owning what it builds.
+_to_close: list[Callable[[], None]] | None = None
+
+
+@contextlib.contextmanager
+def closing_at_the_end() -> Iterator[None]:
+    """Around one command: close what it opened when it ends, however it ends. A command run
+    in-process (tests, an application calling ``main()``) would otherwise leave its provider
+    clients' and API client's sockets to the garbage collector, which warns
+    (``ResourceWarning``) in whatever code runs then."""
+    global _to_close
+    outer, _to_close = _to_close, []
+    try:
+        yield
+    finally:
+        opened, _to_close = _to_close, outer
+        for close in reversed(opened):
+            with contextlib.suppress(Exception):  # closing never hides the command's outcome
+                close()
+
+
+def close_when_done(close: Callable[[], None]) -> None:
+    """Have ``close`` called when the running command ends (nothing outside a command)."""
+    if _to_close is not None:
+        _to_close.append(close)
 
 
 def project_config(path: Path | None) -> tuple[AppConfig, Project]:
@@ -45,9 +76,10 @@ def runtime(path: Path | None, *, publish: bool = False, broker: bool = False) -
 
 def _build(cfg: AppConfig, project: Project, *, publish: bool, broker: bool = False) -> Runtime:
     _prepare_home(cfg, project, publish=publish or broker)
-    if not publish:
-        return build_runtime(cfg)
-    return build_runtime(cfg, DeferredPublisher(lambda: _celery_publisher(cfg)))
+    rt = build_runtime(cfg, DeferredPublisher(lambda: _celery_publisher(cfg))
+                       if publish else None)
+    close_when_done(rt.close)
+    return rt
 
 
 def _celery_publisher(cfg: AppConfig) -> Publisher:

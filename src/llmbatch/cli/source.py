@@ -200,12 +200,15 @@ class RemoteSource:
     embedded_broker = False
 
     def __init__(self, url: str, api_key: str | None) -> None:
+        from llmbatch.cli.runtime import close_when_done
         from llmbatch.client.backends import RemoteBackend
 
         # One command makes a few requests and ends: no connection is kept open after a
-        # response (a kept one would outlive the command when it runs in-process).
+        # response (a kept one would outlive the command when it runs in-process), and the
+        # client is closed when the command ends.
         self.backend = RemoteBackend(url, api_key, transport=httpx.HTTPTransport(
             limits=httpx.Limits(max_keepalive_connections=0)))
+        close_when_done(self.backend.close)
 
     def job_summary(self, job_id: str) -> JobSummary:
         return self.job_detail(job_id)

@@ -82,5 +82,5 @@ def validate(
         report = validate_file(rt, file, provider=provider, model=model, endpoint=endpoint,
                                strict_model=strict_model, job_options=job_options_of(beta))
     finally:
-        rt.engine.dispose()
+        rt.close()
     sys.exit(print_report(report, provider=provider))

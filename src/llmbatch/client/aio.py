@@ -8,6 +8,7 @@ implementation; results come through an async iterator fed a chunk at a time.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -26,22 +27,40 @@ _CHUNK = 1000
 
 
 async def _iterate(make: Any) -> AsyncIterator[Any]:
+    """``make()``'s items, taken in chunks in a worker thread. The inner iterator is closed
+    when this one ends, is closed (``aclose``, ``break`` out of ``async for`` in an
+    ``aclosing``) or is finalized abandoned: a remote one holds a streamed HTTP response, an
+    embedded one a database cursor, which would otherwise stay open until the garbage
+    collector closes them (with a ``ResourceWarning``, in whatever code runs then)."""
     iterator: Iterator[Any] = await asyncio.to_thread(make)
+    # A chunk still being taken in its thread (the caller was cancelled while waiting)
+    # must end before the iterator is closed: a generator cannot be closed while it runs.
+    busy = threading.Lock()
 
     def take() -> list[Any]:
         out = []
-        for item in iterator:
-            out.append(item)
-            if len(out) >= _CHUNK:
-                break
+        with busy:
+            for item in iterator:
+                out.append(item)
+                if len(out) >= _CHUNK:
+                    break
         return out
 
-    while True:
-        chunk = await asyncio.to_thread(take)
-        for item in chunk:
-            yield item
-        if len(chunk) < _CHUNK:
-            return
+    def close() -> None:
+        with busy:
+            closer = getattr(iterator, "close", None)
+            if callable(closer):
+                closer()
+
+    try:
+        while True:
+            chunk = await asyncio.to_thread(take)
+            for item in chunk:
+                yield item
+            if len(chunk) < _CHUNK:
+                return
+    finally:
+        await asyncio.to_thread(close)
 
 
 class AsyncJob:

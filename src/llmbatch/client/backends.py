@@ -180,7 +180,8 @@ class EmbeddedBackend:
         return JobOut.from_summary(read_models.job_summary(self.rt, child_id)), count
 
     def close(self) -> None:
-        self.rt.engine.dispose()
+        """The runtime's provider clients, broker connections and database pool."""
+        self.rt.close()
 
 
 def raise_for_problem(response: httpx.Response) -> None:
