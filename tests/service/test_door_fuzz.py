@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from door_support import FUZZ_CASES, command_built_once, run_cli, sqlite_counts
@@ -144,6 +144,9 @@ def test_the_jsonl_door_refuses_cleanly_and_stores_nothing_on_refusal(tmp_path: 
     @given(lines=st.lists(RAW_LINES, min_size=1, max_size=3), with_good=st.booleans(),
            provider=st.sampled_from(["openai", "anthropic", "gemini"]),
            strict=st.booleans())
+    # Random cases are mostly refused; these make sure both verdicts are exercised every run.
+    @example(lines=[GOOD_LINE.encode()], with_good=False, provider="openai", strict=False)
+    @example(lines=[b"{}"], with_good=True, provider="gemini", strict=False)
     def case(lines: list[bytes], with_good: bool, provider: str, strict: bool) -> None:
         path.write_bytes(b"".join(line + b"\n" for line in
                                   ([GOOD_LINE.encode()] if with_good else []) + lines))
