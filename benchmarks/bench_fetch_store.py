@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
 from llmbatch.db import tables
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.models import BatchProgress, ItemResult
 from llmbatch.domain.states import BatchStatus, ItemStatus
@@ -164,11 +165,13 @@ def store(rt: Runtime, batch_id: str) -> float:
     elapsed = time.perf_counter() - started
     if status is not BatchStatus.FETCHED:
         raise SystemExit(f"fetch ended {status}, not fetched")
-    with rt.engine.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM items WHERE batch_id = :b AND "
-                                   "status = 'succeeded' AND response IS NOT NULL"),
-                              {"b": batch_id}).scalar_one()
-    return elapsed if stored else float("nan")
+    with rt.engine.connect() as conn:  # every item reads back as succeeded, with its response
+        stored = conn.execute(select(func.count()).select_from(ITEMS_WITH_RESULTS).where(
+            tables.items.c.batch_id == batch_id, settled.status == str(ItemStatus.SUCCEEDED),
+            settled.response.is_not(None))).scalar_one()
+        expected = conn.execute(select(func.count()).where(
+            tables.items.c.batch_id == batch_id)).scalar_one()
+    return elapsed if stored == expected else float("nan")
 
 
 def floor_rows(results: Path) -> Iterator[tuple[Any, ...]]:

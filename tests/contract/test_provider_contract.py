@@ -128,8 +128,10 @@ def test_cleanup_deletes_every_file_of_the_batch(openai_harness: ProviderHarness
     adapter = h.make_adapter()
     tag = h.new_tag()
     h.fault("item_errors", tag=tag, rate=0.5, shape="error", status_code=500)
-    submitted = h.submit(h.requests(10), tag=tag, adapter=adapter)
-    progress = h.run_to_end(submitted.provider_batch_id, 10)
+    # 40 items, each failing with probability 1/2: both files exist but once in 2^39 runs
+    # (with 10, one run in 512 had no error file).
+    submitted = h.submit(h.requests(40), tag=tag, adapter=adapter)
+    progress = h.run_to_end(submitted.provider_batch_id, 40)
     refs = progress.result_refs
     assert {"input_file_id", "output_file_id", "error_file_id"} <= set(refs)
 

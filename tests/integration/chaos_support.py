@@ -23,6 +23,7 @@ import yaml
 from sqlalchemy import select
 
 from llmbatch.bootstrap import Runtime
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.tables import events, items, provider_batches
 from llmbatch.emulator.server import EmulatorServer
 from llmbatch.emulator.settings import EmulatorSettings, load_profile
@@ -414,9 +415,10 @@ class Burster(threading.Thread):
 def item_rows(rt: Runtime, job_ids: list[str]) -> list[Any]:
     with rt.engine.connect() as conn:
         return list(conn.execute(
-            select(items.c.job_id, items.c.seq, items.c.custom_id, items.c.status,
-                   items.c.attempts, items.c.batch_id, items.c.error, items.c.response,
-                   items.c.output_text)
+            select(items.c.job_id, items.c.seq, items.c.custom_id, settled.status,
+                   items.c.attempts, items.c.batch_id, settled.error, settled.response,
+                   settled.output_text)
+            .select_from(ITEMS_WITH_RESULTS)
             .where(items.c.job_id.in_(job_ids)).order_by(items.c.job_id, items.c.seq)))
 
 

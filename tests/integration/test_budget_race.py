@@ -22,6 +22,8 @@ from sqlalchemy import select
 from llmbatch.bootstrap import build_runtime
 from llmbatch.config import load_config
 from llmbatch.db import tables
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS
+from llmbatch.db.item_view import settled as item_columns
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.job import Job
 from llmbatch.domain.states import BatchStatus, JobStatus, is_terminal
@@ -150,7 +152,8 @@ def test_twenty_jobs_never_settle_past_one_tenant_budget(
         reservations = conn.execute(select(tables.budget_reservations)).all()
         ledgers = {r.scope: int(r.committed_pusd)
                    for r in conn.execute(select(tables.budget_ledgers)).all()}
-        item_costs = conn.execute(select(tables.items.c.cost_pusd)).scalars().all()
+        item_costs = conn.execute(select(item_columns.cost_pusd)
+                                  .select_from(ITEMS_WITH_RESULTS)).scalars().all()
     settled = sum(int(r.actual_pusd) for r in reservations if r.status == "settled")
     (tenant_committed,) = [v for k, v in ledgers.items() if k.startswith("tenant:default:")]
 

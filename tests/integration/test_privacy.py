@@ -233,6 +233,7 @@ def stored_text(rt: Runtime) -> list[str]:
             select(tables.events.c.data), select(tables.jobs.c.error),
             select(tables.provider_batches.c.error),
             select(tables.provider_batches.c.failure), select(tables.items.c.error),
+            select(tables.item_results.c.error),
             select(tables.item_attempts.c.error),
             select(tables.webhook_outbox.c.payload),
             select(tables.webhook_outbox.c.last_error),

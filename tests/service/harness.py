@@ -16,6 +16,7 @@ from llmbatch.bootstrap import Runtime
 from llmbatch.config import AppConfig
 from llmbatch.db import tables
 from llmbatch.db.engine import make_engine
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.job import Job
@@ -121,7 +122,9 @@ class Driver:
 
     def items(self, job_id: str) -> list[Any]:
         with self.rt.engine.connect() as conn:
-            return list(conn.execute(select(tables.items).where(tables.items.c.job_id == job_id)
+            # As readers see them: the item rows with their stored results laid over.
+            return list(conn.execute(select(*settled.all()).select_from(ITEMS_WITH_RESULTS)
+                                     .where(tables.items.c.job_id == job_id)
                                      .order_by(tables.items.c.seq)).all())
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from fakes import WorkerCrashed
@@ -21,6 +22,9 @@ from llmbatch.config import (
     WorkerConfig,
 )
 from llmbatch.db.item_queries import ItemQueries
+from llmbatch.db.result_stage import ResultRow
+from llmbatch.db.result_totals import tally
+from llmbatch.db.tables import item_results, provider_batches
 from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import AuthenticationError, ResourceGoneError, TransientProviderError
@@ -293,6 +297,64 @@ def test_embeddings_jobs_run_like_chat_jobs(driver: Driver, write_jsonl: Writer)
     assert driver.fake.batch_keys() == [["e-1", "e-2"]]
 
 
+def test_a_key_answered_twice_or_naming_no_item_is_not_stored(
+        make_driver: Callable[..., Driver], database_url: str, write_jsonl: Writer) -> None:
+    """The provider answers q-0 again in a later chunk and a key of no item: the batch's
+    five results are stored once each, the counts and totals say five, the job succeeds."""
+    driver = make_driver(database_url=database_url, worker=WorkerConfig(fetch_chunk_size=2))
+    driver.fake.stray_keys = ["q-0", "nobody", "q-4"]
+    job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.counts == {ItemStatus.SUCCEEDED: 5}
+    assert [(i.custom_id, i.status) for i in driver.items(job_id)] == [
+        (f"q-{n}", "succeeded") for n in range(5)]
+    with driver.rt.engine.connect() as conn:
+        stored = conn.execute(select(item_results.c.provider_key)
+                              .order_by(item_results.c.provider_key)).scalars().all()
+        (totals,) = conn.execute(select(provider_batches.c.result_totals)).scalars().all()
+    assert stored == [f"q-{n}" for n in range(5)]
+    assert totals["succeeded"]["items"] == 5
+    assert totals["succeeded"]["input_tokens"] == 50  # the fake bills 10 a result
+
+
+def test_a_result_stored_already_is_refused_not_stored_twice(
+        make_driver: Callable[..., Driver], database_url: str, write_jsonl: Writer) -> None:
+    """The fetch stores a result only for a key still open; should a second writer of the
+    same batch get past that (a lease taken over mid-fetch), the results table's primary key
+    fails its chunk whole: the first results and the batch's totals stay as they were."""
+    driver = make_driver(database_url=database_url)
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    (batch_id,) = plan_job(driver.rt, job_id)
+    with driver.rt.uow() as uow:
+        assert uow.repo.mark_items_submitted(batch_id) == 3
+        uow.commit()
+    rows = [ResultRow(f"q-{n}", "succeeded", "succeeded", f'{{"n": {n}}}', "text", "stop",
+                      10, 5, 0, 0, 0, 0, None, 7, 14) for n in range(3)]
+    moment = driver.rt.clock()
+    with driver.rt.uow() as uow:
+        uow.repo.record_results(batch_id, rows[:2], moment, tally(rows[:2]))
+        uow.commit()
+    # A second writer, with one of its keys stored already:
+    # (SQLAlchemy's IntegrityError on SQLite; psycopg's own from PostgreSQL's COPY)
+    with pytest.raises(Exception, match=r"pk_item_results|UNIQUE constraint failed: item_res"),\
+            driver.rt.uow() as uow:
+        uow.repo.record_results(batch_id, rows[1:], moment, tally(rows))
+        uow.commit()
+
+    with driver.rt.uow() as uow:
+        assert uow.repo.item_counts(job_id) == {ItemStatus.SUCCEEDED: 2,
+                                                ItemStatus.SUBMITTED: 1}
+        assert uow.repo.open_attempts(batch_id, ["q-0", "q-2", "nobody"]) == {"q-2": 1}
+        assert uow.repo.stored_totals(batch_id) == {"succeeded": {
+            "items": 2, "input_tokens": 20, "output_tokens": 10, "cached_tokens": 0,
+            "reasoning_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
+            "cost_pusd": 14, "sync_cost_pusd": 28}}
+    assert [i.response for i in driver.items(job_id)] == [{"n": 0}, {"n": 1}, None]
+
+
 @pytest.mark.parametrize("error", [
     TransientProviderError("connection reset while downloading", provider="fake"),
     WorkerCrashed("worker killed while downloading"),
@@ -334,12 +396,13 @@ def test_a_write_failing_mid_fetch_keeps_the_chunks_before_it_and_the_fetch_runs
     original = ItemQueries.record_results
     writes = 0
 
-    def failing_once(self: ItemQueries, batch_id: str, rows: Any, now: Any) -> int:
+    def failing_once(self: ItemQueries, batch_id: str, rows: Any, now: Any,
+                     totals: Any) -> Any:
         nonlocal writes
         writes += 1
         if writes == 2:
-            raise OperationalError("UPDATE items", {}, Exception("disk I/O error"))
-        return original(self, batch_id, rows, now)
+            raise OperationalError("INSERT INTO item_results", {}, Exception("disk I/O error"))
+        return original(self, batch_id, rows, now, totals)
 
     monkeypatch.setattr(ItemQueries, "record_results", failing_once)
 

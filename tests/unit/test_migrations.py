@@ -30,7 +30,7 @@ POSTGRES_URL = os.environ.get("LLMBATCH_TEST_POSTGRES_URL",
 TABLES = {"jobs", "provider_batches", "items", "events", "item_attempts", "submit_journal",
           "provider_slots", "provider_rate_buckets", "api_keys", "webhook_outbox",
           "webhook_deliveries", "budget_ledgers", "budget_reservations",
-          "provider_webhook_receipts"}
+          "provider_webhook_receipts", "item_results"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -89,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0012_partial_batch_index"
+    assert head_revision(fresh_engine) == "0013_item_results"
     assert differences(fresh_engine) == []
 
 
@@ -97,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0012_partial_batch_index"
+    assert head_revision(fresh_engine) == "0013_item_results"
     assert differences(fresh_engine) == []
 
 
@@ -160,14 +160,14 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0012_partial_batch_index",
+    assert pending_revisions(fresh_engine) == ["0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003", "0002",
                                                "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0012_partial_batch_index",
+    assert pending_revisions(fresh_engine) == ["0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from llmbatch.db.result_totals import batch_totals
 from llmbatch.db.tables import budget_ledgers, budget_reservations, items, provider_batches
 from llmbatch.domain.budgets import Ledger
 from llmbatch.domain.limits import WaitReason
@@ -101,9 +102,7 @@ class BudgetRepository:
 
     def batch_actual(self, batch_id: str) -> int:
         """Sum of the batch costs of the items the batch settled (their ``cost_pusd``)."""
-        value = self.conn.execute(select(func.coalesce(func.sum(items.c.cost_pusd), 0))
-                                  .where(items.c.batch_id == batch_id)).scalar_one()
-        return int(value)
+        return batch_totals(self.conn, batch_id)["cost_pusd"]
 
     def wake_waiting(self, now: datetime) -> int:
         """Planned batches waiting for budget: due now (a reservation gave money back).

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.tables import items, jobs
 from llmbatch.domain.states import ItemStatus
 
@@ -25,20 +26,21 @@ def output_history(conn: Connection, provider: str, model: str, limit: int = 10_
     """Mean output tokens of the latest ``limit`` succeeded items of this provider and model
     (of ``tenant``'s jobs only, when given: the API never tells one tenant of another's
     work), and how many there were."""
-    query = (select(items.c.output_tokens).join(jobs, jobs.c.id == items.c.job_id)
+    query = (select(settled.output_tokens)
+             .select_from(ITEMS_WITH_RESULTS.join(jobs, jobs.c.id == items.c.job_id))
              .where(jobs.c.provider == provider, jobs.c.model == model,
-                    items.c.status == str(ItemStatus.SUCCEEDED)))
+                    settled.status == str(ItemStatus.SUCCEEDED)))
     if tenant is not None:
         query = query.where(jobs.c.tenant == tenant)
-    recent = query.order_by(items.c.completed_at.desc()).limit(limit).subquery()
+    recent = query.order_by(settled.completed_at.desc()).limit(limit).subquery()
     mean, count = conn.execute(select(func.avg(recent.c.output_tokens), func.count())).one()
     return (None if mean is None else float(mean)), int(count)
 
 
 def _day(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", items.c.completed_at), "YYYY-MM-DD")
-    return func.substr(items.c.completed_at, 1, 10)
+        return func.to_char(func.timezone("UTC", settled.completed_at), "YYYY-MM-DD")
+    return func.substr(settled.completed_at, 1, 10)
 
 
 def usage_rows(conn: Connection, by: Sequence[str], *, start: datetime | None,
@@ -51,19 +53,19 @@ def usage_rows(conn: Connection, by: Sequence[str], *, start: datetime | None,
     keys = [columns[name].label(name) for name in by]
     query = (select(*keys, func.count().label("requests"),
                     func.coalesce(func.sum(case((and_(
-                        items.c.cost_pusd.is_(None),
-                        items.c.input_tokens + items.c.output_tokens > 0), 1), else_=0)), 0)
+                        settled.cost_pusd.is_(None),
+                        settled.input_tokens + settled.output_tokens > 0), 1), else_=0)), 0)
                     .label("unpriced"),
-                    *(func.coalesce(func.sum(getattr(items.c, k)), 0).label(k)
+                    *(func.coalesce(func.sum(getattr(settled, k)), 0).label(k)
                       for k in TOKEN_KINDS),
-                    func.coalesce(func.sum(items.c.cost_pusd), 0).label("cost_pusd"),
-                    func.coalesce(func.sum(items.c.sync_cost_pusd), 0).label("sync_cost_pusd"))
-             .join(jobs, jobs.c.id == items.c.job_id)
-             .where(items.c.completed_at.is_not(None)))
+                    func.coalesce(func.sum(settled.cost_pusd), 0).label("cost_pusd"),
+                    func.coalesce(func.sum(settled.sync_cost_pusd), 0).label("sync_cost_pusd"))
+             .select_from(ITEMS_WITH_RESULTS.join(jobs, jobs.c.id == items.c.job_id))
+             .where(settled.completed_at.is_not(None)))
     if start is not None:
-        query = query.where(items.c.completed_at >= start)
+        query = query.where(settled.completed_at >= start)
     if end is not None:
-        query = query.where(items.c.completed_at < end)
+        query = query.where(settled.completed_at < end)
     if tenant is not None:
         query = query.where(jobs.c.tenant == tenant)
     if keys:

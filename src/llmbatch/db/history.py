@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, literal, select
 
+from llmbatch.db.item_view import has_stored_result
 from llmbatch.db.tables import JSONType, UTCDateTime, item_attempts, items
 from llmbatch.domain.states import ItemStatus
 
@@ -29,9 +30,11 @@ class HistoryRepository:
 
     def record_unreported(self, batch_id: str, outcome: str, error: dict[str, Any] | None,
                           now: datetime) -> None:
-        """One history row for every item of the batch that got no result line."""
+        """One history row for every item of the batch that got no result line (still
+        submitted, no stored result)."""
         source = select(
             items.c.job_id, items.c.seq, literal(batch_id), items.c.attempts, literal(outcome),
             literal(error, JSONType), literal(now, UTCDateTime),
-        ).where(items.c.batch_id == batch_id, items.c.status == str(ItemStatus.SUBMITTED))
+        ).where(items.c.batch_id == batch_id, items.c.status == str(ItemStatus.SUBMITTED),
+                ~has_stored_result())
         self.conn.execute(insert(item_attempts).from_select(_COLUMNS, source))

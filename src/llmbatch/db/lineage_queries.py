@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, insert, literal, select
 
 from llmbatch.db.item_queries import AnyRow
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.tables import items, jobs
 from llmbatch.domain.states import ItemStatus
 
@@ -57,13 +58,14 @@ def lineage_job_ids(conn: Connection, job_id: str) -> list[str]:
 def _latest(lineage: Sequence[str]) -> Any:
     """Per input line, the lineage's latest item (``rank == 1``)."""
     rank = func.row_number().over(partition_by=items.c.seq, order_by=items.c.id.desc())
-    return (select(items.c.id, items.c.seq, items.c.status, rank.label("rank"))
+    return (select(items.c.id, items.c.seq, settled.status, rank.label("rank"))
+            .select_from(ITEMS_WITH_RESULTS)
             .where(items.c.job_id.in_(list(lineage))).subquery())
 
 
 def _of_job(job_id: str, statuses: Iterable[ItemStatus]) -> Select[Any]:
-    return select(items.c.seq).where(items.c.job_id == job_id,
-                                     items.c.status.in_([str(s) for s in statuses]))
+    return (select(items.c.seq).select_from(ITEMS_WITH_RESULTS)
+            .where(items.c.job_id == job_id, settled.status.in_([str(s) for s in statuses])))
 
 
 def latest_status_counts(conn: Connection, lineage: Sequence[str], job_id: str,
@@ -106,6 +108,7 @@ def latest_results(conn: Connection, lineage: Sequence[str], columns: Sequence[A
     chosen = select(latest.c.id).where(latest.c.rank == 1)
     if after_seq is not None:
         chosen = chosen.where(latest.c.seq > after_seq)
-    query = (select(*columns, items.c.job_id).where(items.c.id.in_(chosen))
+    query = (select(*columns, items.c.job_id).select_from(ITEMS_WITH_RESULTS)
+             .where(items.c.id.in_(chosen))
              .order_by(items.c.seq).limit(limit))
     return list(conn.execute(query).all())

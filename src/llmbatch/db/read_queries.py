@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, func
 
 from llmbatch.db.engine import read_only_connection
 from llmbatch.db.item_queries import AnyRow
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, counts_with_stored_results, settled
 from llmbatch.db.tables import events, item_attempts, items, jobs, provider_batches
 from llmbatch.domain.states import ItemStatus, JobStatus
 
@@ -38,18 +39,20 @@ _BATCH_COLUMNS = (provider_batches.c.id, provider_batches.c.status, provider_bat
                   provider_batches.c.lease_owner, provider_batches.c.call_failures,
                   provider_batches.c.cleanup_state, provider_batches.c.cleanup_attempts)
 
-_TOKEN_COLUMNS = (items.c.input_tokens, items.c.output_tokens, items.c.cached_tokens,
-                  items.c.reasoning_tokens, items.c.cache_write_tokens,
-                  items.c.cache_write_1h_tokens)
-_USAGE_COLUMNS = (*_TOKEN_COLUMNS, items.c.cost_pusd)
+# Item columns come from ``db.item_view``: the item row with its stored result laid over it
+# (every query naming them selects from ``ITEMS_WITH_RESULTS``).
+_TOKEN_COLUMNS = (settled.input_tokens, settled.output_tokens, settled.cached_tokens,
+                  settled.reasoning_tokens, settled.cache_write_tokens,
+                  settled.cache_write_1h_tokens)
+_USAGE_COLUMNS = (*_TOKEN_COLUMNS, settled.cost_pusd)
 
-_ITEM_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.attempts,
-                 items.c.batch_id, items.c.finish_reason, items.c.error, items.c.completed_at,
+_ITEM_COLUMNS = (items.c.seq, items.c.custom_id, settled.status, items.c.attempts,
+                 items.c.batch_id, settled.finish_reason, settled.error, settled.completed_at,
                  *_USAGE_COLUMNS)
 
 # What a result record holds: everything but the request (which may be large and is not
 # output) and the bookkeeping columns.
-RESULT_COLUMNS = (*_ITEM_COLUMNS, items.c.output_text, items.c.response)
+RESULT_COLUMNS = (*_ITEM_COLUMNS, settled.output_text, settled.response)
 
 
 @contextmanager
@@ -94,29 +97,38 @@ class ReadQueries:
         return list(self.conn.execute(query.limit(limit)).all())
 
     def item_counts(self, job_ids: Sequence[str]) -> dict[str, dict[ItemStatus, int]]:
-        """``job id -> status -> items`` for several jobs in one query (no sums, so the
-        ``(job_id, status)`` index answers it alone)."""
-        found: dict[str, dict[ItemStatus, int]] = {job_id: {} for job_id in job_ids}
+        """``job id -> status -> items`` for several jobs in two queries (no sums, so the
+        ``(job_id, status)`` index answers the first alone; the second reads the stored
+        results' totals of the jobs' batches: ``db.item_view``)."""
         if not job_ids:
-            return found
+            return {}
+        own: dict[str, list[tuple[str, int]]] = {job_id: [] for job_id in job_ids}
         query = (select(items.c.job_id, items.c.status, func.count())
                  .where(items.c.job_id.in_(list(job_ids)))
                  .group_by(items.c.job_id, items.c.status))
         for job_id, status, count in self.conn.execute(query).all():
-            found[job_id][ItemStatus(status)] = int(count)
-        return found
+            own[job_id].append((status, int(count)))
+        stored: dict[str, list[dict[str, dict[str, int]]]] = {job_id: [] for job_id in job_ids}
+        b = provider_batches.c
+        for job_id, totals in self.conn.execute(select(b.job_id, b.result_totals).where(
+                b.job_id.in_(list(job_ids)), b.result_totals.is_not(None))).all():
+            stored[job_id].append(totals)
+        return {job_id: {ItemStatus(status): n for status, n in
+                         counts_with_stored_results(own[job_id], stored[job_id]).items()}
+                for job_id in job_ids}
 
     def item_totals(self, job_id: str) -> list[AnyRow]:
         """Per item status of a job: ``status, items, input_tokens, output_tokens,
         cached_tokens, reasoning_tokens, cache_write_tokens, cache_write_1h_tokens, cost_pusd,
         sync_cost_pusd`` (costs NULL when no item of that status has a price). One grouped
         pass over the job's items for counts, usage and cost together."""
-        query = (select(items.c.status, func.count().label("items"),
+        query = (select(settled.status, func.count().label("items"),
                         *(func.coalesce(func.sum(c), 0).label(c.name)
                           for c in _TOKEN_COLUMNS),
-                        func.sum(items.c.cost_pusd).label("cost_pusd"),
-                        func.sum(items.c.sync_cost_pusd).label("sync_cost_pusd"))
-                 .where(items.c.job_id == job_id).group_by(items.c.status))
+                        func.sum(settled.cost_pusd).label("cost_pusd"),
+                        func.sum(settled.sync_cost_pusd).label("sync_cost_pusd"))
+                 .select_from(ITEMS_WITH_RESULTS)
+                 .where(items.c.job_id == job_id).group_by(settled.status))
         return list(self.conn.execute(query).all())
 
     # ---- provider batches -----------------------------------------------------------------
@@ -149,11 +161,11 @@ class ReadQueries:
     def _items_after(self, columns: Sequence[ColumnElement[Any]], job_id: str,
                      after_seq: int | None, limit: int,
                      statuses: Collection[ItemStatus]) -> list[AnyRow]:
-        query = select(*columns).where(items.c.job_id == job_id)
+        query = select(*columns).select_from(ITEMS_WITH_RESULTS).where(items.c.job_id == job_id)
         if after_seq is not None:
             query = query.where(items.c.seq > after_seq)
         if statuses:
-            query = query.where(items.c.status.in_([str(s) for s in statuses]))
+            query = query.where(settled.status.in_([str(s) for s in statuses]))
         return list(self.conn.execute(query.order_by(items.c.seq).limit(limit)).all())
 
     def attempts(self, job_id: str, first_seq: int, last_seq: int) -> list[AnyRow]:
@@ -168,17 +180,18 @@ class ReadQueries:
 
 
 # ---- results as JSON text (the API's download) -----------------------------------------------
-_RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, items.c.status, items.c.output_text,
-                       items.c.finish_reason, cast(items.c.response, Text).label("response"),
-                       *_TOKEN_COLUMNS, items.c.cost_pusd,
-                       cast(items.c.error, Text).label("error"), items.c.attempts)
+_RAW_RESULT_COLUMNS = (items.c.seq, items.c.custom_id, settled.status, settled.output_text,
+                       settled.finish_reason, cast(settled.response, Text).label("response"),
+                       *_TOKEN_COLUMNS, settled.cost_pusd,
+                       cast(settled.error, Text).label("error"), items.c.attempts)
 
 
 def raw_results(conn: Connection, job_id: str, *, after_seq: int | None,
                 limit: int) -> list[AnyRow]:
     """``ReadQueries.results`` with ``response`` and ``error`` as their stored JSON text, not
     decoded: what a JSON-lines download splices in as it is."""
-    query = select(*_RAW_RESULT_COLUMNS).where(items.c.job_id == job_id)
+    query = (select(*_RAW_RESULT_COLUMNS).select_from(ITEMS_WITH_RESULTS)
+             .where(items.c.job_id == job_id))
     if after_seq is not None:
         query = query.where(items.c.seq > after_seq)
     return list(conn.execute(query.order_by(items.c.seq).limit(limit)).all())

@@ -39,7 +39,7 @@ OPEN_BATCH_STATES = (BatchStatus.PLANNED, BatchStatus.SUBMITTING, BatchStatus.IN
                      BatchStatus.CANCELLING, BatchStatus.ENDED)
 
 _BATCH_FIELDS = [c.name for c in provider_batches.columns if c.name not in {
-    "fetched_at", "updated_at", "cleanup_state", "cleanup_attempts"}]
+    "fetched_at", "updated_at", "cleanup_state", "cleanup_attempts", "result_totals"}]
 
 
 def _job_from_row(row: AnyRow) -> Job:

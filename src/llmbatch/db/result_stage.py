@@ -1,16 +1,19 @@
-"""Applying a chunk of results in three statements, however many rows it holds.
+"""Storing a chunk of results in a few statements, however many rows it holds.
 
-A chunk of results is staged in a temporary table (PostgreSQL: ``COPY``; SQLite:
-``executemany`` of plain tuples, no per-row statement compilation) and applied with one
-``UPDATE items … FROM stage`` joined on the provider key, after one ``INSERT … SELECT`` that
-writes the history rows of the results that did not succeed. One ``UPDATE`` per result, the
-way it was done before, spent half of every fetch compiling parameters and round-tripping to
-the database.
+A result that settles its item is *inserted* into ``item_results`` (PostgreSQL: ``COPY``;
+SQLite: one ``executemany``) and the item row is left alone (``db.tables.item_results`` says
+why). Results that did not succeed also get a history row (``item_attempts``), and those that
+send their item back to pending (to be re-batched) update the item itself, which also clears
+its batch; both go through a staged copy of only those rows (``COPY``/``executemany`` into a
+temporary table, then one joined statement each): the few, not the many.
 
-Both statements match only items of the batch still ``submitted``, so a chunk applied twice
-(a fetch re-run after a crash) changes nothing the second time. JSON values arrive as text;
-a value the database refuses (NUL in JSONB, a lone surrogate) fails the whole chunk, which
-the caller then bisects (``service_layer.result_storage``).
+The caller stores a result only for a key with none stored yet (a fetch run again after a
+crash stores only keys still open: ``ItemQueries.open_attempts``); the results
+table's primary key (batch, provider key) refuses a second one, which fails the chunk like a
+database failure rather than storing twice. The history and the re-batching update only
+match items still ``submitted`` without a stored result. JSON values arrive as text; a value
+the database refuses (NUL in JSONB, a lone surrogate) fails the whole chunk, which the caller
+then bisects (``service_layer.result_storage``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy import Connection, TextClause, bindparam, text
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
 
-__all__ = ["ResultRow", "apply_results"]
+__all__ = ["Applied", "ResultRow", "apply_results"]
 
 STAGE: Final = "llmbatch_result_stage"
 
@@ -56,6 +59,13 @@ class ResultRow(NamedTuple):
 _COLUMNS: Final = ResultRow._fields
 
 
+class Applied(NamedTuple):
+    """What one chunk wrote: results inserted, items sent back to pending."""
+
+    inserted: int
+    rebatched: int
+
+
 def _stage_ddl(dialect: str) -> str:
     json_type = "JSONB" if dialect == "postgresql" else "TEXT"
     number = "BIGINT" if dialect == "postgresql" else "INTEGER"
@@ -71,26 +81,30 @@ def _stage_ddl(dialect: str) -> str:
             f"{suffix}")
 
 
-# What each item column takes from its staged row; ``_SETTLING`` when no row of the chunk
-# goes back to pending (the usual chunk): the batch stays, so its index entry is left alone.
-_ASSIGNMENTS: Final = (
+# What a re-batched item takes from its staged row: back to pending, out of the batch.
+_REBATCH: Final = (
     ("status", "s.status"),
-    ("batch_id", "CASE WHEN s.status = :pending THEN NULL ELSE items.batch_id END"),
+    ("batch_id", "NULL"),
     *((name, f"s.{name}") for name in (
         "response", "output_text", "finish_reason", "input_tokens", "output_tokens",
         "cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
         "error", "cost_pusd", "sync_cost_pusd")),
-    ("completed_at", "CASE WHEN s.status = :pending THEN NULL ELSE :now END"),
+    ("completed_at", "NULL"),
 )
-_SETTLING: Final = tuple((column, ":now" if column == "completed_at" else value)
-                         for column, value in _ASSIGNMENTS if column != "batch_id")
 _HISTORY_COLUMNS: Final = "job_id, seq, batch_id, attempt, outcome, error, at"
 _HISTORY_VALUES: Final = ("CAST(:history_batch AS VARCHAR(40)), {i}.attempts, s.outcome, "
                           "s.error, :now")
+_UNSTORED: Final = """NOT EXISTS (SELECT 1 FROM item_results AS stored
+      WHERE stored.batch_id = :batch_id AND stored.provider_key = {key})"""
+
+# The columns of ``item_results`` in the order a row is written: a ``ResultRow`` without its
+# outcome, between the batch and the moment.
+_RESULT_COLUMNS: Final = ("batch_id", "provider_key", *_COLUMNS[2:], "completed_at")
 
 
 def _statement(sql: str) -> TextClause:
-    return text(sql).bindparams(bindparam("now", type_=UTCDateTime))
+    statement = text(sql)
+    return statement.bindparams(bindparam("now", type_=UTCDateTime)) if ":now" in sql else statement
 
 
 # Every join starts from the stage: each staged key finds its item through the (batch_id,
@@ -105,19 +119,17 @@ _MATCHED: Final = f"""(
     FROM {STAGE} AS stage CROSS JOIN LATERAL (
       SELECT items.id, items.job_id, items.seq, items.attempts FROM items
       WHERE items.batch_id = :batch_id AND items.provider_key = stage.provider_key
-        AND items.status = :submitted OFFSET 0) AS found) AS s"""
+        AND items.status = :submitted AND {_UNSTORED.format(key="stage.provider_key")}
+      OFFSET 0) AS found) AS s"""
 
 _POSTGRES_HISTORY: Final = _statement(f"""
     INSERT INTO item_attempts ({_HISTORY_COLUMNS})
     SELECT s.job_id, s.seq, {_HISTORY_VALUES.format(i="s")}
     FROM {_MATCHED} WHERE s.outcome <> :succeeded""")
 
-
-def _postgres_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
-    return _statement(f"""
-    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in assignments)}
-    FROM {_MATCHED} WHERE items.id = s.item_id""")
-
+_POSTGRES_REBATCH: Final = _statement(f"""
+    UPDATE items SET {', '.join(f'{column} = {value}' for column, value in _REBATCH)}
+    FROM {_MATCHED} WHERE items.id = s.item_id AND s.status = :pending""")
 
 # SQLite: CROSS JOIN fixes the join order; the update is a row-value SET with the staged keys
 # as an IN list.
@@ -126,38 +138,70 @@ _SQLITE_HISTORY: Final = _statement(f"""
     SELECT items.job_id, items.seq, {_HISTORY_VALUES.format(i="items")}
     FROM {STAGE} AS s CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = s.provider_key
-      AND items.status = :submitted AND s.outcome <> :succeeded""")
+      AND items.status = :submitted AND s.outcome <> :succeeded
+      AND {_UNSTORED.format(key="s.provider_key")}""")
 
-
-def _sqlite_apply(assignments: tuple[tuple[str, str], ...]) -> TextClause:
-    return _statement(f"""
-    UPDATE items SET ({', '.join(column for column, _ in assignments)}) = (
-      SELECT {', '.join(value for _, value in assignments)}
+_SQLITE_REBATCH: Final = _statement(f"""
+    UPDATE items SET ({', '.join(column for column, _ in _REBATCH)}) = (
+      SELECT {', '.join(value for _, value in _REBATCH)}
       FROM {STAGE} AS s WHERE s.provider_key = items.provider_key)
     WHERE items.batch_id = :batch_id AND items.status = :submitted
-      AND items.provider_key IN (SELECT provider_key FROM {STAGE})""")
+      AND items.provider_key IN (SELECT provider_key FROM {STAGE} WHERE status = :pending)
+      AND {_UNSTORED.format(key="items.provider_key")}""")
 
+_STAMP: Final = UTCDateTime()  # the moment as the completed_at column binds it
 
-# (dialect is PostgreSQL, some row goes back to pending) -> the statement.
-_APPLY: Final = {(postgres, pending): (_postgres_apply if postgres else _sqlite_apply)(
-    _ASSIGNMENTS if pending else _SETTLING) for postgres in (True, False)
-    for pending in (True, False)}
+_SQLITE_INSERT: Final = (f"INSERT INTO item_results ({', '.join(_RESULT_COLUMNS)}) "
+                          f"VALUES ({', '.join('?' for _ in _RESULT_COLUMNS)})")
 
 
 def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
-                  now: datetime) -> int:
-    """Apply ``rows`` (at most one per provider key) to the batch's submitted items and
-    record the history of those that did not succeed; returns the items changed."""
+                  now: datetime) -> Applied:
+    """Store ``rows`` (at most one per provider key, each naming a submitted item of the
+    batch: the caller checks) for the batch's items: insert the results that settle an item,
+    re-batch the items whose result sends them back to pending, and record the history of
+    those that did not succeed."""
     if not rows:
-        return 0
-    dialect = conn.dialect.name
-    conn.exec_driver_sql(_stage_ddl(dialect))
-    if dialect == "postgresql":
+        return Applied(0, 0)
+    postgres = conn.dialect.name == "postgresql"
+    pending = str(ItemStatus.PENDING)
+    where = {"batch_id": batch_id, "submitted": str(ItemStatus.SUBMITTED), "now": now,
+             "pending": pending}
+    if postgres:
         # No WAL flush at each chunk's commit: the batch's last transaction (``fetched``)
         # commits synchronously, which flushes every chunk before it; a crash that loses a
-        # chunk leaves its items submitted and the batch ended, so the fetch runs again and
+        # chunk leaves its results unstored and the batch ended, so the fetch runs again and
         # writes them (see the module docstring). One flush per batch, as the floor's COPY.
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    exceptions = [row for row in rows
+                  if row.outcome != ItemStatus.SUCCEEDED or row.status == pending]
+    rebatched = 0
+    if exceptions:
+        _stage(conn, exceptions)
+        conn.execute(_POSTGRES_HISTORY if postgres else _SQLITE_HISTORY,
+                     {**where, "history_batch": batch_id,
+                      "succeeded": str(ItemStatus.SUCCEEDED)})
+        if any(row.status == pending for row in exceptions):
+            rebatched = conn.execute(_POSTGRES_REBATCH if postgres else _SQLITE_REBATCH,
+                                     where).rowcount
+    settling = [row for row in rows if row.status != pending]
+    stamp = _STAMP.bind_processor(conn.dialect)
+    moment = now if stamp is None else stamp(now)
+    if not postgres and isinstance(moment, datetime):
+        moment = moment.isoformat(" ")  # what sqlite3's adapter writes: once, not per row
+    values = [(batch_id, row[0], *row[2:], moment) for row in settling]
+    if postgres:
+        inserted = _postgres_insert(conn, values)
+    else:
+        inserted = conn.exec_driver_sql(_SQLITE_INSERT, values).rowcount
+        if exceptions:
+            conn.exec_driver_sql(f"DELETE FROM {STAGE}")
+    return Applied(int(inserted), int(rebatched))
+
+
+def _stage(conn: Connection, rows: Sequence[ResultRow]) -> None:
+    conn.exec_driver_sql(_stage_ddl(conn.dialect.name))
+    if conn.dialect.name == "postgresql":  # emptied at each commit (ON COMMIT DELETE ROWS)
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
                 f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
@@ -167,15 +211,11 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         conn.exec_driver_sql(
             f"INSERT INTO {STAGE} ({', '.join(_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in _COLUMNS)})", rows)
-    where = {"batch_id": batch_id, "submitted": str(ItemStatus.SUBMITTED), "now": now}
-    postgres = dialect == "postgresql"
-    if any(row.outcome != ItemStatus.SUCCEEDED for row in rows):
-        conn.execute(_POSTGRES_HISTORY if postgres else _SQLITE_HISTORY,
-                     {**where, "history_batch": batch_id,
-                      "succeeded": str(ItemStatus.SUCCEEDED)})
-    pending = str(ItemStatus.PENDING)
-    statement = _APPLY[postgres, any(row.status == pending for row in rows)]
-    applied = conn.execute(statement, {**where, "pending": pending}).rowcount
-    if not postgres:
-        conn.exec_driver_sql(f"DELETE FROM {STAGE}")
-    return int(applied)
+
+
+def _postgres_insert(conn: Connection, values: Sequence[tuple[object, ...]]) -> int:
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+            f"COPY item_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN") as copy:
+        for value in values:
+            copy.write_row(value)
+    return len(values)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -31,7 +32,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts", "items",
+__all__ = ["api_keys", "budget_ledgers", "budget_reservations", "events", "item_attempts",
+           "item_results", "items",
            "jobs", "metadata", "provider_batches", "provider_rate_buckets", "provider_slots",
            "provider_webhook_receipts",
            "submit_journal", "webhook_deliveries", "webhook_outbox"]
@@ -132,6 +134,9 @@ provider_batches = Table(
     # (service_layer.provider_data): pending, deleted, kept, failed; NULL before 0009.
     Column("cleanup_state", String(20)),
     Column("cleanup_attempts", Integer, nullable=False, default=0, server_default="0"),
+    # Per status, the items, tokens and costs of this batch's rows in ``item_results``, kept
+    # by the fetch chunk by chunk (db.result_totals; migration 0013).
+    Column("result_totals", JSONType),
     Index("ix_provider_batches_job_id", "job_id"),
     Index("ix_provider_batches_status_next_poll_at", "status", "next_poll_at"),
     # A provider's webhook names the batch by its id (db.early_polls).
@@ -176,6 +181,33 @@ items = Table(
     Index("ix_items_batch_id_provider_key", "batch_id", "provider_key",
           sqlite_where=text("batch_id IS NOT NULL"),
           postgresql_where=text("batch_id IS NOT NULL")),
+)
+
+# A stored result of an item, written once by the fetch and never updated (migration 0013):
+# inserting a narrow row is a fraction of the cost of rewriting the wide item row (its request
+# and, on PostgreSQL, an entry in each of its indexes). The item keeps status ``submitted``
+# and its batch; readers see the result through ``db.item_view``, which joins on the batch
+# and provider key. Results that send an item back to pending update the item instead.
+item_results = Table(
+    "item_results", metadata,
+    Column("batch_id", String(40), ForeignKey("provider_batches.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("provider_key", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("response", JSONType),
+    Column("output_text", Text),
+    Column("finish_reason", String(50)),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("cache_write_1h_tokens", Integer, nullable=False),
+    Column("error", JSONType),
+    Column("cost_pusd", BigInteger),
+    Column("sync_cost_pusd", BigInteger),
+    Column("completed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("batch_id", "provider_key", name="pk_item_results"),
 )
 
 events = Table(

@@ -48,7 +48,7 @@ class BatchStatus(StrEnum):
     IN_PROGRESS = "in_progress"  # the provider has it (any phase before ended)
     CANCELLING = "cancelling"  # cancel sent, provider not terminal yet
     ENDED = "ended"  # provider terminal; results waiting to be fetched
-    FETCHED = "fetched"  # results stored on items
+    FETCHED = "fetched"  # results stored (item_results, beside the items)
     FAILED = "failed"  # never accepted by the provider
     CANCELLED = "cancelled"  # cancelled before it was submitted
 

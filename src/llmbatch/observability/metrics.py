@@ -224,6 +224,11 @@ class DatabaseCollector(Collector):
                     items.join(jobs, i.job_id == j.id))
                 .where(j.status.in_(open_jobs), i.status.in_(unsettled))
                 .group_by(j.provider, i.status)).all()
+            # Items whose results are stored stay ``submitted`` in their row (db.item_view).
+            settled_by_batch = conn.execute(
+                select(b.provider, b.result_totals).select_from(
+                    provider_batches.join(jobs, b.job_id == j.id))
+                .where(j.status.in_(open_jobs), b.result_totals.is_not(None))).all()
             job_counts = conn.execute(select(j.provider, j.model, j.status, func.count())
                                       .group_by(j.provider, j.model, j.status)).all()
             oldest_job = conn.execute(select(j.provider, func.min(j.created_at))
@@ -264,6 +269,10 @@ class DatabaseCollector(Collector):
                               "Items of unfinished jobs not yet final (database).",
                               labels=["provider", "status"])
         counted = {(p, s): n for p, s, n in pending}
+        for provider, stored in settled_by_batch:
+            key = (provider, str(ItemStatus.SUBMITTED))
+            counted[key] = counted.get(key, 0) - sum(
+                int(entry.get("items", 0)) for entry in stored.values())
         for provider in providers | {p for p, _ in counted}:
             for status in unsettled:
                 g.add_metric([provider, status], counted.get((provider, status), 0))

@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from llmbatch.db.tables import items, jobs, provider_batches
+from llmbatch.db.result_totals import batch_totals
+from llmbatch.db.tables import jobs, provider_batches
 from llmbatch.domain.changes import BatchChange, JobChange
 from llmbatch.domain.events import Event, EventType
 from llmbatch.domain.states import ItemStatus, is_terminal
@@ -142,10 +143,9 @@ def _job_finished(conn: Connection, m: Metrics, event: Event, provider: str,
 
 def _usage(conn: Connection, m: Metrics, batch_id: str, provider: str,
            model: str) -> list[Update]:
-    """Tokens and cost of the results this batch stored (the values already on its items)."""
-    i = items.c
-    row = conn.execute(select(*[func.coalesce(func.sum(i[k]), 0) for k in _TOKEN_KINDS],
-                              func.sum(i.cost_pusd)).where(i.batch_id == batch_id)).one()
+    """Tokens and cost of what this batch settled (``db.result_totals.batch_totals``)."""
+    totals = batch_totals(conn, batch_id)
+    row = (*(totals[kind] for kind in _TOKEN_KINDS), totals["cost_pusd"])
     updates: list[Update] = []
     for kind, value in zip(_TOKEN_KINDS, row[:4], strict=True):
         if value:

@@ -10,6 +10,7 @@ import structlog
 from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.result_stage import ResultRow
+from llmbatch.db.result_totals import counts_of, merged, tally
 from llmbatch.domain.batch import ProviderBatch
 from llmbatch.domain.limits import WAITING_CODES
 from llmbatch.domain.models import (
@@ -218,9 +219,10 @@ def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | No
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
-    """Stream an ended batch's results into its items, a chunk per transaction.
+    """Stream an ended batch's results into the store, a chunk per transaction.
 
-    Re-running after a crash is harmless: only items still SUBMITTED take a result.
+    Re-running after a crash is harmless: a result already stored is kept, and only items
+    still submitted without one take a result.
     """
     now = rt.clock()
     with rt.uow() as uow:
@@ -231,10 +233,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         job_status, tenant = uow.repo.job_status_and_tenant(batch.job_id)
         bind_tenant(tenant, job_id=batch.job_id)
         cancelling = job_status is JobStatus.CANCELLING
-        # Usually every item of a batch has ridden the same number of batches: then one
-        # number serves every result and no per-chunk lookup is needed.
-        span = uow.repo.attempt_range(batch_id)
-        uniform = span[0] if span is not None and span[0] == span[1] else None
+        totals = uow.repo.stored_totals(batch_id)  # kept running, written with each chunk
         uow.commit()
     provider_batch_id = batch.provider_batch_id
     assert provider_batch_id is not None
@@ -243,42 +242,47 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     progress = BatchProgress(phase=BatchPhase.ENDED, provider_status=batch.provider_status or "",
                              result_refs=batch.result_refs, failure=batch.failure)
     max_attempts = rt.config.retry.item_max_attempts
+    pending = str(ItemStatus.PENDING)
     # The prices in force when the requests were sent (the catalogue keeps price history).
     prices = model_prices(rt, batch.provider, batch.model, batch.submitted_at or now)
     # Error text quoted from the provider is redacted with this runtime's patterns.
     redactor = Redactor(rt.config.privacy.patterns)
     chunk: list[StorableResult] = []
-    stored = 0
+    rebatched = 0  # items a result sent back to pending (counted here: they leave the batch)
     problems: list[str] = []  # results that could not be stored as they came
 
     def flush() -> None:
-        nonlocal stored
-        stored += store_isolating(chunk, write)
+        store_isolating(chunk, write)
         chunk.clear()
 
     def write(part: Sequence[StorableResult]) -> int:
         """One transaction; rolled back if the database refuses a value (then bisected)."""
+        nonlocal rebatched, totals
         # A key the provider answered twice takes its first answer (the second would find
-        # the item no longer submitted).
+        # its result already stored).
         results = list({s.result.provider_key: s.result for s in reversed(part)}.values())
         moment = rt.clock()
         with rt.uow() as uow:
-            known = (None if uniform is not None else
-                     uow.repo.attempts_of(batch_id, [r.provider_key for r in results]))
+            # The batches each item has ridden, for the keys still open: a key stored already
+            # (a re-run, or answered again in a later chunk) or naming no item is not stored.
+            open_keys = uow.repo.open_attempts(batch_id, [r.provider_key for r in results])
             rows = []
             for r in results:
-                attempts = uniform if known is None else known.get(r.provider_key)
-                if attempts is None:  # no longer submitted (a re-run after a crash)
+                attempts = open_keys.get(r.provider_key)
+                if attempts is None:
                     continue
                 status = settle_result(r, attempts=attempts, max_attempts=max_attempts,
                                        cancelling=cancelling)
                 rows.append(_result_row(r, status, prices, redactor))
-            count = uow.repo.record_results(batch_id, rows, moment)
+            after = merged(totals, tally(row for row in rows if row.status != pending))
+            applied = uow.repo.record_results(batch_id, rows, moment, after)
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
             uow.commit()
+        totals = after
+        rebatched += applied.rebatched
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
-        return count
+        return applied.inserted + applied.rebatched
 
     if batch.failure is None or batch.failure.kind is not FailureKind.LOST:
         try:
@@ -313,6 +317,8 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             batch = given_up
     now = rt.clock()
     with rt.uow() as uow:
+        # Counted from what is stored (a run after a crash stores only what the first did not).
+        stored = sum(counts_of(totals).values()) + rebatched
         # Every item took a result (the usual case): no need to look for the others.
         unreported = (0 if stored >= batch.item_count else
                       _settle_unreported(uow, batch, cancelling, max_attempts, now))
@@ -381,4 +387,8 @@ def finalize_job(rt: Runtime, job_id: str) -> JobStatus | None:
             return None
         uow.commit()
     log.info("llmbatch.job.completed", job_id=job_id, status=str(outcome))
+    # A finished job is read back whole next (results, exports): let the planner see it.
+    with rt.uow() as uow:
+        uow.repo.refresh_item_statistics()
+        uow.commit()
     return outcome

@@ -90,6 +90,9 @@ class FakeProvider(BatchProvider):
     # custom_id -> the raw result line delivered for it (``{"custom_id", "text", "usage",
     # ...}``, a success), in place of the scripted outcome.
     result_lines: dict[str, str] = field(default_factory=dict)
+    # Keys answered (as successes) after a batch's own lines: a key of no item of the batch,
+    # or one of its keys answered a second time, as a misbehaving provider might.
+    stray_keys: list[str] = field(default_factory=list)
     # The next N submissions create the batch and then kill the worker.
     crash_after_create: int = 0
     # Batch-level failures the next ended batches report, in order.
@@ -178,6 +181,9 @@ class FakeProvider(BatchProvider):
                 continue
             delivered += 1
             yield self._result(key, outcome).at_line(delivered)
+        for key in self.stray_keys:
+            delivered += 1
+            yield self._result(key, "ok").at_line(delivered)
 
     def cancel(self, provider_batch_id: str) -> BatchProgress:
         if self.cancel_errors:
