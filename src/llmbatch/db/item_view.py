@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, and_, case, exists, select, type_coerce
 
+from llmbatch.db.result_totals import counts_of
 from llmbatch.db.tables import item_results, items
 from llmbatch.domain.states import ItemStatus
 
@@ -82,8 +83,7 @@ def counts_with_stored_results(rows: Iterable[tuple[str, int]],
         counts[status] = counts.get(status, 0) + int(n)
     submitted = str(ItemStatus.SUBMITTED)
     for totals in stored:
-        for status, entry in (totals or {}).items():
-            n = int(entry.get("items", 0))
+        for status, n in counts_of(totals).items():
             counts[submitted] = counts.get(submitted, 0) - n
             counts[status] = counts.get(status, 0) + n
     return {status: n for status, n in counts.items() if n}
