@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             with tempfile.TemporaryDirectory(prefix="llmbatch-dispatch-") as tmp:
                 context = (embedded_backend(Path(tmp), 1) if name == "embedded"
-                           else postgres_backend(1))
+                           else postgres_backend("postgres", 1))
                 with context as backend:
                     if backend is None:
                         break

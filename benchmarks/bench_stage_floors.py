@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 here = workdir / f"{name}-{n}"
                 here.mkdir()
                 context: Any = (embedded_backend(here, 1) if name == "sqlite"
-                                else postgres_backend(1))
+                                else postgres_backend("postgres", 1))
                 with context as backend:
                     if backend is None:
                         break
