@@ -51,6 +51,7 @@ import psutil
 import yaml
 from sqlalchemy import create_engine, func, select
 
+from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.tables import events, items, jobs
 
 HERE = Path(__file__).resolve().parent
@@ -214,9 +215,9 @@ def run_llmbatch(emulator: Emulator, prompts: Path, workdir: Path, items_n: int)
     try:
         with engine.connect() as conn:
             job_id, status = conn.execute(select(jobs.c.id, jobs.c.status)).one()
-            stored = conn.execute(select(func.count()).select_from(items).where(
-                items.c.job_id == job_id, items.c.status == "succeeded",
-                items.c.response.is_not(None))).scalar_one()
+            stored = conn.execute(select(func.count()).select_from(ITEMS_WITH_RESULTS).where(
+                items.c.job_id == job_id, settled.status == "succeeded",
+                settled.response.is_not(None))).scalar_one()
             timeline = [(row.type, row.at) for row in conn.execute(
                 select(events.c.type, events.c.at).where(events.c.job_id == job_id)
                 .order_by(events.c.id))]
