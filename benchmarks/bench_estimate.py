@@ -113,7 +113,7 @@ def main() -> int:
             ]
             for what, guess, real, floor in rows:
                 print(f"{name:<10} {what:<16} {guess!s:>14.14} {real!s:>14.14} "
-                      f"{pct(float(guess or 0), float(real)):>8}  {floor}")
+                      f"{pct(float(guess or 0), float(real)):>8}  {floor}")  # type: ignore[arg-type]
             failures += sum("OVER" in row[3] for row in rows)
             print(json.dumps({"provider": name, "model": model, "requests": len(usage),
                               "price_source": est.price_source}))

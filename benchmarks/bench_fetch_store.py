@@ -213,7 +213,8 @@ def floor(backend: Backend, results: Path) -> float:
                     copy.write_row(row)
         else:
             cursor.executemany(f"INSERT INTO {table} ({FLOOR_COLUMNS}) VALUES "
-                               "(?, ?, ?, ?, ?, ?, ?, ?)", floor_rows(results))
+                               "(?, ?, ?, ?, ?, ?, ?, ?)",
+                               floor_rows(results))  # type: ignore[arg-type]  # any iterable
         raw.commit()
         elapsed = time.perf_counter() - started
     finally:

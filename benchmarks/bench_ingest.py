@@ -127,7 +127,7 @@ def floor(backend: Backend, prompts: Path) -> float:
                 for row in floor_rows(prompts):
                     copy.write_row(row)
         else:
-            cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", floor_rows(prompts))
+            cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", floor_rows(prompts))  # type: ignore[arg-type]  # sqlite3 streams any iterable
         raw.commit()
         return time.perf_counter() - started
     finally:

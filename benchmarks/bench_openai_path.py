@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -64,7 +64,7 @@ from llmbatch.worker.app import CeleryPublisher, make_celery
 MODEL = "gpt-4o-mini"
 API_KEY = "bench-key"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS = {"host": "127.0.0.1", "port": 6379}
+REDIS: dict[str, Any] = {"host": "127.0.0.1", "port": 6379}
 REDIS_DBS = range(1, 5)  # the integration tests use 5..15
 REDIS_LOCK_KEY = "llmbatch-bench:lock"
 EMULATOR_TIMING = {"validate_s": 0.2, "run_base_s": 1.0, "run_per_item_s": 0.0,
@@ -407,9 +407,11 @@ def timeline(engine: Engine, job_id: str) -> dict[str, list[datetime]]:
 
 def task_times(log: Path) -> dict[str, list[float]]:
     """Run times of the tasks that did their step's work (not the no-op duplicates)."""
-    useful = {"llmbatch.plan": lambda r: r != "'[]'", "llmbatch.submit": lambda r: "progress" in r,
-              "llmbatch.fetch": lambda r: "fetched" in r,
-              "llmbatch.finalize": lambda r: r not in ("'None'",)}
+    useful: dict[str, Callable[[str], bool]] = {
+        "llmbatch.plan": lambda r: r != "'[]'",
+        "llmbatch.submit": lambda r: "progress" in r,
+        "llmbatch.fetch": lambda r: "fetched" in r,
+        "llmbatch.finalize": lambda r: r not in ("'None'",)}
     out: dict[str, list[float]] = {}
     for raw in log.read_text(errors="replace").splitlines():
         line = raw
@@ -469,7 +471,11 @@ def run_backend(backend: Backend, prompts: Path, items: int, workdir: Path,
                                     str(workdir / "worker-profile.txt"),
                                     "--pid", str(worker.popen.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stack.callback(lambda: (spy.send_signal(signal.SIGINT), spy.wait(timeout=60)))
+            def stop_spy(spy: subprocess.Popen[bytes] = spy) -> None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+
+            stack.callback(stop_spy)
             time.sleep(1.0)
         print(f"[{backend.name}] ingest {items} items ...", flush=True)
         t0 = time.perf_counter()

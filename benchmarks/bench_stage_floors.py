@@ -68,6 +68,7 @@ def floor_lines(engine: Engine, batch_id: str) -> Iterator[bytes]:
     raw = engine.raw_connection()
     try:
         if engine.dialect.name == "postgresql":  # a server-side cursor, as the build uses
+            assert raw.driver_connection is not None
             cursor = raw.driver_connection.cursor(name=f"floor_{uuid.uuid4().hex[:8]}")
             mark = "%s"
         else:
