@@ -27,7 +27,7 @@ from llmbatch.db.item_view import (
     has_stored_result,
     settled,
 )
-from llmbatch.db.result_stage import Applied, ResultRow, apply_results
+from llmbatch.db.result_stage import UNSTORED, Applied, ResultRow, apply_results
 from llmbatch.db.tables import items, provider_batches
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
@@ -65,9 +65,7 @@ _OPEN_ATTEMPTS_POSTGRES = text(f"""
     CROSS JOIN LATERAL (
       SELECT items.attempts FROM items
       WHERE items.batch_id = :batch_id AND items.provider_key = k.key
-        AND items.status = '{ItemStatus.SUBMITTED}'
-        AND NOT EXISTS (SELECT 1 FROM item_results AS stored
-                        WHERE stored.batch_id = :batch_id AND stored.provider_key = k.key)
+        AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.key")}
       OFFSET 0) AS found""")
 
 

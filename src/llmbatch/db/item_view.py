@@ -19,18 +19,13 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, and_, case, exists, select, type_coerce
 
+from llmbatch.db.result_stage import SETTLED_FIELDS
 from llmbatch.db.result_totals import counts_of
 from llmbatch.db.tables import item_results, items
 from llmbatch.domain.states import ItemStatus
 
-__all__ = ["ITEMS_WITH_RESULTS", "RESULT_FIELDS", "counts_with_stored_results",
+__all__ = ["ITEMS_WITH_RESULTS", "counts_with_stored_results",
            "has_stored_result", "settled"]
-
-# The columns a result sets on an item (the fetch's ``ResultRow`` besides its key).
-RESULT_FIELDS: Final = (
-    "status", "response", "output_text", "finish_reason", "input_tokens", "output_tokens",
-    "cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "error", "cost_pusd", "sync_cost_pusd", "completed_at")
 
 _r = item_results.c
 _MATCH: Final = and_(_r.batch_id == items.c.batch_id, _r.provider_key == items.c.provider_key)
@@ -47,7 +42,7 @@ class _Settled:
     """``items.c`` with the result columns overlaid: ``settled.status``, ``settled.seq``..."""
 
     def __init__(self) -> None:
-        overlaid = {name: _overlaid(name) for name in RESULT_FIELDS}
+        overlaid = {name: _overlaid(name) for name in SETTLED_FIELDS}
         self._columns: dict[str, ColumnElement[Any]] = {
             column.name: overlaid.get(column.name, column) for column in items.c}
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, TextClause, bindparam, text
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
 
-__all__ = ["Applied", "ResultRow", "apply_results"]
+__all__ = ["SETTLED_FIELDS", "UNSTORED", "Applied", "ResultRow", "apply_results"]
 
 STAGE: Final = "llmbatch_result_stage"
 
@@ -57,6 +57,13 @@ class ResultRow(NamedTuple):
 
 
 _COLUMNS: Final = ResultRow._fields
+# The columns a stored result gives its item: a ``ResultRow`` without its key and outcome, and
+# the moment it was stored (``item_results`` holds them; ``db.item_view`` lays them over the
+# item).
+SETTLED_FIELDS: Final = (*_COLUMNS[2:], "completed_at")
+# SQL: no result is stored yet for the item with provider key ``{key}`` in batch ``:batch_id``.
+UNSTORED: Final = """NOT EXISTS (SELECT 1 FROM item_results AS stored
+      WHERE stored.batch_id = :batch_id AND stored.provider_key = {key})"""
 
 
 class Applied(NamedTuple):
@@ -83,23 +90,15 @@ def _stage_ddl(dialect: str) -> str:
 
 # What a re-batched item takes from its staged row: back to pending, out of the batch.
 _REBATCH: Final = (
-    ("status", "s.status"),
     ("batch_id", "NULL"),
-    *((name, f"s.{name}") for name in (
-        "response", "output_text", "finish_reason", "input_tokens", "output_tokens",
-        "cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-        "error", "cost_pusd", "sync_cost_pusd")),
-    ("completed_at", "NULL"),
+    *((name, "NULL" if name == "completed_at" else f"s.{name}") for name in SETTLED_FIELDS),
 )
 _HISTORY_COLUMNS: Final = "job_id, seq, batch_id, attempt, outcome, error, at"
 _HISTORY_VALUES: Final = ("CAST(:history_batch AS VARCHAR(40)), {i}.attempts, s.outcome, "
                           "s.error, :now")
-_UNSTORED: Final = """NOT EXISTS (SELECT 1 FROM item_results AS stored
-      WHERE stored.batch_id = :batch_id AND stored.provider_key = {key})"""
 
-# The columns of ``item_results`` in the order a row is written: a ``ResultRow`` without its
-# outcome, between the batch and the moment.
-_RESULT_COLUMNS: Final = ("batch_id", "provider_key", *_COLUMNS[2:], "completed_at")
+# The columns of ``item_results`` in the order a row is written.
+_RESULT_COLUMNS: Final = ("batch_id", "provider_key", *SETTLED_FIELDS)
 
 
 def _statement(sql: str) -> TextClause:
@@ -119,7 +118,7 @@ _MATCHED: Final = f"""(
     FROM {STAGE} AS stage CROSS JOIN LATERAL (
       SELECT items.id, items.job_id, items.seq, items.attempts FROM items
       WHERE items.batch_id = :batch_id AND items.provider_key = stage.provider_key
-        AND items.status = :submitted AND {_UNSTORED.format(key="stage.provider_key")}
+        AND items.status = :submitted AND {UNSTORED.format(key="stage.provider_key")}
       OFFSET 0) AS found) AS s"""
 
 _POSTGRES_HISTORY: Final = _statement(f"""
@@ -139,7 +138,7 @@ _SQLITE_HISTORY: Final = _statement(f"""
     FROM {STAGE} AS s CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = s.provider_key
       AND items.status = :submitted AND s.outcome <> :succeeded
-      AND {_UNSTORED.format(key="s.provider_key")}""")
+      AND {UNSTORED.format(key="s.provider_key")}""")
 
 _SQLITE_REBATCH: Final = _statement(f"""
     UPDATE items SET ({', '.join(column for column, _ in _REBATCH)}) = (
@@ -147,7 +146,7 @@ _SQLITE_REBATCH: Final = _statement(f"""
       FROM {STAGE} AS s WHERE s.provider_key = items.provider_key)
     WHERE items.batch_id = :batch_id AND items.status = :submitted
       AND items.provider_key IN (SELECT provider_key FROM {STAGE} WHERE status = :pending)
-      AND {_UNSTORED.format(key="items.provider_key")}""")
+      AND {UNSTORED.format(key="items.provider_key")}""")
 
 _STAMP: Final = UTCDateTime()  # the moment as the completed_at column binds it
 

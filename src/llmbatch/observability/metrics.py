@@ -204,6 +204,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         from llmbatch.db.engine import read_only_connection
+        from llmbatch.db.result_totals import counts_of
         from llmbatch.db.tables import items, jobs, provider_batches
         from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 
@@ -271,8 +272,7 @@ class DatabaseCollector(Collector):
         counted = {(p, s): n for p, s, n in pending}
         for provider, stored in settled_by_batch:
             key = (provider, str(ItemStatus.SUBMITTED))
-            counted[key] = counted.get(key, 0) - sum(
-                int(entry.get("items", 0)) for entry in stored.values())
+            counted[key] = counted.get(key, 0) - sum(counts_of(stored).values())
         for provider in providers | {p for p, _ in counted}:
             for status in unsettled:
                 g.add_metric([provider, status], counted.get((provider, status), 0))
