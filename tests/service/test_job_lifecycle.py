@@ -393,7 +393,7 @@ def test_a_write_failing_mid_fetch_keeps_the_chunks_before_it_and_the_fetch_runs
     driver = make_driver(worker=WorkerConfig(fetch_chunk_size=2))
     job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)
     driver.drain()
-    original = ItemQueries.record_results
+    original = ItemQueries.recording_results
     writes = 0
 
     def failing_once(self: ItemQueries, batch_id: str, rows: Any, now: Any,
@@ -404,7 +404,7 @@ def test_a_write_failing_mid_fetch_keeps_the_chunks_before_it_and_the_fetch_runs
             raise OperationalError("INSERT INTO item_results", {}, Exception("disk I/O error"))
         return original(self, batch_id, rows, now, totals)
 
-    monkeypatch.setattr(ItemQueries, "record_results", failing_once)
+    monkeypatch.setattr(ItemQueries, "recording_results", failing_once)
 
     driver.tick()  # poll, then a fetch whose second write fails
 

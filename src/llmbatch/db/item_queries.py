@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
+from llmbatch import json_text
 from llmbatch.db import result_totals
 from llmbatch.db.item_view import (
     ITEMS_WITH_RESULTS,
@@ -27,10 +28,11 @@ from llmbatch.db.item_view import (
     has_stored_result,
     settled,
 )
-from llmbatch.db.result_stage import UNSTORED, Applied, ResultRow, apply_results
+from llmbatch.db.result_stage import UNSTORED, Applied, ResultRow, applying_results
 from llmbatch.db.tables import items, provider_batches
 from llmbatch.domain.models import Usage
 from llmbatch.domain.states import ItemStatus, moving
+from llmbatch.pausable import Pausable, run_through
 from llmbatch.pricing import from_pusd
 
 __all__ = ["AnyRow", "ItemQueries", "is_refused_value"]
@@ -67,6 +69,12 @@ _OPEN_ATTEMPTS_POSTGRES = text(f"""
       WHERE items.batch_id = :batch_id AND items.provider_key = k.key
         AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.key")}
       OFFSET 0) AS found""")
+# SQLite: the keys as one JSON array (``json_each``), not a thousand bound parameters; CROSS
+# JOIN keeps the keys the outer loop, each probing the (batch_id, provider_key) index.
+_OPEN_ATTEMPTS_SQLITE = text(f"""
+    SELECT k.value, items.attempts FROM json_each(:keys) AS k CROSS JOIN items
+    WHERE items.batch_id = :batch_id AND items.provider_key = k.value
+      AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.value")}""")
 
 
 _SAMPLED = {"items": "job_id, seq, status, batch_id", "item_results": "batch_id, provider_key"}
@@ -160,7 +168,13 @@ class ItemQueries:
         A value the database refuses fails the whole call (``is_refused_value``): the caller
         makes results storable first (``domain.storable``) and isolates what still fails.
         """
-        applied = apply_results(self.conn, batch_id, rows, now)
+        return run_through(self.recording_results(batch_id, rows, now, totals))
+
+    def recording_results(self, batch_id: str, rows: Sequence[ResultRow], now: datetime,
+                          totals: result_totals.Totals) -> Pausable[Applied]:
+        """``record_results`` as a generator that may pause once, while the server takes the
+        rows in (``result_stage.applying_results``): the fetch reads its next chunk then."""
+        applied = yield from applying_results(self.conn, batch_id, rows, now)
         result_totals.write_totals(self.conn, batch_id, totals)
         return applied
 
@@ -200,9 +214,8 @@ class ItemQueries:
         if self.conn.dialect.name == "postgresql":
             return dict(self.conn.execute(_OPEN_ATTEMPTS_POSTGRES, {
                 "batch_id": batch_id, "keys": list(provider_keys)}).all())
-        return dict(self.conn.execute(select(items.c.provider_key, items.c.attempts).where(
-            items.c.batch_id == batch_id, items.c.provider_key.in_(list(provider_keys)),
-            items.c.status == str(ItemStatus.SUBMITTED), ~has_stored_result())).all())
+        return dict(self.conn.execute(_OPEN_ATTEMPTS_SQLITE, {
+            "batch_id": batch_id, "keys": json_text.dumps(list(provider_keys))}).all())
 
     def refresh_item_statistics(self) -> None:
         """Have PostgreSQL sample ``items`` and ``item_results`` again (``ANALYZE``) when rows

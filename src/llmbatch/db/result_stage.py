@@ -26,8 +26,9 @@ from sqlalchemy import Connection, TextClause, bindparam, text
 
 from llmbatch.db.tables import UTCDateTime
 from llmbatch.domain.states import ItemStatus
+from llmbatch.pausable import Pausable
 
-__all__ = ["SETTLED_FIELDS", "UNSTORED", "Applied", "ResultRow", "apply_results"]
+__all__ = ["SETTLED_FIELDS", "UNSTORED", "Applied", "ResultRow", "applying_results"]
 
 STAGE: Final = "llmbatch_result_stage"
 
@@ -154,12 +155,17 @@ _SQLITE_INSERT: Final = (f"INSERT INTO item_results ({', '.join(_RESULT_COLUMNS)
                           f"VALUES ({', '.join('?' for _ in _RESULT_COLUMNS)})")
 
 
-def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
-                  now: datetime) -> Applied:
+def applying_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
+                     now: datetime) -> Pausable[Applied]:
     """Store ``rows`` (at most one per provider key, each naming a submitted item of the
     batch: the caller checks) for the batch's items: insert the results that settle an item,
     re-batch the items whose result sends them back to pending, and record the history of
-    those that did not succeed."""
+    those that did not succeed.
+
+    A generator that may pause once (PostgreSQL: with the rows sent down the ``COPY``, before
+    asking for its end) and returns what it wrote. The server takes the rows in on its own
+    core meanwhile, so a caller that reads its next rows during the pause waits for neither;
+    where there is nothing to overlap (SQLite runs in this process) it does not pause."""
     if not rows:
         return Applied(0, 0)
     postgres = conn.dialect.name == "postgresql"
@@ -190,7 +196,7 @@ def apply_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         moment = moment.isoformat(" ")  # what sqlite3's adapter writes: once, not per row
     values = [(batch_id, row[0], *row[2:], moment) for row in settling]
     if postgres:
-        inserted = _postgres_insert(conn, values)
+        inserted = yield from _postgres_insert(conn, values)
     else:
         inserted = conn.exec_driver_sql(_SQLITE_INSERT, values).rowcount
         if exceptions:
@@ -212,9 +218,15 @@ def _stage(conn: Connection, rows: Sequence[ResultRow]) -> None:
             f"VALUES ({', '.join('?' for _ in _COLUMNS)})", rows)
 
 
-def _postgres_insert(conn: Connection, values: Sequence[tuple[object, ...]]) -> int:
+def _postgres_insert(conn: Connection,
+                     values: Sequence[tuple[object, ...]]) -> Pausable[int]:
+    """``COPY`` the rows, pausing before the end of the ``COPY`` (which waits for the server
+    to have taken in every row)."""
+    if not values:
+        return 0
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
             f"COPY item_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN") as copy:
         for value in values:
             copy.write_row(value)
+        yield
     return len(values)

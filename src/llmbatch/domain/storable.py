@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -279,17 +280,23 @@ def plain_strict_scan(raw: bytes) -> tuple[bool, bool]:
     the second answer is only meaningful when the line then parses."""
     mapped = raw.translate(_DIGITS_AND_BRACKETS)
     long_run = _LONG_DIGITS in mapped
-    plain = b"\\u0000" not in raw and (len(raw) < MAX_JSON_DEPTH
-                                       or mapped.count(b"{") < MAX_JSON_DEPTH)
+    # A backslash first (one byte, found or not at memchr speed): most lines have none.
+    plain = ((b"\\" not in raw or b"\\u0000" not in raw)
+             and (len(raw) < MAX_JSON_DEPTH or mapped.count(b"{") < MAX_JSON_DEPTH))
     return long_run, plain
 
 
-def storable_result(result: ItemResult) -> StorableResult:
-    """``result`` as every supported database can store it (see the module docstring)."""
+def storable_result(result: ItemResult,
+                    encode: Callable[[dict[str, Any]], str] | None = None) -> StorableResult:
+    """``result`` as every supported database can store it (see the module docstring).
+    ``encode`` given (JSON text out of a parsed response): the result comes back with its
+    response as that text (``ItemResult.response_json``) and the parsed response let go, made
+    in the same copy (a fetch holds a chunk of results until it is written, and a thousand
+    parsed responses kept alive make the garbage collector walk them again and again)."""
     if result.plain and _usage_problem(result.usage) is None:
-        return StorableResult(result)
+        return StorableResult(_as_text(result, encode))
     if _is_clean(result):
-        return StorableResult(result)
+        return StorableResult(_as_text(result, encode))
     key = escape_text(result.provider_key)
     text = escape_text(result.output_text) if result.output_text is not None else None
     finish = escape_text(result.finish_reason) if result.finish_reason is not None else None
@@ -307,9 +314,21 @@ def storable_result(result: ItemResult) -> StorableResult:
                or finish is not result.finish_reason or error is not result.error
                or (problem is None and response is not result.response))
     if problem is None and not escaped:
-        return StorableResult(result)
+        return StorableResult(_as_text(result, encode))
     clean = replace(result, provider_key=key, output_text=text, finish_reason=finish,
                     error=error, response=response, usage=usage, response_json=None)
     if problem is not None and result.status is ItemStatus.SUCCEEDED:
         clean = unstorable_result(clean, problem, usage=usage)
-    return StorableResult(clean, escaped=escaped, problem=problem)
+    return StorableResult(_as_text(clean, encode), escaped=escaped, problem=problem)
+
+
+def _as_text(result: ItemResult,
+             encode: Callable[[dict[str, Any]], str] | None) -> ItemResult:
+    """``result`` with its response as ``encode``d text and no parsed response (as it is
+    when there is no ``encode``, no response, or the text is there already)."""
+    if encode is None or result.response is None:
+        return result
+    text = result.response_json if result.response_json is not None else encode(result.response)
+    return ItemResult(result.provider_key, result.status, None, result.output_text,
+                      result.finish_reason, result.usage, result.error, result.line,
+                      result.plain, text)

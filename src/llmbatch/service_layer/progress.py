@@ -33,18 +33,16 @@ from llmbatch.domain.storable import StorableResult, storable_result
 from llmbatch.errors import ProviderError, ResourceGoneError, TransientProviderError
 from llmbatch.observability.logging import bind_tenant
 from llmbatch.observability.redaction import Redactor
+from llmbatch.pausable import Pausable
 from llmbatch.pricing import ModelPrices
 from llmbatch.service_layer import budgets, tasks
+from llmbatch.service_layer.chunk_writes import ChunkWrites
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
 from llmbatch.service_layer.pricing import item_cost, model_prices
 from llmbatch.service_layer.provider_data import on_fetched
-from llmbatch.service_layer.result_storage import (
-    repair_events,
-    store_isolating,
-    unstorable_summary,
-)
+from llmbatch.service_layer.result_storage import repair_events, unstorable_summary
 from llmbatch.service_layer.unit_of_work import UnitOfWork
 
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
@@ -187,22 +185,6 @@ def _stored_error(result: ItemResult, redactor: Redactor) -> str | None:
     return json_text.dumps(stored)
 
 
-def _as_text(stored: StorableResult) -> StorableResult:
-    """``stored`` with its response as JSON text and the parsed response let go, until its
-    chunk is written: a thousand parsed responses kept alive make the garbage collector
-    walk them again and again, which cost several times the parse itself."""
-    result = stored.result
-    if result.response is None:
-        return stored
-    text = (result.response_json if result.response_json is not None
-            else json_text.dumps(result.response))
-    return StorableResult(
-        ItemResult(result.provider_key, result.status, None, result.output_text,
-                   result.finish_reason, result.usage, result.error, result.line,
-                   result.plain, text),
-        stored.escaped, stored.problem)
-
-
 def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | None,
                 redactor: Redactor) -> ResultRow:
     """The row ``result`` writes, built once as the database takes it (JSON as text)."""
@@ -251,12 +233,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     rebatched = 0  # items a result sent back to pending (counted here: they leave the batch)
     problems: list[str] = []  # results that could not be stored as they came
 
-    def flush() -> None:
-        store_isolating(chunk, write)
-        chunk.clear()
-
-    def write(part: Sequence[StorableResult]) -> int:
-        """One transaction; rolled back if the database refuses a value (then bisected)."""
+    def write_steps(part: Sequence[StorableResult]) -> Pausable[int]:
+        """One transaction, pausing while the server takes the rows in (``ChunkWrites``);
+        rolled back if the database refuses a value (then bisected)."""
         nonlocal rebatched, totals
         # A key the provider answered twice takes its first answer (the second would find
         # its result already stored).
@@ -275,7 +254,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                                        cancelling=cancelling)
                 rows.append(_result_row(r, status, prices, redactor))
             after = merged(totals, tally(row for row in rows if row.status != pending))
-            applied = uow.repo.record_results(batch_id, rows, moment, after)
+            applied = yield from uow.repo.recording_results(batch_id, rows, moment, after)
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
             uow.commit()
@@ -284,16 +263,26 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
         return applied.inserted + applied.rebatched
 
+    writes = ChunkWrites(write_steps)
+
+    def flush() -> None:
+        writes.write(list(chunk))  # its own list: the chunk may stay paused while read on
+        chunk.clear()
+
     if batch.failure is None or batch.failure.kind is not FailureKind.LOST:
         try:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
-                for result in adapter.iter_results(provider_batch_id, progress):
-                    chunk.append(_as_text(storable_result(result)))
-                    if len(chunk) >= rt.config.worker.fetch_chunk_size:
-                        flush()
+                try:
+                    for result in adapter.iter_results(provider_batch_id, progress):
+                        chunk.append(storable_result(result, json_text.dumps))
+                        if len(chunk) >= rt.config.worker.fetch_chunk_size:
+                            flush()
+                finally:  # however the reading ended, the chunks read before it are kept
+                    writes.finish()
             if chunk:
                 flush()
+                writes.finish()
         except CallDeferred as exc:
             return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
@@ -308,6 +297,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                 batch = given_up
             if chunk:  # read before the download broke off: kept, not billed again
                 flush()
+                writes.finish()
         except Exception as exc:  # a bug, or the database failing: counted like a failed call
             log.exception("llmbatch.batch.fetch_crashed", batch_id=batch_id)
             internal = _internal_error(batch, "fetching", exc)

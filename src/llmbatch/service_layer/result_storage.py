@@ -26,7 +26,7 @@ from llmbatch.domain.storable import (
     unstorable_result,
 )
 
-__all__ = ["repair_events", "store_isolating", "unstorable_summary"]
+__all__ = ["repair_events", "store_isolating", "store_refused", "unstorable_summary"]
 
 log = structlog.get_logger("llmbatch.results")
 
@@ -43,11 +43,18 @@ def store_isolating(results: Sequence[StorableResult],
     except Exception as exc:
         if not is_refused_value(exc):
             raise
-        if len(results) == 1:
-            return _fail_refused(results[0].result, exc, write)
-        middle = len(results) // 2
-        return (store_isolating(results[:middle], write)
-                + store_isolating(results[middle:], write))
+        return store_refused(results, exc, write)
+
+
+def store_refused(results: Sequence[StorableResult], exc: Exception,
+                  write: Callable[[Sequence[StorableResult]], int]) -> int:
+    """``results``, which the database has just refused whole (``exc``), written again in
+    halves (``store_isolating``) down to the refused results, each of which fails its item."""
+    if len(results) == 1:
+        return _fail_refused(results[0].result, exc, write)
+    middle = len(results) // 2
+    return (store_isolating(results[:middle], write)
+            + store_isolating(results[middle:], write))
 
 
 def _fail_refused(refused: ItemResult, exc: BaseException,
