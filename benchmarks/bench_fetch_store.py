@@ -20,6 +20,7 @@ of each, their ratio and every round are printed. Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -49,6 +50,7 @@ from llmbatch.providers.openai.wire import parse_result_line
 from llmbatch.service_layer.jobs import create_job
 from llmbatch.service_layer.progress import fetch_batch
 from llmbatch.service_layer.submission import plan_job
+from llmbatch.worker.heap import freeze_heap
 
 MODEL = "gpt-4o-mini"
 PG_ADMIN = os.environ.get("LLMBATCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -228,8 +230,14 @@ def run(backend: Backend, items: int, rounds: int) -> tuple[list[float], list[fl
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="llmbatch-store-") as tmp:
             rt, batch_id, results = prepare(backend, Path(tmp), items)
-            floors.append(floor(backend, results))
-            stores.append(store(rt, batch_id))
+            # Both run on a heap frozen as a worker's is once it is set up (worker/heap.py):
+            # the collector does not walk this process's imports and the job just prepared.
+            freeze_heap()
+            try:
+                floors.append(floor(backend, results))
+                stores.append(store(rt, batch_id))
+            finally:
+                gc.unfreeze()
             rt.engine.dispose()
     return floors, stores
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 
 import pytest
 
@@ -269,7 +268,7 @@ def test_a_plain_line_is_stored_exactly_as_the_full_check_would_store_it() -> No
         if is_plain_json_text(raw):
             plain += 1
             fast = storable_result(result.at_line(7, plain=True))
-            assert replace(fast.result, plain=False) == full.result
+            assert fast.result._replace(plain=False) == full.result
             assert fast.problem == full.problem
             assert not full.escaped
         agreed += 1

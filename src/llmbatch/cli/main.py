@@ -266,10 +266,9 @@ def worker(
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]
-    if pool == "prefork":
-        from llmbatch.worker.prefork import freeze_before_fork
+    from llmbatch.worker.heap import freeze_when_started
 
-        freeze_before_fork(rt.registry.preload)
+    freeze_when_started(rt.registry.preload)  # every pool: the start-up heap is never garbage
     if not beat:
         sys.exit(run_celery(make_celery(rt.config), argv))
     from llmbatch.worker.beat_thread import THREADED_POOLS, add_beat_thread

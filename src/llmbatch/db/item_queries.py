@@ -63,14 +63,14 @@ def is_refused_value(exc: BaseException) -> bool:
 
 
 _OPEN_ATTEMPTS_POSTGRES = text(f"""
-    SELECT k.key, found.attempts FROM unnest(CAST(:keys AS VARCHAR[])) AS k(key)
+    SELECT k.key, found.attempts FROM jsonb_array_elements_text(CAST(:keys AS JSONB)) AS k(key)
     CROSS JOIN LATERAL (
       SELECT items.attempts FROM items
       WHERE items.batch_id = :batch_id AND items.provider_key = k.key
         AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.key")}
       OFFSET 0) AS found""")
-# SQLite: the keys as one JSON array (``json_each``), not a thousand bound parameters; CROSS
-# JOIN keeps the keys the outer loop, each probing the (batch_id, provider_key) index.
+# SQLite: the keys from their JSON array (``json_each``); CROSS JOIN keeps the keys the outer
+# loop, each probing the (batch_id, provider_key) index.
 _OPEN_ATTEMPTS_SQLITE = text(f"""
     SELECT k.value, items.attempts FROM json_each(:keys) AS k CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = k.value
@@ -211,10 +211,11 @@ class ItemQueries:
         nothing held for the whole batch, whose size a provider may put at a million."""
         if not provider_keys:
             return {}
-        if self.conn.dialect.name == "postgresql":
-            return dict(self.conn.execute(_OPEN_ATTEMPTS_POSTGRES, {
-                "batch_id": batch_id, "keys": list(provider_keys)}).all())
-        return dict(self.conn.execute(_OPEN_ATTEMPTS_SQLITE, {
+        # The keys as one JSON array: one value to bind, not a thousand (or an array dumped
+        # element by element).
+        query = (_OPEN_ATTEMPTS_POSTGRES if self.conn.dialect.name == "postgresql"
+                 else _OPEN_ATTEMPTS_SQLITE)
+        return dict(self.conn.execute(query, {
             "batch_id": batch_id, "keys": json_text.dumps(list(provider_keys))}).all())
 
     def refresh_item_statistics(self) -> None:

@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any, Final, NamedTuple
 
 from llmbatch.domain.models import USAGE_KINDS, ItemError, ItemResult, Usage
 from llmbatch.domain.states import ItemStatus
@@ -72,10 +72,10 @@ _DIGITS_AND_BRACKETS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 20
 
 
-@dataclass(frozen=True, slots=True)
-class StorableResult:
+class StorableResult(NamedTuple):
     """A result made storable. ``escaped``: some text was changed; ``problem``: why part of
-    the result (or, for a success, the whole of it) could not be stored as it came."""
+    the result (or, for a success, the whole of it) could not be stored as it came. (A tuple,
+    as ``ItemResult`` is: one per result line.)"""
 
     result: ItemResult
     escaped: bool = False
@@ -315,8 +315,8 @@ def storable_result(result: ItemResult,
                or (problem is None and response is not result.response))
     if problem is None and not escaped:
         return StorableResult(_as_text(result, encode))
-    clean = replace(result, provider_key=key, output_text=text, finish_reason=finish,
-                    error=error, response=response, usage=usage, response_json=None)
+    clean = result._replace(provider_key=key, output_text=text, finish_reason=finish,
+                            error=error, response=response, usage=usage, response_json=None)
     if problem is not None and result.status is ItemStatus.SUCCEEDED:
         clean = unstorable_result(clean, problem, usage=usage)
     return StorableResult(_as_text(clean, encode), escaped=escaped, problem=problem)
