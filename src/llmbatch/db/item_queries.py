@@ -62,8 +62,10 @@ def is_refused_value(exc: BaseException) -> bool:
     return isinstance(exc, UnicodeError | OverflowError)
 
 
+# Both answer one JSON object, key -> attempts: one value to read back, not a thousand rows.
 _OPEN_ATTEMPTS_POSTGRES = text(f"""
-    SELECT k.key, found.attempts FROM jsonb_array_elements_text(CAST(:keys AS JSONB)) AS k(key)
+    SELECT CAST(json_object_agg(k.key, found.attempts) AS TEXT)
+    FROM jsonb_array_elements_text(CAST(:keys AS JSONB)) AS k(key)
     CROSS JOIN LATERAL (
       SELECT items.attempts FROM items
       WHERE items.batch_id = :batch_id AND items.provider_key = k.key
@@ -72,7 +74,7 @@ _OPEN_ATTEMPTS_POSTGRES = text(f"""
 # SQLite: the keys from their JSON array (``json_each``); CROSS JOIN keeps the keys the outer
 # loop, each probing the (batch_id, provider_key) index.
 _OPEN_ATTEMPTS_SQLITE = text(f"""
-    SELECT k.value, items.attempts FROM json_each(:keys) AS k CROSS JOIN items
+    SELECT json_group_object(k.value, items.attempts) FROM json_each(:keys) AS k CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = k.value
       AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.value")}""")
 
@@ -215,8 +217,9 @@ class ItemQueries:
         # element by element).
         query = (_OPEN_ATTEMPTS_POSTGRES if self.conn.dialect.name == "postgresql"
                  else _OPEN_ATTEMPTS_SQLITE)
-        return dict(self.conn.execute(query, {
-            "batch_id": batch_id, "keys": json_text.dumps(list(provider_keys))}).all())
+        found = self.conn.execute(query, {
+            "batch_id": batch_id, "keys": json_text.dumps(list(provider_keys))}).scalar()
+        return {} if found is None else dict(json_text.loads(found))
 
     def refresh_item_statistics(self) -> None:
         """Have PostgreSQL sample ``items`` and ``item_results`` again (``ANALYZE``) when rows
