@@ -1,7 +1,7 @@
-"""A prefork worker's parent imports the SDKs of the providers it may call before it forks
-(``ProviderRegistry.preload``), so the pool children share one copy; a provider that is
-disabled or not configured is not loaded. Checked in a fresh interpreter, since this test
-process has imported everything."""
+"""A worker imports the SDKs of the providers it may call once it is set up, before it
+freezes its heap and before a prefork pool forks (``ProviderRegistry.preload``), so the pool
+children share one copy; a provider that is disabled or not configured is not loaded. Checked
+in a fresh interpreter, since this test process has imported everything."""
 
 from __future__ import annotations
 

@@ -166,10 +166,18 @@ class LimitsRepository:
         return res.rowcount
 
     def wake_waiting(self, provider: str, codes: Iterable[str], now: datetime) -> int:
-        """Planned batches of ``provider`` waiting for room: due now (an earlier batch ended)."""
+        """Planned batches of ``provider`` waiting for room: due now (an earlier batch ended).
+
+        The rows are locked in id order and locked ones skipped (PostgreSQL; SQLite has one
+        writer), as ``budgets.wake_waiting`` does: two batches ending at once otherwise
+        updated the same waiting rows in different orders and deadlocked (seen in the budget
+        race test's worker logs). A skipped row is being woken or claimed by whoever holds it.
+        """
         b = provider_batches.c
-        res = self.conn.execute(update(provider_batches).where(and_(
+        waiting = (select(b.id).where(and_(
             b.provider == provider, b.status == str(BatchStatus.PLANNED),
             b.error_code.in_(list(codes)),
-        )).values(next_poll_at=now, dispatched_at=None))
+        )).order_by(b.id).with_for_update(skip_locked=True))
+        res = self.conn.execute(update(provider_batches).where(
+            b.id.in_(waiting.scalar_subquery())).values(next_poll_at=now, dispatched_at=None))
         return res.rowcount
