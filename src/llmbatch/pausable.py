@@ -3,7 +3,7 @@ it has handed something over (rows sent down a ``COPY``) and would next wait for
 and returns its result.
 
 The caller decides what to do during the pause: the fetch reads its next chunk of results
-while PostgreSQL takes in the last one (``service_layer.overlapped_writes``); a caller with
+while PostgreSQL takes in the last one (``service_layer.chunk_writes``); a caller with
 nothing to do meanwhile runs it straight through (``run_through``). Plain generators rather
 than threads or ``asyncio``: the overlap needs one pause per chunk, not a scheduler, and a
 thread reading results would hold the interpreter lock the writer needs at each reply.

@@ -269,6 +269,12 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         writes.write(list(chunk))  # its own list: the chunk may stay paused while read on
         chunk.clear()
 
+    def store_the_rest() -> None:
+        """The lines read since the last chunk, then nothing left paused."""
+        if chunk:
+            flush()
+        writes.finish()
+
     if batch.failure is None or batch.failure.kind is not FailureKind.LOST:
         try:
             with (provider_call(rt, batch.provider, "fetch") as call,
@@ -278,11 +284,9 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                         chunk.append(storable_result(result, json_text.dumps))
                         if len(chunk) >= rt.config.worker.fetch_chunk_size:
                             flush()
+                    store_the_rest()
                 finally:  # however the reading ended, the chunks read before it are kept
                     writes.finish()
-            if chunk:
-                flush()
-                writes.finish()
         except CallDeferred as exc:
             return _call_deferred(rt, batch, exc)
         except ProviderError as exc:
@@ -295,9 +299,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
                 if given_up is None:
                     return _call_failed(rt, batch, exc)  # lease released; the tick retries
                 batch = given_up
-            if chunk:  # read before the download broke off: kept, not billed again
-                flush()
-                writes.finish()
+            store_the_rest()  # read before the download broke off: kept, not billed again
         except Exception as exc:  # a bug, or the database failing: counted like a failed call
             log.exception("llmbatch.batch.fetch_crashed", batch_id=batch_id)
             internal = _internal_error(batch, "fetching", exc)
