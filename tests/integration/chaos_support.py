@@ -232,7 +232,8 @@ def aim_rule(provider: str, n: int) -> dict[str, Any]:
 
 class Killer(threading.Thread):
     """Every 2-5 s, SIGKILL a worker and restart it; at most ``max_kills`` times and for at
-    most ``window_s``. The first kills, up to ``max_aimed``, are aimed INSIDE a submission:
+    most ``window_s``. The first kills, up to ``max_aimed``, are aimed INSIDE a submission (one
+    after the other, each waiting for its create rather than 2-5 s):
     it waits for a create that the emulator holds back (``aim_rule``) and kills the worker
     whose task sent it (the lease owner of the batch being submitted: ``host:pid:token``).
     Once ``AIM_MISSES`` aims found no create in time, and after ``max_aimed``, kills hit a
@@ -259,14 +260,18 @@ class Killer(threading.Thread):
         order: list[str] = []
         try:
             while len(self.kills) < self.max_kills:
-                if self.stop_event.wait(self.rng.uniform(2.0, 5.0)):
+                # Aimed first, while creates are frequent (every job's first round). An aim
+                # waits for a create of its own and for the held create to land (~5-10 s):
+                # no pause on top of that, or a run that is over in half a minute sees too
+                # few kills.
+                aiming = (len(self.landed) < AIM_LANDED and len(self.aimed) < self.max_aimed
+                          and self.aims_missed < AIM_MISSES)
+                if self.stop_event.wait(0.0 if aiming else self.rng.uniform(2.0, 5.0)):
                     return
                 elapsed = time.monotonic() - self.started_at
                 if elapsed > self.window_s:
                     return
-                # Aimed first, while creates are frequent (every job's first round).
-                if len(self.landed) < AIM_LANDED and len(self.aimed) < self.max_aimed \
-                        and self.aims_missed < AIM_MISSES and self._aimed_kill():
+                if aiming and self._aimed_kill():
                     continue
                 if not order:  # every worker once per round, in a random order
                     order = sorted(self.fleet.workers)
