@@ -80,15 +80,13 @@ def batch_totals(conn: Connection, batch_id: str) -> dict[str, int]:
     plus the items it settled in their own row (no line from the provider, or settled before
     results had their table). An item with a stored result keeps status ``submitted`` in its
     row, which is how the second sum leaves it out."""
-    stored = conn.execute(select(provider_batches.c.result_totals)
-                          .where(provider_batches.c.id == batch_id)).scalar_one_or_none()
     i = items.c
     own = conn.execute(select(func.count(), *(func.coalesce(func.sum(i[name]), 0)
                                               for name in SUMMED))
                        .where(i.batch_id == batch_id,
                               i.status != str(ItemStatus.SUBMITTED))).one()
     found = dict(zip(("items", *SUMMED), (int(v) for v in own), strict=True))
-    for entry in (stored or {}).values():
+    for entry in stored_totals(conn, batch_id).values():
         for name, value in entry.items():
-            found[name] = found.get(name, 0) + int(value)
+            found[name] = found.get(name, 0) + value
     return found
