@@ -89,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0013_item_results"
+    assert head_revision(fresh_engine) == "0014_results_without_batch_key"
     assert differences(fresh_engine) == []
 
 
@@ -97,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0013_item_results"
+    assert head_revision(fresh_engine) == "0014_results_without_batch_key"
     assert differences(fresh_engine) == []
 
 
@@ -160,14 +160,16 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0013_item_results", "0012_partial_batch_index",
+    assert pending_revisions(fresh_engine) == ["0014_results_without_batch_key",
+                                               "0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
                                                "0006_tenants", "0005", "0004", "0003", "0002",
                                                "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0013_item_results", "0012_partial_batch_index",
+    assert pending_revisions(fresh_engine) == ["0014_results_without_batch_key",
+                                               "0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
                                                "0008_token_kinds", "0007_webhooks",
@@ -266,3 +268,63 @@ def test_upgrading_to_0005_turns_stored_batch_error_codes_into_neutral_failures(
         "refused": BatchFailure(kind=FailureKind.OTHER, message="why refused",
                                 retryable=False, items_ran=False, code="invalid_json_line"),
         "refused_long_ago": None, "waiting": None, "fine": None}
+
+
+def _job_with_a_stored_result(conn: Any, job_id: str, batch_id: str) -> None:
+    """A job, one batch of it and one stored result of that batch."""
+    from datetime import UTC, datetime
+
+    from llmbatch.db.repository import Repository
+    from llmbatch.db.result_stage import ResultRow
+    from llmbatch.domain.batch import ProviderBatch
+    from llmbatch.domain.job import Job
+    from llmbatch.domain.models import Endpoint
+    from llmbatch.domain.states import BatchStatus, JobStatus
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    repo = Repository(conn)
+    repo.add_job(Job(id=job_id, name=None, provider="p", model="m", endpoint=Endpoint.CHAT,
+                     status=JobStatus.RUNNING, item_count=1, created_at=now),
+                 content_hash=None, config_snapshot={})
+    repo.add_batches([ProviderBatch(id=batch_id, job_id=job_id, provider="p", model="m",
+                                    status=BatchStatus.ENDED, attempt=1, item_count=1,
+                                    byte_count=1, created_at=now)])
+    row = ResultRow(f"key-{batch_id}", "succeeded", "succeeded", '{"ok":true}', "hi", "stop",
+                    1, 1, 0, 0, 0, 0, None, None, None)
+    assert repo.record_results(batch_id, [row], now, {}).inserted == 1
+
+
+def test_a_deleted_batch_takes_its_stored_results_with_it(fresh_engine: Engine) -> None:
+    """``item_results`` has no foreign key to its batch (0014); a trigger deletes a deleted
+    batch's results, as the key's cascade did: deleting a job deletes its batches, and so
+    their results, and nobody else's."""
+    upgrade(fresh_engine)
+    with fresh_engine.begin() as conn:
+        _job_with_a_stored_result(conn, "job_gone", "pb_gone")
+        _job_with_a_stored_result(conn, "job_kept", "pb_kept")
+
+    with fresh_engine.begin() as conn:
+        conn.execute(text("DELETE FROM jobs WHERE id = 'job_gone'"))
+
+    with fresh_engine.connect() as conn:
+        left = conn.execute(text("SELECT batch_id FROM item_results")).scalars().all()
+        batches = conn.execute(text("SELECT id FROM provider_batches")).scalars().all()
+    assert (left, batches) == (["pb_kept"], ["pb_kept"])
+
+
+def test_results_for_a_batch_that_is_gone_are_refused_with_their_chunk(
+        fresh_engine: Engine) -> None:
+    """Without the key, the chunk's update of its batch's totals is the check: no batch, no
+    results (the whole chunk is rolled back)."""
+    from datetime import UTC, datetime
+
+    from llmbatch.db.repository import Repository
+    from llmbatch.db.result_stage import ResultRow
+
+    upgrade(fresh_engine)
+    row = ResultRow("key-1", "succeeded", "succeeded", '{"ok":true}', "hi", "stop",
+                    1, 1, 0, 0, 0, 0, None, None, None)
+    with pytest.raises(LookupError, match="pb_never is gone"), fresh_engine.begin() as conn:
+        Repository(conn).record_results("pb_never", [row], datetime(2026, 12, 1, tzinfo=UTC), {})
+    with fresh_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM item_results")).scalar_one() == 0

@@ -70,9 +70,17 @@ def stored_totals(conn: Connection, batch_id: str) -> Totals:
 
 def write_totals(conn: Connection, batch_id: str, totals: Totals) -> None:
     """Replace the batch's totals: its fetch keeps them running (it alone writes the batch's
-    results, under its lease) and writes them with each chunk, in the chunk's transaction."""
-    conn.execute(update(provider_batches).where(provider_batches.c.id == batch_id)
-                 .values(result_totals=totals))
+    results, under its lease) and writes them with each chunk, in the chunk's transaction.
+
+    Raises ``LookupError`` when the batch is gone, which fails the chunk: ``item_results`` has
+    no foreign key to the batch (migration 0014), so this update, which also locks the batch
+    row until the chunk commits, is what keeps a chunk from storing results for a batch
+    deleted meanwhile (a delete that waits for that lock then deletes the chunk's results
+    with the batch, by trigger)."""
+    updated = conn.execute(update(provider_batches).where(provider_batches.c.id == batch_id)
+                           .values(result_totals=totals)).rowcount
+    if updated != 1:
+        raise LookupError(f"provider batch {batch_id} is gone: its results are not stored")
 
 
 def batch_totals(conn: Connection, batch_id: str) -> dict[str, int]:

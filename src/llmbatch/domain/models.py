@@ -26,7 +26,6 @@ __all__ = [
     "RequestLine",
     "SubmittedBatch",
     "Usage",
-    "astuple_usage",
 ]
 
 
@@ -51,8 +50,7 @@ class RequestLine:
     native: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Token usage of one item, provider-neutral, by kind (each adapter maps its vendor's
     usage object to this; docs/cost.md has the table).
 
@@ -61,6 +59,10 @@ class Usage:
     ``cache_write_tokens`` includes ``cache_write_1h_tokens`` (writes with the one-hour TTL,
     priced higher; the rest are the default five-minute class); ``output_tokens`` includes
     ``reasoning_tokens``.
+
+    An immutable tuple, as ``ItemResult`` is: every result line of a fetch makes one, and a
+    frozen dataclass sets each field through ``object.__setattr__`` (half of reading a
+    line's usage). ``+`` adds the counts, kind by kind; it does not concatenate.
     """
 
     input_tokens: int = 0
@@ -71,25 +73,13 @@ class Usage:
     cache_write_1h_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens,
-                "cache_write_tokens": self.cache_write_tokens,
-                "cache_write_1h_tokens": self.cache_write_1h_tokens}
+        return dict(zip(USAGE_KINDS, self, strict=True))
 
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(astuple_usage(self), astuple_usage(other),
-                                              strict=True)))
+    def __add__(self, other: tuple[int, ...]) -> Usage:  # type: ignore[override]  # sums
+        return Usage(*(a + b for a, b in zip(self, other, strict=True)))
 
 
-def astuple_usage(usage: Usage) -> tuple[int, int, int, int, int, int]:
-    """The counts in field order (cheaper than ``dataclasses.astuple``)."""
-    return (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-            usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
-
-
-USAGE_KINDS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens",
-                                "reasoning_tokens", "cache_write_tokens",
-                                "cache_write_1h_tokens")
+USAGE_KINDS: tuple[str, ...] = Usage._fields
 
 
 @dataclass(frozen=True, slots=True)

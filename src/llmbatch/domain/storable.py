@@ -47,7 +47,6 @@ __all__ = [
     "has_long_digit_run",
     "is_plain_json_text",
     "is_plain_strict_json",
-    "plain_strict_scan",
     "storable_result",
     "unstorable_result",
 ]
@@ -66,9 +65,6 @@ _BAD_ESCAPE: Final = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 # Digit runs long enough for an integer past 64 bits (2**64 has 20 digits): mapping every
 # digit to "0" and looking for twenty of them is a C scan, where a regex walks every position.
 _DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
-# The same, with ``[`` mapped to ``{`` too: one translation answers both the digit run and
-# the bracket count (``plain_strict_scan``).
-_DIGITS_AND_BRACKETS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 20
 
 
@@ -203,10 +199,9 @@ def _storable_json(value: Any, depth: int) -> Any:
 def _usage_problem(usage: Usage | None) -> str | None:
     if usage is None:
         return None
-    for name in USAGE_KINDS:
-        count = getattr(usage, name)
+    for index, count in enumerate(usage):
         if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
-            return f"usage.{name} is {count!r}, outside 0..{MAX_TOKEN_COUNT}"
+            return f"usage.{USAGE_KINDS[index]} is {count!r}, outside 0..{MAX_TOKEN_COUNT}"
     return None
 
 
@@ -264,26 +259,15 @@ def is_plain_json_text(raw: bytes) -> bool:
 
 
 def is_plain_strict_json(raw: bytes) -> bool:
-    """``is_plain_json_text`` for text a strict parser (``orjson``) has just read without
-    complaint and with no twenty-digit run (``has_long_digit_run``, checked before parsing):
-    such text holds no NaN, Infinity, raw control character or lone surrogate (the parser
-    refuses them), so only NUL escapes and the depth are left to look for. A valid surrogate
-    pair is one character, storable like any other."""
-    if b"\\u0000" in raw:
+    """``is_plain_json_text`` for text the strict parser (``json_text.strict_loads``) has just
+    read without complaint: such text holds no NaN, Infinity, raw control character or lone
+    surrogate (the parser refuses them) and its integers were read exactly, so only NUL
+    escapes and the depth are left to look for. A valid surrogate pair is one character,
+    storable like any other."""
+    # A backslash first (one byte, found or not at memchr speed): most lines have none.
+    if b"\\" in raw and b"\\u0000" in raw:
         return False
     return len(raw) < MAX_JSON_DEPTH or raw.count(b"{") + raw.count(b"[") < MAX_JSON_DEPTH
-
-
-def plain_strict_scan(raw: bytes) -> tuple[bool, bool]:
-    """``(has_long_digit_run(raw), is_plain_strict_json(raw))`` from one translation of
-    ``raw`` (each result line takes both: two passes over it cost a third of parsing it);
-    the second answer is only meaningful when the line then parses."""
-    mapped = raw.translate(_DIGITS_AND_BRACKETS)
-    long_run = _LONG_DIGITS in mapped
-    # A backslash first (one byte, found or not at memchr speed): most lines have none.
-    plain = ((b"\\" not in raw or b"\\u0000" not in raw)
-             and (len(raw) < MAX_JSON_DEPTH or mapped.count(b"{") < MAX_JSON_DEPTH))
-    return long_run, plain
 
 
 def storable_result(result: ItemResult,

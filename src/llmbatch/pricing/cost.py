@@ -57,14 +57,12 @@ def price_usage(usage: Usage, prices: ModelPrices) -> ItemCost:
     """Batch and synchronous cost of ``usage``. Raises ``ValueError`` when the kinds do not
     nest (e.g. more cache reads than prompt tokens): such a usage has no honest price.
     The same usage at the same prices is worked out once (``ModelPrices.memo``)."""
-    key = (usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-           usage.reasoning_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
-    known: ItemCost | None = prices.memo.get(key)
+    known: ItemCost | None = prices.memo.get(usage)
     if known is not None:
         return known
     catalogue_usage = _catalogue_usage(usage)
     cost = ItemCost(batch_pusd=to_pusd(_usd(prices.batch, catalogue_usage)),
                     sync_pusd=to_pusd(_usd(prices.sync, catalogue_usage)))
     if len(prices.memo) < _MEMO_LIMIT:
-        prices.memo[key] = cost
+        prices.memo[usage] = cost
     return cost

@@ -11,8 +11,9 @@ from typing import IO, Any, Final, NamedTuple
 import orjson
 import structlog
 
+from llmbatch import json_text
 from llmbatch.domain.models import ItemResult
-from llmbatch.domain.storable import is_plain_json_text, plain_strict_scan
+from llmbatch.domain.storable import is_plain_json_text, is_plain_strict_json
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
 
@@ -89,18 +90,27 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     httpx's ``iter_lines`` follows ``str.splitlines`` and also breaks on U+2028, U+0085 and
     friends, which JSON allows unescaped inside strings (model output contains them), so it
     would cut valid result lines in two. Splitting bytes on ``\\n`` is exact for UTF-8 JSONL.
+    Each chunk is split in C (``bytes.split``); a chunk holding no newline is kept aside and
+    joined once its line ends, so a line spread over many chunks is copied once, not once per
+    chunk.
     """
-    buffer = bytearray()
+    pending: list[bytes] = []  # the start of a line that has not ended yet
     for chunk in chunks:
-        scan = len(buffer)
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", scan)) >= 0:
-            yield bytes(buffer[start:end]).rstrip(b"\r")
-            start = scan = end + 1
-        del buffer[:start]
-    if buffer:
-        yield bytes(buffer).rstrip(b"\r")
+        if b"\n" not in chunk:
+            if chunk:
+                pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending.clear()
+        lines = chunk.split(b"\n")
+        if last := lines.pop():
+            pending.append(last)
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield b"".join(pending).rstrip(b"\r")
 
 
 def parse_result_stream(chunks: Iterable[bytes],
@@ -152,21 +162,19 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     """Parse a ``{"custom_id": ..., ...}`` result line; salvage the id from a garbled one.
     ``None`` when not even the custom_id is readable.
 
-    The usual line is parsed once by ``orjson``, whose strictness (no NaN, no lone
-    surrogate, no raw control character) leaves only a few byte scans to tell that it is
-    plain (``storable.is_plain_strict_json``); anything else goes through ``json_text``.
+    The usual line is parsed once by the strict parser (``json_text.strict_loads``), whose
+    strictness (no NaN, no lone surrogate, no raw control character, integers read exactly)
+    leaves two byte scans to tell that it is plain (``storable.is_plain_strict_json``);
+    anything else goes through the standard parser, as ``json_text.loads`` does.
     """
-    obj: Any = _UNREAD
-    long_run, plain = plain_strict_scan(raw)
-    if not long_run:  # orjson would read such an integer as a float
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            plain = False
-    else:
-        plain = False
+    obj: Any
     try:
-        if obj is _UNREAD:  # what json_text.loads would do after orjson gave up
+        obj = json_text.strict_loads(raw)
+        plain = is_plain_strict_json(raw)
+    except (ValueError, RecursionError):
+        obj, plain = _UNREAD, False
+    try:
+        if obj is _UNREAD:  # what json_text.loads would do after the strict parser gave up
             obj = json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         match = _CUSTOM_ID_RE.search(raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 
 import structlog
 
@@ -19,7 +20,7 @@ from llmbatch.domain.models import (
     BatchProgress,
     FailureKind,
     ItemResult,
-    astuple_usage,
+    Usage,
 )
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
@@ -48,6 +49,7 @@ from llmbatch.service_layer.unit_of_work import UnitOfWork
 __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
 log = structlog.get_logger("llmbatch.progress")
+_NO_USAGE: Final = Usage()  # the counts of a result without usage: all zero
 
 
 def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -192,7 +194,7 @@ def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | No
     if response is None and result.response is not None:
         response = json_text.dumps(result.response)
     cost = item_cost(usage, prices)
-    counts = (0, 0, 0, 0, 0, 0) if usage is None else astuple_usage(usage)
+    counts = _NO_USAGE if usage is None else usage
     return ResultRow(
         result.provider_key, result.status.value, status.value, response,
         result.output_text, result.finish_reason, *counts,

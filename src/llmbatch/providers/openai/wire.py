@@ -335,11 +335,16 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
             and type(outs) is dict and outs):
         # The chat shape every line of a chat batch has, read with no lookup or call more than
         # it needs (this runs once per result); the same figures as the general path below.
-        prompt_n, completion_n = max(prompt, 0), max(completion, 0)
-        cached = min(_count(ins.get("cached_tokens")), prompt_n)
-        return Usage(prompt_n, completion_n, cached,
-                     min(_count(outs.get("reasoning_tokens")), completion_n),
-                     min(_count(ins.get("cache_write_tokens")), prompt_n - cached))
+        prompt_n = prompt if prompt > 0 else 0
+        completion_n = completion if completion > 0 else 0
+        cached, reasoning = ins.get("cached_tokens"), outs.get("reasoning_tokens")
+        written = ins.get("cache_write_tokens")
+        if (type(cached) is int and 0 <= cached <= prompt_n and type(reasoning) is int
+                and 0 <= reasoning <= completion_n and written is None):
+            return Usage(prompt_n, completion_n, cached, reasoning)  # counts that nest
+        cached = min(_count(cached), prompt_n)
+        return Usage(prompt_n, completion_n, cached, min(_count(reasoning), completion_n),
+                     min(_count(written), prompt_n - cached))
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")

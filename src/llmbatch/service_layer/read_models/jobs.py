@@ -8,7 +8,6 @@ another tenant is reported exactly like a job that does not exist.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import fields
 from typing import Any
 
 from llmbatch.bootstrap import Runtime
@@ -24,7 +23,7 @@ from llmbatch.service_layer.read_models.values import BatchSummary, JobDetail, J
 
 __all__ = ["job_detail", "job_summary", "list_jobs", "require_job"]
 
-_USAGE_FIELDS = tuple(f.name for f in fields(Usage))
+_USAGE_FIELDS = Usage._fields
 
 
 def job_summary(rt: Runtime, job_id: str, *, tenant: str | None = None) -> JobSummary:
