@@ -151,8 +151,19 @@ _SQLITE_REBATCH: Final = _statement(f"""
 
 _STAMP: Final = UTCDateTime()  # the moment as the completed_at column binds it
 
-_SQLITE_INSERT: Final = (f"INSERT INTO item_results ({', '.join(_RESULT_COLUMNS)}) "
-                          f"VALUES ({', '.join('?' for _ in _RESULT_COLUMNS)})")
+
+
+def _sqlite_insert(batch_id: str, moment: str) -> str:
+    """SQLite's insert of a chunk's ``ResultRow``s: numbered parameters pick each column's
+    field (all but the outcome, ``?2``); the batch and the moment, the same for every row,
+    are SQL literals."""
+    fields = [f"?{ResultRow._fields.index(name) + 1}" for name in SETTLED_FIELDS[:-1]]
+    return (f"INSERT INTO item_results ({', '.join(_RESULT_COLUMNS)}) VALUES "
+            f"({_literal(batch_id)}, ?1, {', '.join(fields)}, {_literal(moment)})")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def applying_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
@@ -196,11 +207,14 @@ def applying_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         # As text, once, not per row: what sqlite3's adapter writes, and a timestamptz literal
         # COPY reads (formatting a datetime per row is a quarter of the COPY's own work).
         moment = moment.isoformat(" ")
-    values = [(batch_id, row[0], *row[2:], moment) for row in settling]
     if postgres:
+        values = [(batch_id, row[0], *row[2:], moment) for row in settling]
         inserted = yield from _postgres_insert(conn, values)
     else:
-        inserted = conn.exec_driver_sql(_SQLITE_INSERT, values).rowcount
+        # The rows as they are: the statement skips each row's outcome (``?2``) and names the
+        # batch and the moment once, as text (no tuple built per row to bind them).
+        inserted = conn.exec_driver_sql(_sqlite_insert(batch_id, str(moment)),
+                                        settling).rowcount
         if exceptions:
             conn.exec_driver_sql(f"DELETE FROM {STAGE}")
     return Applied(int(inserted), int(rebatched))

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final, NamedTuple
 
-from llmbatch.domain.models import USAGE_KINDS, ItemError, ItemResult, Usage
+from llmbatch.domain.models import USAGE_KINDS, ItemError, ItemResult, Usage, new_tuple
 from llmbatch.domain.states import ItemStatus
 
 __all__ = [
@@ -199,7 +199,12 @@ def _storable_json(value: Any, depth: int) -> Any:
 def _usage_problem(usage: Usage | None) -> str | None:
     if usage is None:
         return None
-    for index, count in enumerate(usage):
+    for count in usage:  # the usual case: all in range
+        if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
+            break
+    else:
+        return None
+    for index, count in enumerate(usage):  # which one is not
         if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
             return f"usage.{USAGE_KINDS[index]} is {count!r}, outside 0..{MAX_TOKEN_COUNT}"
     return None
@@ -278,7 +283,7 @@ def storable_result(result: ItemResult,
     in the same copy (a fetch holds a chunk of results until it is written, and a thousand
     parsed responses kept alive make the garbage collector walk them again and again)."""
     if result.plain and _usage_problem(result.usage) is None:
-        return StorableResult(_as_text(result, encode))
+        return new_tuple(StorableResult, (_as_text(result, encode), False, None))
     if _is_clean(result):
         return StorableResult(_as_text(result, encode))
     key = escape_text(result.provider_key)
@@ -313,6 +318,6 @@ def _as_text(result: ItemResult,
     if encode is None or result.response is None:
         return result
     text = result.response_json if result.response_json is not None else encode(result.response)
-    return ItemResult(result.provider_key, result.status, None, result.output_text,
-                      result.finish_reason, result.usage, result.error, result.line,
-                      result.plain, text)
+    return new_tuple(ItemResult, (result.provider_key, result.status, None, result.output_text,
+                                  result.finish_reason, result.usage, result.error, result.line,
+                                  result.plain, text))

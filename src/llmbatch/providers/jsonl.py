@@ -12,7 +12,7 @@ import orjson
 import structlog
 
 from llmbatch import json_text
-from llmbatch.domain.models import ItemResult
+from llmbatch.domain.models import ItemResult, new_tuple
 from llmbatch.domain.storable import is_plain_json_text, is_plain_strict_json
 from llmbatch.errors import InputError
 from llmbatch.providers.base import BatchLimits
@@ -188,4 +188,4 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     custom_id = obj.get("custom_id") if isinstance(obj, dict) else None
     if not isinstance(custom_id, str) or not custom_id:
         return None
-    return ResultLine(custom_id, obj, plain)
+    return new_tuple(ResultLine, (custom_id, obj, plain))  # once per line: see new_tuple

@@ -21,6 +21,7 @@ from llmbatch.domain.models import (
     FailureKind,
     ItemResult,
     Usage,
+    new_tuple,
 )
 from llmbatch.domain.outcomes import job_outcome, settle_result
 from llmbatch.domain.polling import next_poll_delay
@@ -41,6 +42,7 @@ from llmbatch.service_layer.chunk_writes import ChunkWrites
 from llmbatch.service_layer.giving_up import abandon_batch, fetch_given_up
 from llmbatch.service_layer.leases import held_lease
 from llmbatch.service_layer.limits import CallDeferred, provider_call
+from llmbatch.service_layer.open_items import OpenItems
 from llmbatch.service_layer.pricing import item_cost, model_prices
 from llmbatch.service_layer.provider_data import on_fetched
 from llmbatch.service_layer.result_storage import repair_events, unstorable_summary
@@ -50,6 +52,7 @@ __all__ = ["fetch_batch", "finalize_job", "poll_batch"]
 
 log = structlog.get_logger("llmbatch.progress")
 _NO_USAGE: Final = Usage()  # the counts of a result without usage: all zero
+_TEXT: Final = {status: status.value for status in ItemStatus}  # a dict, not enum's property
 
 
 def poll_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -194,12 +197,11 @@ def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | No
     if response is None and result.response is not None:
         response = json_text.dumps(result.response)
     cost = item_cost(usage, prices)
-    counts = _NO_USAGE if usage is None else usage
-    return ResultRow(
-        result.provider_key, result.status.value, status.value, response,
-        result.output_text, result.finish_reason, *counts,
-        _stored_error(result, redactor),
-        None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd)
+    return new_tuple(ResultRow, (
+        result.provider_key, _TEXT[result.status], _TEXT[status], response,
+        result.output_text, result.finish_reason, *(_NO_USAGE if usage is None else usage),
+        None if result.error is None else _stored_error(result, redactor),
+        None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd))
 
 
 def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
@@ -234,6 +236,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
     chunk: list[StorableResult] = []
     rebatched = 0  # items a result sent back to pending (counted here: they leave the batch)
     problems: list[str] = []  # results that could not be stored as they came
+    open_items = OpenItems(batch_id, batch.item_count)
 
     def write_steps(part: Sequence[StorableResult]) -> Pausable[int]:
         """One transaction, pausing while the server takes the rows in (``ChunkWrites``);
@@ -246,7 +249,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         with rt.uow() as uow:
             # The batches each item has ridden, for the keys still open: a key stored already
             # (a re-run, or answered again in a later chunk) or naming no item is not stored.
-            open_keys = uow.repo.open_attempts(batch_id, [r.provider_key for r in results])
+            open_keys = open_items.of(uow.repo, [r.provider_key for r in results])
             rows = []
             for r in results:
                 attempts = open_keys.get(r.provider_key)
@@ -260,6 +263,7 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             for event in repair_events(claimed, part, moment):
                 uow.record(event)
             uow.commit()
+        open_items.stored(open_keys)
         totals = after
         rebatched += applied.rebatched
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)

@@ -20,6 +20,7 @@ from llmbatch.domain.models import (
     ItemResult,
     RequestLine,
     Usage,
+    new_tuple,
 )
 from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
@@ -219,8 +220,10 @@ def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False,
         output_text = content if isinstance(content, str) else None
         reason = choices[0].get("finish_reason")
         finish_reason = reason if isinstance(reason, str) else None
-    return ItemResult(custom_id, ItemStatus.SUCCEEDED, body, output_text, finish_reason,
-                      usage_from_body(body), None, line, plain)
+    # Every field given, through ``tuple.__new__``: a NamedTuple's own ``__new__`` is a
+    # Python function, and this runs once per result line.
+    return new_tuple(ItemResult, (custom_id, ItemStatus.SUCCEEDED, body, output_text,
+                                  finish_reason, usage_from_body(body), None, line, plain, None))
 
 
 def _response_success(custom_id: str, body: dict[str, Any]) -> ItemResult:
@@ -341,7 +344,8 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage | None:
         written = ins.get("cache_write_tokens")
         if (type(cached) is int and 0 <= cached <= prompt_n and type(reasoning) is int
                 and 0 <= reasoning <= completion_n and written is None):
-            return Usage(prompt_n, completion_n, cached, reasoning)  # counts that nest
+            # Counts that nest (every field given: see ``_success``).
+            return new_tuple(Usage, (prompt_n, completion_n, cached, reasoning, 0, 0))
         cached = min(_count(cached), prompt_n)
         return Usage(prompt_n, completion_n, cached, min(_count(reasoning), completion_n),
                      min(_count(written), prompt_n - cached))
