@@ -22,7 +22,10 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-__all__ = ["dumps", "loads", "strict_loads"]
+__all__ = ["ORJSON_MAX_DEPTH", "dumps", "dumps_shallow", "loads", "strict_loads"]
+
+# The deepest nesting ``orjson`` writes (containers within containers); it refuses more.
+ORJSON_MAX_DEPTH: Final = 254
 
 # Untyped: dicts, lists, str, int (exact), float, bool, None, as the standard parser gives.
 _STRICT: Final = msgspec.json.Decoder()
@@ -34,6 +37,17 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
         return json.dumps(value, separators=(",", ":"))
+
+
+def dumps_shallow(value: Any) -> str | None:
+    """``value`` as compact JSON text by ``orjson`` alone; None for what it will not write:
+    nested deeper than ``ORJSON_MAX_DEPTH`` (under ``storable.MAX_JSON_DEPTH``, so a response
+    it writes needs no depth check), an integer past 64 bits, a lone surrogate. The writer of
+    a fetch's plain results (``storable.storable_result``), which then check the rest."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None
 
 
 def strict_loads(text: str | bytes) -> Any:

@@ -28,7 +28,9 @@ from llmbatch.db.tables import item_results, provider_batches
 from llmbatch.domain.models import BatchFailure, Endpoint, FailureKind, RequestLine
 from llmbatch.domain.states import BatchStatus, ItemStatus, JobStatus
 from llmbatch.errors import AuthenticationError, ResourceGoneError, TransientProviderError
+from llmbatch.service_layer import open_items
 from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.open_items import KEYS_HELD_UP_TO
 from llmbatch.service_layer.progress import poll_batch
 from llmbatch.service_layer.submission import plan_job, submit_batch
 
@@ -297,10 +299,15 @@ def test_embeddings_jobs_run_like_chat_jobs(driver: Driver, write_jsonl: Writer)
     assert driver.fake.batch_keys() == [["e-1", "e-2"]]
 
 
+@pytest.mark.parametrize("keys_held_up_to", [KEYS_HELD_UP_TO, 0],
+                         ids=["open-keys-read-whole", "open-keys-asked-per-chunk"])
 def test_a_key_answered_twice_or_naming_no_item_is_not_stored(
-        make_driver: Callable[..., Driver], database_url: str, write_jsonl: Writer) -> None:
+        make_driver: Callable[..., Driver], database_url: str, write_jsonl: Writer,
+        keys_held_up_to: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The provider answers q-0 again in a later chunk and a key of no item: the batch's
-    five results are stored once each, the counts and totals say five, the job succeeds."""
+    five results are stored once each, the counts and totals say five, the job succeeds;
+    whether the batch's open keys are read whole or asked chunk by chunk (a large batch)."""
+    monkeypatch.setattr(open_items, "KEYS_HELD_UP_TO", keys_held_up_to)
     driver = make_driver(database_url=database_url, worker=WorkerConfig(fetch_chunk_size=2))
     driver.fake.stray_keys = ["q-0", "nobody", "q-4"]
     job_id, _ = create_job(driver.rt, write_jsonl(5), provider="fake", model=MODEL)

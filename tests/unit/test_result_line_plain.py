@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from llmbatch.domain.storable import MAX_JSON_DEPTH, is_plain_json_text, is_plain_strict_json
-from llmbatch.json_text import strict_loads
+from llmbatch.json_text import ORJSON_MAX_DEPTH, dumps, dumps_shallow, strict_loads
 from llmbatch.providers.anthropic import wire as anthropic_wire
 from llmbatch.providers.jsonl import parse_result_stream, read_result_line
 from llmbatch.providers.openai import wire as openai_wire
@@ -15,25 +15,57 @@ from llmbatch.providers.openai import wire as openai_wire
 
 @pytest.mark.parametrize("raw", [
     b'{"a":"x"}', b'{"a":"\\u0000"}', b'{"a":"\\ud83d\\ude00"}', b'{"n":123456789}',
-    b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH, b'{"t":"NaN Infinity"}',
+    b'{"t":"NaN Infinity"}',
 ])
 def test_the_strict_verdict_never_calls_plain_what_the_full_scan_refuses(raw: bytes) -> None:
     strict_loads(raw)  # the precondition: the strict parser read it
     if is_plain_json_text(raw):
         assert is_plain_strict_json(raw)
     if is_plain_strict_json(raw):
-        assert b"\\u0000" not in raw and raw.count(b"[") < MAX_JSON_DEPTH
+        assert b"\\u0000" not in raw
 
 
 @pytest.mark.parametrize("raw", [
-    b'{"a":"x"}', b'{"a":"\\u0000"}', b'{"a":"x\\n"}', b"[" * (MAX_JSON_DEPTH - 1) + b"]" * 300,
-    b"[{" * (MAX_JSON_DEPTH // 2) + b"x", b"{" * (MAX_JSON_DEPTH - 1),
+    b'{"a":"x"}', b'{"a":"\\u0000"}', b'{"a":"x\\n"}', b'{"a":"\\\\u0000"}',
 ])
-def test_the_plain_verdict_is_no_nul_escape_and_fewer_brackets_than_the_depth(
-        raw: bytes) -> None:
-    expected = (b"\\u0000" not in raw
-                and raw.count(b"{") + raw.count(b"[") < MAX_JSON_DEPTH)
-    assert is_plain_strict_json(raw) is expected
+def test_the_plain_verdict_is_no_nul_escape(raw: bytes) -> None:
+    assert is_plain_strict_json(raw) is (b"\\u0000" not in raw)
+
+
+def test_the_writer_of_plain_results_refuses_what_is_deeper_than_storable() -> None:
+    """The plain verdict leaves the depth to the writer: ``orjson`` refuses what is nested
+    deeper than ``ORJSON_MAX_DEPTH``, under ``MAX_JSON_DEPTH`` (a dependency upgrade that
+    changed it would make plain results skip the depth check)."""
+    def nested(depth: int) -> list[object]:
+        value: list[object] = []
+        for _ in range(depth - 1):
+            value = [value]
+        return value
+
+    assert ORJSON_MAX_DEPTH < MAX_JSON_DEPTH
+    assert dumps_shallow(nested(ORJSON_MAX_DEPTH)) is not None
+    assert dumps_shallow(nested(ORJSON_MAX_DEPTH + 1)) is None
+
+
+@pytest.mark.parametrize(("depth", "stored"), [(10, True), (MAX_JSON_DEPTH - 1, True),
+                                               (MAX_JSON_DEPTH + 5, False)])
+def test_a_plain_result_too_deep_to_store_fails_and_one_just_shallow_enough_is_kept(
+        depth: int, stored: bool) -> None:
+    from llmbatch.domain.storable import storable_result
+
+    body = b'{"choices":[{"message":{"content":"hi"}}],"deep":' + b"[" * (depth - 2) + \
+        b"]" * (depth - 2) + b"}"
+    line = b'{"custom_id":"a","error":null,"response":{"status_code":200,"body":' + body + b"}}"
+    (result,) = parse_result_stream([line], openai_wire.parse_result_line, provider="openai")
+    assert result.plain
+    kept = storable_result(result, dumps_shallow)
+    assert (kept.problem is None) is stored
+    if stored:
+        assert kept.result.status == "succeeded"
+        text = kept.result.response_json or dumps(kept.result.response)
+        assert strict_loads(text) == strict_loads(body)
+    else:
+        assert kept.result.status == "failed" and "nested deeper" in (kept.problem or "")
 
 
 def test_a_success_is_numbered_by_its_parser_and_streamed_with_its_verdict() -> None:

@@ -120,8 +120,8 @@ class ItemResult(NamedTuple):
     error: ItemError | None = None
     line: int | None = None
     # Read from text that holds nothing a database must have escaped or refused (no NUL or
-    # surrogate escape, no NaN, no huge integer, shallow: ``storable.is_plain_json_text``), so
-    # making it storable skips walking the response.
+    # lone surrogate, no NaN: ``storable.is_plain_json_text`` / ``is_plain_strict_json``), so
+    # making it storable skips walking the response; its depth is checked as it is written.
     plain: bool = False
     # ``response`` as JSON text, ready to be stored; when set it stands for ``response``,
     # which may then be None (the fetch turns each response into text as soon as it is read:

@@ -21,9 +21,10 @@ depend on where it ran):
 Integers of any size inside the response are kept: both databases store them exactly.
 
 Checking a parsed response costs more than parsing it, so a result read from a line whose
-bytes show none of the above (``is_plain_json_text``: a few substring scans in C) skips the
-walk; only its token counts are checked. Lines that fail that scan, and results that were not
-read from a line, take the full check.
+bytes show none of the above (``is_plain_json_text``: a few substring scans in C; after the
+strict parser, ``is_plain_strict_json``: one) skips the walk; only its token counts are
+checked, and its depth by the encoder that writes its response as text (``storable_result``).
+Lines that fail that scan, and results that were not read from a line, take the full check.
 """
 
 from __future__ import annotations
@@ -267,25 +268,33 @@ def is_plain_strict_json(raw: bytes) -> bool:
     """``is_plain_json_text`` for text the strict parser (``json_text.strict_loads``) has just
     read without complaint: such text holds no NaN, Infinity, raw control character or lone
     surrogate (the parser refuses them) and its integers were read exactly, so only NUL
-    escapes and the depth are left to look for. A valid surrogate pair is one character,
-    storable like any other."""
+    escapes are left to look for. A valid surrogate pair is one character, storable like any
+    other. The depth is not looked at here: the writer of a plain result's response refuses
+    what is nested deeper than it goes (``storable_result``), where counting the brackets of
+    every line cost a sixth of reading it."""
     # A backslash first (one byte, found or not at memchr speed): most lines have none.
-    if b"\\" in raw and b"\\u0000" in raw:
-        return False
-    return len(raw) < MAX_JSON_DEPTH or raw.count(b"{") + raw.count(b"[") < MAX_JSON_DEPTH
+    return b"\\" not in raw or b"\\u0000" not in raw
 
 
 def storable_result(result: ItemResult,
-                    encode: Callable[[dict[str, Any]], str] | None = None) -> StorableResult:
+                    encode: Callable[[dict[str, Any]], str | None] | None = None,
+                    ) -> StorableResult:
     """``result`` as every supported database can store it (see the module docstring).
     ``encode`` given (JSON text out of a parsed response): the result comes back with its
     response as that text (``ItemResult.response_json``) and the parsed response let go, made
     in the same copy (a fetch holds a chunk of results until it is written, and a thousand
-    parsed responses kept alive make the garbage collector walk them again and again)."""
-    if result.plain and _usage_problem(result.usage) is None:
-        return new_tuple(StorableResult, (_as_text(result, encode), False, None))
+    parsed responses kept alive make the garbage collector walk them again and again).
+
+    A plain result (``ItemResult.plain``) skips the walk when ``encode`` writes its response:
+    ``encode`` answers None for what it will not write as it is, which must include anything
+    nested ``MAX_JSON_DEPTH`` deep or deeper (``json_text.dumps_shallow``); such a result
+    takes the full check, and keeps its parsed response if it passes."""
+    if result.plain and encode is not None and _usage_problem(result.usage) is None:
+        written = _as_text(result, encode)
+        if written is not None:
+            return new_tuple(StorableResult, (written, False, None))
     if _is_clean(result):
-        return StorableResult(_as_text(result, encode))
+        return StorableResult(_as_text(result, encode) or result)
     key = escape_text(result.provider_key)
     text = escape_text(result.output_text) if result.output_text is not None else None
     finish = escape_text(result.finish_reason) if result.finish_reason is not None else None
@@ -303,21 +312,24 @@ def storable_result(result: ItemResult,
                or finish is not result.finish_reason or error is not result.error
                or (problem is None and response is not result.response))
     if problem is None and not escaped:
-        return StorableResult(_as_text(result, encode))
+        return StorableResult(_as_text(result, encode) or result)
     clean = result._replace(provider_key=key, output_text=text, finish_reason=finish,
                             error=error, response=response, usage=usage, response_json=None)
     if problem is not None and result.status is ItemStatus.SUCCEEDED:
         clean = unstorable_result(clean, problem, usage=usage)
-    return StorableResult(_as_text(clean, encode), escaped=escaped, problem=problem)
+    return StorableResult(_as_text(clean, encode) or clean, escaped=escaped, problem=problem)
 
 
 def _as_text(result: ItemResult,
-             encode: Callable[[dict[str, Any]], str] | None) -> ItemResult:
+             encode: Callable[[dict[str, Any]], str | None] | None) -> ItemResult | None:
     """``result`` with its response as ``encode``d text and no parsed response (as it is
-    when there is no ``encode``, no response, or the text is there already)."""
+    when there is no ``encode``, no response, or the text is there already); None when
+    ``encode`` will not write the response."""
     if encode is None or result.response is None:
         return result
     text = result.response_json if result.response_json is not None else encode(result.response)
+    if text is None:
+        return None
     return new_tuple(ItemResult, (result.provider_key, result.status, None, result.output_text,
                                   result.finish_reason, result.usage, result.error, result.line,
                                   result.plain, text))

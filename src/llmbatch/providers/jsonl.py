@@ -129,7 +129,7 @@ def parse_result_stream(chunks: Iterable[bytes],
     (``ItemResult.plain``); other lines are judged here (``is_plain_json_text``).
     """
     for line_no, raw in enumerate(split_lines(chunks), start=1):
-        if not raw.strip():
+        if not raw or raw.isspace():  # blank (a line is not copied to be told so)
             continue
         result = parse(raw, line_no)
         if result is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from llmbatch.db.repository import Repository
@@ -24,25 +24,25 @@ class OpenItems:
     is asked chunk by chunk, so the memory held never grows with the batch.
 
     What is held stays true for the whole fetch: under the batch's lease the fetch alone
-    stores its results, and it drops a chunk's keys once that chunk is committed (a chunk
-    rolled back, and written again piecewise, finds its keys still open)."""
+    stores its results; a chunk takes its keys out, and gives them back when it is rolled
+    back (to be written again piecewise, or by the next fetch)."""
 
     def __init__(self, batch_id: str, item_count: int) -> None:
         self.batch_id = batch_id
         self._read_whole = item_count <= KEYS_HELD_UP_TO
         self._held: dict[str, int] | None = None
 
-    def of(self, repo: Repository, keys: Sequence[str]) -> dict[str, int]:
-        """The open ones among ``keys``, with their attempts."""
+    def take(self, repo: Repository, keys: Sequence[str]) -> dict[str, int]:
+        """The open ones among ``keys``, with their attempts, for one chunk: no later chunk
+        finds them open, unless they are given back."""
         if not self._read_whole:
             return repo.open_attempts(self.batch_id, keys)
         if self._held is None:
             self._held = repo.all_open_attempts(self.batch_id)
-        held = self._held
-        return {key: held[key] for key in keys if key in held}
+        pop = self._held.pop
+        return {key: attempts for key in keys if (attempts := pop(key, None)) is not None}
 
-    def stored(self, keys: Iterable[str]) -> None:
-        """``keys`` took their result in a committed chunk: no longer open."""
+    def give_back(self, taken: Mapping[str, int]) -> None:
+        """``taken`` by a chunk that was not committed: open again."""
         if self._held is not None:
-            for key in keys:
-                self._held.pop(key, None)
+            self._held.update(taken)

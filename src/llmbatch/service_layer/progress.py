@@ -249,21 +249,24 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
         with rt.uow() as uow:
             # The batches each item has ridden, for the keys still open: a key stored already
             # (a re-run, or answered again in a later chunk) or naming no item is not stored.
-            open_keys = open_items.of(uow.repo, [r.provider_key for r in results])
-            rows = []
-            for r in results:
-                attempts = open_keys.get(r.provider_key)
-                if attempts is None:
-                    continue
-                status = settle_result(r, attempts=attempts, max_attempts=max_attempts,
-                                       cancelling=cancelling)
-                rows.append(_result_row(r, status, prices, redactor))
-            after = merged(totals, tally(row for row in rows if row.status != pending))
-            applied = yield from uow.repo.recording_results(batch_id, rows, moment, after)
-            for event in repair_events(claimed, part, moment):
-                uow.record(event)
-            uow.commit()
-        open_items.stored(open_keys)
+            open_keys = open_items.take(uow.repo, [r.provider_key for r in results])
+            try:
+                rows = []
+                for r in results:
+                    attempts = open_keys.get(r.provider_key)
+                    if attempts is None:
+                        continue
+                    status = settle_result(r, attempts=attempts, max_attempts=max_attempts,
+                                           cancelling=cancelling)
+                    rows.append(_result_row(r, status, prices, redactor))
+                after = merged(totals, tally(row for row in rows if row.status != pending))
+                applied = yield from uow.repo.recording_results(batch_id, rows, moment, after)
+                for event in repair_events(claimed, part, moment):
+                    uow.record(event)
+                uow.commit()
+            except BaseException:  # rolled back (refused, failed, abandoned): still open
+                open_items.give_back(open_keys)
+                raise
         totals = after
         rebatched += applied.rebatched
         problems.extend(f"result line {s.result.line}: {s.problem}" for s in part if s.problem)
@@ -286,9 +289,10 @@ def fetch_batch(rt: Runtime, batch_id: str) -> BatchStatus | None:
             with (provider_call(rt, batch.provider, "fetch") as call,
                   held_lease(rt, batch.id, batch.lease_owner or "", call.renew)):
                 try:
+                    chunk_size = rt.config.worker.fetch_chunk_size
                     for result in adapter.iter_results(provider_batch_id, progress):
-                        chunk.append(storable_result(result, json_text.dumps))
-                        if len(chunk) >= rt.config.worker.fetch_chunk_size:
+                        chunk.append(storable_result(result, json_text.dumps_shallow))
+                        if len(chunk) >= chunk_size:
                             flush()
                     store_the_rest()
                 finally:  # however the reading ended, the chunks read before it are kept

@@ -213,13 +213,14 @@ def _success(custom_id: str, body: dict[str, Any], *, plain: bool = False,
         return _response_success(custom_id, body)
     output_text = finish_reason = None
     choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        content = (message.get("content") if isinstance(message, dict)
-                   else choices[0].get("text"))  # legacy completions: choices[].text
-        output_text = content if isinstance(content, str) else None
-        reason = choices[0].get("finish_reason")
-        finish_reason = reason if isinstance(reason, str) else None
+    # ``type(...) is``: parsed JSON holds exactly dict, list and str (and this runs per line).
+    if type(choices) is list and choices and type(choice := choices[0]) is dict:
+        message = choice.get("message")
+        content = (message.get("content") if type(message) is dict
+                   else choice.get("text"))  # legacy completions: choices[].text
+        output_text = content if type(content) is str else None
+        reason = choice.get("finish_reason")
+        finish_reason = reason if type(reason) is str else None
     # Every field given, through ``tuple.__new__``: a NamedTuple's own ``__new__`` is a
     # Python function, and this runs once per result line.
     return new_tuple(ItemResult, (custom_id, ItemStatus.SUCCEEDED, body, output_text,
