@@ -44,6 +44,7 @@ from llmbatch.db.item_view import ITEMS_WITH_RESULTS, settled
 from llmbatch.db.migrate import upgrade
 from llmbatch.domain.models import BatchProgress, ItemResult
 from llmbatch.domain.states import BatchStatus, ItemStatus
+from llmbatch.json_text import strict_loads
 from llmbatch.observability.logging import configure_logging
 from llmbatch.providers.jsonl import parse_result_stream
 from llmbatch.providers.openai.wire import parse_result_line
@@ -181,7 +182,7 @@ def floor_rows(results: Path) -> Iterator[tuple[Any, ...]]:
     kept as JSON text, as a database column needs it)."""
     with results.open("rb") as file:
         for raw in file:
-            line = orjson.loads(raw)
+            line = strict_loads(raw)  # the parser the fetch reads lines with (msgspec)
             body = line["response"]["body"]
             usage = body["usage"]
             choice = body["choices"][0]

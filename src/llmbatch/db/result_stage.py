@@ -152,7 +152,6 @@ _SQLITE_REBATCH: Final = _statement(f"""
 _STAMP: Final = UTCDateTime()  # the moment as the completed_at column binds it
 
 
-
 def _sqlite_insert(batch_id: str, moment: str) -> str:
     """SQLite's insert of a chunk's ``ResultRow``s: numbered parameters pick each column's
     field (all but the outcome, ``?2``); the batch and the moment, the same for every row,

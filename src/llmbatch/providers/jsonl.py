@@ -164,7 +164,7 @@ def read_result_line(raw: bytes) -> ResultLine | None:
 
     The usual line is parsed once by the strict parser (``json_text.strict_loads``), whose
     strictness (no NaN, no lone surrogate, no raw control character, integers read exactly)
-    leaves two byte scans to tell that it is plain (``storable.is_plain_strict_json``);
+    leaves one byte scan to tell that it is plain (``storable.is_plain_strict_json``);
     anything else goes through the standard parser, as ``json_text.loads`` does.
     """
     obj: Any

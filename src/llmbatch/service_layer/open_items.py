@@ -20,7 +20,7 @@ class OpenItems:
     A batch of up to ``KEYS_HELD_UP_TO`` items is read whole, once, in the first chunk's
     transaction: one range of the (batch_id, provider_key) index instead of a lookup per key,
     which on PostgreSQL was a sixth of the server's work of a fetch (0.12 s of ~0.8 s for
-    50,000 results; 0.02 s read whole). A larger batch (Gemini takes up to a million requests)
+    50,000 results; 0.02 s read whole). A larger batch (a provider may take a million requests)
     is asked chunk by chunk, so the memory held never grows with the batch.
 
     What is held stays true for the whole fetch: under the batch's lease the fetch alone
