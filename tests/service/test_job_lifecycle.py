@@ -131,6 +131,24 @@ def test_a_permanent_item_failure_completes_the_job_with_failures(
     assert len(driver.fake.batches) == 1  # a permanent failure is never re-sent
 
 
+def test_a_chunk_whose_every_result_goes_back_to_be_rebatched_is_stored(
+        make_driver: Callable[..., Driver], database_url: str, write_jsonl: Writer) -> None:
+    """The first chunk holds only retryable failures (nothing to insert, two items to send
+    back): it is stored like any other (SQLite ran its empty insert once, with no values, and
+    the fetch failed until it gave up and re-sent every item), the next chunk's successes are
+    kept, and only the two failures ride again."""
+    driver = make_driver(database_url=database_url, worker=WorkerConfig(fetch_chunk_size=2))
+    driver.fake.outcomes["q-0"] = ["retryable", "ok"]
+    driver.fake.outcomes["q-1"] = ["retryable", "ok"]
+    job_id, _ = create_job(driver.rt, write_jsonl(4), provider="fake", model=MODEL)
+
+    job = driver.run(job_id)
+
+    assert job.status is JobStatus.SUCCEEDED
+    assert driver.fake.batch_keys() == [ids(4), ["q-0", "q-1"]]
+    assert [b.call_failures for b in driver.batches(job_id)] == [0, 0]
+
+
 def test_a_retryable_item_failure_is_rebatched_and_then_succeeds(
         driver: Driver, write_jsonl: Writer) -> None:
     driver.fake.outcomes["q-1"] = ["retryable", "ok"]

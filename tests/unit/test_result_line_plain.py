@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from llmbatch.domain.models import ItemResult
 from llmbatch.domain.storable import MAX_JSON_DEPTH, is_plain_json_text, is_plain_strict_json
 from llmbatch.json_text import ORJSON_MAX_DEPTH, dumps, dumps_shallow, strict_loads
 from llmbatch.providers.anthropic import wire as anthropic_wire
@@ -99,7 +100,6 @@ def test_an_integer_of_any_size_is_read_exactly_and_stays_plain(number: bytes) -
 
 
 def test_text_held_for_a_response_is_dropped_when_the_response_is_escaped() -> None:
-    from llmbatch.domain.models import ItemResult
     from llmbatch.domain.states import ItemStatus
     from llmbatch.domain.storable import storable_result
 
@@ -121,3 +121,27 @@ def test_the_strict_parser_refuses_what_the_plain_verdict_no_longer_scans_for(
     upgrade that changed it would make the verdict wrong)."""
     with pytest.raises(ValueError):
         strict_loads(raw)
+
+
+@pytest.mark.parametrize("frames", [0, 300])
+def test_a_line_deeper_than_the_stack_leaves_room_for_reads_the_same_from_any_caller(
+        frames: int) -> None:
+    """The strict parser stops at the interpreter's recursion limit, counted from its
+    caller's depth; a line it cannot finish is read with ``orjson``'s fixed limit instead,
+    so a success nested 900 deep fails as unstorable, its usage kept, however deep the
+    stack was (not as a garbled line, retried and billed again)."""
+    from llmbatch.domain.storable import UNSTORABLE_CODE, storable_result
+
+    depth = 900
+    body = (b'{"usage":{"prompt_tokens":5,"completion_tokens":3},"x":' + b"[" * depth
+            + b"]" * depth + b"}")
+    raw = b'{"custom_id":"k","response":{"status_code":200,"body":' + body + b"}}"
+
+    def deeper(left: int) -> ItemResult | None:
+        return openai_wire.parse_result_line(raw, 1) if left == 0 else deeper(left - 1)
+
+    result = deeper(frames)
+    assert result is not None and result.status == "succeeded"
+    stored = storable_result(result, dumps_shallow)
+    assert stored.result.error is not None and stored.result.error.code == UNSTORABLE_CODE
+    assert stored.result.usage is not None and stored.result.usage.input_tokens == 5

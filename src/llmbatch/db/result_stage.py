@@ -206,7 +206,9 @@ def applying_results(conn: Connection, batch_id: str, rows: Sequence[ResultRow],
         # As text, once, not per row: what sqlite3's adapter writes, and a timestamptz literal
         # COPY reads (formatting a datetime per row is a quarter of the COPY's own work).
         moment = moment.isoformat(" ")
-    if postgres:
+    if not settling:  # every result sends its item back (an empty executemany runs once)
+        inserted = 0
+    elif postgres:
         values = [(batch_id, row[0], *row[2:], moment) for row in settling]
         inserted = yield from _postgres_insert(conn, values)
     else:
@@ -237,8 +239,6 @@ def _postgres_insert(conn: Connection,
                      values: Sequence[tuple[object, ...]]) -> Pausable[int]:
     """``COPY`` the rows, pausing before the end of the ``COPY`` (which waits for the server
     to have taken in every row)."""
-    if not values:
-        return 0
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
             f"COPY item_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN") as copy:
         for value in values:

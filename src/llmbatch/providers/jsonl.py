@@ -143,6 +143,18 @@ def parse_result_stream(chunks: Iterable[bytes],
 
 
 _UNREAD: Final = object()
+
+
+def _deeply_nested(raw: bytes) -> Any:
+    """A line nested deeper than the strict parser went with the stack it had (it stops at
+    the interpreter's recursion limit, counted from wherever it was called): ``orjson``'s own
+    limit is a fixed 1,024 levels, so whether such a line reads does not depend on the caller.
+    Read, it is a value the storable check refuses for its depth (unstorable, its usage
+    kept), as it always was; ``_UNREAD`` when ``orjson`` cannot read it either."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _UNREAD
 _CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -171,8 +183,10 @@ def read_result_line(raw: bytes) -> ResultLine | None:
     try:
         obj = json_text.strict_loads(raw)
         plain = is_plain_strict_json(raw)
-    except (ValueError, RecursionError):
+    except ValueError:
         obj, plain = _UNREAD, False
+    except RecursionError:  # deeper than this call stack leaves the parser room for
+        obj, plain = _deeply_nested(raw), False
     try:
         if obj is _UNREAD:  # what json_text.loads would do after the strict parser gave up
             obj = json.loads(raw)
