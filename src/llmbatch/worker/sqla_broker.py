@@ -1,4 +1,5 @@
-"""kombu's SQLAlchemy transport, minus the bug that makes ``polling_interval`` unusable with it.
+"""kombu's SQLAlchemy transport, minus the bug that makes ``polling_interval`` unusable with it
+(and a race between processes declaring the queue, ``SQLAlchemyChannel._get_or_create``).
 
 kombu passes every transport option it does not know to ``sqlalchemy.create_engine``, and
 ``polling_interval`` (read by kombu's own virtual transport) is not among those it removes, so
@@ -19,6 +20,7 @@ from typing import Any
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.utils.json import dumps
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import IntegrityError
 
 __all__ = ["SQLAlchemyChannel", "SQLAlchemyTransport"]
 
@@ -54,9 +56,21 @@ class SQLAlchemyChannel(kombu_sqla.Channel):
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if not self._grouping:
             return super()._put(queue, payload, **kwargs)  # type: ignore[no-untyped-call]
-        queue_row = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        queue_row = self._get_or_create(queue)
         self.session.add(self.message_cls(dumps(payload), queue_row))  # type: ignore[no-untyped-call]
         return None
+
+    def _get_or_create(self, queue: str) -> Any:
+        """The queue's row, created if missing. kombu's own lock is per process: a worker
+        starting while the API publishes its first job both insert the row, and the loser's
+        unique-name error (which kombu does not catch) failed that job's ``POST`` with a 500
+        after the job was stored. The loser now reads the winner's row."""
+        try:
+            return super()._get_or_create(queue)  # type: ignore[no-untyped-call]
+        except IntegrityError:
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(
+                self.queue_cls.name == queue).one()
 
     def _engine_from_config(self) -> Engine:
         conninfo: Any = self.connection.client
