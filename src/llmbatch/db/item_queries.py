@@ -77,6 +77,20 @@ _OPEN_ATTEMPTS_SQLITE = text(f"""
     SELECT json_group_object(k.value, items.attempts) FROM json_each(:keys) AS k CROSS JOIN items
     WHERE items.batch_id = :batch_id AND items.provider_key = k.value
       AND items.status = '{ItemStatus.SUBMITTED}' AND {UNSTORED.format(key="k.value")}""")
+# Every open key of the batch: one range of the (batch_id, provider_key) index, one anti-join.
+_ALL_OPEN_ATTEMPTS = f"""
+    SELECT {{aggregate}} FROM items
+    WHERE items.batch_id = :batch_id AND items.status = '{ItemStatus.SUBMITTED}'
+      AND {UNSTORED.format(key="items.provider_key")}"""
+_ALL_OPEN_ATTEMPTS_POSTGRES = text(_ALL_OPEN_ATTEMPTS.format(
+    aggregate="CAST(json_object_agg(items.provider_key, items.attempts) AS TEXT)"))
+_ALL_OPEN_ATTEMPTS_SQLITE = text(_ALL_OPEN_ATTEMPTS.format(
+    aggregate="json_group_object(items.provider_key, items.attempts)"))
+
+
+def _attempts_by_key(found: str | None) -> dict[str, int]:
+    """The JSON object the open-attempts queries answer, as a dict (no row per key)."""
+    return {} if found is None else json_text.loads(found)
 
 
 _SAMPLED = {"items": "job_id, seq, status, batch_id", "item_results": "batch_id, provider_key"}
@@ -219,22 +233,15 @@ class ItemQueries:
                  else _OPEN_ATTEMPTS_SQLITE)
         found = self.conn.execute(query, {
             "batch_id": batch_id, "keys": json_text.dumps(list(provider_keys))}).scalar()
-        return {} if found is None else dict(json_text.loads(found))
+        return _attempts_by_key(found)
 
     def all_open_attempts(self, batch_id: str) -> dict[str, int]:
-        """``open_attempts`` for every key of the batch at once: one range of the
-        (batch_id, provider_key) index and one anti-join, answered as one JSON object (a
-        row object per key costs more than the query). A fifth of the server's work of
+        """``open_attempts`` for every key of the batch at once, answered as one JSON object
+        (a row object per key costs more than the query): a fifth of the server's work of
         asking chunk by chunk (a lookup per key), for a dict of the batch's size."""
-        aggregate = ("CAST(json_object_agg(items.provider_key, items.attempts) AS TEXT)"
-                     if self.conn.dialect.name == "postgresql"
-                     else "json_group_object(items.provider_key, items.attempts)")
-        found = self.conn.execute(text(f"""
-            SELECT {aggregate} FROM items
-            WHERE items.batch_id = :batch_id AND items.status = '{ItemStatus.SUBMITTED}'
-              AND {UNSTORED.format(key="items.provider_key")}"""),
-            {"batch_id": batch_id}).scalar()
-        return {} if found is None else dict(json_text.loads(found))
+        query = (_ALL_OPEN_ATTEMPTS_POSTGRES if self.conn.dialect.name == "postgresql"
+                 else _ALL_OPEN_ATTEMPTS_SQLITE)
+        return _attempts_by_key(self.conn.execute(query, {"batch_id": batch_id}).scalar())
 
     def refresh_item_statistics(self) -> None:
         """Have PostgreSQL sample ``items`` and ``item_results`` again (``ANALYZE``) when rows

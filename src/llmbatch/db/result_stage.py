@@ -152,13 +152,17 @@ _SQLITE_REBATCH: Final = _statement(f"""
 _STAMP: Final = UTCDateTime()  # the moment as the completed_at column binds it
 
 
+# A ``ResultRow``'s fields as SQLite's numbered parameters, in the order of the settled columns
+# (all but the outcome, ``?2``).
+_SQLITE_FIELDS: Final = ", ".join(f"?{ResultRow._fields.index(name) + 1}"
+                                  for name in SETTLED_FIELDS[:-1])
+
+
 def _sqlite_insert(batch_id: str, moment: str) -> str:
-    """SQLite's insert of a chunk's ``ResultRow``s: numbered parameters pick each column's
-    field (all but the outcome, ``?2``); the batch and the moment, the same for every row,
-    are SQL literals."""
-    fields = [f"?{ResultRow._fields.index(name) + 1}" for name in SETTLED_FIELDS[:-1]]
+    """SQLite's insert of a chunk's ``ResultRow``s as they are: the batch and the moment, the
+    same for every row, are SQL literals."""
     return (f"INSERT INTO item_results ({', '.join(_RESULT_COLUMNS)}) VALUES "
-            f"({_literal(batch_id)}, ?1, {', '.join(fields)}, {_literal(moment)})")
+            f"({_literal(batch_id)}, ?1, {_SQLITE_FIELDS}, {_literal(moment)})")
 
 
 def _literal(text: str) -> str:

@@ -200,12 +200,7 @@ def _storable_json(value: Any, depth: int) -> Any:
 def _usage_problem(usage: Usage | None) -> str | None:
     if usage is None:
         return None
-    for count in usage:  # the usual case: all in range
-        if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
-            break
-    else:
-        return None
-    for index, count in enumerate(usage):  # which one is not
+    for index, count in enumerate(usage):
         if type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT:
             return f"usage.{USAGE_KINDS[index]} is {count!r}, outside 0..{MAX_TOKEN_COUNT}"
     return None

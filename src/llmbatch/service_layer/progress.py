@@ -200,7 +200,7 @@ def _result_row(result: ItemResult, status: ItemStatus, prices: ModelPrices | No
     return new_tuple(ResultRow, (
         result.provider_key, _TEXT[result.status], _TEXT[status], response,
         result.output_text, result.finish_reason, *(_NO_USAGE if usage is None else usage),
-        None if result.error is None else _stored_error(result, redactor),
+        _stored_error(result, redactor),
         None if cost is None else cost.batch_pusd, None if cost is None else cost.sync_pusd))
 
 
