@@ -1,13 +1,16 @@
 """The embedded broker (kombu's SQLAlchemy transport on SQLite, ``worker.sqla_broker``): two
-processes declaring its queue at once."""
+processes creating its tables, or declaring its queue, at once."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kombu import Connection
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 TRANSPORT = "llmbatch.worker.sqla_broker:SQLAlchemyTransport"
 
@@ -52,3 +55,44 @@ def test_the_process_that_loses_the_race_to_create_the_queue_reads_the_winners_r
         assert row.name == "llmbatch" and len(looked) == 2
         channel._put("llmbatch", {"body": "after the race"})
         assert winner.default_channel._size("llmbatch") == 1
+
+
+def test_the_process_that_loses_the_race_to_create_the_tables_uses_the_winners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both processes open a new broker database, find no tables, and create them: the other
+    process's ``CREATE TABLE`` lands between this one's look and its own, which then fails
+    ("table kombu_queue already exists"). That used to fail the job's ``POST`` with a 500."""
+    path = tmp_path / "broker.db"
+    url = f"sqlite:///{path}"
+    with Connection(url, transport=TRANSPORT) as conn:
+        channel: Any = conn.default_channel
+        make_engine = channel._engine_from_config
+        raced = []
+
+        def engine_with_a_rival() -> Any:
+            engine = make_engine()
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def rival_creates_first(_conn: Any, _cursor: Any, statement: str,
+                                    *_: Any) -> None:
+                if statement.lstrip().startswith("CREATE TABLE kombu_queue") and not raced:
+                    raced.append(statement)
+                    with sqlite3.connect(path) as rival:  # the other process
+                        rival.execute(statement)
+            return engine
+
+        monkeypatch.setattr(channel, "_engine_from_config", engine_with_a_rival)
+        monkeypatch.setattr(type(channel), "_engines", {})  # kombu's per-process cache
+
+        channel._put("llmbatch", {"body": "after the race"})
+
+        assert raced, "the rival's CREATE TABLE did not happen"
+        assert channel._size("llmbatch") == 1
+
+
+def test_a_broker_database_that_cannot_be_created_fails_after_a_bound(tmp_path: Path) -> None:
+    """Looking again is for the race above only: an error that stays is raised."""
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'broker.db'}"
+    with Connection(url, transport=TRANSPORT) as conn, \
+            pytest.raises(OperationalError, match="unable to open database file"):
+        conn.default_channel._put("llmbatch", {"body": "nowhere to go"})

@@ -1,5 +1,6 @@
 """kombu's SQLAlchemy transport, minus the bug that makes ``polling_interval`` unusable with it
-(and a race between processes declaring the queue, ``SQLAlchemyChannel._get_or_create``).
+and two races between processes opening a new broker database: creating its tables
+(``SQLAlchemyChannel._open``) and declaring the queue (``SQLAlchemyChannel._get_or_create``).
 
 kombu passes every transport option it does not know to ``sqlalchemy.create_engine``, and
 ``polling_interval`` (read by kombu's own virtual transport) is not among those it removes, so
@@ -18,9 +19,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
+from kombu.transport.sqlalchemy.models import metadata as kombu_metadata
 from kombu.utils.json import dumps
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import sessionmaker
 
 __all__ = ["SQLAlchemyChannel", "SQLAlchemyTransport"]
 
@@ -29,6 +32,11 @@ _KOMBU_OPTIONS = frozenset({
     "queue_tablename", "message_tablename", "callback", "errback", "max_retries",
     "interval_start", "interval_step", "interval_max", "retry_errors", "polling_interval",
 })
+
+# Each attempt that fails does so because another process created a table after this one
+# looked: a new attempt finds it. One per table of kombu's (queues and messages; its metadata
+# holds them only once a channel has mapped them), and one more.
+_CREATE_ATTEMPTS = 3
 
 
 class SQLAlchemyChannel(kombu_sqla.Channel):
@@ -72,6 +80,16 @@ class SQLAlchemyChannel(kombu_sqla.Channel):
             return self.session.query(self.queue_cls).filter(
                 self.queue_cls.name == queue).one()
 
+    def _open(self) -> Any:
+        """kombu's, except that its tables are created with ``_create_tables``."""
+        hostname = self.connection.client.hostname
+        with kombu_sqla._MUTEX:
+            if hostname not in self._engines:
+                engine = self._engine_from_config()
+                _create_tables(engine)
+                self._engines[hostname] = engine, sessionmaker(bind=engine)
+        return self._engines[hostname]
+
     def _engine_from_config(self) -> Engine:
         conninfo: Any = self.connection.client
         options = {k: v for k, v in conninfo.transport_options.items()
@@ -83,3 +101,19 @@ class SQLAlchemyTransport(kombu_sqla.Transport):
     """kombu's SQLAlchemy transport with ``SQLAlchemyChannel``."""
 
     Channel = SQLAlchemyChannel
+
+
+def _create_tables(engine: Engine) -> None:
+    """kombu's tables, created if missing. A worker starting while the API publishes its first
+    job both open a new broker database: each looks for the tables, and the one whose
+    ``CREATE TABLE`` comes second fails ("table kombu_queue already exists" on SQLite). kombu
+    does not catch that, and the job's ``POST`` failed with a 500 after the job was stored.
+    Looking again finds the other process's table; after ``_CREATE_ATTEMPTS`` the error is
+    real and raised."""
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            kombu_metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == _CREATE_ATTEMPTS:
+                raise
