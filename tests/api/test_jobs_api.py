@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+from fastapi.testclient import TestClient
+
+from llmbatch.api.app import create_app
+from llmbatch.api.settings import ApiConfig
 from llmbatch.domain.states import JobStatus
 
 from .conftest import MODEL, ApiWorld, jsonl
@@ -187,3 +191,41 @@ def test_betas_reach_the_providers_check_from_a_form_field_and_from_json(
             {"role": "user", "content": "hi"}]}}]})
     assert inline.status_code == 422 and inline.json()["errors"][0]["field"] == "betas"
     assert upload(api_world, "alice", jsonl(1), betas="").status_code == 201
+
+
+class _BrokerDown:
+    """A publisher whose broker cannot be reached."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def publish(self, task: str, *args: object, countdown: float | None = None) -> None:
+        self.publish_many([(task, args, countdown)])
+
+    def publish_many(self, messages: object) -> None:
+        self.attempts += 1
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+
+def test_a_stored_job_is_created_even_when_the_broker_cannot_be_told(
+        api_world: ApiWorld) -> None:
+    """The job is committed before its wake-up call goes out: a broker that is down must not
+    turn that into a 500 (a client that resubmits would pay twice). The tick plans it later."""
+    driver = api_world.driver
+    recording, down = driver.rt.publisher, _BrokerDown()
+    driver.rt.publisher = down
+    app = create_app(driver.rt, ApiConfig(rate_limit_per_s=1000, rate_limit_burst=10_000))
+    client = TestClient(app, headers={"Authorization": f"Bearer {api_world.keys['alice']}"},
+                        raise_server_exceptions=False)
+
+    created = client.post("/v1/jobs", files={"file": ("p.jsonl", jsonl(2))},
+                          data={"provider": "fake", "model": MODEL})
+
+    assert created.status_code == 201, created.text
+    assert down.attempts == 1
+    job_id = created.json()["id"]
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "pending"
+    driver.rt.publisher = recording  # the broker is back: the tick finds the job unplanned
+    driver.tick()
+    driver.run(job_id)
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"

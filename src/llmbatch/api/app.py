@@ -21,6 +21,7 @@ from llmbatch.api.routes import costs, health, jobs, provider_webhooks, validati
 from llmbatch.api.settings import ApiConfig
 from llmbatch.api.state import ApiState
 from llmbatch.bootstrap import Runtime
+from llmbatch.service_layer.wakeups import TolerantPublisher
 from llmbatch.version import __version__
 
 __all__ = ["create_app"]
@@ -35,7 +36,13 @@ problem details."""
 def create_app(rt: Runtime, config: ApiConfig | None = None, *,
                broker_ping: Callable[[], None] | None = None,
                extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The API app over ``rt`` (its publisher is how new work reaches the workers)."""
+    """The API app over ``rt`` (its publisher is how new work reaches the workers).
+
+    ``rt``'s publisher is made tolerant (``service_layer.wakeups``): once a job, a cancel or a
+    retry is committed, a broker that cannot be told is logged, not answered with a 500 (a
+    client that resubmits a stored job pays twice); the scheduler tick picks the work up."""
+    if not isinstance(rt.publisher, TolerantPublisher):
+        rt.publisher = TolerantPublisher(rt.publisher)
     config = config or rt.config.api
     app = FastAPI(title="llmbatch", version=__version__, description=DESCRIPTION,
                   docs_url="/docs", redoc_url=None)

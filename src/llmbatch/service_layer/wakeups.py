@@ -25,10 +25,15 @@ __all__ = ["DeferredPublisher", "TolerantPublisher"]
 
 log = structlog.get_logger(__name__)
 
+# The first failures are kept for the caller to explain; a long-lived process (the API) whose
+# broker stays down keeps no more than these.
+_KEPT_FAILURES = 10
+
 
 class TolerantPublisher:
-    """Publishes through ``inner``; a failure is kept in ``failures``, not raised, and logged
-    unless ``quiet`` (a caller that tells the user itself, like ``submit``)."""
+    """Publishes through ``inner``; a failure is kept in ``failures`` (the first
+    ``_KEPT_FAILURES``), not raised, and logged unless ``quiet`` (a caller that tells the user
+    itself, like ``submit``)."""
 
     def __init__(self, inner: Publisher, *, quiet: bool = False) -> None:
         self._inner = inner
@@ -43,7 +48,8 @@ class TolerantPublisher:
             self._inner.publish_many(messages)
         except Exception as exc:  # any broker or transport error: the tick recovers
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            self.failures.append(reason)
+            if len(self.failures) < _KEPT_FAILURES:
+                self.failures.append(reason)
             if not self._quiet:
                 log.warning("llmbatch.publish.failed", tasks=sorted({m[0] for m in messages}),
                             error=reason)
