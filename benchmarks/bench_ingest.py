@@ -8,6 +8,12 @@ bulk into a fresh table whose ids are unique (SQLite ``executemany`` in one tran
 PostgreSQL ``COPY``). The two alternate ``--rounds`` times on fresh databases (the machine is
 shared: the best and the median are printed, and the medians' ratio).
 
+*write alone* is the product's item writer (``db.item_ingest.write_items``, in chunks of
+``INSERT_CHUNK``, one transaction) given rows built beforehand from the same file: ingest with
+no reading and no checks, into the real ``items`` table (its columns, indexes and key to
+``jobs``). Its ratio to the floor is the most any ingest into that table could reach; the rest
+of ingest's time is the per-line work (parse, schema, limits, encoding, estimate, price).
+
 *submit RSS* is the peak resident memory of a real ``llmbatch submit FILE`` process (psutil,
 sampled every 20 ms), per size: flat in the job's size is the goal.
 
@@ -44,9 +50,10 @@ from bench_openai_path import write_prompts
 
 from llmbatch.bootstrap import Runtime, build_runtime
 from llmbatch.config import AppConfig
+from llmbatch.db.item_ingest import write_items
 from llmbatch.db.migrate import upgrade
 from llmbatch.observability.logging import configure_logging
-from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.jobs import INSERT_CHUNK, create_job
 from llmbatch.service_layer.submission import plan_job
 
 MODEL = "gpt-4o-mini"
@@ -145,6 +152,30 @@ def ingest(backend: Backend, workdir: Path, prompts: Path) -> float:
         rt.engine.dispose()
 
 
+def write_alone(backend: Backend, workdir: Path, prompts: Path) -> float:
+    """Seconds to write the file's items with ``write_items``, rows built beforehand."""
+    rt = runtime(backend, workdir)
+    try:
+        seed = workdir / "seed.jsonl"
+        seed.write_text('{"custom_id": "seed", "body": {"messages": '
+                        '[{"role": "user", "content": "hi"}]}}\n', encoding="utf-8")
+        job_id, _ = create_job(rt, seed, provider="openai", model=MODEL)
+        rows = []
+        with prompts.open("rb") as file:
+            for seq, raw in enumerate(file, start=1):
+                line = orjson.loads(raw)
+                rows.append((job_id, seq, line["custom_id"], line["custom_id"],
+                             orjson.dumps({"body": line["body"]}).decode(), len(raw), 40, 1000))
+        started = time.perf_counter()
+        with rt.engine.begin() as conn:
+            for start in range(0, len(rows), INSERT_CHUNK):
+                if not write_items(conn, rows[start:start + INSERT_CHUNK]):
+                    raise SystemExit("write alone: a duplicate custom_id in the bench file")
+        return time.perf_counter() - started
+    finally:
+        rt.engine.dispose()
+
+
 # ---- the submit process's memory -------------------------------------------------------------
 
 def submit_peak_rss(backend: Backend, workdir: Path, prompts: Path) -> tuple[float, float]:
@@ -211,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingest next to its floor, {args.rounds} rounds alternating; items/s as best / "
           "median of the rounds (a shared machine: the median is the figure to quote)")
     print(f"{'backend':<9}{'items':>9}{'floor items/s':>22}{'ingest items/s':>22}"
-          f"{'ratio':>8}{'submit peak RSS':>18}{'submit s':>10}")
+          f"{'ratio':>8}{'write alone':>13}{'submit peak RSS':>18}{'submit s':>10}")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="llmbatch-ingest-") as tmp:
             workdir = Path(tmp)
@@ -220,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in backends:
                 floors: list[float] = []
                 ingests: list[float] = []
+                writes: list[float] = []
                 skipped = False
                 for _ in range(args.rounds):
                     with database(name, workdir) as backend:
@@ -228,17 +260,22 @@ def main(argv: list[str] | None = None) -> int:
                             break
                         floors.append(floor(backend, prompts))
                         ingests.append(ingest(backend, workdir, prompts))
+                    with database(name, workdir) as backend:
+                        assert backend is not None
+                        writes.append(write_alone(backend, workdir, prompts))
                 if skipped:
                     continue
                 with database(name, workdir) as backend:
                     assert backend is not None
                     rss, submit_s = submit_peak_rss(backend, workdir, prompts)
                 (f_min, f_med), (i_min, i_med) = stats(floors), stats(ingests)
+                w_med = statistics.median(writes)
                 print(f"{name:<9}{size:>9,}{size / f_min:>11,.0f} / {size / f_med:>8,.0f}"
                       f"{size / i_min:>11,.0f} / {size / i_med:>8,.0f}{f_med / i_med:>8.0%}"
-                      f"{rss:>14.0f} MiB{submit_s:>10.1f}", flush=True)
+                      f"{f_med / w_med:>13.0%}{rss:>14.0f} MiB{submit_s:>10.1f}", flush=True)
                 figures["ingest"].append({"backend": name, "items": size, "floor_s": floors,
-                                          "llmbatch_s": ingests, "submit_rss_mib": rss})
+                                          "llmbatch_s": ingests, "write_alone_s": writes,
+                                          "submit_rss_mib": rss})
     if not args.no_plan:
         print(f"\nplanning {PLAN_ITEMS:,} one-item batches (plan_job), seconds:")
         with tempfile.TemporaryDirectory(prefix="llmbatch-plan-") as tmp:
