@@ -1,8 +1,9 @@
 """One side-by-side table from the figures ``make bench`` wrote (issue 13 item 5).
 
 Each benchmark of the run writes its figures with ``--json`` into one directory; this reads
-them back and prints, together: every stage next to its floor (ingest, build + upload, fetch,
-finalize; items/s as the median of the rounds, and the ratio of the medians), the memory of
+them back and prints, together: every stage next to its floor (ingest, and the items writer
+alone under it, build + upload, fetch, finalize; items/s as the median of the rounds, and the
+ratio of the medians), the memory of
 each process at each job size, the tick's dispatch time at each number of due batches, and the
 end-to-end comparison with LiteLLM. A figure whose benchmark did not run (or was skipped,
 e.g. PostgreSQL unreachable) is left out, not guessed. Usage::
@@ -31,6 +32,9 @@ def stage_rows(directory: Path) -> list[tuple[str, str, int, list[float], list[f
     ingest = load(directory, "ingest.json") or {}
     for r in ingest.get("ingest", []):
         rows.append(("ingest", r["backend"], r["items"], r["floor_s"], r["llmbatch_s"]))
+        if r.get("write_alone_s"):  # the items writer alone: the most ingest could reach
+            rows.append(("  write alone", r["backend"], r["items"], r["floor_s"],
+                         r["write_alone_s"]))
     floors = (load(directory, "floors.json") or {}).get("stages", [])
     fetch = (load(directory, "fetch.json") or {}).get("fetch", [])
     for stage in ("build + upload", "fetch", "finalize"):
