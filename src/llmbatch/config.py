@@ -72,6 +72,10 @@ class BrokerConfig(_Frozen):
     url: Annotated[str, AfterValidator(check_broker_url)] = \
         f"sqla+sqlite:///{DEFAULT_DATA_DIR}/broker.db"
     polling_interval_s: float = Field(0.2, gt=0)
+    socket_timeout_s: float = Field(
+        5.0, gt=0, description="Redis: how long a publish or a connect waits for the broker "
+                                "to answer (a broker that keeps the connection open and never "
+                                "replies would otherwise hold the request forever)")
 
 
 class WorkerConfig(_Frozen):

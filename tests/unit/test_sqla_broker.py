@@ -1,5 +1,6 @@
 """The embedded broker (kombu's SQLAlchemy transport on SQLite, ``worker.sqla_broker``): two
-processes creating its tables, or declaring its queue, at once."""
+processes creating its tables, or declaring its queue, at once; a group of messages that
+cannot be stored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import pytest
 from kombu import Connection
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+
+from llmbatch.config import AppConfig
+from llmbatch.service_layer.wakeups import TolerantPublisher
+from llmbatch.worker.app import CeleryPublisher, make_celery
 
 TRANSPORT = "llmbatch.worker.sqla_broker:SQLAlchemyTransport"
 
@@ -96,3 +101,21 @@ def test_a_broker_database_that_cannot_be_created_fails_after_a_bound(tmp_path: 
     with Connection(url, transport=TRANSPORT) as conn, \
             pytest.raises(OperationalError, match="unable to open database file"):
         conn.default_channel._put("llmbatch", {"body": "nowhere to go"})
+
+
+def test_a_group_of_messages_that_cannot_be_stored_says_why(tmp_path: Path) -> None:
+    """``grouped`` rolls its session back on an error; when opening the broker is what failed
+    there is no session, and the rollback's own error hid the cause (the API logged
+    "'NoneType' object has no attribute 'client'")."""
+    home = tmp_path / "broker"
+    app = make_celery(AppConfig.model_validate({
+        "database": {"url": "sqlite://"},
+        "broker": {"url": f"sqla+sqlite:///{home / 'broker.db'}"}}))
+    home.rmdir()
+    home.write_text("a file where the broker's directory was")  # cannot be opened now
+    publisher = TolerantPublisher(CeleryPublisher(app), quiet=True)
+
+    publisher.publish_many([("llmbatch.plan", ("job-1",), None)])
+
+    assert len(publisher.failures) == 1
+    assert "unable to open database file" in publisher.failures[0], publisher.failures

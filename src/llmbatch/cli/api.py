@@ -30,9 +30,12 @@ def build_api(config_path: Path | None) -> tuple[object, str, int, Runtime]:
     """The app for ``config_path`` with its configured host and port, and its runtime."""
     from llmbatch.api.app import create_app
     from llmbatch.cli.runtime import ensure_schema, runtime
+    from llmbatch.service_layer.wakeups import BackgroundPublisher
     from llmbatch.worker.app import make_celery
 
     rt = runtime(config_path, publish=True)
+    # Wake-up calls go out from a thread of their own: a request never waits for the broker.
+    rt.publisher = BackgroundPublisher(rt.publisher)
     ensure_schema(rt)
     celery = make_celery(rt.config)
 
@@ -67,6 +70,9 @@ def api_command(
     app, default_host, default_port, rt = build_api(config)
     configure_logging(loglevel, log_format, rt.config)
     # log_config=None: uvicorn keeps its hands off logging, its lines reach our handler.
-    uvicorn.run(app, host=host or default_host,  # type: ignore[arg-type]
-                port=default_port if port is None else port, log_level=loglevel.lower(),
-                log_config=None)
+    try:
+        uvicorn.run(app, host=host or default_host,  # type: ignore[arg-type]
+                    port=default_port if port is None else port, log_level=loglevel.lower(),
+                    log_config=None)
+    finally:
+        rt.close()  # sends the wake-up calls still queued, for a few seconds at most

@@ -68,6 +68,13 @@ def make_celery(config: AppConfig) -> Celery:
     elif broker_url.startswith(REDIS_SCHEMES):
         # kombu's own Redis transport can crash a worker when the broker restarts.
         transport = REDIS_TRANSPORT
+    transport_options: dict[str, Any] = {"polling_interval": config.broker.polling_interval_s}
+    if transport == REDIS_TRANSPORT:
+        # Without them a broker that accepts the connection and never answers holds a publish
+        # (and the request or task that made it, with its database connection) forever.
+        # Above kombu's 1 s BRPOP, which a consumer's idle read waits for.
+        transport_options |= {"socket_timeout": config.broker.socket_timeout_s,
+                              "socket_connect_timeout": config.broker.socket_timeout_s}
     app = Celery("llmbatch", broker=broker_url, set_as_current=False)
     app.conf.update(
         broker_transport=transport,
@@ -78,7 +85,7 @@ def make_celery(config: AppConfig) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"polling_interval": config.broker.polling_interval_s},
+        broker_transport_options=transport_options,
         beat_schedule={
             "llmbatch-tick": {"task": task_names.TICK,
                               "schedule": config.worker.tick_interval_s,

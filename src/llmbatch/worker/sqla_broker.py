@@ -15,7 +15,7 @@ setting (URL-derived transport names may not name modules).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
@@ -54,7 +54,11 @@ class SQLAlchemyChannel(kombu_sqla.Channel):
         try:
             yield
         except BaseException:
-            self.session.rollback()
+            # No session yet when opening the broker failed; a rollback that fails too would
+            # hide the error that matters, which is the one raised.
+            if self._session is not None:
+                with suppress(Exception):
+                    self._session.rollback()
             raise
         else:
             self.session.commit()
