@@ -1,6 +1,6 @@
 """The embedded broker (kombu's SQLAlchemy transport on SQLite, ``worker.sqla_broker``): two
 processes creating its tables, or declaring its queue, at once; a group of messages that
-cannot be stored."""
+cannot be stored; a worker's check that it can open and write the broker."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from llmbatch.config import AppConfig
+from llmbatch.errors import InfrastructureError
 from llmbatch.service_layer.wakeups import TolerantPublisher
-from llmbatch.worker.app import CeleryPublisher, make_celery
+from llmbatch.worker.app import QUEUE, CeleryPublisher, make_celery, require_embedded_broker
 
 TRANSPORT = "llmbatch.worker.sqla_broker:SQLAlchemyTransport"
 
@@ -119,3 +120,23 @@ def test_a_group_of_messages_that_cannot_be_stored_says_why(tmp_path: Path) -> N
 
     assert len(publisher.failures) == 1
     assert "unable to open database file" in publisher.failures[0], publisher.failures
+
+
+def test_a_worker_refuses_an_embedded_broker_it_cannot_open_and_starts_on_one_it_can(
+        tmp_path: Path) -> None:
+    """Celery would connect, lose the connection and connect again forever; the worker's
+    start-up check says why in one line instead (exit 3, ``InfrastructureError``)."""
+    (tmp_path / "broker.db").mkdir()  # a directory where the database file should be
+    bad = make_celery(AppConfig.model_validate({
+        "database": {"url": "sqlite://"},
+        "broker": {"url": f"sqla+sqlite:///{tmp_path / 'broker.db'}"}}))
+    with pytest.raises(InfrastructureError, match=r"embedded broker at .*broker\.db cannot be "
+                                                  r"opened and written: unable to open"):
+        require_embedded_broker(bad)
+
+    good = make_celery(AppConfig.model_validate({
+        "database": {"url": "sqlite://"},
+        "broker": {"url": f"sqla+sqlite:///{tmp_path / 'ok' / 'broker.db'}"}}))
+    require_embedded_broker(good)
+    with Connection(f"sqlite:///{tmp_path / 'ok' / 'broker.db'}", transport=TRANSPORT) as conn:
+        assert conn.default_channel._size(QUEUE) == 0  # its tables and queue row are there

@@ -252,7 +252,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for the lifecycle tasks (any number per host)."""
     from llmbatch.observability.logging import configure_logging
-    from llmbatch.worker.app import QUEUE, make_celery, run_celery
+    from llmbatch.worker.app import QUEUE, make_celery, require_embedded_broker, run_celery
     from llmbatch.worker.naming import node_name
 
     rt = cli_runtime.runtime(config, broker=True)
@@ -263,6 +263,7 @@ def worker(
         start_worker_metrics(rt.config, metrics_port)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     cli_runtime.ensure_schema(rt)
+    require_embedded_broker(make_celery(rt.config))
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]

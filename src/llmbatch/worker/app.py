@@ -15,8 +15,10 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from llmbatch.config import AppConfig
+from llmbatch.errors import InfrastructureError
 from llmbatch.service_layer import tasks as task_names
 from llmbatch.service_layer.unit_of_work import Message
 from llmbatch.worker.sqla_broker import SQLAlchemyChannel
@@ -56,6 +58,22 @@ def _ensure_sqlite_dir(broker_url: str) -> None:
         database = make_url(broker_url.removeprefix("sqla+")).database
         if database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def require_embedded_broker(app: Celery) -> None:
+    """On the embedded broker, that its database can be opened and written, or an
+    ``InfrastructureError`` naming it. A server broker that is down at start is waited for
+    (Celery retries); a broker file that cannot be opened or written will not get better."""
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        if not isinstance(channel, SQLAlchemyChannel):
+            return
+        try:
+            channel.check_writable(QUEUE)
+        except DBAPIError as exc:
+            reason = " ".join(str(exc.orig or exc).split())[:200]
+            raise InfrastructureError(f"the embedded broker at {conn.hostname} cannot be "
+                                      f"opened and written: {reason}") from None
 
 
 def make_celery(config: AppConfig) -> Celery:

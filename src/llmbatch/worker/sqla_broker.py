@@ -21,7 +21,7 @@ from typing import Any
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.transport.sqlalchemy.models import metadata as kombu_metadata
 from kombu.utils.json import dumps
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -93,6 +93,17 @@ class SQLAlchemyChannel(kombu_sqla.Channel):
                 _create_tables(engine)
                 self._engines[hostname] = engine, sessionmaker(bind=engine)
         return self._engines[hostname]
+
+    def check_writable(self, queue: str) -> None:
+        """Open the broker database, create its tables and the queue's row if missing, and
+        take its write lock once: raises the database's error when any of it cannot be done.
+        A worker that starts without this check on a file it cannot open or write connects,
+        loses the connection and connects again, forever."""
+        self._get_or_create(queue)
+        try:
+            self.session.execute(text("BEGIN IMMEDIATE"))
+        finally:
+            self.session.rollback()
 
     def _engine_from_config(self) -> Engine:
         conninfo: Any = self.connection.client
