@@ -140,3 +140,11 @@ def test_a_worker_refuses_an_embedded_broker_it_cannot_open_and_starts_on_one_it
     require_embedded_broker(good)
     with Connection(f"sqlite:///{tmp_path / 'ok' / 'broker.db'}", transport=TRANSPORT) as conn:
         assert conn.default_channel._size(QUEUE) == 0  # its tables and queue row are there
+
+
+def test_the_start_up_check_leaves_a_server_broker_to_celery() -> None:
+    """A Redis or RabbitMQ broker down at start is waited for by Celery, which says so in its
+    log; the check does not open a connection that would wait for it without a word."""
+    for url in ("redis://127.0.0.1:1/0", "amqp://guest:guest@127.0.0.1:1//"):
+        require_embedded_broker(make_celery(AppConfig.model_validate({
+            "database": {"url": "sqlite://"}, "broker": {"url": url}})))

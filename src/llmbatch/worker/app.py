@@ -63,11 +63,13 @@ def _ensure_sqlite_dir(broker_url: str) -> None:
 def require_embedded_broker(app: Celery) -> None:
     """On the embedded broker, that its database can be opened and written, or an
     ``InfrastructureError`` naming it. A server broker that is down at start is waited for
-    (Celery retries); a broker file that cannot be opened or written will not get better."""
+    (Celery retries, saying so): it is not touched here, where a connection would wait for
+    it without a word; a broker file that cannot be opened or written will not get better."""
+    if app.conf.broker_transport != SQLA_TRANSPORT:
+        return
     with app.connection_for_write() as conn:
         channel = conn.default_channel
-        if not isinstance(channel, SQLAlchemyChannel):
-            return
+        assert isinstance(channel, SQLAlchemyChannel)
         try:
             channel.check_writable(QUEUE)
         except DBAPIError as exc:
