@@ -263,7 +263,8 @@ def worker(
         start_worker_metrics(rt.config, metrics_port)
     rt.registry.check_limits()  # a limit above the provider's own stops the worker here
     cli_runtime.ensure_schema(rt)
-    require_embedded_broker(make_celery(rt.config))
+    celery = make_celery(rt.config)
+    require_embedded_broker(celery)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "-Q", QUEUE, "--without-gossip", "--without-mingle",
             f"--hostname={node_name(hostname)}"]
@@ -271,11 +272,10 @@ def worker(
 
     freeze_when_started(rt.registry.preload)  # every pool: the start-up heap is never garbage
     if not beat:
-        sys.exit(run_celery(make_celery(rt.config), argv))
+        sys.exit(run_celery(celery, argv))
     from llmbatch.worker.beat_thread import THREADED_POOLS, add_beat_thread
 
     with _beat_schedule(config) as schedule:
-        celery = make_celery(rt.config)
         if pool in THREADED_POOLS:  # the beat as a thread, not a second interpreter
             add_beat_thread(celery, schedule)
             code = run_celery(celery, argv)
