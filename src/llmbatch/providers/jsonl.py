@@ -143,6 +143,7 @@ def parse_result_stream(chunks: Iterable[bytes],
 
 
 _UNREAD: Final = object()
+_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def _deeply_nested(raw: bytes) -> Any:
@@ -155,7 +156,6 @@ def _deeply_nested(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _UNREAD
-_CUSTOM_ID_RE: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 class ResultLine(NamedTuple):

@@ -96,7 +96,7 @@ class BackgroundPublisher(TolerantPublisher):
 
     def _send(self) -> None:
         while (messages := self._queue.get()) is not None:
-            TolerantPublisher.publish_many(self, messages)
+            super().publish_many(messages)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Send what is queued, for ``timeout_s`` at most (what is left, the tick finds), and
