@@ -8,11 +8,12 @@ bulk into a fresh table whose ids are unique (SQLite ``executemany`` in one tran
 PostgreSQL ``COPY``). The two alternate ``--rounds`` times on fresh databases (the machine is
 shared: the best and the median are printed, and the medians' ratio).
 
-*write alone* is the product's item writer (``db.item_ingest.write_items``, in chunks of
-``INSERT_CHUNK``, one transaction) given rows built beforehand from the same file: ingest with
-no reading and no checks, into the real ``items`` table (its columns, indexes and key to
-``jobs``). Its ratio to the floor is the most any ingest into that table could reach; the rest
-of ingest's time is the per-line work (parse, schema, limits, encoding, estimate, price).
+*write alone* is the product's item writer (``db.item_ingest.write_items``: one streamed
+``COPY`` on PostgreSQL, chunks of ``INSERT_CHUNK`` on SQLite, one transaction) given rows
+built beforehand from the same file: ingest with no reading and no checks, into the real
+``items`` table (its columns, indexes and key to ``jobs``). Its ratio to the floor is the most
+any ingest into that table could reach; the rest of ingest's time is the per-line work
+(parse, schema, limits, encoding, estimate, price).
 
 *submit RSS* is the peak resident memory of a real ``llmbatch submit FILE`` process (psutil,
 sampled every 20 ms), per size: flat in the job's size is the goal.
@@ -168,9 +169,8 @@ def write_alone(backend: Backend, workdir: Path, prompts: Path) -> float:
                              orjson.dumps({"body": line["body"]}).decode(), len(raw), 40, 1000))
         started = time.perf_counter()
         with rt.engine.begin() as conn:
-            for start in range(0, len(rows), INSERT_CHUNK):
-                if not write_items(conn, rows[start:start + INSERT_CHUNK]):
-                    raise SystemExit("write alone: a duplicate custom_id in the bench file")
+            if not write_items(conn, rows, chunk=INSERT_CHUNK):
+                raise SystemExit("write alone: a duplicate custom_id in the bench file")
         return time.perf_counter() - started
     finally:
         rt.engine.dispose()

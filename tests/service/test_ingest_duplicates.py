@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -121,3 +122,34 @@ def test_the_spilled_check_finds_what_the_database_finds(driver: Driver,
     assert [(p.line, p.message) for p in report.problems] == [
         (3, "duplicate custom_id 'a'"), (5, "duplicate custom_id 'b'")]
     assert set(row_counts(driver.rt.engine).values()) == {0}
+
+
+def test_an_error_while_the_items_stream_stores_nothing_and_the_database_goes_on(
+        driver: Driver, write_jsonl: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the items go down one ``COPY`` as they are checked: an error between two
+    rows abandons it (nothing stored), and the next job is written as if nothing happened."""
+    from llmbatch.service_layer.estimates import BoundPricer
+
+    original = BoundPricer.batch_pusd
+    calls = 0
+
+    def fails_at_the_fifth(self: BoundPricer, tokens: int, output_limit: int | None) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("disk on fire")
+        return original(self, tokens, output_limit)
+
+    monkeypatch.setattr(BoundPricer, "batch_pusd", fails_at_the_fifth)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        create_job(driver.rt, write_jsonl(8), provider="fake", model=MODEL)
+    assert calls == 5
+    assert set(row_counts(driver.rt.engine).values()) == {0}
+
+    job_id, _ = create_job(driver.rt, write_jsonl(8, name="again.jsonl"), provider="fake",
+                           model=MODEL)
+    assert driver.job(job_id).item_count == 8
+    with driver.rt.engine.connect() as conn:
+        stored = conn.execute(select(items.c.custom_id).where(items.c.job_id == job_id)
+                              .order_by(items.c.seq)).scalars().all()
+    assert stored == [f"q-{i}" for i in range(8)]

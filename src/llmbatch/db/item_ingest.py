@@ -1,5 +1,8 @@
-"""Writing a new job's items at the speed of the database: PostgreSQL ``COPY``, SQLite
-``executemany`` of plain tuples, on the caller's connection and inside its transaction.
+"""Writing a new job's items at the speed of the database, on the caller's connection and
+inside its transaction, as the intake accepts them (``ItemWriter``): PostgreSQL through one
+``COPY`` streamed for the whole file, so that the server stores rows while this process checks
+the next lines (two processes, two cores; a ``COPY`` per chunk left one of them idle), SQLite
+through ``executemany`` of plain tuples, a chunk at a time (in-process: nothing to overlap).
 
 Duplicate ``custom_id``s are the database's to find (``uq_items_job_id_custom_id``): the
 writer holds nothing per item, so creating a job of 500,000 items needs no more memory than
@@ -11,7 +14,9 @@ with a second, spilled pass (``service_layer.duplicate_ids``). Every other error
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack, suppress
+from types import TracebackType
 from typing import Any, Final
 
 from sqlalchemy import Connection, func, select
@@ -19,7 +24,8 @@ from sqlalchemy import Connection, func, select
 from llmbatch.db.tables import items
 from llmbatch.domain.states import ItemStatus
 
-__all__ = ["ITEM_COLUMNS", "NEW_ITEM_TAIL", "ItemRow", "duplicate_provider_keys", "write_items"]
+__all__ = ["ITEM_COLUMNS", "NEW_ITEM_TAIL", "ItemRow", "ItemWriter", "duplicate_provider_keys",
+           "write_items"]
 
 # The columns a new item is written with, in the order of an ``ItemRow``. The usage counters
 # have no server default (their defaults live in ``tables``), so they are written too.
@@ -34,31 +40,81 @@ _UNIQUE_ID: Final = "uq_items_job_id_custom_id"
 _COLUMN_LIST: Final = ", ".join(ITEM_COLUMNS)
 
 
-def write_items(conn: Connection, rows: Sequence[ItemRow]) -> bool:
-    """Insert ``rows`` (each an ``ItemRow`` of the first eight columns; the constant tail is
-    added here). False when a ``custom_id`` is already in the job: the transaction is then
-    unusable on PostgreSQL and must be rolled back, which the caller does by refusing."""
-    if not rows:
+class ItemWriter:
+    """Stores one job's new items as they come (``add``); ``finish`` stores what is pending
+    and says whether every row was stored. False: a ``custom_id`` already in the job; the
+    transaction is then unusable on PostgreSQL and must be rolled back, which the caller does
+    by refusing. ``ok`` turns False as soon as a write met one (on PostgreSQL that is known
+    only at ``finish``), so that the caller stops sending rows. Use it as a context manager:
+    leaving on an error abandons a ``COPY`` still open (the transaction is rolled back)."""
+
+    def __init__(self, conn: Connection, *, chunk: int) -> None:
+        self._dbapi: Any = conn.connection.driver_connection
+        self._postgres = conn.dialect.name == "postgresql"
+        self._chunk = chunk
+        self._rows: list[ItemRow] = []
+        self._open_copy: ExitStack | None = None
+        self._copy: Any = None
+        self.ok = True
+
+    def __enter__(self) -> ItemWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._open_copy is not None:
+            with suppress(Exception):  # the error that brought us here is the one raised
+                self._open_copy.__exit__(kind, error, trace)
+
+    def add(self, row: ItemRow) -> None:
+        """Store ``row`` (an ``ItemRow`` of the first eight columns; the constant tail is
+        added here)."""
+        if self._postgres:
+            if self._open_copy is None:
+                self._open_copy = ExitStack()
+                cursor = self._open_copy.enter_context(self._dbapi.cursor())
+                self._copy = self._open_copy.enter_context(
+                    cursor.copy(f"COPY items ({_COLUMN_LIST}) FROM STDIN"))
+            self._copy.write_row(row + NEW_ITEM_TAIL)
+            return
+        self._rows.append(row)
+        if len(self._rows) >= self._chunk:
+            self._flush()
+
+    def finish(self) -> bool:
+        if self._postgres:
+            self.ok = self._end_copy()
+        else:
+            self._flush()
+        return self.ok
+
+    def _end_copy(self) -> bool:
+        import psycopg
+
+        open_copy, self._open_copy = self._open_copy, None
+        if open_copy is None:
+            return True
+        try:
+            open_copy.close()
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == _UNIQUE_ID:
+                return False
+            raise
         return True
-    dbapi: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        return _copy(dbapi, rows)
-    return _executemany(dbapi, rows)
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows and self.ok:
+            self.ok = _executemany(self._dbapi, rows)
 
 
-def _copy(dbapi: Any, rows: Sequence[ItemRow]) -> bool:
-    import psycopg
-
-    try:
-        with dbapi.cursor() as cursor, cursor.copy(
-                f"COPY items ({_COLUMN_LIST}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row + NEW_ITEM_TAIL)
-    except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name == _UNIQUE_ID:
-            return False
-        raise
-    return True
+def write_items(conn: Connection, rows: Iterable[ItemRow], *, chunk: int = 5000) -> bool:
+    """``rows`` through one ``ItemWriter``; False when a ``custom_id`` is already in the job
+    (see there)."""
+    with ItemWriter(conn, chunk=chunk) as writer:
+        for row in rows:
+            writer.add(row)
+        return writer.finish()
 
 
 # The constant tail as SQL literals: SQLite binds eight values a row, not fourteen.

@@ -23,7 +23,7 @@ from typing import Any
 
 from llmbatch.domain.models import RequestLine
 
-__all__ = ["CHARS_PER_TOKEN", "MESSAGE_OVERHEAD_TOKENS", "estimate_tokens"]
+__all__ = ["CHARS_PER_TOKEN", "MESSAGE_OVERHEAD_TOKENS", "estimate_tokens", "tokens_for"]
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of one chat message
@@ -80,7 +80,12 @@ def _message_count(body: dict[str, Any]) -> int:
 def estimate_tokens(request: RequestLine) -> int:
     """Estimated prompt tokens of ``request`` (at least 1): see the module docstring."""
     body = request.native if request.native is not None else (request.body or {})
-    chars = _text_chars(body)
+    return tokens_for(_text_chars(body), _message_count(body))
+
+
+def tokens_for(chars: int, messages: int) -> int:
+    """The estimate for ``chars`` characters of prompt text in ``messages`` messages (one
+    formula, shared with the typed reader of plain chat lines, ``domain.plain_chat``)."""
     tokens = -(-chars // CHARS_PER_TOKEN)  # ceil
-    tokens += MESSAGE_OVERHEAD_TOKENS * _message_count(body) + REQUEST_OVERHEAD_TOKENS
+    tokens += MESSAGE_OVERHEAD_TOKENS * messages + REQUEST_OVERHEAD_TOKENS
     return max(tokens, 1)

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
 from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.plain_chat import PlainChat, PlainChatReader
 from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, InputProblems
@@ -131,6 +132,8 @@ class Intake:
         self.ids = ids
         self.mapped_keys = False
         self._rules = LineRules(adapter, model=model, endpoint=endpoint)
+        # Nearly every line of a chat job is plain: read in one typed pass (domain.plain_chat).
+        self._plain = PlainChatReader(model) if PlainChatReader.applies_to(endpoint) else None
 
     @property
     def content_hash(self) -> str:
@@ -157,6 +160,12 @@ class Intake:
             yield accepted
 
     def _check(self, raw: bytes, line_no: int, index: int) -> AcceptedLine | None:
+        if self._plain is not None:
+            plain = self._plain.read(raw)
+            if plain is not None:
+                accepted = self._plain_accepted(plain, line_no, index)
+                if accepted is not None:
+                    return accepted
         file = self.report.file
         try:
             text = raw.decode("utf-8")
@@ -203,6 +212,26 @@ class Intake:
             return None
         assert encoded is not None
         return AcceptedLine(req, encoded, tokens, line_no, output_limit)
+
+    def _plain_accepted(self, plain: PlainChat, line_no: int,
+                        index: int) -> AcceptedLine | None:
+        """A plain chat line (its envelope, schema and limits already certain) through the
+        checks that remain: encoding, size, the model's rules. None when one finds anything:
+        the full checks then take the line and say what."""
+        req = RequestLine(index=index, custom_id=plain.custom_id, body=plain.body)
+        try:
+            encoded = self.adapter.encode_plain(req, endpoint=self.endpoint, model=self.model)
+        except InputError:
+            return None
+        output_limit = self.adapter.max_output_tokens(req, endpoint=self.endpoint)
+        if self._size_problems(encoded, plain.tokens) or self._rules.problems(
+                req, plain.tokens, output_tokens=output_limit):
+            return None
+        if encoded.provider_key != req.custom_id:
+            self.mapped_keys = True
+        if self.ids is not None:
+            self.ids.add(line_no, req.custom_id, encoded.provider_key)
+        return AcceptedLine(req, encoded, plain.tokens, line_no, output_limit)
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
         limits = self.limits

@@ -13,7 +13,7 @@ import structlog
 
 from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
-from llmbatch.db.item_ingest import ItemRow, duplicate_provider_keys, write_items
+from llmbatch.db.item_ingest import ItemWriter, duplicate_provider_keys
 from llmbatch.db.lineage_queries import (
     copy_latest_for_retry,
     latest_status_counts,
@@ -48,7 +48,7 @@ __all__ = [
     "retry_lineage",
 ]
 
-INSERT_CHUNK = 5000
+INSERT_CHUNK = 5000  # rows a SQLite write takes at once (PostgreSQL streams one COPY)
 
 
 def request_from_stored(index: int, custom_id: str, stored: dict[str, Any]) -> RequestLine:
@@ -123,23 +123,19 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
         if webhook_url is not None:
             WebhookOutbox(uow.repo.conn).set_url(job.id, webhook_url)
         conn = uow.repo.conn
-        rows: list[ItemRow] = []
-        stored_all = True  # False once a write met a duplicate custom_id
         pricer = BoundPricer(rt, prices)
-        for req, encoded, tokens, _, output_limit in intake.scan(handle):
-            if not (intake.report.ok and stored_all):
-                continue  # refused in the end: the rest is only checked
-            stored = {"native": req.native} if req.native is not None else {"body": req.body}
-            bound_pusd = pricer.batch_pusd(tokens, output_limit)
-            bound_total += bound_pusd or 0
-            rows.append((job.id, req.index, req.custom_id, encoded.provider_key,
-                         json_text.dumps(stored), len(encoded.data), tokens, bound_pusd))
-            if len(rows) >= INSERT_CHUNK:
-                stored_all = write_items(conn, rows)
-                rows = []
+        with ItemWriter(conn, chunk=INSERT_CHUNK) as writer:
+            for req, encoded, tokens, _, output_limit in intake.scan(handle):
+                if not (intake.report.ok and writer.ok):
+                    continue  # refused in the end: the rest is only checked
+                stored = {"native": req.native} if req.native is not None else {"body": req.body}
+                bound_pusd = pricer.batch_pusd(tokens, output_limit)
+                bound_total += bound_pusd or 0
+                writer.add((job.id, req.index, req.custom_id, encoded.provider_key,
+                            json_text.dumps(stored), len(encoded.data), tokens, bound_pusd))
+            stored_all = writer.finish()
         if intake.report.ok and stored_all:
-            stored_all = write_items(conn, rows) and not (
-                intake.mapped_keys and duplicate_provider_keys(conn, job.id))
+            stored_all = not (intake.mapped_keys and duplicate_provider_keys(conn, job.id))
         if not (intake.report.ok and stored_all):
             # Nothing is stored; the full check names every problem, duplicate ids included
             # (found on disk: the database stopped at the first one, or never saw the rest).

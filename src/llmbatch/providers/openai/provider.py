@@ -44,7 +44,12 @@ from llmbatch.providers.openai.model_rules import (
     REASONING_MODEL,
     REASONING_REFUSED,
 )
-from llmbatch.providers.openai.wire import encode_line, parse_result_line, progress_from_batch
+from llmbatch.providers.openai.wire import (
+    encode_line,
+    encode_plain_line,
+    parse_result_line,
+    progress_from_batch,
+)
 from llmbatch.providers.sdk_client import LazyClient
 from llmbatch.providers.webhooks import WebhookNotice
 from llmbatch.schemas import neutral_schemas
@@ -183,6 +188,12 @@ class OpenAIProvider(BatchProvider):
                              field="endpoint")
         return encode_line(request, endpoint=endpoint, model=model,
                            max_line_bytes=self.effective_limits(model).max_bytes)
+
+    def encode_plain(self, request: RequestLine, *, endpoint: Endpoint,
+                     model: str) -> EncodedLine:
+        """``encode`` for a plain chat line: only the line is written (``wire``)."""
+        return encode_plain_line(request, endpoint=endpoint, model=model,
+                                 max_line_bytes=self.effective_limits(model).max_bytes)
 
     def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
         """Expiries within OpenAI's bounds (1 h to 30 days), the input's at least 24 h."""

@@ -37,6 +37,7 @@ __all__ = [
     "batch_failure",
     "classify_item_failure",
     "encode_line",
+    "encode_plain_line",
     "parse_result_line",
     "progress_from_batch",
     "split_lines",
@@ -97,12 +98,29 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
     if body.get("stream"):
         raise InputError("streaming is not possible in a batch", field=f"{field}.stream")
 
-    line = {"custom_id": request.custom_id, "method": "POST", "url": url, "body": body}
-    data = compact_json(line, field=field)
+    return _line(request.custom_id, url, body, field=field, max_line_bytes=max_line_bytes)
+
+
+def encode_plain_line(request: RequestLine, *, endpoint: Endpoint, model: str,
+                      max_line_bytes: int) -> EncodedLine:
+    """``encode_line`` for a plain chat line (``domain.plain_chat``), the same bytes: such a
+    body has no cache markers, no ``model``, no ``stream`` and a non-empty ``custom_id``, so
+    only the line is written and measured."""
+    assert request.body is not None
+    body = dict(request.body)
+    body["model"] = model
+    return _line(request.custom_id, ENDPOINT_URLS[endpoint], body, field="body",
+                 max_line_bytes=max_line_bytes)
+
+
+def _line(custom_id: str, url: str, body: dict[str, Any], *, field: str,
+          max_line_bytes: int) -> EncodedLine:
+    data = compact_json({"custom_id": custom_id, "method": "POST", "url": url, "body": body},
+                        field=field)
     if len(data) + 1 > max_line_bytes:
         raise InputError(f"the request is {len(data) + 1} bytes encoded; an OpenAI batch file "
                          f"holds at most {max_line_bytes}", field=field)
-    return EncodedLine(provider_key=request.custom_id, data=data)
+    return EncodedLine(provider_key=custom_id, data=data)
 
 
 def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
