@@ -25,7 +25,7 @@ import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from llmbatch.domain.input_limits import INT_LIMIT, MAX_CUSTOM_ID_CHARS, MAX_OUTPUT_TOKENS
-from llmbatch.domain.models import Endpoint
+from llmbatch.domain.models import Endpoint, new_tuple
 from llmbatch.domain.tokens import tokens_for
 
 __all__ = ["PlainChat", "PlainChatReader"]
@@ -116,4 +116,5 @@ class PlainChatReader:
                 chars += len(message.content)
             if message.name is not UNSET and not message.name.startswith("data:"):
                 chars += len(message.name)
-        return PlainChat(line.custom_id, body, tokens_for(chars, len(messages)))
+        return new_tuple(PlainChat, (line.custom_id, body,  # once per line: see new_tuple
+                                     tokens_for(chars, len(messages))))

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
-from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.models import Endpoint, RequestLine, new_tuple
 from llmbatch.domain.plain_chat import PlainChat, PlainChatReader
 from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.tokens import estimate_tokens
@@ -218,7 +218,7 @@ class Intake:
         """A plain chat line (its envelope, schema and limits already certain) through the
         checks that remain: encoding, size, the model's rules. None when one finds anything:
         the full checks then take the line and say what."""
-        req = RequestLine(index=index, custom_id=plain.custom_id, body=plain.body)
+        req = RequestLine(index, plain.custom_id, plain.body)
         try:
             encoded = self.adapter.encode_plain(req, endpoint=self.endpoint, model=self.model)
         except InputError:
@@ -231,7 +231,7 @@ class Intake:
             self.mapped_keys = True
         if self.ids is not None:
             self.ids.add(line_no, req.custom_id, encoded.provider_key)
-        return AcceptedLine(req, encoded, plain.tokens, line_no, output_limit)
+        return new_tuple(AcceptedLine, (req, encoded, plain.tokens, line_no, output_limit))
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
         limits = self.limits

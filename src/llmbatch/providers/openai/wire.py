@@ -120,7 +120,7 @@ def _line(custom_id: str, url: str, body: dict[str, Any], *, field: str,
     if len(data) + 1 > max_line_bytes:
         raise InputError(f"the request is {len(data) + 1} bytes encoded; an OpenAI batch file "
                          f"holds at most {max_line_bytes}", field=field)
-    return EncodedLine(provider_key=custom_id, data=data)
+    return new_tuple(EncodedLine, (custom_id, data))  # once per line: see new_tuple
 
 
 def progress_from_batch(batch: Mapping[str, Any]) -> BatchProgress:
