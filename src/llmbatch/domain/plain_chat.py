@@ -1,19 +1,19 @@
 """The plain chat line: the shape nearly every line of a chat job has, read in one typed pass.
 
 ``domain.requests.parse_request_line`` checks any line: the envelope, the neutral body
-against OpenAI's request schema, the limits; then the intake encodes it, walks it for its
-token estimate and applies the model's rules. That is ~40 us a line, four times what storing
-it costs (issue 13). Most lines are one shape: an id, a list of role + text messages and a few
-numeric settings. ``PlainChatReader`` decodes a line into strict ``msgspec`` types of that
-shape (unknown fields, other roles, content parts, nulls and out-of-range numbers refused),
-which takes about as long as parsing the JSON alone.
+against its request schema (``NEUTRAL_SCHEMAS``), the limits; then the intake encodes it,
+walks it for its token estimate and applies the model's rules. That was ~40 us a line, about
+four times what storing it costs (issue 13). Most lines are one shape: an id, a list of
+role + text messages and a few numeric settings. ``PlainChatReader`` decodes a line into
+strict ``msgspec`` types of that shape (unknown fields, other roles, content parts, nulls and
+out-of-range numbers refused), which takes about as long as parsing the JSON alone.
 
 The verdict is sufficient, not necessary, like ``requests._certainly_clean``: a line the
 reader accepts is one ``parse_request_line`` accepts, with the same ``RequestLine`` (the body
 dict is ``orjson``'s, as there) and ``estimate_tokens`` gives it the same count
 (``tests/unit/test_plain_chat.py`` holds both paths to that, line by line, over a corpus of
-good and bad lines). Any other line (``None`` here) goes through the full checks, which
-decide and say why. Pure functions, no I/O.
+good and bad lines and generated ones). Any other line (``None`` here) goes through the full
+checks, which decide and say why. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from llmbatch.domain.tokens import tokens_for
 
 __all__ = ["PlainChat", "PlainChatReader"]
 
-# Each field as OpenAI's CreateChatCompletionRequest and ``input_limits`` allow it, or
-# narrower (no nulls; integers within ±2^63, which msgspec would take to 2^64): whatever these
-# accept, the schema and the limits accept.
+# Each field as the neutral chat schema and ``input_limits`` allow it, or narrower (no nulls;
+# integers within ±2^63, which msgspec would take to 2^64): whatever these accept, the schema
+# and the limits accept.
 _OutputTokens = Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]
 _Penalty = Annotated[float, Meta(ge=-2, le=2)]
 
@@ -66,7 +66,7 @@ class _Line(Struct, forbid_unknown_fields=True):
     custom_id: Annotated[str, Meta(min_length=1, max_length=MAX_CUSTOM_ID_CHARS)]
     body: _Body
     method: Literal["POST"] | UnsetType = UNSET
-    url: Literal["/v1/chat/completions"] | UnsetType = UNSET
+    url: Literal["/v1/chat/completions"] | UnsetType = UNSET  # ENDPOINT_URLS[Endpoint.CHAT]
 
 
 _DECODER: Final = msgspec.json.Decoder(_Line)
