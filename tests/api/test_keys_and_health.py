@@ -51,3 +51,36 @@ def test_readyz_is_503_naming_the_broker_when_it_cannot_be_reached(api_world: Ap
     api_world.app = create_app(api_world.driver.rt, broker_ping=lambda: None)
     assert api_world.client(None).get("/readyz").json() == {
         "status": "ready", "database": "ok", "broker": "ok"}
+
+
+# kombu's SQLAlchemy transport maps its tables with ``noload`` (tests/unit/test_sqla_broker.py)
+@pytest.mark.filterwarnings(
+    "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning")
+def test_readyz_is_503_when_the_embedded_broker_cannot_be_written(tmp_path: Path) -> None:
+    """A connection to the embedded broker never opens its file: the probe takes the file's
+    write lock, so a broker whose file cannot be opened or written is not ready (the worker
+    refuses it at start; the API used to say "ok")."""
+    from fastapi.testclient import TestClient
+
+    from llmbatch.cli.api import build_api
+
+    (tmp_path / "broker.db").mkdir()  # a directory where the database file should be
+    config = tmp_path / "llm_config.yaml"
+    config.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'llmbatch.db'}'}}\n"
+                      f"broker: {{url: 'sqla+sqlite:///{tmp_path / 'broker.db'}'}}\n",
+                      encoding="utf-8")
+    app, _, _, rt = build_api(config)
+    try:
+        answer = TestClient(app).get("/readyz")  # type: ignore[arg-type]
+        assert answer.status_code == 503
+        assert answer.json()["detail"] == "not ready: broker: InfrastructureError"
+    finally:
+        rt.close()
+
+    (tmp_path / "broker.db").rmdir()  # now it can be created
+    app, _, _, rt = build_api(config)
+    try:
+        assert TestClient(app).get("/readyz").json() == {  # type: ignore[arg-type]
+            "status": "ready", "database": "ok", "broker": "ok"}
+    finally:
+        rt.close()

@@ -31,19 +31,15 @@ def build_api(config_path: Path | None) -> tuple[object, str, int, Runtime]:
     from llmbatch.api.app import create_app
     from llmbatch.cli.runtime import ensure_schema, runtime
     from llmbatch.service_layer.wakeups import BackgroundPublisher
-    from llmbatch.worker.app import make_celery
+    from llmbatch.worker.app import make_celery, ping_broker
 
     rt = runtime(config_path, publish=True)
     # Wake-up calls go out from a thread of their own: a request never waits for the broker.
     rt.publisher = BackgroundPublisher(rt.publisher)
     ensure_schema(rt)
     celery = make_celery(rt.config)
-
-    def broker_ping() -> None:
-        with celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-
-    app = create_app(rt, broker_ping=broker_ping, extra_routers=extra_routers(rt))
+    app = create_app(rt, broker_ping=lambda: ping_broker(celery),
+                     extra_routers=extra_routers(rt))
     return app, rt.config.api.host, rt.config.api.port, rt
 
 

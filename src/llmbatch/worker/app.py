@@ -23,7 +23,7 @@ from llmbatch.service_layer import tasks as task_names
 from llmbatch.service_layer.unit_of_work import Message
 from llmbatch.worker.sqla_broker import SQLAlchemyChannel
 
-__all__ = ["CeleryPublisher", "make_celery", "run_celery"]
+__all__ = ["CeleryPublisher", "make_celery", "ping_broker", "require_embedded_broker", "run_celery"]
 
 QUEUE = "llmbatch"
 SQLA_PREFIX = "sqla+"
@@ -76,6 +76,15 @@ def require_embedded_broker(app: Celery) -> None:
             reason = " ".join(str(exc.orig or exc).split())[:200]
             raise InfrastructureError(f"the embedded broker at {conn.hostname} cannot be "
                                       f"opened and written: {reason}") from None
+
+
+def ping_broker(app: Celery) -> None:
+    """Raises when the broker cannot take a message now (the API's ``/readyz``): the embedded
+    broker's database must open and take its write lock (``require_embedded_broker``; a
+    connection alone never touches the file), a server broker must answer within 2 s."""
+    require_embedded_broker(app)
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
 
 
 def make_celery(config: AppConfig) -> Celery:
