@@ -46,7 +46,8 @@ class ItemWriter:
     transaction is then unusable on PostgreSQL and must be rolled back, which the caller does
     by refusing. ``ok`` turns False as soon as a write met one (on PostgreSQL that is known
     only at ``finish``), so that the caller stops sending rows. Use it as a context manager:
-    leaving on an error abandons a ``COPY`` still open (the transaction is rolled back)."""
+    leaving it without ``finish`` (an error, or a file refused anyway) abandons a ``COPY``
+    still open, its rows not stored; the caller then rolls the transaction back."""
 
     def __init__(self, conn: Connection, *, chunk: int) -> None:
         self._dbapi: Any = conn.connection.driver_connection
@@ -63,6 +64,8 @@ class ItemWriter:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         if self._open_copy is not None:
+            if kind is None:  # no error, but no ``finish`` either: nothing is to be stored
+                kind, error = RuntimeError, RuntimeError("items abandoned")
             with suppress(Exception):  # the error that brought us here is the one raised
                 self._open_copy.__exit__(kind, error, trace)
 

@@ -133,7 +133,8 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
                 bound_total += bound_pusd or 0
                 writer.add((job.id, req.index, req.custom_id, encoded.provider_key,
                             json_text.dumps(stored), len(encoded.data), tokens, bound_pusd))
-            stored_all = writer.finish()
+            # A refused file's last rows are not written only to be rolled back.
+            stored_all = intake.report.ok and writer.finish()
         if intake.report.ok and stored_all:
             stored_all = not (intake.mapped_keys and duplicate_provider_keys(conn, job.id))
         if not (intake.report.ok and stored_all):
