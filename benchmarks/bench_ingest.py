@@ -165,11 +165,11 @@ def write_alone(backend: Backend, workdir: Path, prompts: Path) -> float:
         with prompts.open("rb") as file:
             for seq, raw in enumerate(file, start=1):
                 line = orjson.loads(raw)
-                rows.append((job_id, seq, line["custom_id"], line["custom_id"],
+                rows.append((seq, line["custom_id"], line["custom_id"],
                              orjson.dumps({"body": line["body"]}).decode(), len(raw), 40, 1000))
         started = time.perf_counter()
         with rt.engine.begin() as conn:
-            if not write_items(conn, rows, chunk=INSERT_CHUNK):
+            if not write_items(conn, job_id, rows, chunk=INSERT_CHUNK):
                 raise SystemExit("write alone: a duplicate custom_id in the bench file")
         return time.perf_counter() - started
     finally:

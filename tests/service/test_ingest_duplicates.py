@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from llmbatch.db.tables import items
 from llmbatch.domain.models import Endpoint, RequestLine
+from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import InputError, InputProblems
 from llmbatch.providers.base import EncodedLine
 from llmbatch.service_layer import jobs as jobs_service
@@ -47,10 +48,17 @@ def test_a_good_file_is_stored_whole_and_in_order(driver: Driver, write_jsonl: W
     assert created and driver.job(job_id).item_count == 8
     with driver.rt.engine.connect() as conn:
         rows = conn.execute(select(items.c.seq, items.c.custom_id, items.c.provider_key,
-                                   items.c.request, items.c.status, items.c.input_tokens)
+                                   items.c.request, items.c.status, items.c.input_tokens,
+                                   items.c.wire_bytes, items.c.estimated_tokens,
+                                   items.c.cost_bound_pusd)
                             .where(items.c.job_id == job_id).order_by(items.c.seq)).all()
     assert [(r.seq, r.custom_id, r.provider_key) for r in rows] == [
         (i, f"q-{i}", f"q-{i}") for i in range(8)]
+    # Each value as the intake gave it.
+    request = RequestLine(5, "q-5", rows[5].request["body"])
+    encoded = driver.fake.encode(request, endpoint=Endpoint.CHAT, model=MODEL)
+    assert (rows[5].wire_bytes, rows[5].estimated_tokens, rows[5].cost_bound_pusd) == (
+        len(encoded.data), estimate_tokens(request), None)  # the fake model has no price
     assert rows[5].request == {"body": {"messages": [{"role": "user", "content": "question 5"}],
                                         "max_tokens": 20}}
     assert {(r.status, r.input_tokens) for r in rows} == {("pending", 0)}

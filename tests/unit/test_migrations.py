@@ -89,7 +89,7 @@ def test_upgrade_builds_the_schema_the_tables_module_describes(fresh_engine: Eng
     upgrade(fresh_engine)
 
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert head_revision(fresh_engine) == "0014_results_without_batch_key"
+    assert head_revision(fresh_engine) == "0015_items_without_job_key"
     assert differences(fresh_engine) == []
 
 
@@ -97,7 +97,7 @@ def test_upgrade_is_safe_to_run_again(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     upgrade(fresh_engine)
 
-    assert head_revision(fresh_engine) == "0014_results_without_batch_key"
+    assert head_revision(fresh_engine) == "0015_items_without_job_key"
     assert differences(fresh_engine) == []
 
 
@@ -160,7 +160,8 @@ def test_the_sqlite_database_runs_in_wal_mode_with_foreign_keys(sqlite_engine: E
 
 
 def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engine) -> None:
-    assert pending_revisions(fresh_engine) == ["0014_results_without_batch_key",
+    assert pending_revisions(fresh_engine) == ["0015_items_without_job_key",
+                                               "0014_results_without_batch_key",
                                                "0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
@@ -168,7 +169,8 @@ def test_pending_revisions_lists_what_an_upgrade_would_apply(fresh_engine: Engin
                                                "0006_tenants", "0005", "0004", "0003", "0002",
                                                "0001"]
     upgrade(fresh_engine, "0002")
-    assert pending_revisions(fresh_engine) == ["0014_results_without_batch_key",
+    assert pending_revisions(fresh_engine) == ["0015_items_without_job_key",
+                                               "0014_results_without_batch_key",
                                                "0013_item_results", "0012_partial_batch_index",
                                                "0011_provider_webhook_receipts",
                                                "0010_provider_batch_index", "0009_retention",
@@ -310,6 +312,28 @@ def test_a_deleted_batch_takes_its_stored_results_with_it(fresh_engine: Engine) 
         left = conn.execute(text("SELECT batch_id FROM item_results")).scalars().all()
         batches = conn.execute(text("SELECT id FROM provider_batches")).scalars().all()
     assert (left, batches) == (["pb_kept"], ["pb_kept"])
+
+
+def test_a_deleted_job_takes_its_items_with_it(fresh_engine: Engine) -> None:
+    """``items`` has no foreign key to its job (0015); a trigger deletes a deleted job's items
+    first, as the key's cascade did: an item still in one of the job's batches does not stop
+    the cascade that deletes the batches, and other jobs' items stay."""
+    upgrade(fresh_engine)
+    with fresh_engine.begin() as conn:
+        for job_id in ("job_gone", "job_kept"):
+            _job_with_a_stored_result(conn, job_id, f"pb_{job_id}")
+            conn.execute(text(
+                "INSERT INTO items (job_id, seq, custom_id, provider_key, request, wire_bytes,"
+                " status, attempts, batch_id, input_tokens, output_tokens, cached_tokens,"
+                " reasoning_tokens) VALUES (:job, 0, 'a', 'a', '{}', 1, 'submitted', 1,"
+                " :batch, 0, 0, 0, 0)"), {"job": job_id, "batch": f"pb_{job_id}"})
+
+    with fresh_engine.begin() as conn:
+        conn.execute(text("DELETE FROM jobs WHERE id = 'job_gone'"))
+
+    with fresh_engine.connect() as conn:
+        left = conn.execute(text("SELECT job_id, batch_id FROM items")).all()
+    assert [tuple(row) for row in left] == [("job_kept", "pb_job_kept")]
 
 
 def test_results_for_a_batch_that_is_gone_are_refused_with_their_chunk(

@@ -65,6 +65,9 @@ MESSAGES: list[Any] = [
     [{"role": "user", "content": "data:image/png;base64,AAAA"}],
     [{"role": "user", "content": "é ünïcödé 😀 " * 3}],
     [{"role": "user", "content": "x" * 600_000}],  # past gpt-4o-mini's context window
+    # "null" in a line sends the whole line to the standard encoder (``compact_json``), whose
+    # floats differ from orjson's (1e-07, not 1e-7): a spliced line must say the same.
+    [{"role": "user", "content": "null or none?"}],
     [],
     [{"role": "user", "content": ""}],
     [{"role": "user", "content": " "}],
@@ -96,6 +99,9 @@ CORPUS: list[str | bytes] = [
     line({"messages": HI}, native={"messages": HI}),
     json.dumps({"custom_id": "n", "native": {"messages": HI, "max_tokens": 5}}),
     line({"messages": HI}, extra=1),
+    line({"messages": [{"role": "user", "content": "null"}], "temperature": 1e-07,
+          "top_p": 1e-05}),
+    line({"messages": HI, "temperature": 1e-07}),
     line({"messages": HI, "max_tokens": 5}).replace('"max_tokens": 5',
                                                       '"max_tokens": 5, "max_tokens": 0'),
     '{"custom_id": "dup", "custom_id": "c2", "body": {"messages": [{"role": "user", '

@@ -32,8 +32,9 @@ __all__ = ["ITEM_COLUMNS", "NEW_ITEM_TAIL", "ItemRow", "ItemWriter", "duplicate_
 ITEM_COLUMNS: Final = ("job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
                        "estimated_tokens", "cost_bound_pusd", "status", "attempts",
                        "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
-# job_id, seq, custom_id, provider_key, request (JSON text), wire_bytes, estimated_tokens,
-# cost_bound_pusd, then the constant tail ``NEW_ITEM_TAIL``.
+# An ``ItemRow`` is seq, custom_id, provider_key, request (JSON text), wire_bytes,
+# estimated_tokens, cost_bound_pusd: the writer puts its job before and the constant tail
+# ``NEW_ITEM_TAIL`` after.
 ItemRow = tuple[Any, ...]
 NEW_ITEM_TAIL: Final = (str(ItemStatus.PENDING), 0, 0, 0, 0, 0)
 _UNIQUE_ID: Final = "uq_items_job_id_custom_id"
@@ -47,9 +48,14 @@ class ItemWriter:
     by refusing. ``ok`` turns False as soon as a write met one (on PostgreSQL that is known
     only at ``finish``), so that the caller stops sending rows. Use it as a context manager:
     leaving it without ``finish`` (an error, or a file refused anyway) abandons a ``COPY``
-    still open, its rows not stored; the caller then rolls the transaction back."""
+    still open, its rows not stored; the caller then rolls the transaction back.
 
-    def __init__(self, conn: Connection, *, chunk: int) -> None:
+    The writer is given the job (inserted before, in the same transaction) and names it in
+    every row it writes: that is what stands for a foreign key from ``items`` to ``jobs``,
+    which the database would check once per row (migration 0015)."""
+
+    def __init__(self, conn: Connection, job_id: str, *, chunk: int) -> None:
+        self._job = (job_id,)
         self._dbapi: Any = conn.connection.driver_connection
         self._postgres = conn.dialect.name == "postgresql"
         self._chunk = chunk
@@ -70,17 +76,16 @@ class ItemWriter:
                 self._open_copy.__exit__(kind, error, trace)
 
     def add(self, row: ItemRow) -> None:
-        """Store ``row`` (an ``ItemRow`` of the first eight columns; the constant tail is
-        added here)."""
+        """Store ``row`` (an ``ItemRow``: the job and the constant tail are added here)."""
         if self._postgres:
             if self._open_copy is None:
                 self._open_copy = ExitStack()
                 cursor = self._open_copy.enter_context(self._dbapi.cursor())
                 self._copy = self._open_copy.enter_context(
                     cursor.copy(f"COPY items ({_COLUMN_LIST}) FROM STDIN"))
-            self._copy.write_row(row + NEW_ITEM_TAIL)
+            self._copy.write_row(self._job + row + NEW_ITEM_TAIL)
             return
-        self._rows.append(row)
+        self._rows.append(self._job + row)
         if len(self._rows) >= self._chunk:
             self._flush()
 
@@ -111,10 +116,11 @@ class ItemWriter:
             self.ok = _executemany(self._dbapi, rows)
 
 
-def write_items(conn: Connection, rows: Iterable[ItemRow], *, chunk: int = 5000) -> bool:
-    """``rows`` through one ``ItemWriter``; False when a ``custom_id`` is already in the job
-    (see there)."""
-    with ItemWriter(conn, chunk=chunk) as writer:
+def write_items(conn: Connection, job_id: str, rows: Iterable[ItemRow], *,
+                chunk: int = 5000) -> bool:
+    """``rows`` of job ``job_id`` through one ``ItemWriter``; False when a ``custom_id`` is
+    already in the job (see there)."""
+    with ItemWriter(conn, job_id, chunk=chunk) as writer:
         for row in rows:
             writer.add(row)
         return writer.finish()

@@ -77,10 +77,13 @@ _NUL_ESCAPE: Final = b"\\u0000"
 
 class PlainChat(NamedTuple):
     """A plain chat line: its id, its body as ``parse_request_line`` leaves it (``model``
-    removed) and its ``estimate_tokens``. A tuple: one is made per line."""
+    removed), that body as ``orjson`` writes it (written once, for the stored request and for
+    an adapter that sends the body as it is) and its ``estimate_tokens``. A tuple: one is made
+    per line."""
 
     custom_id: str
     body: dict[str, Any]
+    body_json: bytes
     tokens: int
 
 
@@ -117,4 +120,4 @@ class PlainChatReader:
             if message.name is not UNSET and not message.name.startswith("data:"):
                 chars += len(message.name)
         return new_tuple(PlainChat, (line.custom_id, body,  # once per line: see new_tuple
-                                     tokens_for(chars, len(messages))))
+                                     orjson.dumps(body), tokens_for(chars, len(messages))))

@@ -275,13 +275,15 @@ class BatchProvider(abc.ABC):
         ``InputError`` naming the field, and the caller adds file and line.
         """
 
-    def encode_plain(self, request: RequestLine, *, endpoint: Endpoint,
+    def encode_plain(self, request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
                      model: str) -> EncodedLine:
         """``encode`` for a plain chat line (``domain.plain_chat``: text messages, a few
         numeric settings, no ``model``), which the intake reads for nearly every line of a
-        chat job. An adapter may skip here the checks such a line cannot fail; the result must
-        be ``encode``'s (``tests/unit/test_plain_chat.py`` holds every built-in adapter to
-        it). The default is ``encode``."""
+        chat job; ``body_json`` is its body as ``orjson`` writes it (the intake stores those
+        bytes too), for an adapter that writes the body as it is. An adapter may skip here the
+        checks such a line cannot fail; the result must be ``encode``'s
+        (``tests/unit/test_plain_chat.py`` holds every built-in adapter to it). The default is
+        ``encode``."""
         return self.encode(request, endpoint=endpoint, model=model)
 
     @abc.abstractmethod

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
+from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
 from llmbatch.domain.input_limits import MAX_LINE_BYTES
 from llmbatch.domain.models import Endpoint, RequestLine, new_tuple
@@ -36,7 +37,7 @@ from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
 from llmbatch.service_layer.model_checks import LineRules, job_adapter
 
 __all__ = ["MAX_LISTED", "AcceptedLine", "IdSink", "Intake", "IntakeReport", "check_file",
-           "preflight", "validate_file"]
+           "preflight", "stored_request", "validate_file"]
 
 MAX_LISTED: Final = 20
 _SKIP_CHUNK: Final = 1024 * 1024
@@ -44,13 +45,15 @@ _SKIP_CHUNK: Final = 1024 * 1024
 
 class AcceptedLine(NamedTuple):
     """A line that passed every check, ready to store; ``output_limit`` is the adapter's
-    ``max_output_tokens`` for it (what bounds its cost). A tuple: one is made per line."""
+    ``max_output_tokens`` for it (what bounds its cost), ``stored`` the JSON text of its
+    ``request`` column (``stored_request``). A tuple: one is made per line."""
 
     request: RequestLine
     encoded: EncodedLine
     tokens: int
     line: int
     output_limit: int | None
+    stored: str
 
 
 class IdSink(Protocol):
@@ -211,7 +214,7 @@ class Intake:
                                            field=problem.field))
             return None
         assert encoded is not None
-        return AcceptedLine(req, encoded, tokens, line_no, output_limit)
+        return AcceptedLine(req, encoded, tokens, line_no, output_limit, stored_request(req))
 
     def _plain_accepted(self, plain: PlainChat, line_no: int,
                         index: int) -> AcceptedLine | None:
@@ -220,7 +223,8 @@ class Intake:
         the full checks then take the line and say what."""
         req = RequestLine(index, plain.custom_id, plain.body)
         try:
-            encoded = self.adapter.encode_plain(req, endpoint=self.endpoint, model=self.model)
+            encoded = self.adapter.encode_plain(req, plain.body_json, endpoint=self.endpoint,
+                                                model=self.model)
         except InputError:
             return None
         output_limit = self.adapter.max_output_tokens(req, endpoint=self.endpoint)
@@ -231,7 +235,10 @@ class Intake:
             self.mapped_keys = True
         if self.ids is not None:
             self.ids.add(line_no, req.custom_id, encoded.provider_key)
-        return new_tuple(AcceptedLine, (req, encoded, plain.tokens, line_no, output_limit))
+        # ``stored_request``'s text, from the bytes the reader wrote once.
+        stored = _BODY_HEAD + plain.body_json.decode() + "}"
+        return new_tuple(AcceptedLine, (req, encoded, plain.tokens, line_no, output_limit,
+                                        stored))
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
         limits = self.limits
@@ -254,6 +261,17 @@ class Intake:
         self.report.ignored_models[given] += 1
         if self.report.first_ignored_line is None:
             self.report.first_ignored_line = line_no
+
+
+_BODY_HEAD: Final = '{"body":'
+
+
+def stored_request(request: RequestLine) -> str:
+    """The JSON text of an item's ``request`` column: ``{"body": ...}`` (the neutral body,
+    without ``model``) or ``{"native": ...}``, as ``json_text.dumps`` writes it
+    (``jobs.request_from_stored`` reads it back)."""
+    return json_text.dumps({"native": request.native} if request.native is not None
+                           else {"body": request.body})
 
 
 def _lines(handle: BinaryIO) -> Iterator[bytes | None]:

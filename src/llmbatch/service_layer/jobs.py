@@ -11,7 +11,6 @@ from typing import Any
 
 import structlog
 
-from llmbatch import json_text
 from llmbatch.bootstrap import Runtime
 from llmbatch.db.item_ingest import ItemWriter, duplicate_provider_keys
 from llmbatch.db.lineage_queries import (
@@ -124,15 +123,14 @@ def create_job(rt: Runtime, path: Path, *, provider: str, model: str,
             WebhookOutbox(uow.repo.conn).set_url(job.id, webhook_url)
         conn = uow.repo.conn
         pricer = BoundPricer(rt, prices)
-        with ItemWriter(conn, chunk=INSERT_CHUNK) as writer:
-            for req, encoded, tokens, _, output_limit in intake.scan(handle):
+        with ItemWriter(conn, job.id, chunk=INSERT_CHUNK) as writer:
+            for req, encoded, tokens, _, output_limit, stored in intake.scan(handle):
                 if not (intake.report.ok and writer.ok):
                     continue  # refused in the end: the rest is only checked
-                stored = {"native": req.native} if req.native is not None else {"body": req.body}
                 bound_pusd = pricer.batch_pusd(tokens, output_limit)
                 bound_total += bound_pusd or 0
-                writer.add((job.id, req.index, req.custom_id, encoded.provider_key,
-                            json_text.dumps(stored), len(encoded.data), tokens, bound_pusd))
+                writer.add((req.index, req.custom_id, encoded.provider_key, stored,
+                            len(encoded.data), tokens, bound_pusd))
             # A refused file's last rows are not written only to be rolled back.
             stored_all = intake.report.ok and writer.finish()
         if intake.report.ok and stored_all:

@@ -189,10 +189,11 @@ class OpenAIProvider(BatchProvider):
         return encode_line(request, endpoint=endpoint, model=model,
                            max_line_bytes=self.effective_limits(model).max_bytes)
 
-    def encode_plain(self, request: RequestLine, *, endpoint: Endpoint,
+    def encode_plain(self, request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
                      model: str) -> EncodedLine:
-        """``encode`` for a plain chat line: only the line is written (``wire``)."""
-        return encode_plain_line(request, endpoint=endpoint, model=model,
+        """``encode`` for a plain chat line: only the line is written, around the body's
+        JSON (``wire``)."""
+        return encode_plain_line(request, body_json, endpoint=endpoint, model=model,
                                  max_line_bytes=self.effective_limits(model).max_bytes)
 
     def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:

@@ -7,8 +7,11 @@ worth another batch, how usage maps) read in one place and are tested without a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
+
+import orjson
 
 from llmbatch.domain.models import (
     BatchFailure,
@@ -101,22 +104,42 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
     return _line(request.custom_id, url, body, field=field, max_line_bytes=max_line_bytes)
 
 
-def encode_plain_line(request: RequestLine, *, endpoint: Endpoint, model: str,
-                      max_line_bytes: int) -> EncodedLine:
+def encode_plain_line(request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
+                      model: str, max_line_bytes: int) -> EncodedLine:
     """``encode_line`` for a plain chat line (``domain.plain_chat``), the same bytes: such a
     body has no cache markers, no ``model``, no ``stream`` and a non-empty ``custom_id``, so
-    only the line is written and measured."""
-    assert request.body is not None
-    body = dict(request.body)
-    body["model"] = model
-    return _line(request.custom_id, ENDPOINT_URLS[endpoint], body, field="body",
-                 max_line_bytes=max_line_bytes)
+    only the line is written and measured. It is spliced around ``body_json`` (the body as
+    ``orjson`` writes it) with ``model`` last, which is what ``compact_json`` writes for the
+    whole line, except when ``null`` appears in it (``compact_json`` then takes the standard
+    encoder, whose floats differ): such a line is written as ``encode_line`` writes it."""
+    head, tail = _plain_frame(endpoint, model)
+    data = b"".join((b'{"custom_id":', orjson.dumps(request.custom_id), head, body_json[:-1],
+                     tail))
+    if b"null" in data or body_json == b"{}":
+        assert request.body is not None
+        data = compact_json({"custom_id": request.custom_id, "method": "POST",
+                             "url": ENDPOINT_URLS[endpoint],
+                             "body": {**request.body, "model": model}}, field="body")
+    return _measured(request.custom_id, data, field="body", max_line_bytes=max_line_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_frame(endpoint: Endpoint, model: str) -> tuple[bytes, bytes]:
+    """What a plain line holds around its id and its body, the same for every line of a job:
+    the method and URL up to the body, and the model that ends it."""
+    return (b',"method":"POST","url":' + orjson.dumps(ENDPOINT_URLS[endpoint]) + b',"body":',
+            b',"model":' + orjson.dumps(model) + b"}}")
 
 
 def _line(custom_id: str, url: str, body: dict[str, Any], *, field: str,
           max_line_bytes: int) -> EncodedLine:
     data = compact_json({"custom_id": custom_id, "method": "POST", "url": url, "body": body},
                         field=field)
+    return _measured(custom_id, data, field=field, max_line_bytes=max_line_bytes)
+
+
+def _measured(custom_id: str, data: bytes, *, field: str, max_line_bytes: int) -> EncodedLine:
+    """The line ``data``, or the refusal of one larger than a batch file takes."""
     if len(data) + 1 > max_line_bytes:
         raise InputError(f"the request is {len(data) + 1} bytes encoded; an OpenAI batch file "
                          f"holds at most {max_line_bytes}", field=field)
