@@ -154,6 +154,14 @@ def row_counts(engine: Engine) -> dict[str, int]:
                 for t in tables.metadata.sorted_tables}
 
 
+def orphan_items(engine: Engine) -> int:
+    """Items naming no job: none may exist (``items`` has no foreign key to ``jobs`` since
+    migration 0015; whoever writes items writes their job first)."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(tables.items).where(
+            tables.items.c.job_id.not_in(select(tables.jobs.c.id)))).scalar_one()
+
+
 def chat_line(custom_id: str | None, text: str = "hello", **extra: Any) -> str:
     line: dict[str, Any] = {"body": {"messages": [{"role": "user", "content": text}],
                                      "max_tokens": 20}, **extra}

@@ -17,7 +17,7 @@ from llmbatch.db import tables
 from llmbatch.domain.states import BatchStatus, JobStatus
 from llmbatch.pricing import from_pusd
 from llmbatch.service_layer.budgets import BudgetExceededError
-from llmbatch.service_layer.jobs import create_job
+from llmbatch.service_layer.jobs import create_job, retry_lineage
 
 from .harness import MODEL, Driver
 
@@ -137,3 +137,21 @@ def test_a_batch_that_can_never_fit_fails_with_the_figures(
     assert batch.error_code == "over_budget" and "$0.0001 limit" in (batch.error or "")
     assert {i.error["code"] for i in driver.items(job_id)} == {"over_budget"}
     assert reservations(driver) == []
+
+
+def test_a_retry_reserves_the_bound_of_the_items_it_sends_again(
+        budget_driver: Callable[..., Driver], write_jsonl: Writer) -> None:
+    """The child job's items keep their bound (``copy_latest_for_retry``): its batch holds
+    it against the budgets as the parent's did, instead of going out for nothing."""
+    driver = budget_driver("1")
+    driver.fake.outcomes.update({"q-0": ["permanent"]})
+    job_id, _ = create_job(driver.rt, write_jsonl(3), provider="fake", model=MODEL)
+    driver.fake.polls_to_finish = 0
+    driver.run(job_id)
+    (bound,) = [int(i.cost_bound_pusd) for i in driver.items(job_id) if i.custom_id == "q-0"]
+
+    child = retry_lineage(driver.rt, job_id)
+    assert [int(i.cost_bound_pusd) for i in driver.items(child.child_id)] == [bound]
+    driver.fake.polls_to_finish = None
+    driver.drain()  # the retry's batch is sent, its bound held
+    assert ("held", bound, None) in reservations(driver)

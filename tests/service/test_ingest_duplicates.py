@@ -21,7 +21,7 @@ from llmbatch.service_layer import jobs as jobs_service
 from llmbatch.service_layer.intake import check_file
 from llmbatch.service_layer.jobs import create_job
 
-from .harness import MODEL, Driver, chat_line, row_counts
+from .harness import MODEL, Driver, chat_line, orphan_items, row_counts
 
 Writer = Callable[..., Path]
 
@@ -62,6 +62,7 @@ def test_a_good_file_is_stored_whole_and_in_order(driver: Driver, write_jsonl: W
     assert rows[5].request == {"body": {"messages": [{"role": "user", "content": "question 5"}],
                                         "max_tokens": 20}}
     assert {(r.status, r.input_tokens) for r in rows} == {("pending", 0)}
+    assert orphan_items(driver.rt.engine) == 0
 
 
 def test_duplicates_across_chunks_are_named_with_every_other_problem(

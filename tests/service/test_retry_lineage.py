@@ -14,7 +14,7 @@ from llmbatch.errors import ConflictError
 from llmbatch.service_layer.jobs import cancel_job, create_job, retry_lineage
 from llmbatch.service_layer.read_models import lineage_results
 
-from .harness import MODEL, Driver, row_counts
+from .harness import MODEL, Driver, orphan_items, row_counts
 
 Writer = Callable[..., Path]
 
@@ -73,6 +73,7 @@ def test_retrying_a_retry_follows_the_whole_lineage(driver: Driver,
     merged = [r.as_dict() for r in lineage_results(driver.rt, parent_id)]
     assert [(r["custom_id"], r["status"], r["job_id"]) for r in merged] == [
         ("q-0", "succeeded", grandchild.child_id), ("q-1", "succeeded", parent_id)]
+    assert orphan_items(driver.rt.engine) == 0
 
 
 def test_cancelled_items_are_retried_only_when_asked(driver: Driver,

@@ -3,7 +3,7 @@ items (a job may hold hundreds of thousands, so never one ORM object at a time).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,8 +12,6 @@ from sqlalchemy import (
     Connection,
     Row,
     func,
-    insert,
-    literal,
     select,
     text,
     update,
@@ -123,21 +121,6 @@ class ItemQueries:
                                   .select_from(ITEMS_WITH_RESULTS)
                                   .where(items.c.job_id == job_id)).scalar_one()
         return None if total is None else from_pusd(int(total))
-
-    def copy_items_for_retry(self, parent_id: str, child_id: str,
-                             statuses: Iterable[ItemStatus]) -> int:
-        """Copy a job's items in ``statuses`` into a new job as fresh pending items (one
-        INSERT ... SELECT, keeping ``seq`` so the child's results keep the input order)."""
-        src = select(
-            literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
-            items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
-            items.c.cost_bound_pusd, literal(str(ItemStatus.PENDING)), literal(0),
-        ).select_from(ITEMS_WITH_RESULTS).where(
-            items.c.job_id == parent_id, settled.status.in_([str(s) for s in statuses]))
-        res = self.conn.execute(insert(items).from_select(
-            ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
-             "estimated_tokens", "cost_bound_pusd", "status", "attempts"], src))
-        return res.rowcount
 
     def usage_totals(self, job_id: str) -> Usage:
         row = self.conn.execute(select(

@@ -83,7 +83,9 @@ def copy_latest_for_retry(conn: Connection, lineage: Sequence[str], parent_id: s
                           child_id: str, statuses: Iterable[ItemStatus]) -> int:
     """Copy into ``child_id``, as fresh pending items, the items of ``parent_id`` in
     ``statuses`` whose latest attempt in the lineage is in ``statuses`` too (one INSERT ...
-    SELECT, keeping ``seq`` so that results keep the input order)."""
+    SELECT, keeping ``seq`` so that results keep the input order, and each item's cost bound,
+    which its batch reserves against the budgets). The child job is inserted before, in the
+    same transaction: nothing else ties an item to its job (migration 0015)."""
     wanted = list(statuses)
     latest = _latest(lineage)
     chosen = select(latest.c.id).where(
@@ -92,11 +94,11 @@ def copy_latest_for_retry(conn: Connection, lineage: Sequence[str], parent_id: s
     src = select(
         literal(child_id), items.c.seq, items.c.custom_id, items.c.provider_key,
         items.c.request, items.c.wire_bytes, items.c.estimated_tokens,
-        literal(str(ItemStatus.PENDING)), literal(0),
+        items.c.cost_bound_pusd, literal(str(ItemStatus.PENDING)), literal(0),
     ).where(items.c.id.in_(chosen))
     res = conn.execute(insert(items).from_select(
         ["job_id", "seq", "custom_id", "provider_key", "request", "wire_bytes",
-         "estimated_tokens", "status", "attempts"], src))
+         "estimated_tokens", "cost_bound_pusd", "status", "attempts"], src))
     return res.rowcount
 
 

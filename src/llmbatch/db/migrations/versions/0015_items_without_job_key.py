@@ -20,6 +20,11 @@ once per row says nothing new:
 
 SQLite loses the key too (its table is rebuilt; the partial batch index of ``0012`` keeps its
 predicate), so both databases keep the same schema and rules.
+
+SQLite checks a trigger's body against the tables it names when one of them is rebuilt: a
+later migration that rebuilds ``items`` there (``batch_alter_table``) fails on
+``trg_jobs_delete_items`` unless it drops the trigger first and creates it again after, as
+this one's downgrade does.
 """
 
 from __future__ import annotations
