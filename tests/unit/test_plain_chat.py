@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+from decimal import Context, Decimal
 from typing import Any
 
 import pytest
@@ -87,6 +89,13 @@ MESSAGES: list[Any] = [
 IDS: list[Any] = ["c", "a" * MAX_CUSTOM_ID_CHARS, "a" * (MAX_CUSTOM_ID_CHARS + 1),
                   "😀" * MAX_CUSTOM_ID_CHARS, "", 5, None, "with space/and:colon"]
 
+def halfway(value: float) -> str:
+    """The decimal exactly between ``value`` and the next double up."""
+    exact = Context(prec=1000)  # both doubles and their mean, without rounding
+    return format(exact.divide(exact.add(Decimal(value),
+                                         Decimal(math.nextafter(value, math.inf))), 2), "f")
+
+
 CORPUS: list[str | bytes] = [
     *(line({"messages": m}) for m in MESSAGES),
     *(line({"messages": HI, key: value}) for key, values in FIELD_VALUES.items()
@@ -102,6 +111,10 @@ CORPUS: list[str | bytes] = [
     line({"messages": [{"role": "user", "content": "null"}], "temperature": 1e-07,
           "top_p": 1e-05}),
     line({"messages": HI, "temperature": 1e-07}),
+    # Halfway between two doubles, padded past ~768 digits: orjson rounds these up, the full
+    # path's careful parser (and msgspec) to even; at 2.0 and 1.0 that is the range's edge.
+    *(line({"messages": HI}).replace("}}", f', "{key}": {halfway(edge)}{"0" * 760}}}}}')
+      for key, edge in (("temperature", 1.0), ("temperature", 2.0), ("top_p", 1.0))),
     line({"messages": HI, "max_tokens": 5}).replace('"max_tokens": 5',
                                                       '"max_tokens": 5, "max_tokens": 0'),
     '{"custom_id": "dup", "custom_id": "c2", "body": {"messages": [{"role": "user", '

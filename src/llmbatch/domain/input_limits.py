@@ -57,6 +57,14 @@ _DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 19
 
 
+def has_long_digit_run(raw: bytes) -> bool:
+    """Whether ``raw`` holds a run of 19 or more digits: the lines ``decode_storable_line``
+    leaves to the careful parser, because ``orjson`` may read such a number otherwise (an
+    integer past 2^63; a decimal halfway between two doubles padded past ~768 digits, which it
+    rounds up, not to even)."""
+    return _LONG_DIGITS in raw.translate(_DIGITS_AS_ZEROS)
+
+
 class _Refused(ValueError):
     """Raised from inside the JSON parser's hooks; becomes an ``InputError``."""
 

@@ -24,7 +24,12 @@ import msgspec
 import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from llmbatch.domain.input_limits import INT_LIMIT, MAX_CUSTOM_ID_CHARS, MAX_OUTPUT_TOKENS
+from llmbatch.domain.input_limits import (
+    INT_LIMIT,
+    MAX_CUSTOM_ID_CHARS,
+    MAX_OUTPUT_TOKENS,
+    has_long_digit_run,
+)
 from llmbatch.domain.models import Endpoint, new_tuple
 from llmbatch.domain.tokens import tokens_for
 
@@ -99,7 +104,9 @@ class PlainChatReader:
         return endpoint is Endpoint.CHAT
 
     def read(self, raw: bytes) -> PlainChat | None:
-        if _NUL_ESCAPE in raw:
+        # The value is ``orjson``'s, as the full path's, except where the full path reads the
+        # line carefully (a run of 19 digits): such a line takes the full path.
+        if _NUL_ESCAPE in raw or has_long_digit_run(raw):
             return None
         try:
             line = _DECODER.decode(raw)
