@@ -72,4 +72,3 @@ def downgrade() -> None:
         return
     with op.batch_alter_table("items") as batch:
         batch.create_foreign_key(_KEY, "jobs", ["job_id"], ["id"], ondelete="CASCADE")
-
