@@ -117,9 +117,9 @@ def encode_plain_line(request: RequestLine, body_json: bytes, *, endpoint: Endpo
                      tail))
     if b"null" in data or body_json == b"{}":
         assert request.body is not None
-        data = compact_json({"custom_id": request.custom_id, "method": "POST",
-                             "url": ENDPOINT_URLS[endpoint],
-                             "body": {**request.body, "model": model}}, field="body")
+        return _line(request.custom_id, ENDPOINT_URLS[endpoint],
+                     {**request.body, "model": model}, field="body",
+                     max_line_bytes=max_line_bytes)
     return _measured(request.custom_id, data, field="body", max_line_bytes=max_line_bytes)
 
 
