@@ -78,6 +78,10 @@ _DECODER: Final = msgspec.json.Decoder(_Line)
 # The one way to write a NUL in JSON text (which no database stores): such a line takes the
 # full checks, which refuse it.
 _NUL_ESCAPE: Final = b"\\u0000"
+# Every escape starts with one, and most lines hold none: one byte is found faster. (Searched
+# with ``find``, here and on the other hot paths, not ``in``: bytes' ``in`` first tries its
+# operand as an integer, raising and clearing an error each time, as costly as the search.)
+_ESCAPE: Final = b"\\"
 
 
 class PlainChat(NamedTuple):
@@ -106,7 +110,7 @@ class PlainChatReader:
     def read(self, raw: bytes) -> PlainChat | None:
         # The value is ``orjson``'s, as the full path's, except where the full path reads the
         # line carefully (a run of 19 digits): such a line takes the full path.
-        if _NUL_ESCAPE in raw or has_long_digit_run(raw):
+        if (raw.find(_ESCAPE) >= 0 and raw.find(_NUL_ESCAPE) >= 0) or has_long_digit_run(raw):
             return None
         try:
             line = _DECODER.decode(raw)

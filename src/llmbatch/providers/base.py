@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import copy
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -49,7 +49,8 @@ from llmbatch.providers.webhooks import WebhookNotice, WebhooksUnsupported
 # is limited on its own; moderation models are not in the catalogue's sense generative).
 _NO_WINDOW = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
 
-__all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "ProviderOptions", "output_limit"]
+__all__ = ["BatchLimits", "BatchProvider", "EncodedLine", "PlainEncoder", "ProviderOptions",
+           "output_limit"]
 
 
 class ProviderOptions(BaseModel):
@@ -74,6 +75,11 @@ class EncodedLine(NamedTuple):
 
     provider_key: str
     data: bytes  # one JSON object, no trailing newline
+
+
+# A job's encoder of plain chat lines (``BatchProvider.plain_encoder``): the request and its
+# body as ``orjson`` writes it, to the line.
+PlainEncoder = Callable[[RequestLine, bytes], EncodedLine]
 
 
 class BatchProvider(abc.ABC):
@@ -275,16 +281,20 @@ class BatchProvider(abc.ABC):
         ``InputError`` naming the field, and the caller adds file and line.
         """
 
-    def encode_plain(self, request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
-                     model: str) -> EncodedLine:
-        """``encode`` for a plain chat line (``domain.plain_chat``: text messages, a few
-        numeric settings, no ``model``), which the intake reads for nearly every line of a
-        chat job; ``body_json`` is its body as ``orjson`` writes it (the intake stores those
-        bytes too), for an adapter that writes the body as it is. An adapter may skip here the
-        checks such a line cannot fail; the result must be ``encode``'s
-        (``tests/unit/test_plain_chat.py`` holds every built-in adapter to it). The default is
-        ``encode``."""
-        return self.encode(request, endpoint=endpoint, model=model)
+    def plain_encoder(self, *, endpoint: Endpoint, model: str) -> PlainEncoder:
+        """``encode`` for the plain chat lines of one job (``domain.plain_chat``: text
+        messages, a few numeric settings, no ``model``), which the intake reads for nearly
+        every line of a chat job. Asked once per job, so that what every line shares (limits,
+        the line's frame) is worked out once. The encoder is given the request and its body as
+        ``orjson`` writes it (the intake stores those bytes too), for an adapter that writes
+        the body as it is. It may skip the checks such a line cannot fail; its result must be
+        ``encode``'s (``tests/unit/test_plain_chat.py`` holds every built-in adapter to it).
+        The default is ``encode``."""
+
+        def encode(request: RequestLine, body_json: bytes) -> EncodedLine:
+            return self.encode(request, endpoint=endpoint, model=model)
+
+        return encode
 
     @abc.abstractmethod
     def submit(self, lines: Iterable[bytes], *, tag: str, endpoint: Endpoint,

@@ -48,7 +48,7 @@ def compact_json(obj: Any, *, field: str) -> bytes:
     except orjson.JSONEncodeError:
         pass
     else:
-        if b"null" not in data:
+        if data.find(b"null") < 0:  # ``find``, not ``in``: see domain.plain_chat
             return data
     try:
         text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -19,6 +19,7 @@ ids to disk (``duplicate_ids.SpilledIds``). Either way the refusal names file:li
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,13 +35,13 @@ from llmbatch.domain.requests import parse_request_line
 from llmbatch.domain.tokens import estimate_tokens
 from llmbatch.errors import AuthenticationError, ConfigError, InputError, InputProblems
 from llmbatch.providers.base import BatchLimits, BatchProvider, EncodedLine
+from llmbatch.service_layer.input_lines import input_lines
 from llmbatch.service_layer.model_checks import LineRules, job_adapter
 
 __all__ = ["MAX_LISTED", "AcceptedLine", "IdSink", "Intake", "IntakeReport", "check_file",
            "preflight", "stored_request", "validate_file"]
 
 MAX_LISTED: Final = 20
-_SKIP_CHUNK: Final = 1024 * 1024
 
 
 class AcceptedLine(NamedTuple):
@@ -135,8 +136,13 @@ class Intake:
         self.ids = ids
         self.mapped_keys = False
         self._rules = LineRules(adapter, model=model, endpoint=endpoint)
-        # Nearly every line of a chat job is plain: read in one typed pass (domain.plain_chat).
+        # Nearly every line of a chat job is plain: read in one typed pass (domain.plain_chat),
+        # then checked with what the job's lines share worked out once.
         self._plain = PlainChatReader(model) if PlainChatReader.applies_to(endpoint) else None
+        self._encode_plain = (adapter.plain_encoder(endpoint=endpoint, model=model)
+                              if self._plain is not None else None)
+        self._output_limit = adapter.max_output_tokens
+        self._max_tokens = sys.maxsize if limits.max_tokens is None else limits.max_tokens
 
     @property
     def content_hash(self) -> str:
@@ -146,29 +152,25 @@ class Intake:
         """Every line of ``handle`` checked; the ones that pass, in order. A problem is added to
         ``report`` and the scan goes on."""
         index = 0
-        update = self.digest.update
-        for line_no, raw in enumerate(_lines(handle), start=1):
+        read_plain = self._plain.read if self._plain is not None else None
+        for line_no, raw in enumerate(input_lines(handle, self.digest), start=1):
             if raw is None:
                 self.report.add(InputError(f"longer than {MAX_LINE_BYTES:,} bytes",
                                            file=self.report.file, line=line_no))
                 continue
-            # The content hash reads every line ended by one "\n" (the common case as is).
-            update(raw if raw[-1:] == b"\n" and raw[-2:-1] != b"\r"
-                   else raw.rstrip(b"\r\n") + b"\n")
-            accepted = self._check(raw, line_no, index)
+            accepted = None
+            if read_plain is not None and (plain := read_plain(raw)) is not None:
+                accepted = self._plain_accepted(plain, line_no, index)
             if accepted is None:
-                continue
+                accepted = self._check(raw, line_no, index)
+                if accepted is None:
+                    continue
             index += 1
             self.report.requests += 1
             yield accepted
 
     def _check(self, raw: bytes, line_no: int, index: int) -> AcceptedLine | None:
-        if self._plain is not None:
-            plain = self._plain.read(raw)
-            if plain is not None:
-                accepted = self._plain_accepted(plain, line_no, index)
-                if accepted is not None:
-                    return accepted
+        """Every check, for any line; what it finds goes to ``report``."""
         file = self.report.file
         try:
             text = raw.decode("utf-8")
@@ -222,14 +224,15 @@ class Intake:
         checks that remain: encoding, size, the model's rules. None when one finds anything:
         the full checks then take the line and say what."""
         req = RequestLine(index, plain.custom_id, plain.body)
+        assert self._encode_plain is not None  # made with the reader
         try:
-            encoded = self.adapter.encode_plain(req, plain.body_json, endpoint=self.endpoint,
-                                                model=self.model)
+            encoded = self._encode_plain(req, plain.body_json)
         except InputError:
             return None
-        output_limit = self.adapter.max_output_tokens(req, endpoint=self.endpoint)
-        if self._size_problems(encoded, plain.tokens) or self._rules.problems(
-                req, plain.tokens, output_tokens=output_limit):
+        tokens = plain.tokens
+        output_limit = self._output_limit(req, endpoint=self.endpoint)
+        if not self._fits(encoded, tokens) or self._rules.problems(
+                req, tokens, output_tokens=output_limit):
             return None
         if encoded.provider_key != req.custom_id:
             self.mapped_keys = True
@@ -237,14 +240,17 @@ class Intake:
             self.ids.add(line_no, req.custom_id, encoded.provider_key)
         # ``stored_request``'s text, from the bytes the reader wrote once.
         stored = _BODY_HEAD + plain.body_json.decode() + "}"
-        return new_tuple(AcceptedLine, (req, encoded, plain.tokens, line_no, output_limit,
-                                        stored))
+        return new_tuple(AcceptedLine, (req, encoded, tokens, line_no, output_limit, stored))
+
+    def _fits(self, encoded: EncodedLine, tokens: int) -> bool:
+        """Whether the line and its estimate are within the provider's per-request limits
+        (the line with its newline)."""
+        return len(encoded.data) < self.limits.max_bytes and tokens <= self._max_tokens
 
     def _size_problems(self, encoded: EncodedLine, tokens: int) -> list[InputError]:
-        limits = self.limits
-        if len(encoded.data) + 1 <= limits.max_bytes and (
-                limits.max_tokens is None or tokens <= limits.max_tokens):
+        if self._fits(encoded, tokens):
             return []
+        limits = self.limits
         problems = []
         if len(encoded.data) + 1 > limits.max_bytes:
             problems.append(InputError(
@@ -272,21 +278,6 @@ def stored_request(request: RequestLine) -> str:
     (``jobs.request_from_stored`` reads it back)."""
     return json_text.dumps({"native": request.native} if request.native is not None
                            else {"body": request.body})
-
-
-def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
-    """The file's lines; ``None`` for one longer than ``MAX_LINE_BYTES`` (skipped unread, so
-    a huge line never sits in memory)."""
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while (rest := handle.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
-                pass
-            yield None
-            continue
-        yield raw
 
 
 def preflight(rt: Runtime, *, provider: str, model: str, endpoint: Endpoint) -> BatchProvider:

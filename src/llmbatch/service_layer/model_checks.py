@@ -87,13 +87,14 @@ class LineRules:
         self.adapter = adapter
         self.endpoint = endpoint
         self.rules = job_rules(adapter, model, endpoint)
+        self._empty = self.rules.empty  # asked for every line
 
     def problems(self, request: RequestLine, estimated_tokens: int, *,
                  output_tokens: int | _Unset | None = _UNSET) -> list[InputError]:
         """What the model certainly refuses in ``request`` (fields named ``body.…`` or
         ``native.…``); nothing for a model without known rules. ``output_tokens`` is the
         adapter's ``max_output_tokens`` for it when the caller has it already."""
-        if self.rules.empty:
+        if self._empty:
             return []
         if isinstance(output_tokens, _Unset):
             output_tokens = self.adapter.max_output_tokens(request, endpoint=self.endpoint)

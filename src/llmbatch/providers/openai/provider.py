@@ -32,7 +32,7 @@ from llmbatch.domain.models import (
 from llmbatch.domain.requests import ENDPOINT_URLS, NEUTRAL_SCHEMAS
 from llmbatch.domain.retention import Deletion
 from llmbatch.errors import InputError, ProviderError
-from llmbatch.providers.base import BatchProvider, EncodedLine, ProviderOptions
+from llmbatch.providers.base import BatchProvider, EncodedLine, PlainEncoder, ProviderOptions
 from llmbatch.providers.cleanup import delete_each, delete_orphan
 from llmbatch.providers.jsonl import display_name, parse_result_stream, spool_jsonl
 from llmbatch.providers.openai import webhooks as openai_webhooks
@@ -46,8 +46,8 @@ from llmbatch.providers.openai.model_rules import (
 )
 from llmbatch.providers.openai.wire import (
     encode_line,
-    encode_plain_line,
     parse_result_line,
+    plain_line_encoder,
     progress_from_batch,
 )
 from llmbatch.providers.sdk_client import LazyClient
@@ -189,12 +189,13 @@ class OpenAIProvider(BatchProvider):
         return encode_line(request, endpoint=endpoint, model=model,
                            max_line_bytes=self.effective_limits(model).max_bytes)
 
-    def encode_plain(self, request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
-                     model: str) -> EncodedLine:
-        """``encode`` for a plain chat line: only the line is written, around the body's
-        JSON (``wire``)."""
-        return encode_plain_line(request, body_json, endpoint=endpoint, model=model,
-                                 max_line_bytes=self.effective_limits(model).max_bytes)
+    def plain_encoder(self, *, endpoint: Endpoint, model: str) -> PlainEncoder:
+        """``encode`` for a job's plain chat lines: only the line is written, around the
+        body's JSON, in a frame made once (``wire.plain_line_encoder``)."""
+        if endpoint not in self.endpoints:
+            return super().plain_encoder(endpoint=endpoint, model=model)
+        return plain_line_encoder(endpoint=endpoint, model=model,
+                                  max_line_bytes=self.effective_limits(model).max_bytes)
 
     def retention_problems(self, retention: RetentionConfig, *, where: str) -> list[str]:
         """Expiries within OpenAI's bounds (1 h to 30 days), the input's at least 24 h."""

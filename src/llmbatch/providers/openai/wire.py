@@ -7,7 +7,6 @@ worth another batch, how usage maps) read in one place and are tested without a 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ from llmbatch.domain.models import (
 from llmbatch.domain.requests import ENDPOINT_URLS
 from llmbatch.domain.states import ItemStatus
 from llmbatch.errors import InputError
-from llmbatch.providers.base import EncodedLine
+from llmbatch.providers.base import EncodedLine, PlainEncoder
 from llmbatch.providers.cache_markers import without_cache_markers
 from llmbatch.providers.jsonl import compact_json, read_result_line, split_lines
 
@@ -40,8 +39,8 @@ __all__ = [
     "batch_failure",
     "classify_item_failure",
     "encode_line",
-    "encode_plain_line",
     "parse_result_line",
+    "plain_line_encoder",
     "progress_from_batch",
     "split_lines",
     "usage_from_body",
@@ -104,31 +103,31 @@ def encode_line(request: RequestLine, *, endpoint: Endpoint, model: str,
     return _line(request.custom_id, url, body, field=field, max_line_bytes=max_line_bytes)
 
 
-def encode_plain_line(request: RequestLine, body_json: bytes, *, endpoint: Endpoint,
-                      model: str, max_line_bytes: int) -> EncodedLine:
-    """``encode_line`` for a plain chat line (``domain.plain_chat``), the same bytes: such a
-    body has no cache markers, no ``model``, no ``stream`` and a non-empty ``custom_id``, so
-    only the line is written and measured. It is spliced around ``body_json`` (the body as
-    ``orjson`` writes it) with ``model`` last, which is what ``compact_json`` writes for the
-    whole line, except when ``null`` appears in it (``compact_json`` then takes the standard
-    encoder, whose floats differ): such a line is written as ``encode_line`` writes it."""
-    head, tail = _plain_frame(endpoint, model)
-    data = b"".join((b'{"custom_id":', orjson.dumps(request.custom_id), head, body_json[:-1],
-                     tail))
-    if b"null" in data or body_json == b"{}":
-        assert request.body is not None
-        return _line(request.custom_id, ENDPOINT_URLS[endpoint],
-                     {**request.body, "model": model}, field="body",
-                     max_line_bytes=max_line_bytes)
-    return _measured(request.custom_id, data, field="body", max_line_bytes=max_line_bytes)
+def plain_line_encoder(*, endpoint: Endpoint, model: str, max_line_bytes: int) -> PlainEncoder:
+    """``encode_line`` for the plain chat lines of one job (``domain.plain_chat``), the same
+    bytes: such a body has no cache markers, no ``model``, no ``stream`` and a non-empty
+    ``custom_id``, so only the line is written and measured. It is spliced around the body's
+    JSON (as ``orjson`` writes it) in a frame made here, once: the method and URL before the
+    body, the model that ends it. That is what ``compact_json`` writes for the whole line,
+    except when ``null`` appears in it (``compact_json`` then takes the standard encoder,
+    whose floats differ): such a line is written as ``encode_line`` writes it."""
+    url = ENDPOINT_URLS[endpoint]
+    head = b',"method":"POST","url":' + orjson.dumps(url) + b',"body":'
+    tail = b',"model":' + orjson.dumps(model) + b"}}"
+    dumps, join = orjson.dumps, b"".join
 
+    def encode(request: RequestLine, body_json: bytes) -> EncodedLine:
+        custom_id = request.custom_id
+        data = join((b'{"custom_id":', dumps(custom_id), head, body_json[:-1], tail))
+        if data.find(b"null") >= 0 or body_json == b"{}":  # ``find``: see plain_chat
+            assert request.body is not None
+            return _line(custom_id, url, {**request.body, "model": model}, field="body",
+                         max_line_bytes=max_line_bytes)
+        if len(data) >= max_line_bytes:
+            return _measured(custom_id, data, field="body", max_line_bytes=max_line_bytes)
+        return new_tuple(EncodedLine, (custom_id, data))  # once per line: see new_tuple
 
-@functools.lru_cache(maxsize=64)
-def _plain_frame(endpoint: Endpoint, model: str) -> tuple[bytes, bytes]:
-    """What a plain line holds around its id and its body, the same for every line of a job:
-    the method and URL up to the body, and the model that ends it."""
-    return (b',"method":"POST","url":' + orjson.dumps(ENDPOINT_URLS[endpoint]) + b',"body":',
-            b',"model":' + orjson.dumps(model) + b"}}")
+    return encode
 
 
 def _line(custom_id: str, url: str, body: dict[str, Any], *, field: str,
