@@ -18,6 +18,7 @@ from llmbatch.errors import InputError
 from llmbatch.providers.anthropic import AnthropicProvider
 from llmbatch.providers.gemini import GeminiProvider
 from llmbatch.providers.openai import OpenAIProvider
+from llmbatch.service_layer.intake import check_file
 
 FILE = "in.jsonl"
 MODEL = "gpt-4o-mini"
@@ -198,3 +199,17 @@ def test_the_example_config_takes_the_readme_lines_with_temperature(provider: st
                                               endpoint=Endpoint.CHAT, model=model,
                                               on_model_conflict=lambda _: None)
         adapter.encode(req, endpoint=Endpoint.CHAT, model=model)  # raises if refused
+
+
+def test_a_line_cut_short_is_placed_where_it_ends_whatever_ends_the_line(tmp_path: Path) -> None:
+    """The parser sees a line without its ending (``input_lines``), so a line cut short is
+    reported at its own end, the same with ``\\n``, ``\\r\\n`` or none (it was ``column 1``
+    of the next line, past the newline)."""
+    cut = '{"custom_id": "b", "body": {"messages": ['
+    adapter = OpenAIProvider(ProviderConfig(api_key="k"))
+    for ending in ("\n", "\r\n", ""):
+        path = tmp_path / "cut.jsonl"
+        path.write_bytes((line({"messages": HI}) + "\n" + cut + ending).encode())
+        report = check_file(adapter, path, endpoint=Endpoint.CHAT, model=MODEL)
+        assert [(p.line, p.message) for p in report.problems] == [
+            (2, f"not valid JSON: Expecting value (column {len(cut) + 1})")], ending

@@ -1,5 +1,6 @@
-"""``input_lines`` gives what reading a line at a time gave: the same lines, ``None`` for the
-same too-long ones, and the same content hash, whatever the blocks' size."""
+"""``input_lines`` gives what reading a line at a time gave: the same lines (without their
+ending), ``None`` for the same too-long ones, and the same content hash, whatever the blocks'
+size."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def by_readline(data: bytes, limit: int) -> tuple[list[bytes | None], str]:
             lines.append(None)
             continue
         digest.update(raw.rstrip(b"\r\n") + b"\n")
-        lines.append(raw.removesuffix(b"\n"))
+        lines.append(raw.removesuffix(b"\n").rstrip(b"\r"))
     return lines, digest.hexdigest()
 
 
