@@ -62,7 +62,7 @@ def has_long_digit_run(raw: bytes) -> bool:
     leaves to the careful parser, because ``orjson`` may read such a number otherwise (an
     integer past 2^63; a decimal halfway between two doubles padded past ~768 digits, which it
     rounds up, not to even)."""
-    return raw.translate(_DIGITS_AS_ZEROS).find(_LONG_DIGITS) >= 0  # not ``in``: plain_chat
+    return raw.translate(_DIGITS_AS_ZEROS).find(_LONG_DIGITS) >= 0  # ``find``: see plain_chat
 
 
 class _Refused(ValueError):
