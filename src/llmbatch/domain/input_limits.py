@@ -38,6 +38,7 @@ __all__ = [
     "MAX_OUTPUT_TOKENS",
     "decode_json_line",
     "decode_storable_line",
+    "needs_careful_parser",
     "neutral_body_problems",
     "neutral_limits_schema",
     "storable_problem",
@@ -57,11 +58,12 @@ _DIGITS_AS_ZEROS: Final = bytes.maketrans(b"123456789[", b"000000000{")
 _LONG_DIGITS: Final = b"0" * 19
 
 
-def has_long_digit_run(raw: bytes) -> bool:
+def needs_careful_parser(raw: bytes) -> bool:
     """Whether ``raw`` holds a run of 19 or more digits: the lines ``decode_storable_line``
     leaves to the careful parser, because ``orjson`` may read such a number otherwise (an
     integer past 2^63; a decimal halfway between two doubles padded past ~768 digits, which it
-    rounds up, not to even)."""
+    rounds up, not to even). (Not ``storable.has_long_digit_run``, whose twenty digits are
+    what a result's integers past 64 bits need.)"""
     return raw.translate(_DIGITS_AS_ZEROS).find(_LONG_DIGITS) >= 0  # ``find``: see plain_chat
 
 

@@ -28,7 +28,7 @@ from llmbatch.domain.input_limits import (
     INT_LIMIT,
     MAX_CUSTOM_ID_CHARS,
     MAX_OUTPUT_TOKENS,
-    has_long_digit_run,
+    needs_careful_parser,
 )
 from llmbatch.domain.models import Endpoint, new_tuple
 from llmbatch.domain.tokens import tokens_for
@@ -110,7 +110,7 @@ class PlainChatReader:
     def read(self, raw: bytes) -> PlainChat | None:
         # The value is ``orjson``'s, as the full path's, except where the full path reads the
         # line carefully (a run of 19 digits): such a line takes the full path.
-        if (raw.find(_ESCAPE) >= 0 and raw.find(_NUL_ESCAPE) >= 0) or has_long_digit_run(raw):
+        if (raw.find(_ESCAPE) >= 0 and raw.find(_NUL_ESCAPE) >= 0) or needs_careful_parser(raw):
             return None
         try:
             line = _DECODER.decode(raw)
